@@ -1,0 +1,183 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/pyship/pyship/detect"
+	"github.com/pyship/pyship/layers"
+	"github.com/pyship/pyship/plan"
+	"github.com/pyship/pyship/publish"
+	"github.com/pyship/pyship/sandbox"
+)
+
+func runBuild(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("build", flag.ContinueOnError)
+	var c common
+	c.register(fs)
+	image := fs.String("image", os.Getenv("PYSHIP_IMAGE"), "image `REF` to name the result (env PYSHIP_IMAGE)")
+	push := fs.Bool("push", false, "push the image to the registry named by --image")
+	ociLayout := fs.String("oci-layout", "", "write the image into the OCI layout `DIR`")
+	tarballPath := fs.String("tarball", "", "write the image to `FILE`, loadable by docker load or podman load")
+	path, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	log := c.logger()
+
+	var ref name.Reference
+	if *image != "" {
+		if ref, err = name.ParseReference(*image); err != nil {
+			return usagef("--image %q: %v", *image, err)
+		}
+	}
+	if *push && ref == nil {
+		return usagef("--push needs --image REGISTRY/REPOSITORY[:TAG]")
+	}
+	cacheDir, err := c.cache()
+	if err != nil {
+		return err
+	}
+	var registry *publish.Registry
+	if *push {
+		registry = &publish.Registry{Ref: ref}
+		start := time.Now()
+		if err := registry.Check(); err != nil {
+			return fail(exitPublish, err)
+		}
+		log.Info("registry ready", "ref", ref.Context().String(), "took", since(start))
+	}
+
+	p, dir, info, err := detectAndPlan(ctx, path, c, log)
+	if err != nil {
+		return err
+	}
+
+	res, err := layers.Build(ctx, p, layers.Options{Source: dir, CacheDir: cacheDir, Epoch: info.epoch, Logger: log})
+	if err != nil {
+		return buildFailure(err)
+	}
+
+	var pub publish.Interface
+	switch {
+	case *push:
+		pub = registry
+	case *ociLayout != "":
+		pub = &publish.Layout{Dir: *ociLayout, Name: refName(ref)}
+	case *tarballPath != "":
+		tag, err := tarballTag(ref, dir)
+		if err != nil {
+			return err
+		}
+		pub = &publish.Tarball{Path: *tarballPath, Tag: tag}
+	default:
+		pub = &publish.Layout{Dir: filepath.Join(cacheDir, "images"), Name: refName(ref)}
+	}
+	start := time.Now()
+	out, err := pub.Publish(ctx, res.Image)
+	if err != nil {
+		return fail(exitPublish, err)
+	}
+	log.Info("image written", "ref", out, "took", since(start))
+	fmt.Println(out)
+	return nil
+}
+
+// detectAndPlan runs the first two phases on the repository at path, and returns the plan,
+// the repository's absolute directory and what its history says.
+func detectAndPlan(ctx context.Context, path string, c common, log hclog.Logger) (*plan.Plan, string, repository, error) {
+	var repo repository
+	dir, err := filepath.Abs(path)
+	if err != nil {
+		return nil, "", repo, usagef("%v", err)
+	}
+	st, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nil, "", repo, fail(exitDetect, fmt.Errorf("%q does not exist\nhint: give the directory of your Python project, like pyship build ./myapp", path))
+	case err != nil:
+		return nil, "", repo, fail(exitDetect, err)
+	case !st.IsDir():
+		return nil, "", repo, fail(exitDetect, fmt.Errorf("%q is not a directory\nhint: give the directory that holds your project, not a file in it", path))
+	}
+	if repo, err = repoInfo(dir); err != nil {
+		return nil, "", repo, err
+	}
+	start := time.Now()
+	res, err := detect.Detect(ctx, os.DirFS(dir), detect.Options{Logger: log})
+	if err != nil {
+		return nil, "", repo, fail(exitDetect, err)
+	}
+	p, err := plan.New(res, plan.Options{
+		Base: c.base, BaseMirror: c.baseMirror, Platform: c.platform,
+		Source: repo.source, Revision: repo.revision,
+	})
+	if err != nil {
+		return nil, "", repo, fail(exitPlan, err)
+	}
+	for _, w := range p.Warnings {
+		log.Warn(w)
+	}
+	log.Info("planned", "python", p.Base.Python, "base", p.Base.Ref, "start", strings.Join(p.Config.Cmd, " "), "took", since(start))
+	return p, dir, repo, nil
+}
+
+// buildFailure gives a build error the exit code of what failed.
+func buildFailure(err error) error {
+	var (
+		base    *layers.BaseError
+		install *layers.InstallError
+		priv    *sandbox.PrivilegeError
+		repo    *detect.Error
+	)
+	switch {
+	case errors.As(err, &base):
+		return fail(exitBase, err)
+	case errors.As(err, &install):
+		return fail(exitInstall, err)
+	case errors.As(err, &priv), errors.Is(err, sandbox.ErrUnsupported):
+		return fail(exitSandbox, err)
+	case errors.As(err, &repo):
+		return fail(exitDetect, err)
+	default:
+		return fail(exitBuild, err)
+	}
+}
+
+func refName(ref name.Reference) string {
+	if ref == nil {
+		return ""
+	}
+	return ref.Name()
+}
+
+var nonNameChars = regexp.MustCompile(`[^a-z0-9._-]+`)
+
+// tarballTag is the name a loaded tarball gets: --image, or the directory's name.
+func tarballTag(ref name.Reference, dir string) (name.Tag, error) {
+	if t, ok := ref.(name.Tag); ok {
+		return t, nil
+	}
+	if ref != nil {
+		return name.Tag{}, usagef("--tarball needs --image to be a tag, not a digest")
+	}
+	base := strings.Trim(nonNameChars.ReplaceAllString(strings.ToLower(filepath.Base(dir)), "-"), "-._")
+	if base == "" {
+		base = "app"
+	}
+	return name.NewTag(base + ":latest")
+}
+
+func since(t time.Time) string {
+	return time.Since(t).Round(time.Millisecond).String()
+}

@@ -1,0 +1,105 @@
+// Command pyship turns a Python repository into a reproducible OCI image, with no
+// Dockerfile and no Docker daemon.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/pyship/pyship/sandbox"
+)
+
+// Exit codes, banded by phase so a CI log tells at a glance what failed.
+const (
+	exitInternal    = 1
+	exitUsage       = 2
+	exitDetect      = 20
+	exitPlan        = 30
+	exitBuild       = 50
+	exitBase        = 51
+	exitInstall     = 52
+	exitSandbox     = 53
+	exitPublish     = 60
+	exitInterrupted = 130
+)
+
+// exitError carries the exit code of the phase that failed.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func fail(code int, err error) error { return &exitError{code: code, err: err} }
+
+func usagef(format string, args ...any) error {
+	return fail(exitUsage, fmt.Errorf(format, args...))
+}
+
+const usage = `pyship turns a Python repository into a container image, without a Dockerfile or daemon.
+
+Usage:
+  pyship [build] [flags] [PATH]   build the image for the repository at PATH (default .)
+  pyship plan [--json] [PATH]     show what a build would do, and why
+  pyship version                  print the version
+
+Run "pyship build --help" for the build flags.
+`
+
+// version is set at link time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	sandbox.Init()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:])
+	stop()
+	if err == nil {
+		return
+	}
+	if errors.Is(err, errHelp) {
+		return
+	}
+	code := exitInternal
+	var ee *exitError
+	if errors.As(err, &ee) {
+		code = ee.code
+	}
+	if ctx.Err() != nil {
+		code = exitInterrupted
+		err = errors.New("interrupted")
+	}
+	fmt.Fprintf(os.Stderr, "pyship: %v\n", err)
+	os.Exit(code)
+}
+
+func run(ctx context.Context, args []string) error {
+	cmd := "build"
+	if len(args) > 0 {
+		switch args[0] {
+		case "build", "plan", "version", "help":
+			cmd, args = args[0], args[1:]
+		case "-h", "--help":
+			fmt.Fprint(os.Stderr, usage)
+			return nil
+		}
+	}
+	switch cmd {
+	case "plan":
+		return runPlan(ctx, args)
+	case "version":
+		fmt.Println(version)
+		return nil
+	case "help":
+		fmt.Fprint(os.Stderr, usage)
+		return nil
+	default:
+		return runBuild(ctx, args)
+	}
+}

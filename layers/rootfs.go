@@ -1,0 +1,187 @@
+package layers
+
+import (
+	"archive/tar"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"golang.org/x/sys/unix"
+)
+
+// rootfs returns a directory holding img's file system (layers applied, whiteouts honoured),
+// extracting it once per image digest.
+func rootfs(img v1.Image, cacheDir string) (string, error) {
+	d, err := img.Digest()
+	if err != nil {
+		return "", err
+	}
+	dir := filepath.Join(cacheDir, "rootfs", d.Hex)
+	if _, err := os.Stat(dir); err == nil {
+		return dir, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return "", err
+	}
+	tmp, err := os.MkdirTemp(filepath.Dir(dir), ".extract-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(tmp)
+	rc := mutate.Extract(img)
+	defer rc.Close()
+	if err := extract(rc, tmp); err != nil {
+		return "", fmt.Errorf("extracting the base image: %w", err)
+	}
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return "", err
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return "", err
+	}
+	return dir, nil
+}
+
+// extract unpacks a tar stream into root. No entry can write outside root: every path is
+// resolved inside it, following the image's own symbolic links as the image would.
+func extract(r io.Reader, root string) error {
+	tr := tar.NewReader(r)
+	asRoot := os.Geteuid() == 0
+	type dirMode struct {
+		path string
+		mode os.FileMode
+	}
+	var dirs []dirMode
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		rel := path.Clean("/" + h.Name)
+		if rel == "/" {
+			continue
+		}
+		parent, err := resolveIn(root, path.Dir(rel))
+		if err != nil {
+			return fmt.Errorf("%s: %w", h.Name, err)
+		}
+		if err := os.MkdirAll(parent, 0o755); err != nil {
+			return err
+		}
+		target := filepath.Join(parent, path.Base(rel))
+		mode := os.FileMode(h.Mode & 0o777)
+		switch h.Typeflag {
+		case tar.TypeDir:
+			if info, err := os.Lstat(target); err != nil || !info.IsDir() {
+				_ = os.Remove(target)
+				if err := os.Mkdir(target, 0o755); err != nil {
+					return err
+				}
+			}
+			dirs = append(dirs, dirMode{target, mode})
+		case tar.TypeReg:
+			_ = os.Remove(target)
+			f, err := os.OpenFile(target, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+			if err != nil {
+				return err
+			}
+			if _, err := io.Copy(f, tr); err != nil {
+				f.Close()
+				return err
+			}
+			if err := f.Close(); err != nil {
+				return err
+			}
+		case tar.TypeSymlink:
+			_ = os.RemoveAll(target)
+			if err := os.Symlink(h.Linkname, target); err != nil {
+				return err
+			}
+		case tar.TypeLink:
+			src, err := resolveIn(root, path.Clean("/"+h.Linkname))
+			if err != nil {
+				return fmt.Errorf("%s: %w", h.Name, err)
+			}
+			_ = os.RemoveAll(target)
+			if err := os.Link(src, target); err != nil {
+				return err
+			}
+			continue
+		default:
+			// Devices, pipes and sockets: the sandbox provides its own /dev.
+			continue
+		}
+		if asRoot {
+			if err := os.Lchown(target, h.Uid, h.Gid); err != nil {
+				return err
+			}
+		}
+		if h.Typeflag != tar.TypeSymlink && h.Typeflag != tar.TypeDir {
+			// Chmod after chown: chown clears set-id bits.
+			if err := unix.Chmod(target, uint32(h.Mode&0o7777)); err != nil {
+				return err
+			}
+		}
+	}
+	// Directory modes last, so a read-only directory does not stop its own extraction.
+	for i := len(dirs) - 1; i >= 0; i-- {
+		mode := dirs[i].mode
+		if !asRoot {
+			// Without root the files stay ours; keep the directories ours to write too.
+			mode |= 0o700
+		}
+		if err := os.Chmod(dirs[i].path, mode); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// resolveIn resolves rel (an absolute path inside the image) to a host path inside root,
+// following symbolic links the way they resolve inside the image: absolute targets start
+// at root and ".." never climbs above it.
+func resolveIn(root, rel string) (string, error) {
+	const maxLinks = 255
+	links := 0
+	resolved := "/"
+	rest := strings.Split(strings.Trim(path.Clean("/"+rel), "/"), "/")
+	for len(rest) > 0 {
+		part := rest[0]
+		rest = rest[1:]
+		if part == "" || part == "." {
+			continue
+		}
+		if part == ".." {
+			resolved = path.Dir(resolved)
+			continue
+		}
+		next := path.Join(resolved, part)
+		info, err := os.Lstat(filepath.Join(root, next))
+		if err != nil || info.Mode()&os.ModeSymlink == 0 {
+			resolved = next
+			continue
+		}
+		links++
+		if links > maxLinks {
+			return "", fmt.Errorf("too many symbolic links resolving %q", rel)
+		}
+		target, err := os.Readlink(filepath.Join(root, next))
+		if err != nil {
+			return "", err
+		}
+		if path.IsAbs(target) {
+			resolved = "/"
+		}
+		rest = append(strings.Split(strings.Trim(target, "/"), "/"), rest...)
+	}
+	return filepath.Join(root, resolved), nil
+}

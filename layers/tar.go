@@ -1,0 +1,234 @@
+package layers
+
+import (
+	"archive/tar"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// CompressionLevel is the gzip level of every layer pyship writes. It is pinned because the
+// level changes the compressed bytes, and so the layer digest.
+const CompressionLevel = gzip.BestSpeed
+
+// DefaultEpoch is the timestamp of files and the image when neither SOURCE_DATE_EPOCH nor a
+// git commit gives one: 1980-01-01, the earliest time a zip (and so a wheel) can hold.
+var DefaultEpoch = time.Date(1980, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// treeOptions say how a host directory becomes layer entries.
+type treeOptions struct {
+	// Prefix is the directory in the image that the tree lands in, like "app" or "opt/venv".
+	Prefix string
+	// ModTime is the mtime of every entry.
+	ModTime time.Time
+	// UID and GID own every entry.
+	UID, GID int
+	// Skip, when set, is asked about every path (slash-separated, relative to the tree) and
+	// drops it (and, for a directory, all below it) when it returns true.
+	Skip func(rel string, d fs.DirEntry) bool
+	// AllowOutsideLinks keeps symbolic links whose target is outside the tree. A venv needs
+	// them (bin/python points at the base's interpreter); an application tree must not have
+	// them, because they would point at files that are not in the image.
+	AllowOutsideLinks bool
+	// Warn receives what was left out and why.
+	Warn func(msg string, args ...any)
+}
+
+// normalisingWriter writes tar entries that depend only on file names, contents and the
+// executable bit: fixed owner, mtime and modes, no user or group names, no xattrs.
+type normalisingWriter struct {
+	tw      *tar.Writer
+	modTime time.Time
+	uid     int
+	gid     int
+}
+
+func (w *normalisingWriter) header(name string, typ byte, mode int64) *tar.Header {
+	return &tar.Header{
+		Typeflag: typ,
+		Name:     name,
+		Mode:     mode,
+		Uid:      w.uid,
+		Gid:      w.gid,
+		ModTime:  w.modTime,
+	}
+}
+
+func (w *normalisingWriter) dir(name string) error {
+	return w.tw.WriteHeader(w.header(strings.TrimSuffix(name, "/")+"/", tar.TypeDir, 0o755))
+}
+
+// ownedDir writes a directory owned by uid:gid, for a home the application may write to.
+func (w *normalisingWriter) ownedDir(name string, uid, gid int) error {
+	h := w.header(strings.TrimSuffix(name, "/")+"/", tar.TypeDir, 0o755)
+	h.Uid, h.Gid = uid, gid
+	return w.tw.WriteHeader(h)
+}
+
+func (w *normalisingWriter) symlink(name, target string) error {
+	h := w.header(name, tar.TypeSymlink, 0o777)
+	h.Linkname = target
+	return w.tw.WriteHeader(h)
+}
+
+func (w *normalisingWriter) file(name string, executable bool, size int64, r io.Reader) error {
+	mode := int64(0o644)
+	if executable {
+		mode = 0o755
+	}
+	h := w.header(name, tar.TypeReg, mode)
+	h.Size = size
+	if err := w.tw.WriteHeader(h); err != nil {
+		return err
+	}
+	n, err := io.Copy(w.tw, r)
+	if err != nil {
+		return err
+	}
+	if n != size {
+		return fmt.Errorf("%s changed size while being read", name)
+	}
+	return nil
+}
+
+// parents writes directory entries for every component of prefix.
+func (w *normalisingWriter) parents(prefix string) error {
+	var cur string
+	for _, part := range strings.Split(strings.Trim(prefix, "/"), "/") {
+		if part == "" {
+			continue
+		}
+		cur = path.Join(cur, part)
+		if err := w.dir(cur); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeTree walks root in lexical order and writes it under opts.Prefix. It never follows
+// symbolic links, and leaves out devices, sockets and pipes.
+func writeTree(w *normalisingWriter, root string, opts treeOptions) error {
+	warn := opts.Warn
+	if warn == nil {
+		warn = func(string, ...any) {}
+	}
+	if err := w.parents(opts.Prefix); err != nil {
+		return err
+	}
+	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(root, p)
+		if err != nil {
+			return err
+		}
+		if rel == "." {
+			return nil
+		}
+		rel = filepath.ToSlash(rel)
+		if opts.Skip != nil && opts.Skip(rel, d) {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		name := path.Join(opts.Prefix, rel)
+		switch t := d.Type(); {
+		case t.IsDir():
+			return w.dir(name)
+		case t&fs.ModeSymlink != 0:
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			if !opts.AllowOutsideLinks && linkEscapes(rel, target) {
+				warn("left out a symbolic link that points outside the repository", "path", rel, "target", target)
+				return nil
+			}
+			return w.symlink(name, target)
+		case t.IsRegular():
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			f, err := os.Open(p)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			return w.file(name, info.Mode()&0o111 != 0, info.Size(), f)
+		default:
+			warn("left out a file that is not a regular file, directory or link", "path", rel, "type", t.String())
+			return nil
+		}
+	})
+}
+
+// linkEscapes reports whether a link at rel (slash-separated, relative to a tree) with the
+// given target resolves outside the tree.
+func linkEscapes(rel, target string) bool {
+	if path.IsAbs(target) {
+		return true
+	}
+	resolved := path.Join(path.Dir(rel), target)
+	return resolved == ".." || strings.HasPrefix(resolved, "../")
+}
+
+// writeLayerFile writes a gzip-compressed tar made by fill into dir, atomically, and
+// returns it as an OCI layer. The file is called name, or after its digest when name is "".
+func writeLayerFile(dir, name string, modTime time.Time, uid, gid int, fill func(*normalisingWriter) error) (v1.Layer, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	tmp, err := os.CreateTemp(dir, ".layer-*")
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	sum := sha256.New()
+	zw, err := gzip.NewWriterLevel(io.MultiWriter(tmp, sum), CompressionLevel)
+	if err != nil {
+		return nil, err
+	}
+	tw := tar.NewWriter(zw)
+	if err := fill(&normalisingWriter{tw: tw, modTime: modTime.UTC().Truncate(time.Second), uid: uid, gid: gid}); err != nil {
+		return nil, err
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	if err := tmp.Close(); err != nil {
+		return nil, err
+	}
+	if name == "" {
+		name = "sha256-" + hex.EncodeToString(sum.Sum(nil)) + ".tar.gz"
+	}
+	dst := filepath.Join(dir, name)
+	if err := os.Rename(tmp.Name(), dst); err != nil {
+		return nil, err
+	}
+	return layerFromFile(dst)
+}
+
+// layerFromFile opens a compressed layer that pyship wrote.
+func layerFromFile(path string) (v1.Layer, error) {
+	return tarball.LayerFromFile(path, tarball.WithMediaType(types.OCILayer))
+}

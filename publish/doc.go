@@ -1,0 +1,3 @@
+// Package publish writes a built image to a registry, an OCI layout or a tarball, and names
+// it by digest.
+package publish

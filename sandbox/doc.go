@@ -1,0 +1,2 @@
+// Package sandbox runs a process in an image's root file system inside Linux namespaces.
+package sandbox

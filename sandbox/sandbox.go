@@ -1,0 +1,79 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"io"
+)
+
+// initArg is argv[0] of a re-executed pyship that is to become a sandbox's first process.
+const initArg = "pyship-sandbox-init"
+
+// ErrUnsupported is returned on systems without Linux namespaces.
+var ErrUnsupported = errors.New("the sandbox needs Linux namespaces; run pyship on Linux (a Linux CI runner, a VM, or WSL2)")
+
+// Mount is a file system mounted into the sandbox.
+type Mount struct {
+	// Type is "bind" or "tmpfs".
+	Type string `json:"type"`
+	// Source is the host path of a bind mount.
+	Source string `json:"source,omitempty"`
+	// Target is the absolute path inside the sandbox.
+	Target   string `json:"target"`
+	ReadOnly bool   `json:"read_only,omitempty"`
+}
+
+// Spec describes one process to run.
+type Spec struct {
+	// Root is the image's root file system, a directory that the sandbox never writes to.
+	Root string `json:"root"`
+	// Upper receives every write to the root file system (an overlay's upper directory).
+	Upper string `json:"upper"`
+	// Args is the command; Args[0] is looked up in the PATH of Env inside the sandbox.
+	Args []string `json:"args"`
+	Env  []string `json:"env"`
+	// Dir is the working directory inside the sandbox.
+	Dir      string  `json:"dir"`
+	Hostname string  `json:"hostname"`
+	Mounts   []Mount `json:"mounts,omitempty"`
+
+	// The process's output. Nil discards it.
+	Stdout io.Writer `json:"-"`
+	Stderr io.Writer `json:"-"`
+}
+
+// childSpec is what Run hands to the sandbox's first process.
+type childSpec struct {
+	Spec Spec `json:"spec"`
+	// Merged is where the root is assembled; Work is the overlay's work directory.
+	Merged string `json:"merged"`
+	Work   string `json:"work"`
+}
+
+// ExitError reports a command that ran and exited unsuccessfully.
+type ExitError struct {
+	Args []string
+	Code int
+}
+
+func (e *ExitError) Error() string {
+	return fmt.Sprintf("%s exited with code %d", e.Args[0], e.Code)
+}
+
+// PrivilegeError reports that the sandbox could not be created with the privileges pyship has.
+type PrivilegeError struct {
+	Err error
+}
+
+func (e *PrivilegeError) Error() string {
+	return fmt.Sprintf("creating the sandbox: %v\nhint: pyship needs root, or unprivileged user namespaces, to build and run images: run it with sudo, or allow user namespaces (sysctl kernel.unprivileged_userns_clone=1 and user.max_user_namespaces > 0)", e.Err)
+}
+
+func (e *PrivilegeError) Unwrap() error { return e.Err }
+
+// SetupError reports that the sandbox failed before the command started.
+type SetupError struct {
+	Msg string
+}
+
+func (e *SetupError) Error() string { return "setting up the sandbox: " + e.Msg }
