@@ -125,7 +125,8 @@ func writeTree(w *normalisingWriter, root string, opts treeOptions) error {
 	if warn == nil {
 		warn = func(string, ...any) {}
 	}
-	if err := w.parents(opts.Prefix); err != nil {
+	prefix := strings.Trim(opts.Prefix, "/")
+	if err := w.parents(prefix); err != nil {
 		return err
 	}
 	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
@@ -146,7 +147,7 @@ func writeTree(w *normalisingWriter, root string, opts treeOptions) error {
 			}
 			return nil
 		}
-		name := path.Join(opts.Prefix, rel)
+		name := path.Join(prefix, rel)
 		switch t := d.Type(); {
 		case t.IsDir():
 			return w.dir(name)
