@@ -16,7 +16,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/cache"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
@@ -137,7 +138,7 @@ func since(t time.Time) string {
 }
 
 // pullBase resolves the base to a digest for the platform. Its layers are cached on disk,
-// so only the manifest is fetched again on later builds.
+// so later builds fetch only the manifest.
 func pullBase(ctx context.Context, ref string, platform v1.Platform, opts Options) (v1.Image, name.Digest, error) {
 	r, err := name.ParseReference(ref)
 	if err != nil {
@@ -158,8 +159,31 @@ func pullBase(ctx context.Context, ref string, platform v1.Platform, opts Option
 	if cf.Architecture != platform.Architecture || cf.OS != platform.OS {
 		return nil, name.Digest{}, &BaseError{Ref: ref, Err: fmt.Errorf("the image is for %s/%s, not %s", cf.OS, cf.Architecture, platform)}
 	}
-	img = cache.Image(img, cache.NewFilesystemCache(filepath.Join(opts.CacheDir, "blobs")))
+	img, err = cachedBase(img, d, filepath.Join(opts.CacheDir, "bases"))
+	if err != nil {
+		return nil, name.Digest{}, &BaseError{Ref: ref, Err: err}
+	}
 	return img, r.Context().Digest(d.String()), nil
+}
+
+// cachedBase keeps base images in an OCI layout, so their layers are downloaded once.
+func cachedBase(img v1.Image, d v1.Hash, dir string) (v1.Image, error) {
+	lp, err := layout.FromPath(dir)
+	if err != nil {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, err
+		}
+		if lp, err = layout.Write(dir, empty.Index); err != nil {
+			return nil, err
+		}
+	}
+	if cached, err := lp.Image(d); err == nil {
+		return cached, nil
+	}
+	if err := lp.AppendImage(img); err != nil {
+		return nil, err
+	}
+	return lp.Image(d)
 }
 
 // dependencyLayer returns the venv layer from the cache, or has the installer make it. The

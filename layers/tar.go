@@ -231,5 +231,13 @@ func writeLayerFile(dir, name string, modTime time.Time, uid, gid int, fill func
 
 // layerFromFile opens a compressed layer that pyship wrote.
 func layerFromFile(path string) (v1.Layer, error) {
-	return tarball.LayerFromFile(path, tarball.WithMediaType(types.OCILayer))
+	l, err := tarball.LayerFromFile(path, tarball.WithMediaType(types.OCILayer))
+	if err != nil {
+		return nil, err
+	}
+	return plainLayer{l}, nil
 }
+
+// plainLayer hides the tarball layer's own descriptor, which carries an empty (not absent)
+// annotations map: the manifest would then differ from its own serialisation.
+type plainLayer struct{ v1.Layer }

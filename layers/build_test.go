@@ -1,0 +1,360 @@
+package layers
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/google/go-containerregistry/pkg/v1/validate"
+
+	"github.com/pyship/pyship/detect"
+	"github.com/pyship/pyship/plan"
+)
+
+// tarLayer makes an uncompressed-input layer from entries written in order.
+func tarLayer(t *testing.T, entries []tar.Header, contents map[string]string) v1.Layer {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, h := range entries {
+		h := h
+		data := contents[h.Name]
+		h.Size = int64(len(data))
+		if h.Mode == 0 {
+			h.Mode = 0o644
+		}
+		if err := tw.WriteHeader(&h); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.WriteString(tw, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(buf.Bytes())), nil
+	}, tarball.WithMediaType(types.OCILayer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// pushBase puts a small base image in an in-memory registry and returns its reference.
+func pushBase(t *testing.T) string {
+	t.Helper()
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	t.Cleanup(srv.Close)
+	l := tarLayer(t, []tar.Header{
+		{Name: "etc/", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "etc/passwd", Typeflag: tar.TypeReg},
+		{Name: "etc/group", Typeflag: tar.TypeReg},
+		{Name: "usr/bin/python3", Typeflag: tar.TypeReg, Mode: 0o755},
+	}, map[string]string{
+		"etc/passwd":      "root:x:0:0:root:/root:/bin/sh\n",
+		"etc/group":       "root:x:0:\n",
+		"usr/bin/python3": "#!/bin/false\n",
+	})
+	img, err := mutate.Append(mutate.MediaType(empty.Image, types.OCIManifestSchema1), mutate.Addendum{Layer: l, MediaType: types.OCILayer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture = "linux", runtime.GOARCH
+	cf.Config.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin", "PYTHON_VERSION=3.12.1"}
+	if img, err = mutate.ConfigFile(img, cf); err != nil {
+		t.Fatal(err)
+	}
+	ref := strings.TrimPrefix(srv.URL, "http://") + "/library/python:3.12-slim"
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(r, img); err != nil {
+		t.Fatal(err)
+	}
+	return ref
+}
+
+// recordingInstaller stands in for pip: it writes a venv-shaped directory whose content
+// depends on the requirements, and counts its runs.
+type recordingInstaller struct{ runs int }
+
+func (r *recordingInstaller) Name() string { return "recording" }
+
+func (r *recordingInstaller) Install(ctx context.Context, req InstallRequest) (string, error) {
+	r.runs++
+	venv := filepath.Join(req.Scratch, "venv")
+	var reqs bytes.Buffer
+	for _, f := range req.Requirements {
+		data, err := os.ReadFile(filepath.Join(req.Source, f))
+		if err != nil {
+			return "", err
+		}
+		reqs.Write(data)
+	}
+	writeFilesErr := func() error {
+		if err := os.MkdirAll(filepath.Join(venv, "bin"), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(venv, "pyvenv.cfg"), []byte("home = /usr/bin\n"), 0o644); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(venv, "installed.txt"), reqs.Bytes(), 0o644); err != nil {
+			return err
+		}
+		return os.Symlink("/usr/bin/python3", filepath.Join(venv, "bin", "python"))
+	}
+	return venv, writeFilesErr()
+}
+
+func testPlan(t *testing.T, baseRef string) *plan.Plan {
+	t.Helper()
+	p, err := plan.New(&detect.Result{
+		Python:       detect.Fact{Value: "3.12", Source: ".python-version:1"},
+		Installer:    "pip",
+		Requirements: []string{"requirements.txt"},
+		Start:        detect.Start{Command: []string{"python", "app.py"}, Source: "app.py:9"},
+		Port:         8080,
+		PortFrom:     "default",
+	}, plan.Options{Base: baseRef, Source: "https://example.com/repo", Revision: "abc123"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func build(t *testing.T, p *plan.Plan, src, cache string, inst Installer) *Result {
+	t.Helper()
+	res, err := Build(context.Background(), p, Options{Source: src, CacheDir: cache, Installer: inst, Epoch: time.Unix(1700000000, 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := validate.Image(res.Image); err != nil {
+		t.Fatalf("validate.Image: %v", err)
+	}
+	return res
+}
+
+func imageDigest(t *testing.T, img v1.Image) v1.Hash {
+	t.Helper()
+	d, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func layerDigests(t *testing.T, img v1.Image) []v1.Hash {
+	t.Helper()
+	ls, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []v1.Hash
+	for _, l := range ls {
+		out = append(out, digestOf(t, l))
+	}
+	return out
+}
+
+func TestBuildConfig(t *testing.T) {
+	p := testPlan(t, pushBase(t))
+	src := t.TempDir()
+	writeFiles(t, src, map[string]string{"app.py": "print(1)\n", "requirements.txt": "flask\n"})
+	res := build(t, p, src, t.TempDir(), &recordingInstaller{})
+
+	mt, err := res.Image.MediaType()
+	if err != nil || mt != types.OCIManifestSchema1 {
+		t.Errorf("media type %s (%v), want OCI", mt, err)
+	}
+	cf, err := res.Image.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := cf.Config
+	for _, want := range []string{
+		"PATH=/opt/venv/bin:/usr/local/bin:/usr/bin:/bin", "VIRTUAL_ENV=/opt/venv",
+		"PYTHONUNBUFFERED=1", "PORT=8080", "PYTHON_VERSION=3.12.1",
+	} {
+		if !slices.Contains(c.Env, want) {
+			t.Errorf("env %v lacks %s", c.Env, want)
+		}
+	}
+	if c.User != "65532:65532" || c.WorkingDir != "/app" || !slices.Equal(c.Cmd, []string{"python", "app.py"}) || c.Entrypoint != nil {
+		t.Errorf("user %q workdir %q cmd %q entrypoint %q", c.User, c.WorkingDir, c.Cmd, c.Entrypoint)
+	}
+	if _, ok := c.ExposedPorts["8080/tcp"]; !ok || len(c.ExposedPorts) != 1 {
+		t.Errorf("exposed ports %v", c.ExposedPorts)
+	}
+	if c.Labels["org.opencontainers.image.revision"] != "abc123" || c.Labels["org.opencontainers.image.source"] != "https://example.com/repo" ||
+		c.Labels["org.opencontainers.image.base.digest"] != res.Base.DigestStr() {
+		t.Errorf("labels %v", c.Labels)
+	}
+	if !cf.Created.Time.Equal(time.Unix(1700000000, 0)) {
+		t.Errorf("created %v", cf.Created)
+	}
+	for _, h := range cf.History {
+		if !h.Created.Time.IsZero() && !h.Created.Time.Equal(time.Unix(1700000000, 0)) {
+			t.Errorf("history entry %q created %v", h.CreatedBy, h.Created)
+		}
+	}
+	ls, err := res.Image.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ls) != 4 {
+		t.Fatalf("%d layers, want base + dependencies + user + app", len(ls))
+	}
+	user := layerEntries(t, ls[2])
+	if !strings.Contains(user["etc/passwd"], "root:x:0:0") || !strings.Contains(user["etc/passwd"], "app:x:65532:65532::/home/app:") {
+		t.Errorf("/etc/passwd = %q", user["etc/passwd"])
+	}
+	deps := layerEntries(t, ls[1])
+	if deps["opt/venv/bin/python"] != "->/usr/bin/python3" || deps["opt/venv/installed.txt"] != "flask\n" {
+		t.Errorf("dependency layer: %v", deps)
+	}
+}
+
+func TestBuildIsReproducibleAndCachesDependencies(t *testing.T) {
+	p := testPlan(t, pushBase(t))
+	src := t.TempDir()
+	writeFiles(t, src, map[string]string{"app.py": "print(1)\n", "requirements.txt": "-r base.txt\nflask\n", "base.txt": "click\n"})
+
+	inst := &recordingInstaller{}
+	cache := t.TempDir()
+	first := build(t, p, src, cache, inst)
+	second := build(t, p, src, t.TempDir(), inst)
+	if a, b := imageDigest(t, first.Image), imageDigest(t, second.Image); a != b {
+		t.Errorf("same inputs, fresh caches: %s then %s", a, b)
+	}
+	if inst.runs != 2 || first.DependenciesCached || second.DependenciesCached {
+		t.Fatalf("installer ran %d times, want once per fresh cache", inst.runs)
+	}
+
+	// An edit to the application reuses the dependency layer.
+	writeFiles(t, src, map[string]string{"app.py": "print(2)\n"})
+	edited := build(t, p, src, cache, inst)
+	if inst.runs != 2 || !edited.DependenciesCached {
+		t.Errorf("installer ran after an app.py edit (runs %d, cached %v)", inst.runs, edited.DependenciesCached)
+	}
+	before, after := layerDigests(t, first.Image), layerDigests(t, edited.Image)
+	if before[1] != after[1] || before[3] == after[3] {
+		t.Errorf("layers before %v, after %v: want the same dependency layer and a new app layer", before, after)
+	}
+
+	// An edit to an included requirements file does not.
+	writeFiles(t, src, map[string]string{"base.txt": "click==8.1.0\n"})
+	if res := build(t, p, src, cache, inst); res.DependenciesCached || inst.runs != 3 {
+		t.Errorf("installer did not run after a requirements change (runs %d)", inst.runs)
+	}
+}
+
+func TestBuildBaseErrors(t *testing.T) {
+	base := pushBase(t)
+	src := t.TempDir()
+	writeFiles(t, src, map[string]string{"app.py": "", "requirements.txt": ""})
+	for _, tc := range []struct {
+		name, ref, want string
+	}{
+		{"missing tag", strings.Replace(base, "3.12-slim", "2.7-slim", 1), "no such image"},
+		{"unreachable", "127.0.0.1:1/library/python:3.12-slim", "127.0.0.1:1/library/python:3.12-slim"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Build(context.Background(), testPlan(t, tc.ref), Options{Source: src, CacheDir: t.TempDir(), Installer: &recordingInstaller{}})
+			var be *BaseError
+			if !errors.As(err, &be) || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "hint:") {
+				t.Errorf("got %v, want a BaseError mentioning %q with a hint", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestRequirementFiles(t *testing.T) {
+	src := t.TempDir()
+	writeFiles(t, src, map[string]string{
+		"requirements.txt":     "-r req/base.txt\n--constraint=constraints.txt\nflask\n",
+		"req/base.txt":         "-rextra.txt\nclick\n",
+		"req/extra.txt":        "-r ../requirements.txt\n",
+		"constraints.txt":      "click<9\n",
+		"bad/requirements.txt": "flask\n-r missing.txt\n",
+		"out/requirements.txt": "-r ../../etc/passwd\n",
+	})
+	got, err := requirementFiles(src, []string{"requirements.txt"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"constraints.txt", "req/base.txt", "req/extra.txt", "requirements.txt"}
+	if !slices.Equal(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	if _, err := requirementFiles(src, []string{"bad/requirements.txt"}); err == nil || !strings.Contains(err.Error(), "bad/requirements.txt:2") {
+		t.Errorf("missing include: got %v, want an error naming bad/requirements.txt:2", err)
+	}
+	if _, err := requirementFiles(src, []string{"out/requirements.txt"}); err == nil || !strings.Contains(err.Error(), "outside the repository") {
+		t.Errorf("include outside: got %v", err)
+	}
+}
+
+func TestExtractStaysInsideRoot(t *testing.T) {
+	outside := t.TempDir()
+	l := tarLayer(t, []tar.Header{
+		{Name: "usr/", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "usr/lib/", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "lib", Typeflag: tar.TypeSymlink, Linkname: "usr/lib"},
+		{Name: "lib/libc.so", Typeflag: tar.TypeReg},
+		{Name: "escape", Typeflag: tar.TypeSymlink, Linkname: outside},
+		{Name: "escape/pwned", Typeflag: tar.TypeReg},
+		{Name: "up", Typeflag: tar.TypeSymlink, Linkname: "../../../../../../" + outside},
+		{Name: "up/pwned2", Typeflag: tar.TypeReg},
+		{Name: "../../dotdot", Typeflag: tar.TypeReg},
+	}, map[string]string{"lib/libc.so": "libc", "escape/pwned": "x", "up/pwned2": "x", "../../dotdot": "x"})
+	root := t.TempDir()
+	rc, err := l.Uncompressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	if err := extract(rc, root); err != nil {
+		t.Fatal(err)
+	}
+	if data, err := os.ReadFile(filepath.Join(root, "usr/lib/libc.so")); err != nil || string(data) != "libc" {
+		t.Errorf("file through an in-image link: %q, %v", data, err)
+	}
+	entries, err := os.ReadDir(outside)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 0 {
+		t.Errorf("extraction wrote outside the root: %v", entries)
+	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(filepath.Dir(root)), "dotdot")); err == nil {
+		t.Errorf("extraction followed ../ out of the root")
+	}
+}

@@ -1,0 +1,66 @@
+package layers
+
+import (
+	"strings"
+	"testing"
+	"testing/fstest"
+)
+
+func TestIgnorer(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		gitignore  string
+		dockerfile string // .dockerignore
+		path       string
+		dir        bool
+		want       bool
+	}{
+		{name: "built-in git", path: ".git", dir: true, want: true},
+		{name: "built-in pycache deep", path: "a/b/__pycache__", dir: true, want: true},
+		{name: "built-in env", path: ".env", want: true},
+		{name: "built-in env variant", path: "config/.env.local", want: true},
+		{name: "envrc kept", path: ".envrc", want: false},
+		{name: "plain file kept", path: "app.py", want: false},
+		{name: "gitignore basename any depth", gitignore: "*.log", path: "a/b/x.log", want: true},
+		{name: "gitignore anchored", gitignore: "/build", path: "src/build", dir: true, want: false},
+		{name: "gitignore anchored root", gitignore: "/build", path: "build", dir: true, want: true},
+		{name: "gitignore dir only skips files", gitignore: "out/", path: "out", want: false},
+		{name: "gitignore dir only", gitignore: "out/", path: "out", dir: true, want: true},
+		{name: "gitignore with slash is anchored", gitignore: "docs/*.md", path: "x/docs/a.md", want: false},
+		{name: "gitignore negation", gitignore: "*.txt\n!keep.txt", path: "keep.txt", want: false},
+		{name: "gitignore comment", gitignore: "# app.py", path: "app.py", want: false},
+		{name: "double star", gitignore: "a/**/z.py", path: "a/b/c/z.py", want: true},
+		{name: "double star zero dirs", gitignore: "a/**/z.py", path: "a/z.py", want: true},
+		{name: "class", gitignore: "file[0-9].py", path: "file7.py", want: true},
+		{name: "dockerignore anchored", dockerfile: "*.md", path: "docs/a.md", want: false},
+		{name: "dockerignore root", dockerfile: "*.md", path: "README.md", want: true},
+		{name: "dockerignore double star", dockerfile: "**/*.md", path: "docs/a.md", want: true},
+		{name: "dockerignore leading slash", dockerfile: "/tests", path: "tests", dir: true, want: true},
+		{name: "dockerignore covers contents", dockerfile: "tests", path: "tests/test_a.py", want: true},
+		{name: "dockerignore overrides gitignore", gitignore: "dist/", dockerfile: "!dist", path: "dist", dir: true, want: false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fsys := fstest.MapFS{}
+			if tc.gitignore != "" {
+				fsys[".gitignore"] = &fstest.MapFile{Data: []byte(tc.gitignore)}
+			}
+			if tc.dockerfile != "" {
+				fsys[".dockerignore"] = &fstest.MapFile{Data: []byte(tc.dockerfile)}
+			}
+			ig, err := NewIgnorer(fsys)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := ig.Ignored(tc.path, tc.dir); got != tc.want {
+				t.Errorf("Ignored(%q, dir=%v) = %v, want %v", tc.path, tc.dir, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestIgnorerBadPattern(t *testing.T) {
+	_, err := NewIgnorer(fstest.MapFS{".dockerignore": {Data: []byte("ok\n[abc\n")}})
+	if err == nil || !strings.Contains(err.Error(), ".dockerignore:2") {
+		t.Fatalf("want an error naming .dockerignore:2, got %v", err)
+	}
+}

@@ -1,0 +1,254 @@
+package layers
+
+import (
+	"archive/tar"
+	"compress/gzip"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/hashicorp/go-hclog"
+)
+
+// writeFiles creates files (name → content) under dir; a content starting with "->" makes
+// a symbolic link to the rest.
+func writeFiles(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for name, content := range files {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if target, ok := strings.CutPrefix(content, "->"); ok {
+			if err := os.Symlink(target, p); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// layerEntries lists a layer's entries: name → link target or content.
+func layerEntries(t *testing.T, l v1.Layer) map[string]string {
+	t.Helper()
+	rc, err := l.Uncompressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	out := map[string]string{}
+	tr := tar.NewReader(rc)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch h.Typeflag {
+		case tar.TypeSymlink:
+			out[h.Name] = "->" + h.Linkname
+		case tar.TypeDir:
+			out[h.Name] = "<dir>"
+		default:
+			data, err := io.ReadAll(tr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[h.Name] = string(data)
+		}
+	}
+}
+
+func appLayerFor(t *testing.T, src string) v1.Layer {
+	t.Helper()
+	l, err := appLayer(src, t.TempDir(), DefaultEpoch, hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func digestOf(t *testing.T, l v1.Layer) v1.Hash {
+	t.Helper()
+	d, err := l.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func TestAppLayerIsReproducible(t *testing.T) {
+	files := map[string]string{
+		"app.py": "print('hi')\n", "pkg/__init__.py": "", "pkg/mod.py": "x = 1\n",
+		"static/a.css": "body{}", "link.py": "->app.py",
+	}
+	a, b := t.TempDir(), t.TempDir()
+	writeFiles(t, a, files)
+	writeFiles(t, b, files)
+	// Different mtimes, permissions beyond the executable bit and creation order must
+	// not change the layer.
+	old := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
+	if err := filepath.WalkDir(b, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.Type()&fs.ModeSymlink != 0 {
+			return err
+		}
+		return os.Chtimes(p, old, old)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(b, "pkg/mod.py"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	da, db := digestOf(t, appLayerFor(t, a)), digestOf(t, appLayerFor(t, b))
+	if da != db {
+		t.Errorf("same files gave layers %s and %s", da, db)
+	}
+	// And a change of content must change it.
+	writeFiles(t, b, map[string]string{"pkg/mod.py": "x = 2\n"})
+	if dc := digestOf(t, appLayerFor(t, b)); dc == da {
+		t.Errorf("changed content kept digest %s", dc)
+	}
+}
+
+func TestAppLayerNormalisesHeaders(t *testing.T) {
+	src := t.TempDir()
+	writeFiles(t, src, map[string]string{"run.sh": "#!/bin/sh\n", "app.py": ""})
+	if err := os.Chmod(filepath.Join(src, "run.sh"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := appLayerFor(t, src).Uncompressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	var names []string
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, h.Name)
+		if h.Uid != 0 || h.Gid != 0 || h.Uname != "" || h.Gname != "" {
+			t.Errorf("%s: owner %d:%d %q:%q, want 0:0 and no names", h.Name, h.Uid, h.Gid, h.Uname, h.Gname)
+		}
+		if !h.ModTime.Equal(DefaultEpoch) {
+			t.Errorf("%s: mtime %s, want %s", h.Name, h.ModTime, DefaultEpoch)
+		}
+		if len(h.PAXRecords) != 0 || len(h.Xattrs) != 0 {
+			t.Errorf("%s: PAX records %v", h.Name, h.PAXRecords)
+		}
+		want := map[string]int64{"app/": 0o755, "app/app.py": 0o644, "app/run.sh": 0o755}[h.Name]
+		if h.Mode != want {
+			t.Errorf("%s: mode %o, want %o", h.Name, h.Mode, want)
+		}
+	}
+	if !sort.StringsAreSorted(names) {
+		t.Errorf("entries not sorted: %v", names)
+	}
+}
+
+func TestAppLayerLeavesOutWhatItMust(t *testing.T) {
+	src := t.TempDir()
+	outside := t.TempDir()
+	writeFiles(t, outside, map[string]string{"secret.txt": "TOP SECRET"})
+	writeFiles(t, src, map[string]string{
+		"app.py":                      "ok",
+		".git/config":                 "git",
+		".env":                        "PASSWORD=x",
+		".env.production":             "PASSWORD=y",
+		"__pycache__/app.cpython.pyc": "pyc",
+		"pkg/__pycache__/m.pyc":       "pyc",
+		"pkg/m.py":                    "ok",
+		"myenv/pyvenv.cfg":            "home = /usr/bin",
+		"myenv/lib/site.py":           "venv",
+		".venv/lib/x.py":              "venv",
+		"notes.log":                   "log",
+		"build/out.txt":               "build",
+		"docs/keep.md":                "doc",
+		"docs/drop.md":                "doc",
+		"docs/deep/drop.md":           "doc",
+		"escape-abs":                  "->" + filepath.Join(outside, "secret.txt"),
+		"escape-rel":                  "->../" + filepath.Base(outside) + "/secret.txt",
+		"pkg/inside":                  "->../app.py",
+		".gitignore":                  "*.log\nbuild/\n",
+		".dockerignore":               "docs/*.md\n!docs/keep.md\n",
+	})
+	got := layerEntries(t, appLayerFor(t, src))
+	for _, want := range []string{"app/app.py", "app/pkg/m.py", "app/docs/keep.md", "app/docs/deep/drop.md", "app/.gitignore", "app/.dockerignore"} {
+		if _, ok := got[want]; !ok {
+			t.Errorf("%s missing from the layer", want)
+		}
+	}
+	if got["app/pkg/inside"] != "->../app.py" {
+		t.Errorf("link inside the repository: got %q", got["app/pkg/inside"])
+	}
+	for _, unwanted := range []string{
+		"app/.git/", "app/.git/config", "app/.env", "app/.env.production", "app/__pycache__/",
+		"app/pkg/__pycache__/m.pyc", "app/myenv/", "app/myenv/pyvenv.cfg", "app/.venv/", "app/notes.log",
+		"app/build/", "app/build/out.txt", "app/docs/drop.md", "app/escape-abs", "app/escape-rel",
+	} {
+		if _, ok := got[unwanted]; ok {
+			t.Errorf("%s is in the layer", unwanted)
+		}
+	}
+	for name, content := range got {
+		if content == "TOP SECRET" {
+			t.Errorf("%s carries a file from outside the repository", name)
+		}
+	}
+}
+
+func TestLinkEscapes(t *testing.T) {
+	for _, tc := range []struct {
+		name, rel, target string
+		want              bool
+	}{
+		{"sibling", "a/b", "c", false},
+		{"up within", "a/b", "../c", false},
+		{"up out", "a/b", "../../c", true},
+		{"root level up", "b", "../c", true},
+		{"absolute", "a", "/etc/passwd", true},
+		{"dot dot only", "a", "..", true},
+		{"self", "a", ".", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := linkEscapes(tc.rel, tc.target); got != tc.want {
+				t.Errorf("linkEscapes(%q, %q) = %v, want %v", tc.rel, tc.target, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestLayerCompressionIsPinned(t *testing.T) {
+	src := t.TempDir()
+	writeFiles(t, src, map[string]string{"app.py": "print(1)\n"})
+	l := appLayerFor(t, src)
+	rc, err := l.Compressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	zr, err := gzip.NewReader(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !zr.ModTime.IsZero() || zr.Name != "" {
+		t.Errorf("gzip header carries mtime %v name %q", zr.ModTime, zr.Name)
+	}
+}
