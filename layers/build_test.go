@@ -358,3 +358,18 @@ func TestExtractStaysInsideRoot(t *testing.T) {
 		t.Errorf("extraction followed ../ out of the root")
 	}
 }
+
+func TestFailedRequirement(t *testing.T) {
+	src := t.TempDir()
+	writeFiles(t, src, map[string]string{
+		"requirements.txt": "# deps\n-r more.txt\nflask==3.1\n",
+		"more.txt":         "click\n\nNo_Such.Pkg[extra]>=1 ; python_version > '3'\n",
+	})
+	out := "ERROR: Could not find a version...\nERROR: No matching distribution found for no-such-pkg>=1\n"
+	if got := failedRequirement(src, []string{"requirements.txt"}, out); got != "more.txt:3" {
+		t.Errorf("got %q, want more.txt:3", got)
+	}
+	if got := failedRequirement(src, []string{"requirements.txt"}, "ERROR: something else\n"); got != "" {
+		t.Errorf("got %q for unrelated output", got)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -61,10 +62,15 @@ type InstallError struct {
 	Files  []string
 	Code   int
 	Output string
+	// Where is "file:line" of the requirement pip could not satisfy, when it can be found.
+	Where string
 }
 
 func (e *InstallError) Error() string {
 	var b strings.Builder
+	if e.Where != "" {
+		b.WriteString(e.Where + ": ")
+	}
 	fmt.Fprintf(&b, "installing the dependencies in %s failed (pip exited with code %d)", strings.Join(e.Files, ", "), e.Code)
 	if lines := errorLines(e.Output); lines != "" {
 		b.WriteString(":\n" + lines)
@@ -171,7 +177,8 @@ func (pi *PipInstaller) Install(ctx context.Context, req InstallRequest) (string
 		var exit *sandbox.ExitError
 		switch {
 		case errors.As(err, &exit) && args[0] == python && args[2] == "pip":
-			return "", &InstallError{Files: req.Requirements, Code: exit.Code, Output: out.String()}
+			return "", &InstallError{Files: req.Requirements, Code: exit.Code, Output: out.String(),
+				Where: failedRequirement(req.Source, req.Requirements, out.String())}
 		case errors.As(err, &exit):
 			return "", fmt.Errorf("%s failed in the base image (exit code %d):\n%s", strings.Join(args, " "), exit.Code, errorLines(out.String()))
 		case err != nil:
@@ -184,6 +191,41 @@ func (pi *PipInstaller) Install(ctx context.Context, req InstallRequest) (string
 	}
 	return venv, nil
 }
+
+var (
+	noMatchRe = regexp.MustCompile(`No matching distribution found for ([A-Za-z0-9][A-Za-z0-9._-]*)`)
+	nameSepRe = regexp.MustCompile(`[-_.]+`)
+)
+
+// failedRequirement finds the file and line of the requirement pip found no distribution
+// for, comparing names the way PyPI does (PEP 503).
+func failedRequirement(source string, roots []string, pipOutput string) string {
+	m := noMatchRe.FindStringSubmatch(pipOutput)
+	if m == nil {
+		return ""
+	}
+	norm := func(s string) string { return nameSepRe.ReplaceAllString(strings.ToLower(s), "-") }
+	want := norm(m[1])
+	files, err := requirementFiles(source, roots)
+	if err != nil {
+		return ""
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(filepath.Join(source, filepath.FromSlash(f)))
+		if err != nil {
+			continue
+		}
+		for n, line := range strings.Split(string(data), "\n") {
+			name := reqNameRe.FindString(strings.TrimSpace(line))
+			if name != "" && norm(name) == want {
+				return fmt.Sprintf("%s:%d", f, n+1)
+			}
+		}
+	}
+	return ""
+}
+
+var reqNameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*`)
 
 // hostCABundle finds the host's CA bundle, which may hold a company's TLS-intercepting CA.
 func hostCABundle() string {

@@ -3,7 +3,6 @@ package plan
 import (
 	"fmt"
 	"runtime"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -172,14 +171,17 @@ func Mirror(ref, mirror string) (string, error) {
 	if host == "index.docker.io" || host == "registry-1.docker.io" {
 		host = DockerHub
 	}
+	if path == "" || strings.HasSuffix(path, "/") {
+		return "", fmt.Errorf("%q is not a valid image reference: it names no repository", ref)
+	}
 	if host == DockerHub && !strings.Contains(path, "/") {
 		path = "library/" + path
 	}
 	if host == DockerHub && mirror != "" {
 		host = strings.TrimSuffix(mirror, "/")
 	}
-	if path == "" || strings.ToLower(path) != path {
-		return "", fmt.Errorf("%q is not a valid image reference: the repository must be lowercase and not empty", ref)
+	if strings.ToLower(path) != path {
+		return "", fmt.Errorf("%q is not a valid image reference: the repository must be lowercase", ref)
 	}
 	return host + "/" + path + suffix, nil
 }
@@ -195,14 +197,4 @@ func splitRef(ref string) (repo, suffix string) {
 		repo, suffix = repo[:colon], repo[colon:]+suffix
 	}
 	return repo, suffix
-}
-
-// SortedLabels returns the label keys in order, for stable output.
-func (c Config) SortedLabels() []string {
-	keys := make([]string, 0, len(c.Labels))
-	for k := range c.Labels {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -59,6 +59,7 @@ func main() {
 	sandbox.Init()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:])
+	interrupted := ctx.Err() != nil
 	stop()
 	if err == nil {
 		return
@@ -71,7 +72,7 @@ func main() {
 	if errors.As(err, &ee) {
 		code = ee.code
 	}
-	if ctx.Err() != nil {
+	if interrupted {
 		code = exitInterrupted
 		err = errors.New("interrupted")
 	}

@@ -1,0 +1,402 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/validate"
+
+	"github.com/pyship/pyship/fixtures"
+)
+
+// pyshipBin is the CLI under test, built once for all tests.
+var pyshipBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "pyship-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	pyshipBin = filepath.Join(dir, "pyship")
+	if out, err := exec.Command("go", "build", "-o", pyshipBin, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building pyship: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+// pyship runs the CLI with extra environment entries.
+func pyship(t *testing.T, env []string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, pyshipBin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if err != nil && !errors.As(err, &exit) {
+		t.Fatalf("running pyship: %v", err)
+	}
+	r := result{stdout: stdout.String(), stderr: stderr.String(), code: cmd.ProcessState.ExitCode()}
+	t.Logf("pyship %s: exit %d\n%s", strings.Join(args, " "), r.code, r.stderr)
+	return r
+}
+
+// copyFixture copies fixtures/name to a temporary directory (outside any git repository,
+// so builds use the fixed epoch) and returns it.
+func copyFixture(t *testing.T, fixture string) string {
+	t.Helper()
+	src := filepath.Join("..", "..", "fixtures", fixture)
+	dst := filepath.Join(t.TempDir(), fixture)
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dst, rel), data, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+var digestLine = regexp.MustCompile(`^(\S+@)?sha256:[0-9a-f]{64}\n$`)
+
+// builtDigest checks that stdout is exactly one reference-with-digest line and returns the
+// digest.
+func builtDigest(t *testing.T, r result) v1.Hash {
+	t.Helper()
+	if r.code != 0 {
+		t.Fatalf("pyship failed with exit code %d:\n%s", r.code, r.stderr)
+	}
+	if !digestLine.MatchString(r.stdout) {
+		t.Fatalf("stdout %q is not one REF@sha256:... line", r.stdout)
+	}
+	_, d, _ := strings.Cut(strings.TrimSpace(r.stdout), "@")
+	if d == "" {
+		d = strings.TrimSpace(r.stdout)
+	}
+	h, err := v1.NewHash(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func layoutImage(t *testing.T, dir string, d v1.Hash) v1.Image {
+	t.Helper()
+	p, err := layout.FromPath(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := p.Image(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := validate.Image(img); err != nil {
+		t.Fatalf("validate.Image: %v", err)
+	}
+	return img
+}
+
+func uniqueTag() string {
+	return fmt.Sprintf("t%d", time.Now().UnixNano())
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func podman(t *testing.T, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "podman", args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("podman %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// TestFlaskHelloEndToEnd builds the seed article's app, pushes it to the test-bed registry
+// and runs it with podman, a runtime that is not pyship's.
+func TestFlaskHelloEndToEnd(t *testing.T) {
+	reg := fixtures.Testbed(t)
+	src := copyFixture(t, "flask-hello")
+	want, err := fixtures.Load(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tag := reg + "/e2e/flask-hello:" + uniqueTag()
+	r := pyship(t, []string{"PYSHIP_CACHE_DIR=" + t.TempDir()}, "build", src, "--image", tag, "--push")
+	d := builtDigest(t, r)
+	if !strings.HasPrefix(r.stdout, reg+"/e2e/flask-hello@sha256:") {
+		t.Errorf("stdout %q does not name the pushed repository", r.stdout)
+	}
+
+	// The tag points at exactly the digest pyship printed, and the image is valid.
+	ref, err := name.ParseReference(tag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc, err := remote.Head(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if desc.Digest != d {
+		t.Errorf("registry has %s at %s, pyship printed %s", desc.Digest, tag, d)
+	}
+	img, err := remote.Image(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := validate.Image(img); err != nil {
+		t.Fatalf("validate.Image: %v", err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cf.Config.User != "65532:65532" || strings.Join(cf.Config.Cmd, " ") != strings.Join(want.Start, " ") {
+		t.Errorf("config: user %q cmd %q", cf.Config.User, cf.Config.Cmd)
+	}
+
+	port := freePort(t)
+	pinned := strings.TrimSpace(r.stdout)
+	id := podman(t, "run", "-d", "--rm", "--init", "-p", fmt.Sprintf("127.0.0.1:%d:%d", port, want.Port), pinned)
+	t.Cleanup(func() {
+		if t.Failed() {
+			out, _ := exec.Command("podman", "logs", id).CombinedOutput()
+			t.Logf("container logs:\n%s", out)
+		}
+		_ = exec.Command("podman", "rm", "-f", id).Run()
+	})
+	if uid := podman(t, "exec", id, "id", "-u"); uid != "65532" {
+		t.Errorf("the app runs as uid %s, want 65532", uid)
+	}
+	status, body := waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d%s", port, want.Path), 90*time.Second)
+	if status != want.Status || !strings.Contains(body, want.Body) {
+		t.Errorf("GET %s: %d %q, want %d %q", want.Path, status, body, want.Status, want.Body)
+	}
+}
+
+// waitHTTP polls url until it answers or the deadline passes.
+func waitHTTP(t *testing.T, url string, within time.Duration) (int, string) {
+	t.Helper()
+	client := &http.Client{Timeout: 2 * time.Second}
+	deadline := time.Now().Add(within)
+	var last error
+	for time.Now().Before(deadline) {
+		resp, err := client.Get(url)
+		if err == nil {
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err == nil {
+				return resp.StatusCode, string(body)
+			}
+		}
+		last = err
+		time.Sleep(250 * time.Millisecond)
+	}
+	t.Fatalf("%s did not answer within %s: %v", url, within, last)
+	return 0, ""
+}
+
+// TestRebuilds checks reproducibility across wiped caches and that an application edit
+// reuses the dependency layer without running pip.
+func TestRebuilds(t *testing.T) {
+	fixtures.Testbed(t)
+	src := copyFixture(t, "flask-hello")
+	out := t.TempDir()
+	cacheA, cacheB := t.TempDir(), t.TempDir()
+	env := func(cache string) []string { return []string{"PYSHIP_CACHE_DIR=" + cache} }
+
+	first := pyship(t, env(cacheA), "build", src, "--oci-layout", out)
+	a := builtDigest(t, first)
+	if !strings.Contains(first.stderr, "dependencies installed") {
+		t.Errorf("a cold build did not install dependencies:\n%s", first.stderr)
+	}
+	b := builtDigest(t, pyship(t, env(cacheB), "build", src, "--oci-layout", out))
+	if a != b {
+		t.Errorf("the same repository built with wiped caches gave %s and %s", a, b)
+	}
+
+	if err := os.WriteFile(filepath.Join(src, "app.py"), append(mustRead(t, filepath.Join(src, "app.py")), "# edited\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	edited := pyship(t, env(cacheA), "build", src, "--oci-layout", out)
+	c := builtDigest(t, edited)
+	if strings.Contains(edited.stderr, "dependencies installed") || !strings.Contains(edited.stderr, "dependencies cached") {
+		t.Errorf("pip ran again after an app.py edit:\n%s", edited.stderr)
+	}
+	if c == a {
+		t.Errorf("an edit to app.py kept digest %s", c)
+	}
+	before, after := layoutImage(t, out, a), layoutImage(t, out, c)
+	lb, la := layerList(t, before), layerList(t, after)
+	if len(lb) != len(la) || lb[len(lb)-3] != la[len(la)-3] || lb[len(lb)-1] == la[len(la)-1] {
+		t.Errorf("layers before %v after %v: want the same dependency layer and a new app layer", lb, la)
+	}
+	if noop := builtDigest(t, pyship(t, env(cacheA), "build", src, "--oci-layout", out)); noop != c {
+		t.Errorf("a no-op rebuild gave %s, want %s", noop, c)
+	}
+}
+
+func mustRead(t *testing.T, p string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+func layerList(t *testing.T, img v1.Image) []v1.Hash {
+	t.Helper()
+	ls, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []v1.Hash
+	for _, l := range ls {
+		d, err := l.Digest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+// TestTarballLoads checks that --tarball writes what podman load takes, as the same image.
+func TestTarballLoads(t *testing.T) {
+	fixtures.Testbed(t)
+	src := copyFixture(t, "flask-hello")
+	file := filepath.Join(t.TempDir(), "image.tar")
+	tag := "localhost/e2e-tarball:" + uniqueTag()
+	r := pyship(t, []string{"PYSHIP_CACHE_DIR=" + t.TempDir()}, "build", src, "--tarball", file, "--image", tag)
+	builtDigest(t, r)
+	podman(t, "load", "-i", file)
+	t.Cleanup(func() { _ = exec.Command("podman", "rmi", "-f", tag).Run() })
+	if u := podman(t, "image", "inspect", "--format", "{{.Config.User}} {{.Config.WorkingDir}}", tag); u != "65532:65532 /app" {
+		t.Errorf("loaded image: user and workdir %q", u)
+	}
+}
+
+// TestBadInput checks that each mistake fails in its phase, says what and where, gives a
+// hint, and pushes nothing.
+func TestBadInput(t *testing.T) {
+	reg := fixtures.Testbed(t)
+	noPython := t.TempDir()
+	if err := os.WriteFile(filepath.Join(noPython, "README.md"), []byte("# not python\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	badReq := copyFixture(t, "flask-hello")
+	if err := os.WriteFile(filepath.Join(badReq, "requirements.txt"), []byte("Flask==3.1.3\npyship-no-such-package-e2e==1.0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	good := copyFixture(t, "flask-hello")
+	badReqTag := reg + "/e2e/bad-requirements:" + uniqueTag()
+
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		want []string
+		// unpushed, when set, is a tag that must not exist afterwards.
+		unpushed string
+	}{
+		{name: "path does not exist", args: []string{"build", "/nonexistent/pyship-app"}, code: exitDetect,
+			want: []string{`"/nonexistent/pyship-app" does not exist`, "hint:"}},
+		{name: "no python", args: []string{"build", noPython}, code: exitDetect,
+			want: []string{"no Python application found", "requirements.txt", "hint:"}},
+		{name: "package not on PyPI", args: []string{"build", badReq, "--image", badReqTag, "--push"}, code: exitInstall,
+			want: []string{"requirements.txt:2", "pyship-no-such-package-e2e", "hint:"}, unpushed: badReqTag},
+		{name: "unreachable registry", args: []string{"build", good, "--image", "127.0.0.1:1/e2e/app:1", "--push"}, code: exitPublish,
+			want: []string{"127.0.0.1:1", "hint:"}},
+		{name: "no such base", args: []string{"build", good, "--base", reg + "/library/python:2.7-slim"}, code: exitBase,
+			want: []string{"python:2.7-slim", "hint:"}},
+		{name: "push without image", args: []string{"build", good, "--push"}, code: exitUsage,
+			want: []string{"--push needs --image"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cache := t.TempDir()
+			r := pyship(t, []string{"PYSHIP_CACHE_DIR=" + cache}, tc.args...)
+			if r.code != tc.code {
+				t.Errorf("exit code %d, want %d", r.code, tc.code)
+			}
+			if r.stdout != "" {
+				t.Errorf("stdout %q, want nothing on failure", r.stdout)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(r.stderr, w) {
+					t.Errorf("stderr does not mention %q:\n%s", w, r.stderr)
+				}
+			}
+			if strings.Contains(r.stderr, "dependencies installed") {
+				t.Errorf("the build went on after the failure")
+			}
+			if tc.unpushed != "" {
+				ref, err := name.ParseReference(tc.unpushed)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := remote.Head(ref); err == nil {
+					t.Errorf("%s was pushed", tc.unpushed)
+				}
+			}
+			// Nothing half-done is left in the cache: no install directories, no sandbox
+			// mount points.
+			_ = filepath.WalkDir(cache, func(p string, d fs.DirEntry, err error) error {
+				if err == nil && (strings.HasPrefix(d.Name(), ".install-") || strings.HasPrefix(d.Name(), ".sandbox-") || strings.HasPrefix(d.Name(), ".layer-")) {
+					t.Errorf("left over: %s", p)
+				}
+				return nil
+			})
+			if mounts, err := os.ReadFile("/proc/self/mountinfo"); err == nil && strings.Contains(string(mounts), cache) {
+				t.Errorf("a mount under the cache is left on the host")
+			}
+		})
+	}
+}

@@ -1,0 +1,98 @@
+package plan
+
+import (
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/pyship/pyship/detect"
+)
+
+func TestMirror(t *testing.T) {
+	for _, tc := range []struct {
+		name, ref, mirror, want string
+	}{
+		{"official short", "python:3.11-slim", "", "docker.io/library/python:3.11-slim"},
+		{"official mirrored", "python:3.11-slim", "127.0.0.1:5000", "127.0.0.1:5000/library/python:3.11-slim"},
+		{"mirror with path", "python:3.11-slim", "mirror.example.com/dockerhub/", "mirror.example.com/dockerhub/library/python:3.11-slim"},
+		{"user repo", "someone/python:3.11", "m.example.com", "m.example.com/someone/python:3.11"},
+		{"explicit docker.io", "docker.io/library/python:3.12", "m.example.com", "m.example.com/library/python:3.12"},
+		{"index.docker.io", "index.docker.io/python:3.12", "", "docker.io/library/python:3.12"},
+		{"other registry untouched", "ghcr.io/org/py:1", "m.example.com", "ghcr.io/org/py:1"},
+		{"localhost registry untouched", "localhost:5000/py:1", "m.example.com", "localhost:5000/py:1"},
+		{"digest kept", "python@sha256:" + strings.Repeat("a", 64), "m.example.com", "m.example.com/library/python@sha256:" + strings.Repeat("a", 64)},
+		{"no tag", "python", "", "docker.io/library/python"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := Mirror(tc.ref, tc.mirror)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tc.want {
+				t.Errorf("Mirror(%q, %q) = %q, want %q", tc.ref, tc.mirror, got, tc.want)
+			}
+		})
+	}
+	for _, bad := range []string{"", "Python:3.11", "docker.io/"} {
+		if got, err := Mirror(bad, ""); err == nil {
+			t.Errorf("Mirror(%q) = %q, want an error", bad, got)
+		}
+	}
+}
+
+func TestNew(t *testing.T) {
+	res := &detect.Result{
+		Python:       detect.Fact{Value: "3.11", Source: ".python-version:1"},
+		Installer:    "pip",
+		Requirements: []string{"requirements.txt"},
+		Start:        detect.Start{Command: []string{"python", "app.py"}, Source: "app.py:8", Reason: "main block"},
+		Port:         5000,
+		PortFrom:     "app.py:9",
+		Warnings:     []string{"w"},
+	}
+	p, err := New(res, Options{BaseMirror: "127.0.0.1:5000", Platform: "linux/amd64", Revision: "abc"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Base.Ref != "127.0.0.1:5000/library/python:3.11-slim" || p.Base.Name != "python:3.11-slim" {
+		t.Errorf("base %+v", p.Base)
+	}
+	if !slices.Contains(p.Config.Env, "PORT=5000") || !slices.Equal(p.Config.ExposedPorts, []string{"5000/tcp"}) {
+		t.Errorf("port: env %v exposed %v", p.Config.Env, p.Config.ExposedPorts)
+	}
+	if p.Config.User == "" || strings.HasPrefix(p.Config.User, "0") || p.Config.User == "root" {
+		t.Errorf("user %q is root", p.Config.User)
+	}
+	if p.Config.Labels["org.opencontainers.image.revision"] != "abc" {
+		t.Errorf("labels %v", p.Config.Labels)
+	}
+	sources := map[string]string{}
+	for _, d := range p.Decisions {
+		sources[d.What] = d.Source
+	}
+	if sources["python"] != ".python-version:1" || sources["start"] != "app.py:8" || sources["port"] != "app.py:9" {
+		t.Errorf("decision sources %v", sources)
+	}
+	// The plan is plain data: it survives a JSON round trip unchanged.
+	data, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Plan
+	if err := json.Unmarshal(data, &back); err != nil {
+		t.Fatal(err)
+	}
+	again, _ := json.Marshal(back)
+	if string(again) != string(data) {
+		t.Errorf("JSON round trip changed the plan:\n%s\n%s", data, again)
+	}
+
+	p, err = New(res, Options{Base: "ghcr.io/me/python:custom", BaseMirror: "127.0.0.1:5000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Base.Ref != "ghcr.io/me/python:custom" {
+		t.Errorf("--base: ref %q", p.Base.Ref)
+	}
+}
