@@ -159,12 +159,16 @@ func pullBase(ctx context.Context, ref string, platform v1.Platform, opts Option
 	if cf.Architecture != platform.Architecture || cf.OS != platform.OS {
 		return nil, name.Digest{}, &BaseError{Ref: ref, Err: fmt.Errorf("the image is for %s/%s, not %s", cf.OS, cf.Architecture, platform)}
 	}
-	img, err = cachedBase(img, d, filepath.Join(opts.CacheDir, "bases"))
+	img, err = cachedBase(img, d, LayoutDir(opts.CacheDir))
 	if err != nil {
 		return nil, name.Digest{}, &BaseError{Ref: ref, Err: err}
 	}
 	return img, r.Context().Digest(d.String()), nil
 }
+
+// LayoutDir is the OCI layout in the cache that holds base images and, unless told
+// otherwise, built ones: they share blobs.
+func LayoutDir(cacheDir string) string { return filepath.Join(cacheDir, "oci") }
 
 // cachedBase keeps base images in an OCI layout, so their layers are downloaded once.
 func cachedBase(img v1.Image, d v1.Hash, dir string) (v1.Image, error) {

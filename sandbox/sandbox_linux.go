@@ -183,7 +183,35 @@ func setupAndExec() error {
 	if err != nil {
 		return err
 	}
+	if err := dropPrivileges(); err != nil {
+		return err
+	}
 	return fmt.Errorf("executing %q: %w", path, unix.Exec(path, spec.Args, spec.Env))
+}
+
+// keptCapabilities are what the command keeps: Docker's default set less CAP_MKNOD and
+// CAP_NET_RAW. Without CAP_SYS_ADMIN it cannot mount, so it cannot undo the sandbox.
+var keptCapabilities = map[int]bool{
+	unix.CAP_CHOWN: true, unix.CAP_DAC_OVERRIDE: true, unix.CAP_FSETID: true, unix.CAP_FOWNER: true,
+	unix.CAP_SETGID: true, unix.CAP_SETUID: true, unix.CAP_SETFCAP: true, unix.CAP_SETPCAP: true,
+	unix.CAP_NET_BIND_SERVICE: true, unix.CAP_SYS_CHROOT: true, unix.CAP_KILL: true, unix.CAP_AUDIT_WRITE: true,
+}
+
+// dropPrivileges shrinks the capability bounding set, which the exec'd command's
+// capabilities cannot exceed, and forbids gaining privileges through set-id files.
+func dropPrivileges() error {
+	for c := 0; c <= unix.CAP_LAST_CAP; c++ {
+		if keptCapabilities[c] {
+			continue
+		}
+		if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil && !errors.Is(err, unix.EINVAL) {
+			return fmt.Errorf("dropping capability %d: %w", c, err)
+		}
+	}
+	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("setting no_new_privs: %w", err)
+	}
+	return nil
 }
 
 func mountProc(root string) error {

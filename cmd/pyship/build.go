@@ -81,7 +81,7 @@ func runBuild(ctx context.Context, args []string) error {
 		}
 		pub = &publish.Tarball{Path: *tarballPath, Tag: tag}
 	default:
-		pub = &publish.Layout{Dir: filepath.Join(cacheDir, "images"), Name: refName(ref)}
+		pub = &publish.Layout{Dir: layers.LayoutDir(cacheDir), Name: refName(ref)}
 	}
 	start := time.Now()
 	out, err := pub.Publish(ctx, res.Image)
