@@ -1,7 +1,9 @@
 package main
 
 import (
+	"archive/tar"
 	"bytes"
+	"encoding/binary"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +16,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -281,6 +284,54 @@ func TestRebuilds(t *testing.T) {
 	if noop := builtDigest(t, pyship(t, env(cacheA), "build", src, "--oci-layout", out)); noop != c {
 		t.Errorf("a no-op rebuild gave %s, want %s", noop, c)
 	}
+
+	ls, err := after.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkDependencyLayer(t, ls[len(ls)-3])
+}
+
+// checkDependencyLayer checks that the venv layer holds only the venv, that its byte code
+// is hash-based (PEP 552), and that nothing of the build sandbox leaked into it.
+func checkDependencyLayer(t *testing.T, l v1.Layer) {
+	t.Helper()
+	rc, err := l.Uncompressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	pycs := 0
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Name != "opt/" && !strings.HasPrefix(h.Name, "opt/venv/") {
+			t.Errorf("the dependency layer holds %s, outside the venv", h.Name)
+		}
+		data, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(data, []byte("/run/pyship")) {
+			t.Errorf("%s mentions the build sandbox's /run/pyship", h.Name)
+		}
+		if strings.HasSuffix(h.Name, ".pyc") {
+			pycs++
+			// PEP 552: the flags word after the magic number is 0b11 for checked hashes.
+			if len(data) < 16 || binary.LittleEndian.Uint32(data[4:8]) != 3 {
+				t.Errorf("%s is not a checked-hash .pyc", h.Name)
+			}
+		}
+	}
+	if pycs == 0 {
+		t.Errorf("the dependency layer has no byte code")
+	}
 }
 
 func mustRead(t *testing.T, p string) []byte {
@@ -398,5 +449,61 @@ func TestBadInput(t *testing.T) {
 				t.Errorf("a mount under the cache is left on the host")
 			}
 		})
+	}
+}
+
+// TestNoSandboxPrivileges runs pyship as an unprivileged user where user namespaces are
+// not allowed: it must stop in its sandbox phase and say how to run it. The test makes such
+// a place without touching the host: a user namespace of its own whose limit on nested user
+// namespaces is 0, in which pyship runs as a mapped unprivileged user.
+func TestNoSandboxPrivileges(t *testing.T) {
+	reg := fixtures.Testbed(t)
+
+	// Everything the unprivileged user needs must be readable (and the cache writable).
+	dir, err := os.MkdirTemp("", "pyship-nonroot-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	src := filepath.Join(dir, "app")
+	if err := os.CopyFS(src, os.DirFS(filepath.Join("..", "..", "fixtures", "flask-hello"))); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "pyship")
+	if err := os.WriteFile(bin, mustRead(t, pyshipBin), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Chmod(p, 0o777)
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	script := `echo 0 > /proc/sys/user/max_user_namespaces && exec setpriv --reuid=1000 --regid=1000 --clear-groups "$@"`
+	cmd := exec.Command("/bin/sh", "-c", script, "sh", bin, "build", src)
+	cmd.Env = []string{"HOME=" + dir, "PATH=/usr/bin:/bin", "PYSHIP_CACHE_DIR=" + filepath.Join(dir, "cache"), "PYSHIP_BASE_MIRROR=" + reg}
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Cloneflags:                 syscall.CLONE_NEWUSER,
+		UidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: 0, Size: 1}, {ContainerID: 1000, HostID: 65534, Size: 1}},
+		GidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: 0, Size: 1}, {ContainerID: 1000, HostID: 65534, Size: 1}},
+		GidMappingsEnableSetgroups: true,
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	_ = cmd.Run()
+	t.Logf("stderr:\n%s", stderr.String())
+	if code := cmd.ProcessState.ExitCode(); code != exitSandbox {
+		t.Errorf("exit code %d, want %d", code, exitSandbox)
+	}
+	for _, want := range []string{"needs root, or unprivileged user namespaces", "sudo", "hint:"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("stderr does not mention %q", want)
+		}
+	}
+	if stdout.Len() != 0 {
+		t.Errorf("stdout %q, want nothing", stdout.String())
 	}
 }
