@@ -177,30 +177,10 @@ func firstLine(data []byte) (string, int) {
 }
 
 // startCommand fills res.Start, res.Framework and res.Port: Procfile's web process first,
-// then an entry script.
+// then the first entry script.
 func startCommand(fsys fs.FS, res *Result) error {
-	if data, err := fs.ReadFile(fsys, "Procfile"); err == nil {
-		var web string
-		var webLine int
-		sc := bufio.NewScanner(bytes.NewReader(data))
-		for n := 1; sc.Scan(); n++ {
-			m := procfileWebRe.FindStringSubmatch(strings.TrimSpace(sc.Text()))
-			if m == nil {
-				continue
-			}
-			if webLine > 0 {
-				return &Error{File: "Procfile", Line: n, Msg: fmt.Sprintf("a second web process (the first is on line %d)", webLine),
-					Hint: "keep one web: line"}
-			}
-			web, webLine = strings.TrimSpace(m[1]), n
-		}
-		if webLine > 0 {
-			if web == "" {
-				return &Error{File: "Procfile", Line: webLine, Msg: "the web process has no command", Hint: "write the command after web:"}
-			}
-			res.Start = Start{Command: []string{"/bin/sh", "-c", "exec " + web}, Source: fmt.Sprintf("Procfile:%d", webLine), Reason: "Procfile declares a web process"}
-			return nil
-		}
+	if found, err := procfileCommand(fsys, res); found || err != nil {
+		return err
 	}
 	for _, name := range entryScripts {
 		data, err := fs.ReadFile(fsys, name)
@@ -210,33 +190,71 @@ func startCommand(fsys fs.FS, res *Result) error {
 		if err != nil {
 			return fmt.Errorf("reading %q: %w", name, err)
 		}
-		src := string(data)
-		if m := flaskAppRe.FindStringSubmatchIndex(src); m != nil {
-			res.Framework = "flask"
-		}
-		if loc := mainBlockRe.FindStringIndex(src); loc != nil {
-			res.Start = Start{Command: []string{"python", name}, Source: fmt.Sprintf("%s:%d", name, lineOf(src, loc[0])),
-				Reason: name + " runs itself under if __name__ == \"__main__\""}
-			hardCodedPort(name, src, res)
-			return nil
-		}
-		if m := flaskAppRe.FindStringSubmatchIndex(src); m != nil {
-			module := strings.TrimSuffix(name, ".py")
-			obj := src[m[2]:m[3]]
-			res.Start = Start{
-				Command: []string{"/bin/sh", "-c", fmt.Sprintf(`exec python -m flask --app %s:%s run --host 0.0.0.0 --port "$PORT"`, module, obj)},
-				Source:  fmt.Sprintf("%s:%d", name, lineOf(src, m[0])),
-				Reason:  fmt.Sprintf("%s defines the Flask app %q and has no __main__ runner", name, obj),
-			}
-			return nil
-		}
-		res.Start = Start{Command: []string{"python", name}, Source: name, Reason: name + " is the first entry script found"}
-		res.Warnings = append(res.Warnings, fmt.Sprintf("%s has no __main__ block or web app that pyship recognises; it is run as a script", name))
+		scriptCommand(name, string(data), res)
 		return nil
 	}
 	return &Error{
 		Msg:  "no start command found",
 		Hint: "pyship looked for a Procfile with a web: line and for " + strings.Join(entryScripts, ", ") + "; add one of them",
+	}
+}
+
+// procfileCommand takes the Procfile's web process, if there is one.
+func procfileCommand(fsys fs.FS, res *Result) (bool, error) {
+	data, err := fs.ReadFile(fsys, "Procfile")
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("reading %q: %w", "Procfile", err)
+	}
+	var web string
+	var webLine int
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for n := 1; sc.Scan(); n++ {
+		m := procfileWebRe.FindStringSubmatch(strings.TrimSpace(sc.Text()))
+		if m == nil {
+			continue
+		}
+		if webLine > 0 {
+			return false, &Error{File: "Procfile", Line: n, Msg: fmt.Sprintf("a second web process (the first is on line %d)", webLine),
+				Hint: "keep one web: line"}
+		}
+		web, webLine = strings.TrimSpace(m[1]), n
+	}
+	if webLine == 0 {
+		return false, nil
+	}
+	if web == "" {
+		return false, &Error{File: "Procfile", Line: webLine, Msg: "the web process has no command", Hint: "write the command after web:"}
+	}
+	// A shell, so that $PORT in the command expands as it does on Heroku.
+	res.Start = Start{Command: []string{"/bin/sh", "-c", "exec " + web}, Source: fmt.Sprintf("Procfile:%d", webLine), Reason: "Procfile declares a web process"}
+	return true, nil
+}
+
+// scriptCommand decides how to start the entry script name: as itself when it has a
+// __main__ block, through flask when it only defines a Flask app, else as a plain script.
+func scriptCommand(name, src string, res *Result) {
+	flaskApp := flaskAppRe.FindStringSubmatchIndex(src)
+	if flaskApp != nil {
+		res.Framework = "flask"
+	}
+	switch main := mainBlockRe.FindStringIndex(src); {
+	case main != nil:
+		res.Start = Start{Command: []string{"python", name}, Source: fmt.Sprintf("%s:%d", name, lineOf(src, main[0])),
+			Reason: name + ` runs itself under if __name__ == "__main__"`}
+		hardCodedPort(name, src, res)
+	case flaskApp != nil:
+		module, obj := strings.TrimSuffix(name, ".py"), src[flaskApp[2]:flaskApp[3]]
+		res.Start = Start{
+			Command: []string{"/bin/sh", "-c", fmt.Sprintf(`exec python -m flask --app %s:%s run --host 0.0.0.0 --port "$PORT"`, module, obj)},
+			Source:  fmt.Sprintf("%s:%d", name, lineOf(src, flaskApp[0])),
+			Reason:  fmt.Sprintf("%s defines the Flask app %q and has no __main__ runner", name, obj),
+		}
+	default:
+		res.Start = Start{Command: []string{"python", name}, Source: name, Reason: name + " is the first entry script found"}
+		res.Warnings = append(res.Warnings, fmt.Sprintf("%s has no __main__ block or web app that pyship recognises; it is run as a script", name))
 	}
 }
 

@@ -122,8 +122,12 @@ func Build(ctx context.Context, p *plan.Plan, opts Options) (*Result, error) {
 	}
 	log.Info("application layer written", "took", since(start))
 
+	depsStep := "python -m venv " + p.Dependencies.Venv
+	for _, r := range p.Dependencies.Requirements {
+		depsStep += " && pip install -r " + r
+	}
 	img, err := assemble(base, baseDigest, p, opts.Epoch, []addendum{
-		{deps, "pip install " + strings.Join(p.Dependencies.Requirements, " ") + " into " + p.Dependencies.Venv},
+		{deps, depsStep},
 		{user, fmt.Sprintf("user %s (%d:%d)", plan.UserName, plan.UserID, plan.GroupID)},
 		{app, "application files to " + p.App.Dir},
 	})

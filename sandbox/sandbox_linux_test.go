@@ -1,0 +1,236 @@
+package sandbox
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pyship/pyship/fixtures"
+)
+
+// The sandboxed command in these tests is this test binary, copied into a bare root file
+// system and started as "probe": it reports what it sees from inside.
+const probeArg = "probe"
+
+func TestMain(m *testing.M) {
+	Init()
+	if len(os.Args) > 0 && filepath.Base(os.Args[0]) == probeArg {
+		os.Exit(probe(os.Args[1:]))
+	}
+	os.Exit(m.Run())
+}
+
+// report is what the probe saw.
+type report struct {
+	PID         int    `json:"pid"`
+	Hostname    string `json:"hostname"`
+	Cwd         string `json:"cwd"`
+	CapBnd      string `json:"cap_bnd"`
+	NoNewPrivs  string `json:"no_new_privs"`
+	SeesHost    bool   `json:"sees_host"`
+	WroteRoot   string `json:"wrote_root"`
+	WroteRO     string `json:"wrote_read_only"`
+	WroteTmp    string `json:"wrote_tmp"`
+	DevNull     bool   `json:"dev_null"`
+	EnvMarker   string `json:"env_marker"`
+	HostEnvSeen bool   `json:"host_env_seen"`
+}
+
+func probe(args []string) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "exit":
+			code, _ := strconv.Atoi(args[1])
+			return code
+		case "sleep":
+			time.Sleep(time.Hour)
+			return 0
+		}
+	}
+	var r report
+	r.PID = os.Getpid()
+	r.Hostname, _ = os.Hostname()
+	r.Cwd, _ = os.Getwd()
+	status, _ := os.ReadFile("/proc/self/status")
+	for _, line := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "CapBnd:"); ok {
+			r.CapBnd = strings.TrimSpace(v)
+		}
+		if v, ok := strings.CutPrefix(line, "NoNewPrivs:"); ok {
+			r.NoNewPrivs = strings.TrimSpace(v)
+		}
+	}
+	_, err := os.Stat(os.Getenv("HOST_MARKER"))
+	r.SeesHost = err == nil
+	errText := func(err error) string {
+		if err == nil {
+			return "ok"
+		}
+		return err.Error()
+	}
+	r.WroteRoot = errText(os.WriteFile("/written", []byte("x"), 0o644))
+	r.WroteRO = errText(os.WriteFile("/ro/written", []byte("x"), 0o644))
+	r.WroteTmp = errText(os.WriteFile("/tmp/written", []byte("x"), 0o644))
+	_, err = os.Stat("/dev/null")
+	r.DevNull = err == nil
+	r.EnvMarker = os.Getenv("MARKER")
+	r.HostEnvSeen = os.Getenv("PYSHIP_HOST_ONLY") != ""
+	if err := json.NewEncoder(os.Stdout).Encode(r); err != nil {
+		return 1
+	}
+	return 0
+}
+
+// probeRoot makes a root file system holding only the probe.
+func probeRoot(t *testing.T) string {
+	t.Helper()
+	fixtures.Need(t, os.Geteuid() == 0, "the sandbox tests run as root")
+	root := t.TempDir()
+	self, err := os.ReadFile("/proc/self/exe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(root, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "bin", probeArg), self, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+func TestRunIsolates(t *testing.T) {
+	root := probeRoot(t)
+	marker := filepath.Join(t.TempDir(), "host-marker")
+	if err := os.WriteFile(marker, []byte("host"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PYSHIP_HOST_ONLY", "1")
+	upper := filepath.Join(t.TempDir(), "upper")
+	var stdout, stderr bytes.Buffer
+	err := Run(context.Background(), Spec{
+		Root: root, Upper: upper, Args: []string{probeArg},
+		Env:      []string{"PATH=/bin", "HOST_MARKER=" + marker, "MARKER=given"},
+		Dir:      "/tmp",
+		Hostname: "pyship-test",
+		Mounts:   []Mount{{Type: "bind", Source: t.TempDir(), Target: "/ro", ReadOnly: true}},
+		Stdout:   &stdout, Stderr: &stderr,
+	})
+	if err != nil {
+		t.Fatalf("Run: %v\n%s", err, stderr.String())
+	}
+	var r report
+	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
+		t.Fatalf("probe output %q: %v", stdout.String(), err)
+	}
+	if r.PID != 1 {
+		t.Errorf("pid %d, want 1 (a pid namespace of its own)", r.PID)
+	}
+	if r.Hostname != "pyship-test" || r.Cwd != "/tmp" {
+		t.Errorf("hostname %q cwd %q", r.Hostname, r.Cwd)
+	}
+	if r.SeesHost {
+		t.Errorf("the sandbox sees the host file %s", marker)
+	}
+	if r.EnvMarker != "given" || r.HostEnvSeen {
+		t.Errorf("environment: marker %q, host variable seen %v; want only the spec's", r.EnvMarker, r.HostEnvSeen)
+	}
+	bnd, err := strconv.ParseUint(r.CapBnd, 16, 64)
+	if err != nil {
+		t.Fatalf("CapBnd %q: %v", r.CapBnd, err)
+	}
+	const capSysAdmin, capMknod = 21, 27
+	if bnd&(1<<capSysAdmin) != 0 || bnd&(1<<capMknod) != 0 || r.NoNewPrivs != "1" {
+		t.Errorf("capability bounding set %s, no_new_privs %s: CAP_SYS_ADMIN and CAP_MKNOD must be gone", r.CapBnd, r.NoNewPrivs)
+	}
+	if r.WroteRoot != "ok" || r.WroteTmp != "ok" || !r.DevNull {
+		t.Errorf("writes: root %s, tmp %s; /dev/null %v", r.WroteRoot, r.WroteTmp, r.DevNull)
+	}
+	if !strings.Contains(r.WroteRO, "read-only") {
+		t.Errorf("writing to a read-only mount: %s", r.WroteRO)
+	}
+	// Writes land in the upper directory; the root is never touched.
+	if _, err := os.Stat(filepath.Join(upper, "written")); err != nil {
+		t.Errorf("the write to / is not in the upper directory: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "written")); err == nil {
+		t.Errorf("the write to / reached the root directory")
+	}
+	if _, err := os.Stat(filepath.Join(upper, "tmp", "written")); err == nil {
+		t.Errorf("/tmp is not a tmpfs: its file reached the upper directory")
+	}
+	// Nothing Run made is left next to the upper directory.
+	entries, _ := os.ReadDir(filepath.Dir(upper))
+	if len(entries) != 1 {
+		t.Errorf("left next to the upper directory: %v", entries)
+	}
+}
+
+func TestRunExitCode(t *testing.T) {
+	root := probeRoot(t)
+	err := Run(context.Background(), Spec{Root: root, Upper: filepath.Join(t.TempDir(), "u"), Args: []string{probeArg, "exit", "3"}, Env: []string{"PATH=/bin"}})
+	var exit *ExitError
+	if !errors.As(err, &exit) || exit.Code != 3 {
+		t.Fatalf("got %v, want exit code 3", err)
+	}
+}
+
+func TestRunMissingCommand(t *testing.T) {
+	root := probeRoot(t)
+	err := Run(context.Background(), Spec{Root: root, Upper: filepath.Join(t.TempDir(), "u"), Args: []string{"python3"}, Env: []string{"PATH=/usr/bin:/bin"}})
+	var setup *SetupError
+	if !errors.As(err, &setup) || !strings.Contains(err.Error(), `"python3" not found`) {
+		t.Fatalf("got %v, want a setup error naming python3", err)
+	}
+}
+
+func TestRunCancelKillsEverything(t *testing.T) {
+	root := probeRoot(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Spec{Root: root, Upper: filepath.Join(t.TempDir(), "u"), Args: []string{probeArg, "sleep"}, Env: []string{"PATH=/bin"}})
+	}()
+	// Find the sleeping probe from the host: its executable, seen from the host, is
+	// /bin/probe inside the sandbox's root.
+	var pids []string
+	for deadline := time.Now().Add(10 * time.Second); len(pids) == 0 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		pids = probePIDs()
+	}
+	if len(pids) == 0 {
+		t.Fatal("the probe never started")
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("got %v, want the context's error", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+	for _, pid := range pids {
+		if _, err := os.Stat("/proc/" + pid); err == nil {
+			t.Errorf("sandbox process %s survived", pid)
+		}
+	}
+}
+
+func probePIDs() []string {
+	var pids []string
+	exes, _ := filepath.Glob("/proc/[0-9]*/exe")
+	for _, exe := range exes {
+		if target, err := os.Readlink(exe); err == nil && target == "/bin/"+probeArg {
+			pids = append(pids, filepath.Base(filepath.Dir(exe)))
+		}
+	}
+	return pids
+}
