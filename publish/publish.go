@@ -106,18 +106,18 @@ func (l *Layout) Publish(ctx context.Context, img v1.Image) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	const refName = "org.opencontainers.image.ref.name"
-	if l.Name != "" {
-		err = p.ReplaceImage(img, match.Name(l.Name),
-			layout.WithAnnotations(map[string]string{refName: l.Name}))
-	} else {
-		err = p.ReplaceImage(img, match.Digests(d))
-	}
-	if err != nil {
-		return "", &Error{Target: l.Dir, Err: err}
-	}
 	if l.Name == "" {
+		// An unnamed image only has to be there; entries that name it stay.
+		if _, err := p.Image(d); err != nil {
+			if err := p.AppendImage(img); err != nil {
+				return "", &Error{Target: l.Dir, Err: err}
+			}
+		}
 		return d.String(), nil
+	}
+	const refName = "org.opencontainers.image.ref.name"
+	if err := p.ReplaceImage(img, match.Name(l.Name), layout.WithAnnotations(map[string]string{refName: l.Name})); err != nil {
+		return "", &Error{Target: l.Dir, Err: err}
 	}
 	return l.Name + "@" + d.String(), nil
 }

@@ -1,0 +1,142 @@
+package publish
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/validate"
+)
+
+func testImage(t *testing.T) (v1.Image, v1.Hash) {
+	t.Helper()
+	img, err := random.Image(512, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img, d
+}
+
+func TestRegistry(t *testing.T) {
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	ref, err := name.ParseReference(host + "/team/app:v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, d := testImage(t)
+	r := &Registry{Ref: ref}
+	if err := r.Check(); err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+	got, err := r.Publish(context.Background(), img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := host + "/team/app@" + d.String(); got != want {
+		t.Errorf("Publish = %q, want %q", got, want)
+	}
+	desc, err := remote.Head(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if desc.Digest != d {
+		t.Errorf("tag points at %s, want %s", desc.Digest, d)
+	}
+}
+
+func TestRegistryUnreachable(t *testing.T) {
+	ref, err := name.ParseReference("127.0.0.1:1/team/app:v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = (&Registry{Ref: ref}).Check()
+	var pe *Error
+	if !errors.As(err, &pe) || !strings.Contains(err.Error(), "127.0.0.1:1") || !strings.Contains(err.Error(), "hint:") {
+		t.Fatalf("got %v, want a publish error naming the registry, with a hint", err)
+	}
+}
+
+func TestLayoutReplacesByName(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "oci")
+	first, _ := testImage(t)
+	second, d2 := testImage(t)
+	l := &Layout{Dir: dir, Name: "example.com/app:1"}
+	if _, err := l.Publish(context.Background(), first); err != nil {
+		t.Fatal(err)
+	}
+	got, err := l.Publish(context.Background(), second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != "example.com/app:1@"+d2.String() {
+		t.Errorf("Publish = %q", got)
+	}
+	unnamed, err := (&Layout{Dir: dir}).Publish(context.Background(), second)
+	if err != nil || unnamed != d2.String() {
+		t.Errorf("unnamed Publish = %q, %v; want %s", unnamed, err, d2)
+	}
+	p, err := layout.FromPath(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := p.ImageIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Manifests) != 1 || m.Manifests[0].Annotations["org.opencontainers.image.ref.name"] != "example.com/app:1" {
+		t.Fatalf("layout index %+v: want only the named image, replaced, and kept by the unnamed publish", m.Manifests)
+	}
+	img, err := p.Image(d2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := validate.Image(img); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestTarball(t *testing.T) {
+	img, d := testImage(t)
+	tag, err := name.NewTag("app:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "app.tar")
+	got, err := (&Tarball{Path: path, Tag: tag}).Publish(context.Background(), img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != "index.docker.io/library/app@"+d.String() {
+		t.Errorf("Publish = %q", got)
+	}
+	loaded, err := tarball.ImageFromPath(path, &tag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := img.ConfigName()
+	if have, _ := loaded.ConfigName(); have != want {
+		t.Errorf("loaded config %s, want %s", have, want)
+	}
+}
