@@ -10,16 +10,14 @@ import (
 	"testing/fstest"
 )
 
-const seedApp = `from flask import Flask
-app = Flask(__name__)
-
-@app.route('/')
-def hello():
-    return 'Hello, World!'
-
-if __name__ == '__main__':
-    app.run(host='0.0.0.0', port=8080)
-`
+// seedApp is the article's app.py, as in fixtures/flask-hello.
+var seedApp = func() string {
+	data, err := os.ReadFile("../fixtures/flask-hello/app.py")
+	if err != nil {
+		panic(err)
+	}
+	return string(data)
+}()
 
 func files(m map[string]string) fstest.MapFS {
 	fsys := fstest.MapFS{}

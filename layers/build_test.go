@@ -27,6 +27,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
 	"github.com/pyship/pyship/detect"
+	"github.com/pyship/pyship/fixtures"
 	"github.com/pyship/pyship/plan"
 )
 
@@ -171,19 +172,6 @@ func imageDigest(t *testing.T, img v1.Image) v1.Hash {
 	return d
 }
 
-func layerDigests(t *testing.T, img v1.Image) []v1.Hash {
-	t.Helper()
-	ls, err := img.Layers()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []v1.Hash
-	for _, l := range ls {
-		out = append(out, digestOf(t, l))
-	}
-	return out
-}
-
 func TestBuildConfig(t *testing.T) {
 	p := testPlan(t, pushBase(t))
 	src := t.TempDir()
@@ -264,7 +252,7 @@ func TestBuildIsReproducibleAndCachesDependencies(t *testing.T) {
 	if inst.runs != 2 || !edited.DependenciesCached {
 		t.Errorf("installer ran after an app.py edit (runs %d, cached %v)", inst.runs, edited.DependenciesCached)
 	}
-	before, after := layerDigests(t, first.Image), layerDigests(t, edited.Image)
+	before, after := fixtures.LayerDigests(t, first.Image), fixtures.LayerDigests(t, edited.Image)
 	if before[1] != after[1] || before[3] == after[3] {
 		t.Errorf("layers before %v, after %v: want the same dependency layer and a new app layer", before, after)
 	}

@@ -155,11 +155,13 @@ func podman(t *testing.T, args ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, "podman", args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("podman %s: %v\n%s", strings.Join(args, " "), err, out)
+	var stdout, stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, "podman", args...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("podman %s: %v\n%s%s", strings.Join(args, " "), err, stdout.String(), stderr.String())
 	}
-	return strings.TrimSpace(string(out))
+	return strings.TrimSpace(stdout.String())
 }
 
 // TestFlaskHelloEndToEnd builds the seed article's app, pushes it to the test-bed registry
@@ -277,7 +279,7 @@ func TestRebuilds(t *testing.T) {
 		t.Errorf("an edit to app.py kept digest %s", c)
 	}
 	before, after := layoutImage(t, out, a), layoutImage(t, out, c)
-	lb, la := layerList(t, before), layerList(t, after)
+	lb, la := fixtures.LayerDigests(t, before), fixtures.LayerDigests(t, after)
 	if len(lb) != len(la) || lb[len(lb)-3] != la[len(la)-3] || lb[len(lb)-1] == la[len(la)-1] {
 		t.Errorf("layers before %v after %v: want the same dependency layer and a new app layer", lb, la)
 	}
@@ -341,23 +343,6 @@ func mustRead(t *testing.T, p string) []byte {
 		t.Fatal(err)
 	}
 	return data
-}
-
-func layerList(t *testing.T, img v1.Image) []v1.Hash {
-	t.Helper()
-	ls, err := img.Layers()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []v1.Hash
-	for _, l := range ls {
-		d, err := l.Digest()
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, d)
-	}
-	return out
 }
 
 // TestTarballLoads checks that --tarball writes what podman load takes, as the same image.
