@@ -3,6 +3,7 @@ module github.com/pyship/pyship
 go 1.26.0
 
 require (
+	github.com/BurntSushi/toml v1.6.0
 	github.com/google/go-containerregistry v0.22.1
 	github.com/hashicorp/go-hclog v1.6.3
 	golang.org/x/sys v0.50.0

@@ -1,21 +1,15 @@
 package detect
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
-	"regexp"
-	"strconv"
+	"path"
 	"strings"
 
 	"github.com/hashicorp/go-hclog"
 )
-
-// DefaultPythonVersion is the Python minor version used when the repository names none.
-const DefaultPythonVersion = "3.13"
 
 // DefaultPort is the port the application is told to listen on through $PORT.
 const DefaultPort = 8080
@@ -32,23 +26,63 @@ type Start struct {
 	Command []string `json:"command"`
 	Source  string   `json:"source"`
 	Reason  string   `json:"reason"`
+	// PythonPath is a directory (relative to the repository) the app's modules are
+	// imported from, like "src"; empty for the root.
+	PythonPath string `json:"python_path,omitempty"`
+}
+
+// Port is the port the application listens on.
+type Port struct {
+	Number int    `json:"number"`
+	Source string `json:"source"`
+	// HardCoded is true when the source fixes the port instead of reading $PORT.
+	HardCoded bool `json:"hard_coded,omitempty"`
+}
+
+// Dependencies says what pip installs and from which files.
+type Dependencies struct {
+	// Installer is the tool that installs them: "pip".
+	Installer string `json:"installer"`
+	// Source is the file that decided, like "requirements.txt"; empty when there are none.
+	Source string `json:"source,omitempty"`
+	// Requirements are the requirement files given to pip -r.
+	Requirements []string `json:"requirements,omitempty"`
+	// Files are every file the install reads: the requirement files, the ones they include,
+	// the project metadata. A change to one of them reinstalls the dependencies.
+	Files []string `json:"files,omitempty"`
+	// Project is true when the repository itself is installed (pip install .).
+	Project bool `json:"project,omitempty"`
+	// Names are the declared dependencies' normalised names.
+	Names []string `json:"names,omitempty"`
+}
+
+// Has reports whether name (any spelling) is a declared dependency.
+func (d Dependencies) Has(name string) bool {
+	name = NormalizeName(name)
+	for _, n := range d.Names {
+		if n == name {
+			return true
+		}
+	}
+	return false
 }
 
 // Result is what detection found.
 type Result struct {
 	// Python is the Python minor version, like "3.11".
-	Python Fact `json:"python"`
-	// Installer is the dependency installer: "pip".
-	Installer string `json:"installer"`
-	// Requirements are the requirement files pip installs, relative to the repository root.
-	Requirements []string `json:"requirements,omitempty"`
+	Python       Fact         `json:"python"`
+	Dependencies Dependencies `json:"dependencies"`
 	// Framework is the web framework the start command was derived from, if any.
 	Framework string `json:"framework,omitempty"`
 	Start     Start  `json:"start"`
-	// Port is the port the application listens on.
-	Port     int      `json:"port"`
-	PortFrom string   `json:"port_source"`
+	Port      Port   `json:"port"`
+	// Config is the user's pyship.toml or [tool.pyship], nil when there is none.
+	Config   *Config  `json:"config,omitempty"`
 	Warnings []string `json:"warnings,omitempty"`
+}
+
+func (r *Result) warnf(format string, args ...any) {
+	r.Warnings = append(r.Warnings, fmt.Sprintf(format, args...))
 }
 
 // Options tune detection.
@@ -80,19 +114,11 @@ func (e *Error) Error() string {
 	return b.String()
 }
 
-// entryScripts are the files, in order of preference, that can start an application.
-var entryScripts = []string{"app.py", "main.py", "server.py", "wsgi.py"}
-
 // pythonMarkers are files whose presence makes a directory a Python project.
-var pythonMarkers = []string{"requirements.txt", "pyproject.toml", "setup.py", "setup.cfg", "Pipfile"}
-
-var (
-	versionRe     = regexp.MustCompile(`^(?:python-?)?(3)\.(\d+)(?:\.\d+)?(?:[a-z]+\d*)?$`)
-	mainBlockRe   = regexp.MustCompile(`(?m)^if\s+__name__\s*==\s*['"]__main__['"]\s*:`)
-	flaskAppRe    = regexp.MustCompile(`(?m)^(\w+)\s*=\s*(?:flask\.)?Flask\(`)
-	hardPortRe    = regexp.MustCompile(`\.run\([^)]*\bport\s*=\s*(\d+)`)
-	procfileWebRe = regexp.MustCompile(`^web\s*:\s*(.*)$`)
-)
+var pythonMarkers = []string{
+	"requirements.txt", "pyproject.toml", "setup.py", "setup.cfg", "Pipfile", "Pipfile.lock",
+	"poetry.lock", "uv.lock", "pylock.toml", "manage.py",
+}
 
 // Detect inspects the repository in fsys.
 func Detect(ctx context.Context, fsys fs.FS, opts Options) (*Result, error) {
@@ -103,28 +129,29 @@ func Detect(ctx context.Context, fsys fs.FS, opts Options) (*Result, error) {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	res := &Result{Installer: "pip", Port: DefaultPort, PortFrom: "default"}
-
 	if !isPythonProject(fsys) {
 		return nil, &Error{
 			Msg: "no Python application found",
-			Hint: "pyship looks for " + strings.Join(pythonMarkers, ", ") + " or one of " +
-				strings.Join(entryScripts, ", ") + " at the top of the directory; point it at the directory that holds them",
+			Hint: "pyship looks for " + strings.Join(pythonMarkers[:5], ", ") + " or a .py file at the top of the " +
+				"directory; point it at the directory that holds them",
 		}
 	}
-	py, err := pythonVersion(fsys)
+	proj, err := readProject(fsys)
 	if err != nil {
 		return nil, err
 	}
-	res.Python = py
-
-	if exists(fsys, "requirements.txt") {
-		res.Requirements = []string{"requirements.txt"}
-	} else if exists(fsys, "pyproject.toml") || exists(fsys, "setup.py") {
-		res.Warnings = append(res.Warnings, "pyproject.toml and setup.py are not installed yet; list the dependencies in requirements.txt")
+	cfg, err := loadConfig(fsys, proj.pyproject)
+	if err != nil {
+		return nil, err
 	}
-
-	if err := startCommand(fsys, res); err != nil {
+	res := &Result{Config: cfg}
+	if res.Python, err = pythonVersion(fsys, cfg, proj, res); err != nil {
+		return nil, err
+	}
+	if res.Dependencies, err = dependencies(fsys, proj, res); err != nil {
+		return nil, err
+	}
+	if err := startCommand(fsys, cfg, proj, res); err != nil {
 		return nil, err
 	}
 	log.Debug("detected", "python", res.Python.Value, "start", res.Start.Command, "reason", res.Start.Reason)
@@ -132,154 +159,192 @@ func Detect(ctx context.Context, fsys fs.FS, opts Options) (*Result, error) {
 }
 
 func isPythonProject(fsys fs.FS) bool {
-	for _, name := range append(pythonMarkers, entryScripts...) {
+	for _, name := range pythonMarkers {
 		if exists(fsys, name) {
 			return true
 		}
 	}
-	return false
+	matches, _ := fs.Glob(fsys, "*.py")
+	return len(matches) > 0
 }
 
-// pythonVersion reads .python-version, then runtime.txt, else takes the default.
-func pythonVersion(fsys fs.FS) (Fact, error) {
-	for _, name := range []string{".python-version", "runtime.txt"} {
-		data, err := fs.ReadFile(fsys, name)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
+// pythonVersion picks the Python version: pyship config, .python-version, runtime.txt,
+// then the project's requirement (requires-python, Poetry's python, Pipfile), else the
+// default. A version from a file must have a base image.
+func pythonVersion(fsys fs.FS, cfg *Config, proj *project, res *Result) (Fact, error) {
+	var chosen Fact
+	switch {
+	case cfg != nil && cfg.Python != "":
+		minor, _ := pythonMinor(cfg.Python)
+		chosen = Fact{Value: minor, Source: cfg.Source("python")}
+	default:
+		for _, name := range []string{".python-version", "runtime.txt"} {
+			data, err := readOptional(fsys, name)
+			if err != nil {
+				return Fact{}, err
+			}
+			if data == nil {
+				continue
+			}
+			line, n := firstLine(data)
+			if line == "" {
+				return Fact{}, &Error{File: name, Msg: "the file names no Python version", Hint: `write a version like "3.12" in it, or delete it`}
+			}
+			minor, ok := pythonMinor(line)
+			if !ok {
+				return Fact{}, &Error{File: name, Line: n, Msg: fmt.Sprintf("%q is not a CPython version", line),
+					Hint: `write a version like "3.12" or "3.12.4"; pyship builds on CPython`}
+			}
+			chosen = Fact{Value: minor, Source: fmt.Sprintf("%s:%d", name, n)}
+			break
 		}
-		if err != nil {
-			return Fact{}, fmt.Errorf("reading %q: %w", name, err)
-		}
-		line, n := firstLine(data)
-		if line == "" {
-			return Fact{}, &Error{File: name, Msg: "the file is empty", Hint: `write a Python version like "3.12" in it, or delete it`}
-		}
-		m := versionRe.FindStringSubmatch(line)
-		if m == nil {
-			return Fact{}, &Error{File: name, Line: n, Msg: fmt.Sprintf("%q is not a CPython 3 version", line),
-				Hint: `write a version like "3.12" or "3.12.4"`}
-		}
-		return Fact{Value: m[1] + "." + m[2], Source: fmt.Sprintf("%s:%d", name, n)}, nil
 	}
-	return Fact{Value: DefaultPythonVersion, Source: "default"}, nil
+	req, reqSource := proj.requiresPython, proj.pythonSource
+	if req == "" && proj.pipfile != nil {
+		req, reqSource = proj.pipfile.python, proj.pipfile.pythonSource
+	}
+	var spec Specifier
+	if req != "" {
+		var err error
+		if spec, err = ParseSpecifier(req); err != nil {
+			file, line := splitSource(reqSource)
+			return Fact{}, &Error{File: file, Line: line, Msg: err.Error(), Hint: `write a range like ">=3.11" or ">=3.11,<3.14"`}
+		}
+	}
+	switch {
+	case chosen.Value != "":
+		if req != "" && !spec.AllowsMinor(chosen.Value) {
+			res.warnf("%s picks Python %s, which %s (%s) does not allow", chosen.Source, chosen.Value, reqSource, req)
+		}
+	case req != "":
+		minor, ok := spec.Newest()
+		if !ok {
+			file, line := splitSource(reqSource)
+			return Fact{}, &Error{File: file, Line: line,
+				Msg:  fmt.Sprintf("the Python requirement %q allows none of the versions pyship builds for (%s)", req, strings.Join(SupportedPythons, ", ")),
+				Hint: "widen the requirement, or pin a version in .python-version"}
+		}
+		chosen = Fact{Value: minor, Source: reqSource}
+	default:
+		return Fact{Value: DefaultPythonVersion, Source: "default"}, nil
+	}
+	if !supported(chosen.Value) && (cfg == nil || cfg.Base == "") {
+		file, line := splitSource(chosen.Source)
+		return Fact{}, &Error{File: file, Line: line,
+			Msg:  fmt.Sprintf("Python %s has no base image", chosen.Value),
+			Hint: fmt.Sprintf("pyship builds on python:X.Y-slim for %s; pick one of those, or set base in pyship.toml", strings.Join(SupportedPythons, ", "))}
+	}
+	return chosen, nil
+}
+
+// splitSource splits "file:line".
+func splitSource(s string) (string, int) {
+	file, line, ok := strings.Cut(s, ":")
+	if !ok {
+		return s, 0
+	}
+	var n int
+	fmt.Sscanf(line, "%d", &n)
+	return file, n
 }
 
 // firstLine returns the first line that is neither blank nor a comment, and its number.
 func firstLine(data []byte) (string, int) {
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
+	for n, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
 		if line != "" && !strings.HasPrefix(line, "#") {
-			return line, n
+			return line, n + 1
 		}
 	}
 	return "", 0
 }
 
-// startCommand fills res.Start, res.Framework and res.Port: Procfile's web process first,
-// then the first entry script.
-func startCommand(fsys fs.FS, res *Result) error {
-	if found, err := procfileCommand(fsys, res); found || err != nil {
-		return err
-	}
-	for _, name := range entryScripts {
-		data, err := fs.ReadFile(fsys, name)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
+// dependencies decides what pip installs. requirements.txt wins over the project's own
+// metadata; a project that pip can build is installed itself after its requirements.
+func dependencies(fsys fs.FS, proj *project, res *Result) (Dependencies, error) {
+	deps := Dependencies{Installer: "pip"}
+	switch {
+	case exists(fsys, "requirements.txt"):
+		files, names, err := requirementsTree(fsys, "requirements.txt")
 		if err != nil {
-			return fmt.Errorf("reading %q: %w", name, err)
+			return deps, err
 		}
-		scriptCommand(name, string(data), res)
+		deps.Source, deps.Requirements, deps.Files, deps.Names = "requirements.txt", []string{"requirements.txt"}, files, names
+		if proj.pep621 && len(proj.dependencies) > 0 {
+			res.warnf("requirements.txt is installed; the dependencies in pyproject.toml's [project] table are not (list \".\" in requirements.txt to install the project too)")
+		}
+	case proj.installable():
+		deps.Source, deps.Project, deps.Names = "pyproject.toml", true, proj.dependencies
+		if !proj.pep621 && !proj.poetry {
+			deps.Source = "setup.py"
+			if !exists(fsys, "setup.py") {
+				deps.Source = "setup.cfg"
+			}
+		}
+		for _, f := range []string{"pyproject.toml", "setup.py", "setup.cfg"} {
+			if exists(fsys, f) {
+				deps.Files = append(deps.Files, f)
+			}
+		}
+	case proj.pipfile != nil:
+		deps.Names = proj.pipfile.packages
+		return deps, &Error{File: "Pipfile", Msg: "a Pipfile without Pipfile.lock",
+			Hint: "run `pipenv lock` and commit Pipfile.lock, so the image gets exactly the versions you tested"}
+	}
+	return deps, nil
+}
+
+// requirementsTree parses a requirements file and everything it includes, and returns
+// every file involved (sorted) and the names of all requirements.
+func requirementsTree(fsys fs.FS, root string) ([]string, []string, error) {
+	seen := map[string]bool{}
+	nameSet := map[string]bool{}
+	var visit func(file, from string, line int) error
+	visit = func(file, from string, line int) error {
+		file = path.Clean(file)
+		if seen[file] {
+			return nil
+		}
+		if file == ".." || strings.HasPrefix(file, "../") || path.IsAbs(file) {
+			return &Error{File: from, Line: line, Msg: fmt.Sprintf("includes %q, which is outside the repository", file),
+				Hint: "keep every requirements file inside the repository"}
+		}
+		data, err := fs.ReadFile(fsys, file)
+		if err != nil {
+			if from == "" {
+				return fmt.Errorf("reading %q: %w", file, err)
+			}
+			return &Error{File: from, Line: line, Msg: fmt.Sprintf("includes %q, which cannot be read: %v", file, errors.Unwrap(err)),
+				Hint: "fix the path after -r or -c; it is relative to the including file"}
+		}
+		seen[file] = true
+		rf, err := ParseRequirements(file, data)
+		if err != nil {
+			return err
+		}
+		for _, r := range rf.Requirements {
+			if r.Name != "" {
+				nameSet[r.Name] = true
+			}
+		}
+		for _, inc := range rf.Includes {
+			if err := visit(path.Join(path.Dir(file), inc.Path), file, inc.Line); err != nil {
+				return err
+			}
+		}
 		return nil
 	}
-	return &Error{
-		Msg:  "no start command found",
-		Hint: "pyship looked for a Procfile with a web: line and for " + strings.Join(entryScripts, ", ") + "; add one of them",
+	if err := visit(root, "", 0); err != nil {
+		return nil, nil, err
 	}
-}
-
-// procfileCommand takes the Procfile's web process, if there is one.
-func procfileCommand(fsys fs.FS, res *Result) (bool, error) {
-	data, err := fs.ReadFile(fsys, "Procfile")
-	if errors.Is(err, fs.ErrNotExist) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("reading %q: %w", "Procfile", err)
-	}
-	var web string
-	var webLine int
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for n := 1; sc.Scan(); n++ {
-		m := procfileWebRe.FindStringSubmatch(strings.TrimSpace(sc.Text()))
-		if m == nil {
-			continue
-		}
-		if webLine > 0 {
-			return false, &Error{File: "Procfile", Line: n, Msg: fmt.Sprintf("a second web process (the first is on line %d)", webLine),
-				Hint: "keep one web: line"}
-		}
-		web, webLine = strings.TrimSpace(m[1]), n
-	}
-	if webLine == 0 {
-		return false, nil
-	}
-	if web == "" {
-		return false, &Error{File: "Procfile", Line: webLine, Msg: "the web process has no command", Hint: "write the command after web:"}
-	}
-	// A shell, so that $PORT in the command expands as it does on Heroku.
-	res.Start = Start{Command: []string{"/bin/sh", "-c", "exec " + web}, Source: fmt.Sprintf("Procfile:%d", webLine), Reason: "Procfile declares a web process"}
-	return true, nil
-}
-
-// scriptCommand decides how to start the entry script name: as itself when it has a
-// __main__ block, through flask when it only defines a Flask app, else as a plain script.
-func scriptCommand(name, src string, res *Result) {
-	flaskApp := flaskAppRe.FindStringSubmatchIndex(src)
-	if flaskApp != nil {
-		res.Framework = "flask"
-	}
-	switch main := mainBlockRe.FindStringIndex(src); {
-	case main != nil:
-		res.Start = Start{Command: []string{"python", name}, Source: fmt.Sprintf("%s:%d", name, lineOf(src, main[0])),
-			Reason: name + ` runs itself under if __name__ == "__main__"`}
-		hardCodedPort(name, src, res)
-	case flaskApp != nil:
-		module, obj := strings.TrimSuffix(name, ".py"), src[flaskApp[2]:flaskApp[3]]
-		res.Start = Start{
-			Command: []string{"/bin/sh", "-c", fmt.Sprintf(`exec python -m flask --app %s:%s run --host 0.0.0.0 --port "$PORT"`, module, obj)},
-			Source:  fmt.Sprintf("%s:%d", name, lineOf(src, flaskApp[0])),
-			Reason:  fmt.Sprintf("%s defines the Flask app %q and has no __main__ runner", name, obj),
-		}
-	default:
-		res.Start = Start{Command: []string{"python", name}, Source: name, Reason: name + " is the first entry script found"}
-		res.Warnings = append(res.Warnings, fmt.Sprintf("%s has no __main__ block or web app that pyship recognises; it is run as a script", name))
-	}
-}
-
-// hardCodedPort notes a literal port passed to app.run(...): the app will not follow $PORT.
-func hardCodedPort(name, src string, res *Result) {
-	m := hardPortRe.FindStringSubmatchIndex(src)
-	if m == nil {
-		return
-	}
-	port, err := strconv.Atoi(src[m[2]:m[3]])
-	if err != nil || port < 1 || port > 65535 {
-		return
-	}
-	res.Port = port
-	res.PortFrom = fmt.Sprintf("%s:%d", name, lineOf(src, m[0]))
-	if port != DefaultPort {
-		res.Warnings = append(res.Warnings, fmt.Sprintf("%s hard-codes port %d and ignores $PORT; the image exposes %d", res.PortFrom, port, port))
-	}
-}
-
-func lineOf(src string, offset int) int {
-	return strings.Count(src[:offset], "\n") + 1
+	return sortedKeys(seen), sortedKeys(nameSet), nil
 }
 
 func exists(fsys fs.FS, name string) bool {
 	_, err := fs.Stat(fsys, name)
 	return err == nil
+}
+
+func lineOf(src string, offset int) int {
+	return strings.Count(src[:offset], "\n") + 1
 }

@@ -27,65 +27,154 @@ func files(m map[string]string) fstest.MapFS {
 	return fsys
 }
 
-func TestDetect(t *testing.T) {
+func sh(cmd string) []string { return []string{"/bin/sh", "-c", "exec " + cmd} }
+
+func TestDetectStart(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
 		files      map[string]string
-		python     Fact
 		start      []string
 		startFrom  string
-		port       int
+		pythonPath string
+		port       Port
 		framework  string
-		reqs       []string
-		wantWarned string
+		warned     string
 	}{
 		{
-			name:      "seed app",
+			name:      "seed app runs itself",
 			files:     map[string]string{"app.py": seedApp, "requirements.txt": "Flask\n"},
-			python:    Fact{DefaultPythonVersion, "default"},
 			start:     []string{"python", "app.py"},
-			startFrom: "app.py:8",
-			port:      8080,
+			startFrom: "app.py:2",
+			port:      Port{8080, "app.py:9", true},
 			framework: "flask",
-			reqs:      []string{"requirements.txt"},
 		},
 		{
-			name:       "hard-coded port",
-			files:      map[string]string{"app.py": strings.Replace(seedApp, "8080", "5000", 1), "requirements.txt": "Flask\n"},
-			python:     Fact{DefaultPythonVersion, "default"},
-			start:      []string{"python", "app.py"},
-			startFrom:  "app.py:8",
-			port:       5000,
-			framework:  "flask",
-			reqs:       []string{"requirements.txt"},
-			wantWarned: "app.py:9 hard-codes port 5000",
+			name:      "hard-coded port",
+			files:     map[string]string{"app.py": strings.Replace(seedApp, "8080", "5000", 1), "requirements.txt": "Flask\n"},
+			start:     []string{"python", "app.py"},
+			startFrom: "app.py:2",
+			port:      Port{5000, "app.py:9", true},
+			framework: "flask",
+			warned:    "app.py:9 hard-codes port 5000",
+		},
+		{
+			name:      "flask with gunicorn",
+			files:     map[string]string{"app.py": seedApp, "requirements.txt": "Flask\ngunicorn==23.0.0\n"},
+			start:     sh(`gunicorn 'app:app' --bind "0.0.0.0:$PORT"`),
+			startFrom: "app.py:2",
+			port:      Port{8080, "default", false},
+			framework: "flask",
 		},
 		{
 			name:      "flask app without runner",
-			files:     map[string]string{"main.py": "import flask\napplication = flask.Flask(__name__)\n", "requirements.txt": "flask", ".python-version": "3.11.4\n"},
-			python:    Fact{"3.11", ".python-version:1"},
-			start:     []string{"/bin/sh", "-c", `exec python -m flask --app main:application run --host 0.0.0.0 --port "$PORT"`},
+			files:     map[string]string{"main.py": "import flask\napplication = flask.Flask(__name__)\n", "requirements.txt": "flask"},
+			start:     sh(`python -m flask --app main:application run --host 0.0.0.0 --port "$PORT"`),
 			startFrom: "main.py:2",
-			port:      8080,
+			port:      Port{8080, "default", false},
 			framework: "flask",
-			reqs:      []string{"requirements.txt"},
+		},
+		{
+			name: "flask factory in a package with gunicorn",
+			files: map[string]string{
+				"requirements.txt":    "flask\ngunicorn\n",
+				"webapp/__init__.py":  "from flask import Flask\n\ndef create_app(config=None):\n    app = Flask(__name__)\n    return app\n",
+				"webapp/views.py":     "",
+				"tests/test_views.py": "from flask import Flask\napp = Flask('t')\n",
+			},
+			start:     sh(`gunicorn 'webapp:create_app()' --bind "0.0.0.0:$PORT"`),
+			startFrom: "webapp/__init__.py:3",
+			port:      Port{8080, "default", false},
+			framework: "flask",
+		},
+		{
+			name: "fastapi in a src layout",
+			files: map[string]string{
+				"pyproject.toml":             "[project]\nname = \"svc\"\nversion = \"1\"\ndependencies = [\"fastapi\", \"uvicorn[standard]>=0.30\"]\n",
+				"src/svc/__init__.py":        "",
+				"src/svc/main.py":            "from fastapi import FastAPI\n\napp = FastAPI(title=\"svc\")\n",
+				"src/svc/routes/__init__.py": "",
+			},
+			start:      sh(`uvicorn svc.main:app --host 0.0.0.0 --port "$PORT"`),
+			startFrom:  "src/svc/main.py:3",
+			pythonPath: "src",
+			port:       Port{8080, "default", false},
+			framework:  "fastapi",
+		},
+		{
+			name:      "starlette with hypercorn",
+			files:     map[string]string{"asgi.py": "from starlette.applications import Starlette\napi = Starlette()\n", "requirements.txt": "starlette\nhypercorn\n"},
+			start:     sh(`hypercorn asgi:api --bind "0.0.0.0:$PORT"`),
+			startFrom: "asgi.py:2",
+			port:      Port{8080, "default", false},
+			framework: "starlette",
+		},
+		{
+			name: "django with gunicorn",
+			files: map[string]string{
+				"manage.py":          "import os\n\ndef main():\n    os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'mysite.settings')\n",
+				"mysite/__init__.py": "", "mysite/settings.py": "", "mysite/wsgi.py": "",
+				"requirements.txt": "Django==5.1\ngunicorn\n",
+			},
+			start:     sh(`gunicorn mysite.wsgi:application --bind "0.0.0.0:$PORT"`),
+			startFrom: "manage.py:4",
+			port:      Port{8080, "default", false},
+			framework: "django",
+		},
+		{
+			name: "django without gunicorn",
+			files: map[string]string{
+				"manage.py":          "os.environ.setdefault(\"DJANGO_SETTINGS_MODULE\", \"config.settings.prod\")\n",
+				"config/__init__.py": "", "config/wsgi.py": "",
+				"requirements.txt": "Django==5.1\n",
+			},
+			start:     sh(`python manage.py runserver "0.0.0.0:$PORT" --noreload`),
+			startFrom: "manage.py:1",
+			port:      Port{8080, "default", false},
+			framework: "django",
+			warned:    "development server",
 		},
 		{
 			name:      "procfile wins",
-			files:     map[string]string{"app.py": seedApp, "Procfile": "# web server\nworker: celery\nweb: gunicorn app:app\n", "runtime.txt": "python-3.12.1"},
-			python:    Fact{"3.12", "runtime.txt:1"},
-			start:     []string{"/bin/sh", "-c", "exec gunicorn app:app"},
+			files:     map[string]string{"app.py": seedApp, "Procfile": "# web server\nworker: celery\nweb: gunicorn app:app\n"},
+			start:     sh("gunicorn app:app"),
 			startFrom: "Procfile:3",
-			port:      8080,
+			port:      Port{8080, "default", false},
 		},
 		{
-			name:       "plain script",
-			files:      map[string]string{"main.py": "print('hi')\n"},
-			python:     Fact{DefaultPythonVersion, "default"},
-			start:      []string{"python", "main.py"},
-			startFrom:  "main.py",
-			port:       8080,
-			wantWarned: "main.py has no __main__ block",
+			name:      "config wins",
+			files:     map[string]string{"app.py": seedApp, "Procfile": "web: a\n", "pyship.toml": "# pyship\nstart = [\"python\", \"-m\", \"app\"]\nport = 9000\n"},
+			start:     []string{"python", "-m", "app"},
+			startFrom: "pyship.toml:2",
+			port:      Port{9000, "pyship.toml:3", false},
+		},
+		{
+			name:      "stdlib script reading PORT",
+			files:     map[string]string{"server.py": "import os\nfrom http.server import HTTPServer\nport = int(os.environ.get('PORT', '8000'))\nif __name__ == '__main__':\n    HTTPServer(('', port), H).serve_forever()\n"},
+			start:     []string{"python", "server.py"},
+			startFrom: "server.py:4",
+			port:      Port{8080, "default", false},
+		},
+		{
+			name:      "plain script",
+			files:     map[string]string{"main.py": "print('hi')\n"},
+			start:     []string{"python", "main.py"},
+			startFrom: "main.py",
+			port:      Port{8080, "default", false},
+			warned:    "main.py has no __main__ block",
+		},
+		{
+			name:      "package main",
+			files:     map[string]string{"setup.py": "from setuptools import setup\nsetup(name='tool')\n", "tool/__init__.py": "", "tool/__main__.py": "print(1)\n"},
+			start:     []string{"python", "-m", "tool"},
+			startFrom: "tool/__main__.py",
+			port:      Port{8080, "default", false},
+		},
+		{
+			name:      "one project script",
+			files:     map[string]string{"pyproject.toml": "[project]\nname = \"x\"\nversion = \"1\"\n[project.scripts]\nserve-x = \"x.cli:main\"\n", "x/__init__.py": ""},
+			start:     []string{"serve-x"},
+			startFrom: "pyproject.toml",
+			port:      Port{8080, "default", false},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -93,18 +182,108 @@ func TestDetect(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if res.Python != tc.python {
-				t.Errorf("python %+v, want %+v", res.Python, tc.python)
-			}
 			if !slices.Equal(res.Start.Command, tc.start) || res.Start.Source != tc.startFrom || res.Start.Reason == "" {
 				t.Errorf("start %q from %q (%q), want %q from %q", res.Start.Command, res.Start.Source, res.Start.Reason, tc.start, tc.startFrom)
 			}
-			if res.Port != tc.port || res.Framework != tc.framework || !slices.Equal(res.Requirements, tc.reqs) {
-				t.Errorf("port %d framework %q requirements %v", res.Port, res.Framework, res.Requirements)
+			if res.Start.PythonPath != tc.pythonPath {
+				t.Errorf("python path %q, want %q", res.Start.PythonPath, tc.pythonPath)
+			}
+			if res.Port != tc.port || res.Framework != tc.framework {
+				t.Errorf("port %+v framework %q, want %+v %q", res.Port, res.Framework, tc.port, tc.framework)
 			}
 			warned := strings.Join(res.Warnings, "\n")
-			if tc.wantWarned == "" && warned != "" || !strings.Contains(warned, tc.wantWarned) {
-				t.Errorf("warnings %q, want %q", warned, tc.wantWarned)
+			if tc.warned == "" && warned != "" || !strings.Contains(warned, tc.warned) {
+				t.Errorf("warnings %q, want %q", warned, tc.warned)
+			}
+		})
+	}
+}
+
+func TestDetectPython(t *testing.T) {
+	app := map[string]string{"app.py": seedApp}
+	with := func(extra map[string]string) map[string]string {
+		m := map[string]string{}
+		for k, v := range app {
+			m[k] = v
+		}
+		for k, v := range extra {
+			m[k] = v
+		}
+		return m
+	}
+	for _, tc := range []struct {
+		name   string
+		files  map[string]string
+		want   Fact
+		warned string
+	}{
+		{"default", app, Fact{DefaultPythonVersion, "default"}, ""},
+		{"python-version", with(map[string]string{".python-version": "# pinned\n3.11.9\n"}), Fact{"3.11", ".python-version:2"}, ""},
+		{"runtime.txt", with(map[string]string{"runtime.txt": "python-3.12.1\n"}), Fact{"3.12", "runtime.txt:1"}, ""},
+		{"python-version beats runtime.txt", with(map[string]string{".python-version": "3.11", "runtime.txt": "python-3.12.1"}), Fact{"3.11", ".python-version:1"}, ""},
+		{"config beats all", with(map[string]string{".python-version": "3.11", "pyship.toml": "\npython = \"3.12\"\n"}), Fact{"3.12", "pyship.toml:2"}, ""},
+		{"tool.pyship", with(map[string]string{"pyproject.toml": "[project]\nname='a'\nversion='1'\n\n[tool.pyship]\npython = \"3.12\"\n"}), Fact{"3.12", "pyproject.toml:6"}, ""},
+		{"requires-python range", with(map[string]string{"pyproject.toml": "[project]\nname = \"a\"\nrequires-python = \">=3.9,<3.13\"\n"}), Fact{"3.12", "pyproject.toml:3"}, ""},
+		{"poetry python", with(map[string]string{"pyproject.toml": "[tool.poetry]\nname = \"a\"\n\n[tool.poetry.dependencies]\npython = \"~3.11\"\nflask = \"^3\"\n"}), Fact{"3.11", "pyproject.toml:5"}, ""},
+		{"pipfile python", with(map[string]string{"Pipfile": "[packages]\nflask = \"*\"\n\n[requires]\npython_version = \"3.12\"\n", "requirements.txt": "flask\n"}), Fact{"3.12", "Pipfile:5"}, ""},
+		{"setup.cfg python_requires", with(map[string]string{"setup.cfg": "[options]\npackages = find:\npython_requires = >=3.11, <3.12\n"}), Fact{"3.11", "setup.cfg:3"}, ""},
+		{"python-version conflicts with requires-python", with(map[string]string{".python-version": "3.11", "pyproject.toml": "[project]\nname = \"a\"\nrequires-python = \">=3.12\"\n"}),
+			Fact{"3.11", ".python-version:1"}, ".python-version:1 picks Python 3.11, which pyproject.toml:3 (>=3.12) does not allow"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := Detect(context.Background(), files(tc.files), Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Python != tc.want {
+				t.Errorf("python %+v, want %+v", res.Python, tc.want)
+			}
+			warned := strings.Join(res.Warnings, "\n")
+			if tc.warned != "" && !strings.Contains(warned, tc.warned) {
+				t.Errorf("warnings %q, want %q", warned, tc.warned)
+			}
+		})
+	}
+}
+
+func TestDetectDependencies(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		files map[string]string
+		want  Dependencies
+	}{
+		{
+			name: "requirements with includes",
+			files: map[string]string{"app.py": seedApp, "requirements.txt": "-r requirements/base.txt\n-c constraints.txt\ngunicorn ; sys_platform == 'linux'\n",
+				"requirements/base.txt": "Flask[async]==3.1.3 \\\n    --hash=sha256:abc\n", "constraints.txt": "click<9\n"},
+			want: Dependencies{Installer: "pip", Source: "requirements.txt", Requirements: []string{"requirements.txt"},
+				Files: []string{"constraints.txt", "requirements.txt", "requirements/base.txt"}, Names: []string{"click", "flask", "gunicorn"}},
+		},
+		{
+			name:  "pep 621 project",
+			files: map[string]string{"pyproject.toml": "[build-system]\nrequires = [\"hatchling\"]\nbuild-backend = \"hatchling.build\"\n[project]\nname = \"a\"\nversion = \"1\"\ndependencies = [\"FastAPI>=0.110\", \"uvicorn\"]\n", "main.py": ""},
+			want:  Dependencies{Installer: "pip", Source: "pyproject.toml", Project: true, Files: []string{"pyproject.toml"}, Names: []string{"fastapi", "uvicorn"}},
+		},
+		{
+			name:  "setup.py only",
+			files: map[string]string{"setup.py": "from setuptools import setup\nsetup(name='a', install_requires=['flask'])\n", "app.py": seedApp},
+			want:  Dependencies{Installer: "pip", Source: "setup.py", Project: true, Files: []string{"setup.py"}},
+		},
+		{
+			name:  "no dependencies",
+			files: map[string]string{"main.py": ""},
+			want:  Dependencies{Installer: "pip"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := Detect(context.Background(), files(tc.files), Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := res.Dependencies
+			if got.Source != tc.want.Source || got.Project != tc.want.Project || !slices.Equal(got.Requirements, tc.want.Requirements) ||
+				!slices.Equal(got.Files, tc.want.Files) || !slices.Equal(got.Names, tc.want.Names) {
+				t.Errorf("dependencies %+v, want %+v", got, tc.want)
 			}
 		})
 	}
@@ -116,12 +295,26 @@ func TestDetectErrors(t *testing.T) {
 		files map[string]string
 		want  []string
 	}{
-		{"no python", map[string]string{"README.md": "hi", "index.js": ""}, []string{"no Python application found", "requirements.txt", "app.py"}},
-		{"no start command", map[string]string{"requirements.txt": "flask"}, []string{"no start command", "Procfile", "app.py", "main.py"}},
+		{"no python", map[string]string{"README.md": "hi", "index.js": ""}, []string{"no Python application found", "requirements.txt", "hint:"}},
+		{"no start command", map[string]string{"requirements.txt": "flask"}, []string{"no start command", "Procfile", "manage.py", "pyship.toml"}},
 		{"bad python version", map[string]string{"app.py": seedApp, ".python-version": "\n# pinned\npypy3.10\n"}, []string{".python-version:3", "pypy3.10", "hint:"}},
-		{"empty python version", map[string]string{"app.py": seedApp, ".python-version": "\n"}, []string{".python-version", "empty"}},
+		{"empty python version", map[string]string{"app.py": seedApp, ".python-version": "\n"}, []string{".python-version", "names no Python version"}},
+		{"unsupported python", map[string]string{"app.py": seedApp, ".python-version": "3.8\n"}, []string{".python-version:1", "Python 3.8 has no base image", "3.13, 3.12, 3.11"}},
+		{"requires-python allows none", map[string]string{"app.py": seedApp, "pyproject.toml": "[project]\nname = 'a'\nrequires-python = '<3.10'\n"}, []string{"pyproject.toml:3", "allows none", "3.13, 3.12, 3.11"}},
+		{"bad requires-python", map[string]string{"app.py": seedApp, "pyproject.toml": "[project]\nname = 'a'\nrequires-python = '>=three'\n"}, []string{"pyproject.toml:3", "not a version"}},
 		{"two web processes", map[string]string{"app.py": seedApp, "Procfile": "web: a\nweb: b\n"}, []string{"Procfile:2", "second web process", "line 1"}},
 		{"empty web process", map[string]string{"app.py": seedApp, "Procfile": "web:\n"}, []string{"Procfile:1", "no command"}},
+		{"requirements syntax", map[string]string{"app.py": seedApp, "requirements.txt": "flask\n\nfoo==>1\n"}, []string{"requirements.txt:3", `"foo==>1" is not a valid requirement`}},
+		{"requirements unknown option", map[string]string{"app.py": seedApp, "requirements.txt": "--frobnicate\n"}, []string{"requirements.txt:1", "unknown option"}},
+		{"missing include", map[string]string{"app.py": seedApp, "requirements.txt": "flask\n-r nope.txt\n"}, []string{"requirements.txt:2", `"nope.txt"`}},
+		{"include outside", map[string]string{"app.py": seedApp, "requirements.txt": "-r ../secrets.txt\n"}, []string{"requirements.txt:1", "outside the repository"}},
+		{"malformed pyship.toml", map[string]string{"app.py": seedApp, "pyship.toml": "python = \"3.12\"\nport = = 5\n"}, []string{"pyship.toml:2", "column"}},
+		{"unknown config key", map[string]string{"app.py": seedApp, "pyship.toml": "python = \"3.12\"\n\n[smoke]\npth = \"/health\"\n"}, []string{"pyship.toml:4", `unknown key "smoke.pth"`, `did you mean "path"`}},
+		{"unknown tool.pyship key", map[string]string{"app.py": seedApp, "pyproject.toml": "[project]\nname = 'a'\n\n[tool.pyship]\nprot = 8000\n"}, []string{"pyproject.toml:5", `unknown key "prot"`, `did you mean "port"`}},
+		{"config wrong type", map[string]string{"app.py": seedApp, "pyship.toml": "port = \"8000\"\n"}, []string{"pyship.toml", "port"}},
+		{"config bad user", map[string]string{"app.py": seedApp, "pyship.toml": "user = \"app\"\n"}, []string{"pyship.toml:1", "not numeric"}},
+		{"pipfile without lock", map[string]string{"app.py": seedApp, "Pipfile": "[packages]\nflask = '*'\n"}, []string{"Pipfile", "pipenv lock"}},
+		{"malformed pyproject", map[string]string{"app.py": seedApp, "pyproject.toml": "[project\nname = 'a'\n"}, []string{"pyproject.toml:", "column", "table name"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Detect(context.Background(), files(tc.files), Options{})
@@ -143,7 +336,7 @@ func TestDetectFixture(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(res.Start.Command, []string{"python", "app.py"}) || res.Port != 8080 || res.Framework != "flask" {
+	if !slices.Equal(res.Start.Command, []string{"python", "app.py"}) || res.Port.Number != 8080 || res.Framework != "flask" {
 		t.Errorf("flask-hello: %+v", res)
 	}
 }

@@ -116,7 +116,7 @@ func Build(ctx context.Context, p *plan.Plan, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	app, err := appLayer(opts.Source, opts.CacheDir, opts.Epoch, log)
+	app, err := appLayer(opts.Source, p.App, opts.CacheDir, opts.Epoch, log)
 	if err != nil {
 		return nil, err
 	}
@@ -125,6 +125,9 @@ func Build(ctx context.Context, p *plan.Plan, opts Options) (*Result, error) {
 	depsStep := "python -m venv " + p.Dependencies.Venv
 	for _, r := range p.Dependencies.Requirements {
 		depsStep += " && pip install -r " + r
+	}
+	if p.Dependencies.Project {
+		depsStep += " && pip install ."
 	}
 	img, err := assemble(base, baseDigest, p, opts.Epoch, []addendum{
 		{deps, depsStep},
@@ -202,13 +205,13 @@ func dependencyLayer(ctx context.Context, p *plan.Plan, base v1.Image, root stri
 	if err != nil {
 		return nil, false, err
 	}
-	files, err := requirementFiles(opts.Source, p.Dependencies.Requirements)
-	if err != nil {
-		return nil, false, err
-	}
 	h := sha256.New()
-	fmt.Fprintf(h, "pyship dependencies v1\nbase %s\nplatform %s\ninstaller %s\nvenv %s\n", d, p.Platform, opts.Installer.Name(), p.Dependencies.Venv)
-	for _, f := range files {
+	fmt.Fprintf(h, "pyship dependencies v1\nbase %s\nplatform %s\ninstaller %s\nvenv %s\nproject %v\n",
+		d, p.Platform, opts.Installer.Name(), p.Dependencies.Venv, p.Dependencies.Project)
+	for _, r := range p.Dependencies.Requirements {
+		fmt.Fprintf(h, "requirements %s\n", r)
+	}
+	for _, f := range p.Dependencies.Files {
 		data, err := os.ReadFile(filepath.Join(opts.Source, f))
 		if err != nil {
 			return nil, false, err
@@ -236,7 +239,7 @@ func dependencyLayer(ctx context.Context, p *plan.Plan, base v1.Image, root stri
 	defer os.RemoveAll(tmp)
 	venv, err := opts.Installer.Install(ctx, InstallRequest{
 		Root: root, Scratch: tmp, Source: opts.Source, Requirements: p.Dependencies.Requirements,
-		Venv: p.Dependencies.Venv, Env: envOf(base),
+		Project: p.Dependencies.Project, Files: p.Dependencies.Files, Venv: p.Dependencies.Venv, Env: envOf(base),
 	})
 	if err != nil {
 		return nil, false, err
@@ -310,14 +313,17 @@ func addLine(file, line string) string {
 
 // appLayer packs the repository at /app, leaving out what the ignore files and pyship's
 // built-in rules exclude.
-func appLayer(source, cacheDir string, epoch time.Time, log hclog.Logger) (v1.Layer, error) {
+func appLayer(source string, app plan.App, cacheDir string, epoch time.Time, log hclog.Logger) (v1.Layer, error) {
 	ig, err := NewIgnorer(os.DirFS(source))
 	if err != nil {
 		return nil, err
 	}
+	if err := ig.Configure("configuration", app.Exclude, app.Include); err != nil {
+		return nil, err
+	}
 	return writeLayerFile(filepath.Join(cacheDir, "layers"), "", epoch, 0, 0, func(w *normalisingWriter) error {
 		return writeTree(w, source, treeOptions{
-			Prefix: strings.TrimPrefix(plan.AppDir, "/"),
+			Prefix: strings.TrimPrefix(app.Dir, "/"),
 			Skip: func(rel string, d fs.DirEntry) bool {
 				if ig.Ignored(rel, d.IsDir()) {
 					return true

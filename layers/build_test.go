@@ -138,12 +138,11 @@ func (r *recordingInstaller) Install(ctx context.Context, req InstallRequest) (s
 func testPlan(t *testing.T, baseRef string) *plan.Plan {
 	t.Helper()
 	p, err := plan.New(&detect.Result{
-		Python:       detect.Fact{Value: "3.12", Source: ".python-version:1"},
-		Installer:    "pip",
-		Requirements: []string{"requirements.txt"},
-		Start:        detect.Start{Command: []string{"python", "app.py"}, Source: "app.py:9"},
-		Port:         8080,
-		PortFrom:     "default",
+		Python: detect.Fact{Value: "3.12", Source: ".python-version:1"},
+		Dependencies: detect.Dependencies{Installer: "pip", Source: "requirements.txt", Requirements: []string{"requirements.txt"},
+			Files: []string{"base.txt", "requirements.txt"}},
+		Start: detect.Start{Command: []string{"python", "app.py"}, Source: "app.py:9"},
+		Port:  detect.Port{Number: 8080, Source: "default"},
 	}, plan.Options{Base: baseRef, Source: "https://example.com/repo", Revision: "abc123"})
 	if err != nil {
 		t.Fatal(err)
@@ -175,7 +174,7 @@ func imageDigest(t *testing.T, img v1.Image) v1.Hash {
 func TestBuildConfig(t *testing.T) {
 	p := testPlan(t, pushBase(t))
 	src := t.TempDir()
-	writeFiles(t, src, map[string]string{"app.py": "print(1)\n", "requirements.txt": "flask\n"})
+	writeFiles(t, src, map[string]string{"app.py": "print(1)\n", "requirements.txt": "-r base.txt\nflask\n", "base.txt": ""})
 	res := build(t, p, src, t.TempDir(), &recordingInstaller{})
 
 	mt, err := res.Image.MediaType()
@@ -225,7 +224,7 @@ func TestBuildConfig(t *testing.T) {
 		t.Errorf("/etc/passwd = %q", user["etc/passwd"])
 	}
 	deps := layerEntries(t, ls[1])
-	if deps["opt/venv/bin/python"] != "->/usr/bin/python3" || deps["opt/venv/installed.txt"] != "flask\n" {
+	if deps["opt/venv/bin/python"] != "->/usr/bin/python3" || deps["opt/venv/installed.txt"] != "-r base.txt\nflask\n" {
 		t.Errorf("dependency layer: %v", deps)
 	}
 }
@@ -267,7 +266,7 @@ func TestBuildIsReproducibleAndCachesDependencies(t *testing.T) {
 func TestBuildBaseErrors(t *testing.T) {
 	base := pushBase(t)
 	src := t.TempDir()
-	writeFiles(t, src, map[string]string{"app.py": "", "requirements.txt": ""})
+	writeFiles(t, src, map[string]string{"app.py": "", "requirements.txt": "", "base.txt": ""})
 	for _, tc := range []struct {
 		name, ref, want string
 	}{
@@ -281,32 +280,6 @@ func TestBuildBaseErrors(t *testing.T) {
 				t.Errorf("got %v, want a BaseError mentioning %q with a hint", err, tc.want)
 			}
 		})
-	}
-}
-
-func TestRequirementFiles(t *testing.T) {
-	src := t.TempDir()
-	writeFiles(t, src, map[string]string{
-		"requirements.txt":     "-r req/base.txt\n--constraint=constraints.txt\nflask\n",
-		"req/base.txt":         "-rextra.txt\nclick\n",
-		"req/extra.txt":        "-r ../requirements.txt\n",
-		"constraints.txt":      "click<9\n",
-		"bad/requirements.txt": "flask\n-r missing.txt\n",
-		"out/requirements.txt": "-r ../../etc/passwd\n",
-	})
-	got, err := requirementFiles(src, []string{"requirements.txt"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []string{"constraints.txt", "req/base.txt", "req/extra.txt", "requirements.txt"}
-	if !slices.Equal(got, want) {
-		t.Errorf("got %v, want %v", got, want)
-	}
-	if _, err := requirementFiles(src, []string{"bad/requirements.txt"}); err == nil || !strings.Contains(err.Error(), "bad/requirements.txt:2") {
-		t.Errorf("missing include: got %v, want an error naming bad/requirements.txt:2", err)
-	}
-	if _, err := requirementFiles(src, []string{"out/requirements.txt"}); err == nil || !strings.Contains(err.Error(), "outside the repository") {
-		t.Errorf("include outside: got %v", err)
 	}
 }
 
@@ -354,10 +327,10 @@ func TestFailedRequirement(t *testing.T) {
 		"more.txt":         "click\n\nNo_Such.Pkg[extra]>=1 ; python_version > '3'\n",
 	})
 	out := "ERROR: Could not find a version...\nERROR: No matching distribution found for no-such-pkg>=1\n"
-	if got := failedRequirement(src, []string{"requirements.txt"}, out); got != "more.txt:3" {
+	if got := failedRequirement(src, []string{"more.txt", "requirements.txt"}, out); got != "more.txt:3" {
 		t.Errorf("got %q, want more.txt:3", got)
 	}
-	if got := failedRequirement(src, []string{"requirements.txt"}, "ERROR: something else\n"); got != "" {
+	if got := failedRequirement(src, []string{"more.txt", "requirements.txt"}, "ERROR: something else\n"); got != "" {
 		t.Errorf("got %q for unrelated output", got)
 	}
 }

@@ -102,6 +102,22 @@ func (ig *Ignorer) add(pattern string, anchored bool, source string) error {
 	return nil
 }
 
+// Configure adds the user's own patterns from source (like "pyship.toml"): exclude
+// leaves paths out, include brings them back, after every other rule.
+func (ig *Ignorer) Configure(source string, exclude, include []string) error {
+	for _, p := range exclude {
+		if err := ig.add(p, true, source+" exclude"); err != nil {
+			return err
+		}
+	}
+	for _, p := range include {
+		if err := ig.add("!"+strings.TrimPrefix(p, "!"), true, source+" include"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Ignored reports whether rel (slash-separated, relative to the root) is excluded. The
 // last matching rule wins, so a later "!pattern" brings a path back.
 func (ig *Ignorer) Ignored(rel string, isDir bool) bool {

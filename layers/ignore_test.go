@@ -64,3 +64,20 @@ func TestIgnorerBadPattern(t *testing.T) {
 		t.Fatalf("want an error naming .dockerignore:2, got %v", err)
 	}
 }
+
+func TestIgnorerConfigured(t *testing.T) {
+	ig, err := NewIgnorer(fstest.MapFS{".dockerignore": {Data: []byte("docs\n")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ig.Configure("pyship.toml", []string{"*.csv", "data/**"}, []string{".env.example", "docs/api.md"}); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]bool{
+		"big.csv": true, "data/x/y.bin": true, ".env.example": false, ".env": true, "docs/api.md": false, "docs/other.md": true, "app.py": false,
+	} {
+		if got := ig.Ignored(path, false); got != want {
+			t.Errorf("Ignored(%q) = %v, want %v", path, got, want)
+		}
+	}
+}

@@ -1,7 +1,6 @@
 package layers
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -11,13 +10,11 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/pyship/pyship/detect"
 	"github.com/pyship/pyship/sandbox"
 )
 
@@ -39,6 +36,10 @@ type InstallRequest struct {
 	// Source is the repository; Requirements are relative to it.
 	Source       string
 	Requirements []string
+	// Project is true when the repository itself is installed (pip install .).
+	Project bool
+	// Files are the repository files the install depends on.
+	Files []string
 	// Venv is the venv's path inside the image.
 	Venv string
 	// Env is the base image's environment.
@@ -131,9 +132,11 @@ func (pi *PipInstaller) Install(ctx context.Context, req InstallRequest) (string
 		"PIP_NO_INPUT=1",
 		"PIP_DISABLE_PIP_VERSION_CHECK=1",
 	})
+	// The repository is an overlay: builds of the project write into it (build/,
+	// *.egg-info), never into the user's files.
 	mounts := []sandbox.Mount{
 		{Type: "tmpfs", Target: sandboxRun},
-		{Type: "bind", Source: req.Source, Target: sandboxSrc, ReadOnly: true},
+		{Type: "overlay", Source: req.Source, Target: sandboxSrc, Scratch: filepath.Join(req.Scratch, "src")},
 	}
 	for _, f := range []string{"/etc/resolv.conf", "/etc/hosts"} {
 		if _, err := os.Stat(f); err == nil {
@@ -165,6 +168,9 @@ func (pi *PipInstaller) Install(ctx context.Context, req InstallRequest) (string
 		}
 		steps = append(steps, install)
 	}
+	if req.Project {
+		steps = append(steps, []string{python, "-m", "pip", "install", "--no-cache-dir", "--no-compile", "."})
+	}
 	steps = append(steps, []string{python, "-m", "compileall", "-q", "-f", "--invalidation-mode", "checked-hash", path.Join(req.Venv, "lib")})
 
 	for _, args := range steps {
@@ -177,8 +183,8 @@ func (pi *PipInstaller) Install(ctx context.Context, req InstallRequest) (string
 		var exit *sandbox.ExitError
 		switch {
 		case errors.As(err, &exit) && args[0] == python && args[2] == "pip":
-			return "", &InstallError{Files: req.Requirements, Code: exit.Code, Output: out.String(),
-				Where: failedRequirement(req.Source, req.Requirements, out.String())}
+			return "", &InstallError{Files: installInputs(req), Code: exit.Code, Output: out.String(),
+				Where: failedRequirement(req.Source, req.Files, out.String())}
 		case errors.As(err, &exit):
 			return "", fmt.Errorf("%s failed in the base image (exit code %d):\n%s", strings.Join(args, " "), exit.Code, errorLines(out.String()))
 		case err != nil:
@@ -199,17 +205,13 @@ var (
 
 // failedRequirement finds the file and line of the requirement pip found no distribution
 // for, comparing names the way PyPI does (PEP 503).
-func failedRequirement(source string, roots []string, pipOutput string) string {
+func failedRequirement(source string, files []string, pipOutput string) string {
 	m := noMatchRe.FindStringSubmatch(pipOutput)
 	if m == nil {
 		return ""
 	}
 	norm := func(s string) string { return nameSepRe.ReplaceAllString(strings.ToLower(s), "-") }
 	want := norm(m[1])
-	files, err := requirementFiles(source, roots)
-	if err != nil {
-		return ""
-	}
 	for _, f := range files {
 		data, err := os.ReadFile(filepath.Join(source, filepath.FromSlash(f)))
 		if err != nil {
@@ -226,6 +228,15 @@ func failedRequirement(source string, roots []string, pipOutput string) string {
 }
 
 var reqNameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*`)
+
+// installInputs names what the install read, for messages.
+func installInputs(req InstallRequest) []string {
+	inputs := append([]string(nil), req.Requirements...)
+	if req.Project {
+		inputs = append(inputs, "the project (pip install .)")
+	}
+	return inputs
+}
 
 // hostCABundle finds the host's CA bundle, which may hold a company's TLS-intercepting CA.
 func hostCABundle() string {
@@ -280,64 +291,4 @@ func (w *logWriter) Write(p []byte) (int, error) {
 		w.log.Debug(string(w.partial[:i]))
 		w.partial = w.partial[i+1:]
 	}
-}
-
-// requirementFiles lists the requirement files and every file they include with -r or -c,
-// sorted, relative to source. A missing include is the repository's fault.
-func requirementFiles(source string, roots []string) ([]string, error) {
-	seen := map[string]bool{}
-	var visit func(rel, from string, line int) error
-	visit = func(rel, from string, line int) error {
-		rel = path.Clean(rel)
-		if seen[rel] {
-			return nil
-		}
-		if rel == ".." || strings.HasPrefix(rel, "../") || path.IsAbs(rel) {
-			return &detect.Error{File: from, Line: line, Msg: fmt.Sprintf("includes %q, which is outside the repository", rel),
-				Hint: "keep every requirements file inside the repository"}
-		}
-		data, err := os.ReadFile(filepath.Join(source, filepath.FromSlash(rel)))
-		if err != nil {
-			if from == "" {
-				return fmt.Errorf("reading %q: %w", rel, err)
-			}
-			return &detect.Error{File: from, Line: line, Msg: fmt.Sprintf("includes %q, which cannot be read: %v", rel, err),
-				Hint: "fix the path after -r or -c"}
-		}
-		seen[rel] = true
-		sc := bufio.NewScanner(bytes.NewReader(data))
-		for n := 1; sc.Scan(); n++ {
-			fields := strings.Fields(sc.Text())
-			if len(fields) == 0 {
-				continue
-			}
-			var inc string
-			switch f := fields[0]; {
-			case (f == "-r" || f == "-c" || f == "--requirement" || f == "--constraint") && len(fields) > 1:
-				inc = fields[1]
-			case strings.HasPrefix(f, "--requirement="), strings.HasPrefix(f, "--constraint="):
-				_, inc, _ = strings.Cut(f, "=")
-			case strings.HasPrefix(f, "-r") && len(f) > 2, strings.HasPrefix(f, "-c") && len(f) > 2:
-				inc = f[2:]
-			}
-			if inc == "" {
-				continue
-			}
-			if err := visit(path.Join(path.Dir(rel), inc), rel, n); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	for _, r := range roots {
-		if err := visit(r, "", 0); err != nil {
-			return nil, err
-		}
-	}
-	files := make([]string, 0, len(seen))
-	for f := range seen {
-		files = append(files, f)
-	}
-	sort.Strings(files)
-	return files, nil
 }

@@ -15,6 +15,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/pyship/pyship/plan"
 )
 
 // writeFiles creates files (name → content) under dir; a content starting with "->" makes
@@ -73,7 +75,7 @@ func layerEntries(t *testing.T, l v1.Layer) map[string]string {
 
 func appLayerFor(t *testing.T, src string) v1.Layer {
 	t.Helper()
-	l, err := appLayer(src, t.TempDir(), DefaultEpoch, hclog.NewNullLogger())
+	l, err := appLayer(src, plan.App{Dir: plan.AppDir}, t.TempDir(), DefaultEpoch, hclog.NewNullLogger())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,9 @@ package plan
 
 import (
 	"fmt"
+	"path"
 	"runtime"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -31,6 +33,7 @@ type Plan struct {
 	Dependencies Dependencies `json:"dependencies"`
 	App          App          `json:"app"`
 	Config       Config       `json:"config"`
+	Smoke        Smoke        `json:"smoke"`
 	Decisions    []Decision   `json:"decisions"`
 	Warnings     []string     `json:"warnings,omitempty"`
 }
@@ -47,14 +50,23 @@ type Base struct {
 
 // Dependencies says how the dependency layer is made.
 type Dependencies struct {
-	Installer    string   `json:"installer"`
+	Installer string `json:"installer"`
+	// Requirements are the files given to pip -r, relative to the repository.
 	Requirements []string `json:"requirements,omitempty"`
-	Venv         string   `json:"venv"`
+	// Project is true when the repository itself is installed (pip install .).
+	Project bool `json:"project,omitempty"`
+	// Files are every repository file the install depends on; they key its cache.
+	Files []string `json:"files,omitempty"`
+	Venv  string   `json:"venv"`
 }
 
 // App says how the application layer is made.
 type App struct {
 	Dir string `json:"dir"`
+	// Include and Exclude are .dockerignore patterns from the user's configuration,
+	// applied after the built-in rules and the repository's ignore files.
+	Include []string `json:"include,omitempty"`
+	Exclude []string `json:"exclude,omitempty"`
 }
 
 // Config is the image config.
@@ -65,6 +77,15 @@ type Config struct {
 	User         string            `json:"user"`
 	ExposedPorts []string          `json:"exposed_ports"`
 	Labels       map[string]string `json:"labels,omitempty"`
+}
+
+// Smoke is how the smoke test checks the app.
+type Smoke struct {
+	Port    int    `json:"port"`
+	Path    string `json:"path"`
+	Status  int    `json:"status,omitempty"`
+	Body    string `json:"body,omitempty"`
+	Timeout string `json:"timeout"`
 }
 
 // Decision is one choice the plan made, with the file that caused it.
@@ -88,27 +109,41 @@ type Options struct {
 	Revision string
 }
 
-// New makes the plan for a detected repository.
+// DefaultSmokeTimeout is how long the smoke test waits for the app by default.
+const DefaultSmokeTimeout = "30s"
+
+// New makes the plan for a detected repository. Options override the repository's
+// configuration, which overrides detection.
 func New(res *detect.Result, opts Options) (*Plan, error) {
+	cfg := res.Config
+	if cfg == nil {
+		cfg = &detect.Config{}
+	}
 	platform := opts.Platform
 	if platform == "" {
 		platform = "linux/" + runtime.GOARCH
 	}
+	deps := res.Dependencies
 	p := &Plan{
 		Platform: platform,
 		Dependencies: Dependencies{
-			Installer:    res.Installer,
-			Requirements: res.Requirements,
+			Installer:    deps.Installer,
+			Requirements: deps.Requirements,
+			Project:      deps.Project,
+			Files:        deps.Files,
 			Venv:         VenvDir,
 		},
-		App:      App{Dir: AppDir},
+		App:      App{Dir: AppDir, Include: cfg.Include, Exclude: cfg.Exclude},
 		Warnings: res.Warnings,
 	}
 
 	baseName := "python:" + res.Python.Value + "-slim"
 	baseSource, baseReason := res.Python.Source, "Python "+res.Python.Value
-	if opts.Base != "" {
+	switch {
+	case opts.Base != "":
 		baseName, baseSource, baseReason = opts.Base, "--base", "set by the user"
+	case cfg.Base != "":
+		baseName, baseSource, baseReason = cfg.Base, cfg.Source("base"), "set in "+cfg.File
 	}
 	ref, err := Mirror(baseName, opts.BaseMirror)
 	if err != nil {
@@ -117,29 +152,52 @@ func New(res *detect.Result, opts Options) (*Plan, error) {
 	p.Base = Base{Name: baseName, Ref: ref, Python: res.Python.Value}
 	p.decide("python", res.Python.Value, res.Python.Source, "")
 	p.decide("base", ref, baseSource, baseReason)
-	if len(res.Requirements) > 0 {
-		p.decide("dependencies", "pip install -r "+strings.Join(res.Requirements, " -r "), res.Requirements[0], "")
-	} else {
-		p.decide("dependencies", "none", "default", "no requirements file")
+	switch {
+	case len(deps.Requirements) > 0 && deps.Project:
+		p.decide("dependencies", "pip install -r "+strings.Join(deps.Requirements, " -r ")+" and the project", deps.Source, "")
+	case len(deps.Requirements) > 0:
+		p.decide("dependencies", "pip install -r "+strings.Join(deps.Requirements, " -r "), deps.Source, "")
+	case deps.Project:
+		p.decide("dependencies", "pip install . (the project and its dependencies)", deps.Source, "")
+	default:
+		p.decide("dependencies", "none", "default", "no requirements file or installable project")
+	}
+	if res.Framework != "" {
+		p.decide("framework", res.Framework, res.Start.Source, "")
 	}
 	p.decide("start", strings.Join(res.Start.Command, " "), res.Start.Source, res.Start.Reason)
-	port := strconv.Itoa(res.Port)
-	p.decide("port", port, res.PortFrom, "")
+	port := strconv.Itoa(res.Port.Number)
+	p.decide("port", port, res.Port.Source, "")
 
+	env := []string{
+		// ${PATH} is the base image's PATH.
+		"PATH=" + VenvDir + "/bin:${PATH}",
+		"VIRTUAL_ENV=" + VenvDir,
+		"PYTHONUNBUFFERED=1",
+		"PYTHONDONTWRITEBYTECODE=1",
+		"PORT=" + port,
+	}
+	if res.Start.PythonPath != "" {
+		env = append(env, "PYTHONPATH="+path.Join(AppDir, res.Start.PythonPath))
+	}
+	for _, k := range sortedKeys(cfg.Env) {
+		env = append(env, k+"="+cfg.Env[k])
+	}
+	user := fmt.Sprintf("%d:%d", UserID, GroupID)
+	if cfg.User != "" {
+		user = cfg.User
+		p.decide("user", user, cfg.Source("user"), "")
+	}
 	p.Config = Config{
-		Cmd: res.Start.Command,
-		Env: []string{
-			// ${PATH} is the base image's PATH.
-			"PATH=" + VenvDir + "/bin:${PATH}",
-			"VIRTUAL_ENV=" + VenvDir,
-			"PYTHONUNBUFFERED=1",
-			"PYTHONDONTWRITEBYTECODE=1",
-			"PORT=" + port,
-		},
+		Cmd:          res.Start.Command,
+		Env:          env,
 		WorkingDir:   AppDir,
-		User:         fmt.Sprintf("%d:%d", UserID, GroupID),
+		User:         user,
 		ExposedPorts: []string{port + "/tcp"},
 		Labels:       map[string]string{},
+	}
+	for k, v := range cfg.Labels {
+		p.Config.Labels[k] = v
 	}
 	if opts.Source != "" {
 		p.Config.Labels["org.opencontainers.image.source"] = opts.Source
@@ -148,7 +206,24 @@ func New(res *detect.Result, opts Options) (*Plan, error) {
 		p.Config.Labels["org.opencontainers.image.revision"] = opts.Revision
 	}
 	p.Config.Labels["org.opencontainers.image.base.name"] = baseName
+
+	p.Smoke = Smoke{Port: res.Port.Number, Path: "/", Timeout: DefaultSmokeTimeout, Status: cfg.Smoke.Status, Body: cfg.Smoke.Body}
+	if cfg.Smoke.Path != "" {
+		p.Smoke.Path = cfg.Smoke.Path
+	}
+	if cfg.Smoke.Timeout.Duration > 0 {
+		p.Smoke.Timeout = cfg.Smoke.Timeout.String()
+	}
 	return p, nil
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 func (p *Plan) decide(what, value, source, reason string) {

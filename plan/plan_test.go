@@ -44,11 +44,9 @@ func TestMirror(t *testing.T) {
 func TestNew(t *testing.T) {
 	res := &detect.Result{
 		Python:       detect.Fact{Value: "3.11", Source: ".python-version:1"},
-		Installer:    "pip",
-		Requirements: []string{"requirements.txt"},
+		Dependencies: detect.Dependencies{Installer: "pip", Source: "requirements.txt", Requirements: []string{"requirements.txt"}},
 		Start:        detect.Start{Command: []string{"python", "app.py"}, Source: "app.py:8", Reason: "main block"},
-		Port:         5000,
-		PortFrom:     "app.py:9",
+		Port:         detect.Port{Number: 5000, Source: "app.py:9", HardCoded: true},
 		Warnings:     []string{"w"},
 	}
 	p, err := New(res, Options{BaseMirror: "127.0.0.1:5000", Platform: "linux/amd64", Revision: "abc"})

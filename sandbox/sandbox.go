@@ -14,10 +14,13 @@ var ErrUnsupported = errors.New("the sandbox needs Linux namespaces; run pyship 
 
 // Mount is a file system mounted into the sandbox.
 type Mount struct {
-	// Type is "bind" or "tmpfs".
+	// Type is "bind", "tmpfs" or "overlay". An overlay shows Source and sends writes to
+	// Scratch, leaving Source untouched.
 	Type string `json:"type"`
-	// Source is the host path of a bind mount.
+	// Source is the host path of a bind mount, or the lower directory of an overlay.
 	Source string `json:"source,omitempty"`
+	// Scratch is a host directory for an overlay's writes.
+	Scratch string `json:"scratch,omitempty"`
 	// Target is the absolute path inside the sandbox.
 	Target   string `json:"target"`
 	ReadOnly bool   `json:"read_only,omitempty"`

@@ -50,11 +50,6 @@ func Run(ctx context.Context, spec Spec) error {
 			return err
 		}
 	}
-	for _, p := range []string{spec.Root, spec.Upper, child.Work} {
-		if strings.ContainsAny(p, ",:") {
-			return fmt.Errorf("sandbox: path %q contains a comma or colon, which overlayfs cannot take; set PYSHIP_CACHE_DIR to a plainer path", p)
-		}
-	}
 	data, err := json.Marshal(child)
 	if err != nil {
 		return err
@@ -146,9 +141,8 @@ func setupAndExec() error {
 		return fmt.Errorf("making mounts private: %w", err)
 	}
 	m := child.Merged
-	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", spec.Root, spec.Upper, child.Work)
-	if err := unix.Mount("overlay", m, "overlay", 0, opts); err != nil {
-		return fmt.Errorf("mounting the image's file system (overlay %s): %w", opts, err)
+	if err := mountOverlay(m, spec.Root, spec.Upper, child.Work); err != nil {
+		return err
 	}
 	if err := mountProc(m); err != nil {
 		return err
@@ -214,6 +208,19 @@ func dropPrivileges() error {
 	return nil
 }
 
+func mountOverlay(target, lower, upper, work string) error {
+	for _, p := range []string{lower, upper, work} {
+		if strings.ContainsAny(p, ",:") {
+			return fmt.Errorf("path %q contains a comma or colon, which overlayfs cannot take; set PYSHIP_CACHE_DIR to a plainer path", p)
+		}
+	}
+	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", lower, upper, work)
+	if err := unix.Mount("overlay", target, "overlay", 0, opts); err != nil {
+		return fmt.Errorf("mounting an overlay of %s on %s: %w", lower, target, err)
+	}
+	return nil
+}
+
 func mountProc(root string) error {
 	target := filepath.Join(root, "proc")
 	if err := os.MkdirAll(target, 0o555); err != nil {
@@ -266,6 +273,14 @@ func mountOne(root string, mt Mount) error {
 	switch mt.Type {
 	case "tmpfs":
 		return mountTmpfs(target, "mode=755", unix.MS_NOSUID|unix.MS_NODEV)
+	case "overlay":
+		upper, work := filepath.Join(mt.Scratch, "upper"), filepath.Join(mt.Scratch, "work")
+		for _, d := range []string{upper, work, target} {
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				return err
+			}
+		}
+		return mountOverlay(target, mt.Source, upper, work)
 	case "bind":
 		info, err := os.Stat(mt.Source)
 		if err != nil {

@@ -1,0 +1,327 @@
+package detect
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// ConfigFile is pyship's own configuration file. The same keys can live under
+// [tool.pyship] in pyproject.toml; pyship.toml wins when both exist.
+const ConfigFile = "pyship.toml"
+
+// Config is what the user wrote in pyship.toml or [tool.pyship]. Every field is optional;
+// a set field overrides detection.
+type Config struct {
+	// Python is the Python minor version, like "3.12".
+	Python string `toml:"python" json:"python,omitempty"`
+	// Base replaces the whole base image reference.
+	Base string `toml:"base" json:"base,omitempty"`
+	// Start is the start command: a string runs under /bin/sh -c (so $PORT expands), a list
+	// runs as it is.
+	Start Command `toml:"start" json:"start,omitempty"`
+	// Port is the port the app listens on; it is passed as $PORT and exposed.
+	Port int `toml:"port" json:"port,omitempty"`
+	// User is "uid[:gid]" to run as, instead of 65532:65532.
+	User string `toml:"user" json:"user,omitempty"`
+	// Env is added to the image's environment.
+	Env map[string]string `toml:"env" json:"env,omitempty"`
+	// Labels are added to the image config.
+	Labels map[string]string `toml:"labels" json:"labels,omitempty"`
+	// Include brings back paths the built-in rules or ignore files leave out; Exclude
+	// leaves out more. Both are .dockerignore patterns.
+	Include []string `toml:"include" json:"include,omitempty"`
+	Exclude []string `toml:"exclude" json:"exclude,omitempty"`
+	Smoke   Smoke    `toml:"smoke" json:"smoke,omitempty"`
+	Django  Django   `toml:"django" json:"django,omitempty"`
+
+	// File is where the configuration came from: "pyship.toml" or "pyproject.toml".
+	File string `toml:"-" json:"file,omitempty"`
+	// lines maps a key ("port", "smoke.path") to its line, for sources and messages.
+	lines map[string]int
+}
+
+// Smoke configures the smoke test.
+type Smoke struct {
+	Path    string   `toml:"path" json:"path,omitempty"`
+	Status  int      `toml:"status" json:"status,omitempty"`
+	Body    string   `toml:"body" json:"body,omitempty"`
+	Timeout Duration `toml:"timeout" json:"timeout,omitempty"`
+}
+
+// Django configures Django's build steps.
+type Django struct {
+	// Collectstatic runs "manage.py collectstatic" at build time; default: when
+	// STATIC_ROOT is set.
+	Collectstatic *bool `toml:"collectstatic" json:"collectstatic,omitempty"`
+}
+
+// Command is a start command written as a string or as a list of strings.
+type Command []string
+
+// UnmarshalTOML implements toml.Unmarshaler.
+func (c *Command) UnmarshalTOML(v any) error {
+	switch v := v.(type) {
+	case string:
+		if strings.TrimSpace(v) == "" {
+			return errors.New("start is empty")
+		}
+		*c = Command{"/bin/sh", "-c", "exec " + v}
+	case []any:
+		if len(v) == 0 {
+			return errors.New("start is an empty list")
+		}
+		for _, e := range v {
+			s, ok := e.(string)
+			if !ok {
+				return fmt.Errorf("start: %v is not a string", e)
+			}
+			*c = append(*c, s)
+		}
+	default:
+		return fmt.Errorf("start must be a string or a list of strings, not %T", v)
+	}
+	return nil
+}
+
+// Duration is a time.Duration written like "30s".
+type Duration struct{ time.Duration }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("%q is not a duration like \"30s\"", b)
+	}
+	if v <= 0 {
+		return fmt.Errorf("%q must be positive", b)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// configKeys are the valid keys of each table, for "did you mean" hints. Env and labels
+// take any key.
+var configKeys = map[string][]string{
+	"":       {"python", "base", "start", "port", "user", "env", "labels", "include", "exclude", "smoke", "django"},
+	"smoke":  {"path", "status", "body", "timeout"},
+	"django": {"collectstatic"},
+}
+
+// Line returns the line of a key ("port", "smoke.path") in the configuration, or 0.
+func (c *Config) Line(key string) int { return c.lines[key] }
+
+// Source returns "file:line" for a key.
+func (c *Config) Source(key string) string {
+	if n := c.Line(key); n > 0 {
+		return fmt.Sprintf("%s:%d", c.File, n)
+	}
+	return c.File
+}
+
+// loadConfig reads pyship.toml, else [tool.pyship] in pyproject.toml. It returns nil when
+// neither exists.
+func loadConfig(fsys fs.FS, pyproject []byte) (*Config, error) {
+	data, err := fs.ReadFile(fsys, ConfigFile)
+	switch {
+	case err == nil:
+		return parseConfig(ConfigFile, data, nil)
+	case !errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("reading %q: %w", ConfigFile, err)
+	case pyproject != nil:
+		return parseConfig("pyproject.toml", pyproject, []string{"tool", "pyship"})
+	}
+	return nil, nil
+}
+
+// parseConfig decodes a configuration from data; prefix is the table that holds it.
+func parseConfig(file string, data []byte, prefix []string) (*Config, error) {
+	var (
+		cfg Config
+		md  toml.MetaData
+		err error
+	)
+	if len(prefix) == 0 {
+		md, err = toml.Decode(string(data), &cfg)
+	} else {
+		var doc struct {
+			Tool struct {
+				Pyship *Config `toml:"pyship"`
+			} `toml:"tool"`
+		}
+		md, err = toml.Decode(string(data), &doc)
+		if err == nil && doc.Tool.Pyship == nil {
+			return nil, nil
+		}
+		if doc.Tool.Pyship != nil {
+			cfg = *doc.Tool.Pyship
+		}
+	}
+	if err != nil {
+		return nil, tomlError(file, err)
+	}
+	cfg.File = file
+	cfg.lines = map[string]int{}
+	for _, k := range md.Keys() {
+		if len(k) <= len(prefix) || !hasPrefix(k, prefix) {
+			continue
+		}
+		rel := strings.Join(k[len(prefix):], ".")
+		cfg.lines[rel] = keyLine(string(data), k)
+	}
+	for _, k := range md.Undecoded() {
+		if !hasPrefix(k, prefix) || len(k) <= len(prefix) {
+			continue
+		}
+		rel := k[len(prefix):]
+		table, key := strings.Join(rel[:len(rel)-1], "."), rel[len(rel)-1]
+		e := &Error{File: file, Line: keyLine(string(data), k), Msg: fmt.Sprintf("unknown key %q", strings.Join(rel, "."))}
+		if valid, ok := configKeys[table]; ok {
+			if near := nearest(key, valid); near != "" {
+				e.Hint = fmt.Sprintf("did you mean %q? valid keys here: %s", near, strings.Join(valid, ", "))
+			} else {
+				e.Hint = "valid keys here: " + strings.Join(valid, ", ")
+			}
+		}
+		return nil, e
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+var userRe = regexp.MustCompile(`^\d+(?::\d+)?$`)
+
+func (c *Config) validate() error {
+	bad := func(key, format string, args ...any) error {
+		return &Error{File: c.File, Line: c.Line(key), Msg: fmt.Sprintf(format, args...)}
+	}
+	if c.Python != "" {
+		if _, ok := pythonMinor(c.Python); !ok {
+			e := bad("python", "python = %q is not a CPython version", c.Python)
+			e.(*Error).Hint = `write a version like "3.12"`
+			return e
+		}
+	}
+	if c.Port != 0 && (c.Port < 1 || c.Port > 65535) {
+		return bad("port", "port = %d is not a TCP port (1-65535)", c.Port)
+	}
+	if c.User != "" && !userRe.MatchString(c.User) {
+		e := bad("user", "user = %q is not numeric", c.User)
+		e.(*Error).Hint = `write "uid" or "uid:gid", like "10001:10001"; names cannot be checked by "run as non-root" policies`
+		return e
+	}
+	if c.Smoke.Path != "" && !strings.HasPrefix(c.Smoke.Path, "/") {
+		return bad("smoke.path", "smoke.path = %q must start with /", c.Smoke.Path)
+	}
+	if c.Smoke.Status != 0 && (c.Smoke.Status < 100 || c.Smoke.Status > 599) {
+		return bad("smoke.status", "smoke.status = %d is not an HTTP status", c.Smoke.Status)
+	}
+	for k := range c.Env {
+		if k == "" || strings.ContainsAny(k, "= \t") {
+			return bad("env", "env key %q is not a variable name", k)
+		}
+	}
+	return nil
+}
+
+// tomlError turns a TOML decoding error into an *Error with the file, line and column.
+func tomlError(file string, err error) error {
+	var pe toml.ParseError
+	if errors.As(err, &pe) {
+		msg := pe.Message
+		if pe.Position.Col > 0 {
+			msg = fmt.Sprintf("column %d: %s", pe.Position.Col, msg)
+		}
+		hint := "fix the TOML syntax at that place"
+		if pe.Usage != "" {
+			hint = strings.TrimSpace(pe.Usage)
+		}
+		return &Error{File: file, Line: pe.Position.Line, Msg: msg, Hint: hint}
+	}
+	return &Error{File: file, Msg: err.Error(), Hint: "check the types of the values: numbers unquoted, strings quoted"}
+}
+
+func hasPrefix(k toml.Key, prefix []string) bool {
+	if len(k) < len(prefix) {
+		return false
+	}
+	for i, p := range prefix {
+		if k[i] != p {
+			return false
+		}
+	}
+	return true
+}
+
+// keyLine finds the line of key k in a TOML document: its table header, or its "key ="
+// line inside the table that holds it. 0 when it cannot be found.
+func keyLine(doc string, k toml.Key) int {
+	parent, last := strings.Join(k[:len(k)-1], "."), k[len(k)-1]
+	table := ""
+	header := regexp.MustCompile(`^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(?:#.*)?$`)
+	assign := regexp.MustCompile(`^\s*["']?` + regexp.QuoteMeta(last) + `["']?\s*=`)
+	for i, line := range strings.Split(doc, "\n") {
+		if m := header.FindStringSubmatch(line); m != nil {
+			table = strings.ReplaceAll(strings.ReplaceAll(m[1], `"`, ""), " ", "")
+			if table == strings.Join(k, ".") {
+				return i + 1
+			}
+			continue
+		}
+		if table == parent && assign.MatchString(line) {
+			return i + 1
+		}
+	}
+	// Dotted or inline forms: settle for the first line that assigns the key.
+	for i, line := range strings.Split(doc, "\n") {
+		if assign.MatchString(line) {
+			return i + 1
+		}
+	}
+	return 0
+}
+
+// nearest returns the candidate closest to s by edit distance, if it is close enough to be
+// a likely typo.
+func nearest(s string, candidates []string) string {
+	best, bestDist := "", len(s)/2+2
+	sorted := append([]string(nil), candidates...)
+	sort.Strings(sorted)
+	for _, c := range sorted {
+		if d := editDistance(s, c); d < bestDist {
+			best, bestDist = c, d
+		}
+	}
+	return best
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}

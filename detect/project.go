@@ -1,0 +1,194 @@
+package detect
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+)
+
+// project is what pyproject.toml, Pipfile and setup.py/setup.cfg say about the project.
+type project struct {
+	// pyproject is the raw pyproject.toml, nil when there is none.
+	pyproject []byte
+	// PEP 621 [project] table, or Poetry's [tool.poetry].
+	name           string
+	pep621         bool
+	poetry         bool
+	requiresPython string
+	pythonSource   string
+	dependencies   []string // normalised names
+	scripts        map[string]string
+	buildBackend   string
+	// setup.py or setup.cfg exists.
+	setuptools bool
+	// Pipfile.
+	pipfile *pipfile
+}
+
+type pipfile struct {
+	python       string
+	pythonSource string
+	packages     []string
+}
+
+type pyprojectDoc struct {
+	Project *struct {
+		Name           string            `toml:"name"`
+		RequiresPython string            `toml:"requires-python"`
+		Dependencies   []string          `toml:"dependencies"`
+		Scripts        map[string]string `toml:"scripts"`
+	} `toml:"project"`
+	BuildSystem struct {
+		Backend string `toml:"build-backend"`
+	} `toml:"build-system"`
+	Tool struct {
+		Poetry *struct {
+			Name         string         `toml:"name"`
+			Dependencies map[string]any `toml:"dependencies"`
+			Scripts      map[string]any `toml:"scripts"`
+		} `toml:"poetry"`
+	} `toml:"tool"`
+}
+
+var pep508NameRe = regexp.MustCompile(`^\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)`)
+
+// readProject reads the project metadata files that exist.
+func readProject(fsys fs.FS) (*project, error) {
+	p := &project{scripts: map[string]string{}}
+	data, err := readOptional(fsys, "pyproject.toml")
+	if err != nil {
+		return nil, err
+	}
+	if data != nil {
+		p.pyproject = data
+		var doc pyprojectDoc
+		if _, err := toml.Decode(string(data), &doc); err != nil {
+			return nil, tomlError("pyproject.toml", err)
+		}
+		p.buildBackend = doc.BuildSystem.Backend
+		if pr := doc.Project; pr != nil {
+			p.pep621 = true
+			p.name = pr.Name
+			if pr.RequiresPython != "" {
+				p.requiresPython = pr.RequiresPython
+				p.pythonSource = "pyproject.toml:" + fmt.Sprint(keyLine(string(data), toml.Key{"project", "requires-python"}))
+			}
+			for _, d := range pr.Dependencies {
+				if m := pep508NameRe.FindStringSubmatch(d); m != nil {
+					p.dependencies = append(p.dependencies, NormalizeName(m[1]))
+				}
+			}
+			for k, v := range pr.Scripts {
+				p.scripts[k] = v
+			}
+		}
+		if po := doc.Tool.Poetry; po != nil {
+			p.poetry = true
+			if p.name == "" {
+				p.name = po.Name
+			}
+			for name, spec := range po.Dependencies {
+				if NormalizeName(name) == "python" {
+					if s, ok := spec.(string); ok && p.requiresPython == "" {
+						p.requiresPython = s
+						p.pythonSource = "pyproject.toml:" + fmt.Sprint(keyLine(string(data), toml.Key{"tool", "poetry", "dependencies", "python"}))
+					}
+					continue
+				}
+				p.dependencies = append(p.dependencies, NormalizeName(name))
+			}
+			for k, v := range po.Scripts {
+				if s, ok := v.(string); ok {
+					p.scripts[k] = s
+				}
+			}
+		}
+	}
+	p.setuptools = exists(fsys, "setup.py") || exists(fsys, "setup.cfg")
+	if p.setuptools && p.requiresPython == "" {
+		p.requiresPython, p.pythonSource = setupPythonRequires(fsys)
+	}
+
+	data, err = readOptional(fsys, "Pipfile")
+	if err != nil {
+		return nil, err
+	}
+	if data != nil {
+		pf, err := parsePipfile(data)
+		if err != nil {
+			return nil, err
+		}
+		p.pipfile = pf
+	}
+	sort.Strings(p.dependencies)
+	return p, nil
+}
+
+// installable reports whether the repository is itself a Python project pip can install.
+func (p *project) installable() bool {
+	return p.pep621 || p.setuptools || (p.poetry && strings.HasPrefix(p.buildBackend, "poetry"))
+}
+
+// pythonRequiresRes find python_requires in setup.cfg (a whole line) and setup.py (a
+// string literal).
+var pythonRequiresRes = map[string]*regexp.Regexp{
+	"setup.cfg": regexp.MustCompile(`(?m)^\s*python_requires\s*=\s*(.+?)\s*$`),
+	"setup.py":  regexp.MustCompile(`python_requires\s*=\s*["']([^"']+)["']`),
+}
+
+// setupPythonRequires reads python_requires from setup.cfg or setup.py, as text.
+func setupPythonRequires(fsys fs.FS) (string, string) {
+	for _, name := range []string{"setup.cfg", "setup.py"} {
+		data, err := fs.ReadFile(fsys, name)
+		if err != nil {
+			continue
+		}
+		if loc := pythonRequiresRes[name].FindSubmatchIndex(data); loc != nil {
+			return strings.TrimSpace(string(data[loc[2]:loc[3]])), fmt.Sprintf("%s:%d", name, lineOf(string(data), loc[0]))
+		}
+	}
+	return "", ""
+}
+
+func parsePipfile(data []byte) (*pipfile, error) {
+	var doc struct {
+		Packages map[string]any `toml:"packages"`
+		Requires struct {
+			PythonVersion     string `toml:"python_version"`
+			PythonFullVersion string `toml:"python_full_version"`
+		} `toml:"requires"`
+	}
+	if _, err := toml.Decode(string(data), &doc); err != nil {
+		return nil, tomlError("Pipfile", err)
+	}
+	pf := &pipfile{}
+	switch {
+	case doc.Requires.PythonFullVersion != "":
+		pf.python = doc.Requires.PythonFullVersion
+		pf.pythonSource = fmt.Sprintf("Pipfile:%d", keyLine(string(data), toml.Key{"requires", "python_full_version"}))
+	case doc.Requires.PythonVersion != "":
+		pf.python = doc.Requires.PythonVersion
+		pf.pythonSource = fmt.Sprintf("Pipfile:%d", keyLine(string(data), toml.Key{"requires", "python_version"}))
+	}
+	for name := range doc.Packages {
+		pf.packages = append(pf.packages, NormalizeName(name))
+	}
+	sort.Strings(pf.packages)
+	return pf, nil
+}
+
+func readOptional(fsys fs.FS, name string) ([]byte, error) {
+	data, err := fs.ReadFile(fsys, name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading %q: %w", name, err)
+	}
+	return data, nil
+}

@@ -1,0 +1,202 @@
+package detect
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// SupportedPythons are the Python minor versions pyship builds for, newest first. Each has
+// an official python:X.Y-slim base image and a base in the test bed.
+var SupportedPythons = []string{"3.13", "3.12", "3.11"}
+
+// DefaultPythonVersion is the newest supported minor, used when the repository names none.
+const DefaultPythonVersion = "3.13"
+
+// version is a Python version with three components; missing ones are 0.
+type version [3]int
+
+func (v version) less(w version) bool {
+	for i := range v {
+		if v[i] != w[i] {
+			return v[i] < w[i]
+		}
+	}
+	return false
+}
+
+// nextPatch is the smallest version above v: on real Python versions, which have three
+// components, "> v" means ">= nextPatch(v)".
+func (v version) nextPatch() version { return version{v[0], v[1], v[2] + 1} }
+
+var versionNumRe = regexp.MustCompile(`^\d+(?:\.\d+){0,2}$`)
+
+func parseVersion(s string) (version, int, bool) {
+	if !versionNumRe.MatchString(s) {
+		return version{}, 0, false
+	}
+	var v version
+	parts := strings.Split(s, ".")
+	for i, p := range parts {
+		n, err := strconv.Atoi(p)
+		if err != nil {
+			return version{}, 0, false
+		}
+		v[i] = n
+	}
+	return v, len(parts), true
+}
+
+// interval is the half-open range [lo, hi) of versions.
+type interval struct{ lo, hi version }
+
+var anyVersion = interval{lo: version{0, 0, 0}, hi: version{1 << 30, 0, 0}}
+
+func (r interval) empty() bool { return !r.lo.less(r.hi) }
+
+func (r interval) and(o interval) interval {
+	if r.lo.less(o.lo) {
+		r.lo = o.lo
+	}
+	if o.hi.less(r.hi) {
+		r.hi = o.hi
+	}
+	return r
+}
+
+// Specifier is a Python version requirement: PEP 440 clauses (">=3.10,<3.13", "~=3.11",
+// "==3.12.*"), Poetry's caret and tilde ("^3.11", "~3.11"), or a bare version.
+type Specifier struct {
+	text     string
+	allowed  interval
+	excluded map[[2]int]bool // minor versions removed by "!=X.Y.*"
+}
+
+// ParseSpecifier parses a version requirement.
+func ParseSpecifier(text string) (Specifier, error) {
+	s := Specifier{text: text, allowed: anyVersion, excluded: map[[2]int]bool{}}
+	clauses := strings.Split(text, ",")
+	if strings.Contains(text, "||") || strings.Contains(text, " or ") {
+		return s, fmt.Errorf("%q: alternatives (||) are not supported; give one range", text)
+	}
+	for _, clause := range clauses {
+		clause = strings.ReplaceAll(strings.TrimSpace(clause), " ", "")
+		if clause == "" || clause == "*" {
+			continue
+		}
+		if err := s.add(clause); err != nil {
+			return s, fmt.Errorf("%q: %w", text, err)
+		}
+	}
+	return s, nil
+}
+
+var opRe = regexp.MustCompile(`^(~=|===|==|!=|<=|>=|<|>|\^|~)?(.*)$`)
+
+func (s *Specifier) add(clause string) error {
+	m := opRe.FindStringSubmatch(clause)
+	op, rest := m[1], m[2]
+	wildcard := strings.HasSuffix(rest, ".*")
+	rest = strings.TrimSuffix(rest, ".*")
+	v, n, ok := parseVersion(rest)
+	if !ok {
+		return fmt.Errorf("%q is not a version", clause)
+	}
+	if wildcard && op != "==" && op != "!=" && op != "" {
+		return fmt.Errorf("%q: a wildcard only goes with == or !=", clause)
+	}
+	var r interval
+	switch op {
+	case ">=":
+		r = interval{v, anyVersion.hi}
+	case ">":
+		r = interval{v.nextPatch(), anyVersion.hi}
+	case "<=":
+		r = interval{anyVersion.lo, v.nextPatch()}
+	case "<":
+		r = interval{anyVersion.lo, v}
+	case "==", "===", "":
+		if wildcard || (op == "" && n < 3) {
+			// "==3.11.*", and Poetry's bare "3.11", cover every release of the prefix.
+			r = interval{v, bump(v, n)}
+		} else {
+			r = interval{v, v.nextPatch()}
+		}
+	case "!=":
+		if wildcard && n == 2 {
+			s.excluded[[2]int{v[0], v[1]}] = true
+		}
+		return nil
+	case "~=":
+		if n < 2 {
+			return fmt.Errorf("%q: ~= needs at least two components", clause)
+		}
+		r = interval{v, bump(v, n-1)}
+	case "^":
+		// Poetry: up to the next change of the first non-zero component.
+		r = interval{v, bump(v, 1)}
+		if v[0] == 0 {
+			r.hi = bump(v, 2)
+		}
+	case "~":
+		if n == 1 {
+			r = interval{v, bump(v, 1)}
+		} else {
+			r = interval{v, bump(v, 2)}
+		}
+	}
+	s.allowed = s.allowed.and(r)
+	return nil
+}
+
+// bump increments the n-th component (1-based) of v and zeroes the rest.
+func bump(v version, n int) version {
+	var out version
+	copy(out[:n], v[:n])
+	out[n-1]++
+	return out
+}
+
+// AllowsMinor reports whether some release of minor version "X.Y" satisfies the specifier.
+func (s Specifier) AllowsMinor(minor string) bool {
+	v, n, ok := parseVersion(minor)
+	if !ok || n != 2 || s.excluded[[2]int{v[0], v[1]}] {
+		return false
+	}
+	return !s.allowed.and(interval{v, bump(v, 2)}).empty()
+}
+
+// Newest returns the newest supported minor version the specifier allows.
+func (s Specifier) Newest() (string, bool) {
+	for _, m := range SupportedPythons {
+		if s.AllowsMinor(m) {
+			return m, true
+		}
+	}
+	return "", false
+}
+
+func (s Specifier) String() string { return s.text }
+
+// pythonMinor turns a version as written in .python-version or runtime.txt ("3.12",
+// "3.12.4", "python-3.12.4", "3.13t") into its minor version.
+var minorRe = regexp.MustCompile(`^(?:python-?|cpython-?)?(\d+)\.(\d+)(?:\.\d+)?(?:[a-z]+\d*)?$`)
+
+func pythonMinor(s string) (string, bool) {
+	m := minorRe.FindStringSubmatch(strings.ToLower(strings.TrimSpace(s)))
+	if m == nil {
+		return "", false
+	}
+	return m[1] + "." + m[2], true
+}
+
+// supported reports whether minor has a base image.
+func supported(minor string) bool {
+	for _, m := range SupportedPythons {
+		if m == minor {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,64 @@
+package detect
+
+import "testing"
+
+func TestSpecifierNewest(t *testing.T) {
+	for _, tc := range []struct {
+		spec string
+		want string // "" for none
+	}{
+		{">=3.8", "3.13"},
+		{">=3.9,<3.13", "3.12"},
+		{">=3.9, <3.12", "3.11"},
+		{"<3.12", "3.11"},
+		{"<=3.12", "3.12"},
+		{"<=3.12.0", "3.12"},
+		{">3.12", "3.13"},
+		{">3.13", "3.13"}, // 3.13.1 and later
+		{">=3.14", ""},
+		{"==3.11.*", "3.11"},
+		{"==3.12", "3.12"},
+		{"==3.12.4", "3.12"},
+		{"~=3.11", "3.13"},
+		{"~=3.11.2", "3.11"},
+		{"^3.11", "3.13"},
+		{"~3.11", "3.11"},
+		{"3.12", "3.12"},
+		{"3.12.*", "3.12"},
+		{">=3.11,!=3.13.*", "3.12"},
+		{">=3.11,<3.11.3", "3.11"},
+		{">=3.11.5,<3.11.3", ""},
+		{"<3.0", ""},
+		{"*", "3.13"},
+	} {
+		t.Run(tc.spec, func(t *testing.T) {
+			s, err := ParseSpecifier(tc.spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := s.Newest()
+			if got != tc.want {
+				t.Errorf("Newest(%q) = %q, want %q", tc.spec, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestSpecifierErrors(t *testing.T) {
+	for _, spec := range []string{">=three", ">=3.11.*", "~=3", "^3.11 || ^4.0", ">=3.1.2.3"} {
+		if _, err := ParseSpecifier(spec); err == nil {
+			t.Errorf("ParseSpecifier(%q) gave no error", spec)
+		}
+	}
+}
+
+func TestPythonMinor(t *testing.T) {
+	for in, want := range map[string]string{
+		"3.12": "3.12", "3.12.4": "3.12", "python-3.11.9": "3.11", "3.13t": "3.13", " 3.11\n": "3.11",
+		"pypy3.10": "", "system": "", "3": "",
+	} {
+		if got, _ := pythonMinor(in); got != want {
+			t.Errorf("pythonMinor(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
