@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -164,19 +165,39 @@ func podman(t *testing.T, args ...string) string {
 	return strings.TrimSpace(stdout.String())
 }
 
-// TestFlaskHelloEndToEnd builds the seed article's app, pushes it to the test-bed registry
-// and runs it with podman, a runtime that is not pyship's.
-func TestFlaskHelloEndToEnd(t *testing.T) {
+// TestFixturesEndToEnd builds every fixture app marked e2e, pushes it to the test-bed
+// registry and runs it with podman, a runtime that is not pyship's.
+func TestFixturesEndToEnd(t *testing.T) {
 	reg := fixtures.Testbed(t)
-	src := copyFixture(t, "flask-hello")
-	want, err := fixtures.Load(src)
+	root := filepath.Join("..", "..", "fixtures")
+	apps, err := fixtures.Apps(root)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tag := reg + "/e2e/flask-hello:" + uniqueTag()
+	ran := 0
+	for _, app := range apps {
+		want, err := fixtures.Load(filepath.Join(root, filepath.FromSlash(app)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !want.E2E {
+			continue
+		}
+		ran++
+		t.Run(app, func(t *testing.T) { endToEnd(t, reg, app, want) })
+	}
+	if ran < 3 {
+		t.Errorf("only %d fixtures are marked e2e", ran)
+	}
+}
+
+func endToEnd(t *testing.T, reg, app string, want *fixtures.Expect) {
+	src := copyFixture(t, app)
+	repo := reg + "/e2e/" + strings.ReplaceAll(app, "/", "-")
+	tag := repo + ":" + uniqueTag()
 	r := pyship(t, []string{"PYSHIP_CACHE_DIR=" + t.TempDir()}, "build", src, "--image", tag, "--push")
 	d := builtDigest(t, r)
-	if !strings.HasPrefix(r.stdout, reg+"/e2e/flask-hello@sha256:") {
+	if !strings.HasPrefix(r.stdout, repo+"@sha256:") {
 		t.Errorf("stdout %q does not name the pushed repository", r.stdout)
 	}
 
@@ -203,7 +224,7 @@ func TestFlaskHelloEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cf.Config.User != "65532:65532" || strings.Join(cf.Config.Cmd, " ") != strings.Join(want.Start, " ") {
+	if cf.Config.User != "65532:65532" || !slices.Equal(cf.Config.Cmd, want.Start) {
 		t.Errorf("config: user %q cmd %q", cf.Config.User, cf.Config.Cmd)
 	}
 
@@ -220,9 +241,18 @@ func TestFlaskHelloEndToEnd(t *testing.T) {
 	if uid := podman(t, "exec", id, "id", "-u"); uid != "65532" {
 		t.Errorf("the app runs as uid %s, want 65532", uid)
 	}
+	if v := podman(t, "exec", id, "python", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"); v != want.Python {
+		t.Errorf("the image runs Python %s, want %s", v, want.Python)
+	}
 	status, body := waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d%s", port, want.Path), 90*time.Second)
 	if status != want.Status || !strings.Contains(body, want.Body) {
 		t.Errorf("GET %s: %d %q, want %d %q", want.Path, status, body, want.Status, want.Body)
+	}
+	for pkg, version := range want.Versions {
+		got := podman(t, "exec", id, "python", "-c", "import importlib.metadata as m, sys; print(m.version(sys.argv[1]))", pkg)
+		if got != version {
+			t.Errorf("%s %s is installed, the lock file says %s", pkg, got, version)
+		}
 	}
 }
 
