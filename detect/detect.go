@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"sort"
 	"strings"
 
 	"github.com/hashicorp/go-hclog"
@@ -52,6 +53,8 @@ type Dependencies struct {
 	Files []string `json:"files,omitempty"`
 	// Project is true when the repository itself is installed (pip install .).
 	Project bool `json:"project,omitempty"`
+	// Lock is the lock file the dependencies are installed from, translated for pip.
+	Lock *Lock `json:"lock,omitempty"`
 	// Names are the declared dependencies' normalised names.
 	Names []string `json:"names,omitempty"`
 }
@@ -263,7 +266,23 @@ func firstLine(data []byte) (string, int) {
 // metadata; a project that pip can build is installed itself after its requirements.
 func dependencies(fsys fs.FS, proj *project, res *Result) (Dependencies, error) {
 	deps := Dependencies{Installer: "pip"}
+	lock, err := readLock(fsys, proj, res)
+	if err != nil {
+		return deps, err
+	}
 	switch {
+	case lock != nil:
+		deps.Source, deps.Lock, deps.Names = lock.File, lock, lock.Names()
+		deps.Files = []string{lock.File}
+		for _, f := range []string{"pyproject.toml", "setup.py", "setup.cfg", "Pipfile"} {
+			if exists(fsys, f) {
+				deps.Files = append(deps.Files, f)
+			}
+		}
+		sort.Strings(deps.Files)
+		if exists(fsys, "requirements.txt") {
+			res.warnf("%s is installed; requirements.txt is ignored", lock.File)
+		}
 	case exists(fsys, "requirements.txt"):
 		files, names, err := requirementsTree(fsys, "requirements.txt")
 		if err != nil {

@@ -22,12 +22,22 @@ type project struct {
 	requiresPython string
 	pythonSource   string
 	dependencies   []string // normalised names
-	scripts        map[string]string
-	buildBackend   string
+	// requirements are the main dependencies with their version ranges, to check locks.
+	requirements []declared
+	scripts      map[string]string
+	buildBackend string
+	// packageMode is false for a Poetry project that is not a package (package-mode = false).
+	packageMode bool
 	// setup.py or setup.cfg exists.
 	setuptools bool
 	// Pipfile.
 	pipfile *pipfile
+}
+
+// declared is a dependency as pyproject.toml declares it.
+type declared struct {
+	name string // normalised
+	spec string // version range, may be empty
 }
 
 type pipfile struct {
@@ -49,13 +59,30 @@ type pyprojectDoc struct {
 	Tool struct {
 		Poetry *struct {
 			Name         string         `toml:"name"`
+			PackageMode  *bool          `toml:"package-mode"`
 			Dependencies map[string]any `toml:"dependencies"`
 			Scripts      map[string]any `toml:"scripts"`
 		} `toml:"poetry"`
 	} `toml:"tool"`
 }
 
-var pep508NameRe = regexp.MustCompile(`^\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)`)
+// pep508Re splits a PEP 508 requirement into its name and its version range (extras,
+// URLs and markers dropped).
+var pep508Re = regexp.MustCompile(`^\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*(?:\[[^\]]*\])?\s*\(?([^;@)]*)`)
+
+// requirementLine finds the line of pyproject.toml that declares name, or 0.
+func (p *project) requirementLine(name string) int {
+	if name == "" || p.pyproject == nil {
+		return 0
+	}
+	for i, line := range strings.Split(string(p.pyproject), "\n") {
+		m := pep508Re.FindStringSubmatch(strings.Trim(strings.TrimSpace(line), `"',`))
+		if m != nil && NormalizeName(m[1]) == name {
+			return i + 1
+		}
+	}
+	return 0
+}
 
 // readProject reads the project metadata files that exist.
 func readProject(fsys fs.FS) (*project, error) {
@@ -79,8 +106,10 @@ func readProject(fsys fs.FS) (*project, error) {
 				p.pythonSource = "pyproject.toml:" + fmt.Sprint(keyLine(string(data), toml.Key{"project", "requires-python"}))
 			}
 			for _, d := range pr.Dependencies {
-				if m := pep508NameRe.FindStringSubmatch(d); m != nil {
-					p.dependencies = append(p.dependencies, NormalizeName(m[1]))
+				if m := pep508Re.FindStringSubmatch(d); m != nil {
+					name := NormalizeName(m[1])
+					p.dependencies = append(p.dependencies, name)
+					p.requirements = append(p.requirements, declared{name: name, spec: strings.TrimSpace(m[2])})
 				}
 			}
 			for k, v := range pr.Scripts {
@@ -89,6 +118,7 @@ func readProject(fsys fs.FS) (*project, error) {
 		}
 		if po := doc.Tool.Poetry; po != nil {
 			p.poetry = true
+			p.packageMode = po.PackageMode == nil || *po.PackageMode
 			if p.name == "" {
 				p.name = po.Name
 			}
@@ -100,7 +130,24 @@ func readProject(fsys fs.FS) (*project, error) {
 					}
 					continue
 				}
-				p.dependencies = append(p.dependencies, NormalizeName(name))
+				name = NormalizeName(name)
+				p.dependencies = append(p.dependencies, name)
+				if !p.pep621 {
+					d := declared{name: name}
+					switch spec := spec.(type) {
+					case string:
+						d.spec = spec
+					case map[string]any:
+						if optional, _ := spec["optional"].(bool); optional {
+							continue
+						}
+						d.spec, _ = spec["version"].(string)
+					}
+					if d.spec == "*" {
+						d.spec = ""
+					}
+					p.requirements = append(p.requirements, d)
+				}
 			}
 			for k, v := range po.Scripts {
 				if s, ok := v.(string); ok {
@@ -131,6 +178,9 @@ func readProject(fsys fs.FS) (*project, error) {
 
 // installable reports whether the repository is itself a Python project pip can install.
 func (p *project) installable() bool {
+	if p.poetry && !p.packageMode {
+		return false
+	}
 	return p.pep621 || p.setuptools || (p.poetry && strings.HasPrefix(p.buildBackend, "poetry"))
 }
 

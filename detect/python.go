@@ -167,6 +167,16 @@ func (s Specifier) AllowsMinor(minor string) bool {
 	return !s.allowed.and(interval{v, bump(v, 2)}).empty()
 }
 
+// AllowsVersion reports whether a release version ("3.1.2") satisfies the specifier. A
+// version pyship cannot compare (pre-releases, epochs) is allowed.
+func (s Specifier) AllowsVersion(v string) bool {
+	ver, _, ok := parseVersion(v)
+	if !ok {
+		return true
+	}
+	return !s.allowed.and(interval{ver, ver.nextPatch()}).empty()
+}
+
 // Newest returns the newest supported minor version the specifier allows.
 func (s Specifier) Newest() (string, bool) {
 	for _, m := range SupportedPythons {

@@ -129,6 +129,9 @@ func Build(ctx context.Context, p *plan.Plan, opts Options) (*Result, error) {
 	if p.Dependencies.Project {
 		depsStep += " && pip install ."
 	}
+	if l := p.Dependencies.Lock; l != nil {
+		depsStep += " && pip install --require-hashes --no-deps (" + l.File + ")"
+	}
 	img, err := assemble(base, baseDigest, p, opts.Epoch, []addendum{
 		{deps, depsStep},
 		{user, fmt.Sprintf("user %s (%d:%d)", plan.UserName, plan.UserID, plan.GroupID)},
@@ -239,7 +242,7 @@ func dependencyLayer(ctx context.Context, p *plan.Plan, base v1.Image, root stri
 	defer os.RemoveAll(tmp)
 	venv, err := opts.Installer.Install(ctx, InstallRequest{
 		Root: root, Scratch: tmp, Source: opts.Source, Requirements: p.Dependencies.Requirements,
-		Project: p.Dependencies.Project, Files: p.Dependencies.Files, Venv: p.Dependencies.Venv, Env: envOf(base),
+		Project: p.Dependencies.Project, Lock: p.Dependencies.Lock, Files: p.Dependencies.Files, Venv: p.Dependencies.Venv, Env: envOf(base),
 	})
 	if err != nil {
 		return nil, false, err

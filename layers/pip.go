@@ -15,6 +15,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/pyship/pyship/detect"
 	"github.com/pyship/pyship/sandbox"
 )
 
@@ -38,6 +39,8 @@ type InstallRequest struct {
 	Requirements []string
 	// Project is true when the repository itself is installed (pip install .).
 	Project bool
+	// Lock, when set, is installed exactly: pinned, hashed, without resolving.
+	Lock *detect.Lock
 	// Files are the repository files the install depends on.
 	Files []string
 	// Venv is the venv's path inside the image.
@@ -105,6 +108,8 @@ const (
 	sandboxSrc = sandboxRun + "/src"
 	sandboxCA  = sandboxRun + "/ca.crt"
 	sandboxPip = sandboxRun + "/pip.conf"
+	// sandboxLock is the lock file translated into a hashed requirements file.
+	sandboxLock = sandboxRun + "/locked-requirements.txt"
 )
 
 // forwardedEnv are the host's settings that pip and the builds it runs may need: package
@@ -171,6 +176,19 @@ func (pi *PipInstaller) Install(ctx context.Context, req InstallRequest) (string
 	if req.Project {
 		steps = append(steps, []string{python, "-m", "pip", "install", "--no-cache-dir", "--no-compile", "."})
 	}
+	if req.Lock != nil {
+		locked := filepath.Join(req.Scratch, "locked-requirements.txt")
+		if err := os.WriteFile(locked, []byte(req.Lock.Requirements()), 0o644); err != nil {
+			return "", err
+		}
+		mounts = append(mounts, sandbox.Mount{Type: "bind", Source: locked, Target: sandboxLock, ReadOnly: true})
+		if len(req.Lock.Packages) > 0 {
+			steps = append(steps, []string{python, "-m", "pip", "install", "--no-cache-dir", "--no-compile", "--require-hashes", "--no-deps", "-r", sandboxLock})
+		}
+		if len(req.Lock.Local) > 0 {
+			steps = append(steps, append([]string{python, "-m", "pip", "install", "--no-cache-dir", "--no-compile", "--no-deps"}, localPaths(req.Lock.Local)...))
+		}
+	}
 	steps = append(steps, []string{python, "-m", "compileall", "-q", "-f", "--invalidation-mode", "checked-hash", path.Join(req.Venv, "lib")})
 
 	for _, args := range steps {
@@ -229,9 +247,22 @@ func failedRequirement(source string, files []string, pipOutput string) string {
 
 var reqNameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*`)
 
+// localPaths makes lock-relative directories into arguments pip reads as paths.
+func localPaths(dirs []string) []string {
+	out := make([]string, len(dirs))
+	for i, d := range dirs {
+		out[i] = "./" + strings.TrimPrefix(path.Clean(d), "./")
+	}
+	return out
+}
+
 // installInputs names what the install read, for messages.
 func installInputs(req InstallRequest) []string {
-	inputs := append([]string(nil), req.Requirements...)
+	var inputs []string
+	if req.Lock != nil {
+		inputs = append(inputs, req.Lock.File)
+	}
+	inputs = append(inputs, req.Requirements...)
 	if req.Project {
 		inputs = append(inputs, "the project (pip install .)")
 	}

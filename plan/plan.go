@@ -55,6 +55,8 @@ type Dependencies struct {
 	Requirements []string `json:"requirements,omitempty"`
 	// Project is true when the repository itself is installed (pip install .).
 	Project bool `json:"project,omitempty"`
+	// Lock is the lock file the install follows exactly: every package pinned and hashed.
+	Lock *detect.Lock `json:"lock,omitempty"`
 	// Files are every repository file the install depends on; they key its cache.
 	Files []string `json:"files,omitempty"`
 	Venv  string   `json:"venv"`
@@ -130,6 +132,7 @@ func New(res *detect.Result, opts Options) (*Plan, error) {
 			Installer:    deps.Installer,
 			Requirements: deps.Requirements,
 			Project:      deps.Project,
+			Lock:         deps.Lock,
 			Files:        deps.Files,
 			Venv:         VenvDir,
 		},
@@ -153,6 +156,12 @@ func New(res *detect.Result, opts Options) (*Plan, error) {
 	p.decide("python", res.Python.Value, res.Python.Source, "")
 	p.decide("base", ref, baseSource, baseReason)
 	switch {
+	case deps.Lock != nil:
+		v := fmt.Sprintf("pip install --require-hashes --no-deps: %d packages locked in %s", len(deps.Lock.Packages), deps.Lock.File)
+		if len(deps.Lock.Local) > 0 {
+			v += ", then " + strings.Join(deps.Lock.Local, " ") + " without dependencies"
+		}
+		p.decide("dependencies", v, deps.Source, "default groups only")
 	case len(deps.Requirements) > 0 && deps.Project:
 		p.decide("dependencies", "pip install -r "+strings.Join(deps.Requirements, " -r ")+" and the project", deps.Source, "")
 	case len(deps.Requirements) > 0:
