@@ -79,13 +79,26 @@ type Result struct {
 	Framework string `json:"framework,omitempty"`
 	Start     Start  `json:"start"`
 	Port      Port   `json:"port"`
+	// BuildSteps run at build time, in the build sandbox, after the dependencies.
+	BuildSteps []BuildStep `json:"build_steps,omitempty"`
 	// Config is the user's pyship.toml or [tool.pyship], nil when there is none.
 	Config   *Config  `json:"config,omitempty"`
 	Warnings []string `json:"warnings,omitempty"`
+
+	django *djangoProject
 }
 
 func (r *Result) warnf(format string, args ...any) {
 	r.Warnings = append(r.Warnings, fmt.Sprintf(format, args...))
+}
+
+// BuildStep is a command run at build time with the dependencies installed and the
+// repository at /app; the files it writes under /app go into the image.
+type BuildStep struct {
+	Name    string   `json:"name"`
+	Command []string `json:"command"`
+	Source  string   `json:"source"`
+	Reason  string   `json:"reason"`
 }
 
 // Options tune detection.
@@ -155,6 +168,9 @@ func Detect(ctx context.Context, fsys fs.FS, opts Options) (*Result, error) {
 		return nil, err
 	}
 	if err := startCommand(fsys, cfg, proj, res); err != nil {
+		return nil, err
+	}
+	if err := buildSteps(fsys, cfg, res); err != nil {
 		return nil, err
 	}
 	log.Debug("detected", "python", res.Python.Value, "start", res.Start.Command, "reason", res.Start.Reason)

@@ -340,3 +340,31 @@ func TestDetectFixture(t *testing.T) {
 		t.Errorf("flask-hello: %+v", res)
 	}
 }
+
+func TestDjangoBuildSteps(t *testing.T) {
+	project := map[string]string{
+		"manage.py":                  "os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'site1.settings.prod')\n",
+		"site1/__init__.py":          "",
+		"site1/wsgi.py":              "",
+		"site1/settings/__init__.py": "",
+		"site1/settings/base.py":     "BASE_DIR = 1\n\nSTATIC_ROOT = BASE_DIR / 'static'\n",
+		"site1/settings/prod.py":     "from .base import *\n",
+		"requirements.txt":           "django\ngunicorn\n",
+	}
+	res, err := Detect(context.Background(), files(project), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.BuildSteps) != 1 || res.BuildSteps[0].Name != "collectstatic" || res.BuildSteps[0].Source != "site1/settings/base.py:3" {
+		t.Errorf("build steps %+v", res.BuildSteps)
+	}
+	project["pyship.toml"] = "[django]\ncollectstatic = false\n"
+	if res, err = Detect(context.Background(), files(project), Options{}); err != nil || len(res.BuildSteps) != 0 {
+		t.Errorf("collectstatic = false: steps %+v, err %v", res.BuildSteps, err)
+	}
+	delete(project, "pyship.toml")
+	project["site1/settings/base.py"] = "DEBUG = True\n"
+	if res, err = Detect(context.Background(), files(project), Options{}); err != nil || len(res.BuildSteps) != 0 {
+		t.Errorf("no STATIC_ROOT: steps %+v, err %v", res.BuildSteps, err)
+	}
+}

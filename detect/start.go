@@ -161,6 +161,7 @@ func djangoCommand(fsys fs.FS, res *Result) (bool, error) {
 	settings := string(data[m[2]:m[3]])
 	pkg, _, _ := strings.Cut(settings, ".")
 	res.Framework = "django"
+	res.django = &djangoProject{settings: settings}
 	source := fmt.Sprintf("manage.py:%d", lineOf(string(data), m[0]))
 	deps := res.Dependencies
 	wsgi, asgi := exists(fsys, pkg+"/wsgi.py"), exists(fsys, pkg+"/asgi.py")

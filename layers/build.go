@@ -111,6 +111,15 @@ func Build(ctx context.Context, p *plan.Plan, opts Options) (*Result, error) {
 		log.Info("dependencies installed", "took", since(start))
 	}
 
+	var steps v1.Layer
+	if len(p.BuildSteps) > 0 {
+		start = time.Now()
+		if steps, err = stepsLayer(ctx, p, base, root, deps, opts, log); err != nil {
+			return nil, err
+		}
+		log.Info("build steps run", "steps", len(p.BuildSteps), "took", since(start))
+	}
+
 	start = time.Now()
 	user, err := userLayer(root, opts.CacheDir)
 	if err != nil {
@@ -132,11 +141,20 @@ func Build(ctx context.Context, p *plan.Plan, opts Options) (*Result, error) {
 	if l := p.Dependencies.Lock; l != nil {
 		depsStep += " && pip install --require-hashes --no-deps (" + l.File + ")"
 	}
-	img, err := assemble(base, baseDigest, p, opts.Epoch, []addendum{
+	adds := []addendum{
 		{deps, depsStep},
 		{user, fmt.Sprintf("user %s (%d:%d)", plan.UserName, plan.UserID, plan.GroupID)},
 		{app, "application files to " + p.App.Dir},
-	})
+	}
+	if steps != nil {
+		// One layer holds what all the steps wrote.
+		var cmds []string
+		for _, st := range p.BuildSteps {
+			cmds = append(cmds, strings.Join(st.Command, " "))
+		}
+		adds = append(adds, addendum{steps, "build steps: " + strings.Join(cmds, " && ")})
+	}
+	img, err := assemble(base, baseDigest, p, opts.Epoch, adds)
 	if err != nil {
 		return nil, err
 	}

@@ -22,7 +22,21 @@ func rootfs(img v1.Image, cacheDir string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	dir := filepath.Join(cacheDir, "rootfs", d.Hex)
+	return extractOnce(filepath.Join(cacheDir, "rootfs", d.Hex), func() (io.ReadCloser, error) { return mutate.Extract(img), nil })
+}
+
+// layerTree returns a directory holding one layer's files, extracting it once per digest.
+func layerTree(l v1.Layer, cacheDir string) (string, error) {
+	d, err := l.Digest()
+	if err != nil {
+		return "", err
+	}
+	return extractOnce(filepath.Join(cacheDir, "trees", d.Hex), l.Uncompressed)
+}
+
+// extractOnce extracts the tar stream open gives into dir, unless dir exists. The stream
+// lands in a temporary directory first, so an interrupted extraction leaves nothing at dir.
+func extractOnce(dir string, open func() (io.ReadCloser, error)) (string, error) {
 	if _, err := os.Stat(dir); err == nil {
 		return dir, nil
 	}
@@ -34,10 +48,13 @@ func rootfs(img v1.Image, cacheDir string) (string, error) {
 		return "", err
 	}
 	defer os.RemoveAll(tmp)
-	rc := mutate.Extract(img)
+	rc, err := open()
+	if err != nil {
+		return "", err
+	}
 	defer rc.Close()
 	if err := extract(rc, tmp); err != nil {
-		return "", fmt.Errorf("extracting the base image: %w", err)
+		return "", fmt.Errorf("extracting into %s: %w", dir, err)
 	}
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return "", err

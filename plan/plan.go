@@ -32,10 +32,13 @@ type Plan struct {
 	Platform     string       `json:"platform"`
 	Dependencies Dependencies `json:"dependencies"`
 	App          App          `json:"app"`
-	Config       Config       `json:"config"`
-	Smoke        Smoke        `json:"smoke"`
-	Decisions    []Decision   `json:"decisions"`
-	Warnings     []string     `json:"warnings,omitempty"`
+	// BuildSteps run after the dependencies are installed; what they write in the app
+	// directory becomes a layer of its own.
+	BuildSteps []detect.BuildStep `json:"build_steps,omitempty"`
+	Config     Config             `json:"config"`
+	Smoke      Smoke              `json:"smoke"`
+	Decisions  []Decision         `json:"decisions"`
+	Warnings   []string           `json:"warnings,omitempty"`
 }
 
 // Base is the image the build starts from.
@@ -173,6 +176,10 @@ func New(res *detect.Result, opts Options) (*Plan, error) {
 	}
 	if res.Framework != "" {
 		p.decide("framework", res.Framework, res.Start.Source, "")
+	}
+	p.BuildSteps = res.BuildSteps
+	for _, st := range res.BuildSteps {
+		p.decide("build step", strings.Join(st.Command, " "), st.Source, st.Reason)
 	}
 	p.decide("start", strings.Join(res.Start.Command, " "), res.Start.Source, res.Start.Reason)
 	port := strconv.Itoa(res.Port.Number)

@@ -30,6 +30,9 @@ type Mount struct {
 type Spec struct {
 	// Root is the image's root file system, a directory that the sandbox never writes to.
 	Root string `json:"root"`
+	// Over are directories stacked on Root, topmost first, also never written to: layers
+	// made earlier, like the dependencies.
+	Over []string `json:"over,omitempty"`
 	// Upper receives every write to the root file system (an overlay's upper directory).
 	Upper string `json:"upper"`
 	// Args is the command; Args[0] is looked up in the PATH of Env inside the sandbox.

@@ -141,7 +141,8 @@ func setupAndExec() error {
 		return fmt.Errorf("making mounts private: %w", err)
 	}
 	m := child.Merged
-	if err := mountOverlay(m, spec.Root, spec.Upper, child.Work); err != nil {
+	lower := strings.Join(append(append([]string(nil), spec.Over...), spec.Root), ":")
+	if err := mountOverlay(m, lower, spec.Upper, child.Work); err != nil {
 		return err
 	}
 	if err := mountProc(m); err != nil {
@@ -208,8 +209,9 @@ func dropPrivileges() error {
 	return nil
 }
 
+// mountOverlay mounts an overlay; lower may stack directories with ":".
 func mountOverlay(target, lower, upper, work string) error {
-	for _, p := range []string{lower, upper, work} {
+	for _, p := range append(strings.Split(lower, ":"), upper, work) {
 		if strings.ContainsAny(p, ",:") {
 			return fmt.Errorf("path %q contains a comma or colon, which overlayfs cannot take; set PYSHIP_CACHE_DIR to a plainer path", p)
 		}
