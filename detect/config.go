@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -167,7 +168,7 @@ func parseConfig(file string, data []byte, prefix []string) (*Config, error) {
 		}
 	}
 	if err != nil {
-		return nil, tomlError(file, err)
+		return nil, tomlError(file, data, err)
 	}
 	cfg.File = file
 	cfg.lines = map[string]int{}
@@ -236,18 +237,25 @@ func (c *Config) validate() error {
 }
 
 // tomlError turns a TOML decoding error into an *Error with the file, line and column.
-func tomlError(file string, err error) error {
+func tomlError(file string, data []byte, err error) error {
 	var pe toml.ParseError
 	if errors.As(err, &pe) {
+		line, col := pe.Position.Line, pe.Position.Col
+		if start := pe.Position.Start; start > 0 && start <= len(data) {
+			// Count from the byte offset: an error at a line's end (an unclosed bracket)
+			// then names the line it is on, not the next one.
+			line = bytes.Count(data[:start], []byte("\n")) + 1
+			col = start - bytes.LastIndexByte(data[:start], '\n')
+		}
 		msg := pe.Message
-		if pe.Position.Col > 0 {
-			msg = fmt.Sprintf("column %d: %s", pe.Position.Col, msg)
+		if col > 0 {
+			msg = fmt.Sprintf("column %d: %s", col, msg)
 		}
 		hint := "fix the TOML syntax at that place"
 		if pe.Usage != "" {
 			hint = strings.TrimSpace(pe.Usage)
 		}
-		return &Error{File: file, Line: pe.Position.Line, Msg: msg, Hint: hint}
+		return &Error{File: file, Line: line, Msg: msg, Hint: hint}
 	}
 	return &Error{File: file, Msg: err.Error(), Hint: "check the types of the values: numbers unquoted, strings quoted"}
 }

@@ -314,7 +314,7 @@ func TestDetectErrors(t *testing.T) {
 		{"config wrong type", map[string]string{"app.py": seedApp, "pyship.toml": "port = \"8000\"\n"}, []string{"pyship.toml", "port"}},
 		{"config bad user", map[string]string{"app.py": seedApp, "pyship.toml": "user = \"app\"\n"}, []string{"pyship.toml:1", "not numeric"}},
 		{"pipfile without lock", map[string]string{"app.py": seedApp, "Pipfile": "[packages]\nflask = '*'\n"}, []string{"Pipfile", "pipenv lock"}},
-		{"malformed pyproject", map[string]string{"app.py": seedApp, "pyproject.toml": "[project\nname = 'a'\n"}, []string{"pyproject.toml:", "column", "table name"}},
+		{"malformed pyproject", map[string]string{"app.py": seedApp, "pyproject.toml": "[project\nname = 'a'\n"}, []string{"pyproject.toml:1", "column", "table name"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Detect(context.Background(), files(tc.files), Options{})

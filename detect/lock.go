@@ -151,7 +151,7 @@ type pylockDoc struct {
 func parsePylock(data []byte) (*Lock, error) {
 	var doc pylockDoc
 	if _, err := toml.Decode(string(data), &doc); err != nil {
-		return nil, tomlError("pylock.toml", err)
+		return nil, tomlError("pylock.toml", data, err)
 	}
 	if !strings.HasPrefix(doc.LockVersion, "1.") {
 		return nil, &Error{File: "pylock.toml", Msg: fmt.Sprintf("lock-version %q is not one pyship reads", doc.LockVersion),
@@ -243,7 +243,7 @@ func parseUVLock(data []byte, proj *project) (*Lock, error) {
 		Package []uvPackage `toml:"package"`
 	}
 	if _, err := toml.Decode(string(data), &doc); err != nil {
-		return nil, tomlError("uv.lock", err)
+		return nil, tomlError("uv.lock", data, err)
 	}
 	if doc.Version != 1 {
 		return nil, &Error{File: "uv.lock", Msg: fmt.Sprintf("lock version %d is not one pyship reads", doc.Version), Hint: "pyship reads uv.lock version 1"}
@@ -411,7 +411,7 @@ func parsePoetryLock(data []byte, proj *project) (*Lock, error) {
 		} `toml:"metadata"`
 	}
 	if _, err := toml.Decode(string(data), &doc); err != nil {
-		return nil, tomlError("poetry.lock", err)
+		return nil, tomlError("poetry.lock", data, err)
 	}
 	lock := &Lock{File: "poetry.lock", Format: "poetry"}
 	if proj.installable() {

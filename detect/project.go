@@ -95,7 +95,7 @@ func readProject(fsys fs.FS) (*project, error) {
 		p.pyproject = data
 		var doc pyprojectDoc
 		if _, err := toml.Decode(string(data), &doc); err != nil {
-			return nil, tomlError("pyproject.toml", err)
+			return nil, tomlError("pyproject.toml", data, err)
 		}
 		p.buildBackend = doc.BuildSystem.Backend
 		if pr := doc.Project; pr != nil {
@@ -214,7 +214,7 @@ func parsePipfile(data []byte) (*pipfile, error) {
 		} `toml:"requires"`
 	}
 	if _, err := toml.Decode(string(data), &doc); err != nil {
-		return nil, tomlError("Pipfile", err)
+		return nil, tomlError("Pipfile", data, err)
 	}
 	pf := &pipfile{}
 	switch {

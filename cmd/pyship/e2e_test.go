@@ -404,6 +404,30 @@ func TestBadInput(t *testing.T) {
 	}
 	good := copyFixture(t, "flask-hello")
 	badReqTag := reg + "/e2e/bad-requirements:" + uniqueTag()
+	// broken makes a copy of flask-hello with files replaced.
+	broken := func(files map[string]string) string {
+		dir := copyFixture(t, "flask-hello")
+		for name, content := range files {
+			if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return dir
+	}
+	noStart := t.TempDir()
+	for name, content := range map[string]string{"requirements.txt": "Flask==3.1.3\n", "helpers.py": "def add(a, b):\n    return a + b\n"} {
+		if err := os.WriteFile(filepath.Join(noStart, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	staleUV := copyFixture(t, "uv-lock")
+	pyproject := filepath.Join(staleUV, "pyproject.toml")
+	if err := os.WriteFile(pyproject, bytes.Replace(mustRead(t, pyproject), []byte(`"uvicorn>=0.34,<0.35",`), []byte(`"uvicorn>=0.34,<0.35", "httpx>=0.28",`), 1), 0o644); err != nil {
+		t.Fatal(err)
+	}
 
 	for _, tc := range []struct {
 		name string
@@ -425,6 +449,20 @@ func TestBadInput(t *testing.T) {
 			want: []string{"python:2.7-slim", "hint:"}},
 		{name: "push without image", args: []string{"build", good, "--push"}, code: exitUsage,
 			want: []string{"--push needs --image"}},
+		{name: "malformed pyship.toml", args: []string{"build", broken(map[string]string{"pyship.toml": "python = \"3.13\"\n[smoke\npath = \"/\"\n"})}, code: exitDetect,
+			want: []string{"pyship.toml:2", "column", "hint:"}},
+		{name: "unknown config key", args: []string{"plan", broken(map[string]string{"pyship.toml": "prot = 8000\n"})}, code: exitDetect,
+			want: []string{"pyship.toml:1", `unknown key "prot"`, `did you mean "port"`}},
+		{name: "requirements syntax error", args: []string{"build", broken(map[string]string{"requirements.txt": "Flask==3.1.3\nclick>=>8\n"})}, code: exitDetect,
+			want: []string{"requirements.txt:2", "not a valid requirement", "hint:"}},
+		{name: "no start command", args: []string{"build", noStart}, code: exitDetect,
+			want: []string{"no start command", "Procfile", "pyship.toml", "hint:"}},
+		{name: "python without a base image", args: []string{"build", broken(map[string]string{".python-version": "3.9.18\n"})}, code: exitDetect,
+			want: []string{".python-version:1", "Python 3.9 has no base image", "3.13, 3.12, 3.11"}},
+		{name: "lock out of date", args: []string{"build", staleUV}, code: exitDetect,
+			want: []string{"uv.lock", "out of date with pyproject.toml", "httpx", "uv lock"}},
+		{name: "two web processes", args: []string{"build", broken(map[string]string{"Procfile": "web: python app.py\nweb: gunicorn app:app\n"})}, code: exitDetect,
+			want: []string{"Procfile:2", "second web process"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cache := t.TempDir()
