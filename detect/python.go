@@ -96,6 +96,9 @@ var opRe = regexp.MustCompile(`^(~=|===|==|!=|<=|>=|<|>|\^|~)?(.*)$`)
 
 func (s *Specifier) add(clause string) error {
 	m := opRe.FindStringSubmatch(clause)
+	if m == nil {
+		return fmt.Errorf("%q is not a version clause", clause)
+	}
 	op, rest := m[1], m[2]
 	wildcard := strings.HasSuffix(rest, ".*")
 	rest = strings.TrimSuffix(rest, ".*")
