@@ -137,13 +137,14 @@ func buildFailure(err error) error {
 	var (
 		base    *layers.BaseError
 		install *layers.InstallError
+		step    *layers.StepError
 		priv    *sandbox.PrivilegeError
 		repo    *detect.Error
 	)
 	switch {
 	case errors.As(err, &base):
 		return fail(exitBase, err)
-	case errors.As(err, &install):
+	case errors.As(err, &install), errors.As(err, &step):
 		return fail(exitInstall, err)
 	case errors.As(err, &priv), errors.Is(err, sandbox.ErrUnsupported):
 		return fail(exitSandbox, err)
