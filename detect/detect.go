@@ -300,7 +300,9 @@ func dependencies(fsys fs.FS, proj *project, res *Result) (Dependencies, error) 
 			res.warnf("%s is installed; requirements.txt is ignored", lock.File)
 		}
 	case exists(fsys, "requirements.txt"):
-		files, names, err := requirementsTree(fsys, "requirements.txt")
+		// The default slim base has no git; a base the user chose may.
+		allowVCS := res.Config != nil && res.Config.Base != ""
+		files, names, err := requirementsTree(fsys, "requirements.txt", allowVCS)
 		if err != nil {
 			return deps, err
 		}
@@ -331,7 +333,7 @@ func dependencies(fsys fs.FS, proj *project, res *Result) (Dependencies, error) 
 
 // requirementsTree parses a requirements file and everything it includes, and returns
 // every file involved (sorted) and the names of all requirements.
-func requirementsTree(fsys fs.FS, root string) ([]string, []string, error) {
+func requirementsTree(fsys fs.FS, root string, allowVCS bool) ([]string, []string, error) {
 	seen := map[string]bool{}
 	nameSet := map[string]bool{}
 	var visit func(file, from string, line int) error
@@ -360,6 +362,10 @@ func requirementsTree(fsys fs.FS, root string) ([]string, []string, error) {
 		for _, r := range rf.Requirements {
 			if r.Name != "" {
 				nameSet[r.Name] = true
+			}
+			if r.Kind == "vcs" && !allowVCS {
+				return &Error{File: file, Line: r.Line, Msg: fmt.Sprintf("%q installs from version control, which needs git; the python:X.Y-slim base has none", r.Text),
+					Hint: "point at a wheel or sdist URL (https://.../pkg-1.0.tar.gz), vendor the package into the repository, or set base in pyship.toml to an image with git"}
 			}
 		}
 		for _, inc := range rf.Includes {

@@ -307,6 +307,7 @@ func TestDetectErrors(t *testing.T) {
 		{"requirements syntax", map[string]string{"app.py": seedApp, "requirements.txt": "flask\n\nfoo==>1\n"}, []string{"requirements.txt:3", `"foo==>1" is not a valid requirement`}},
 		{"requirements unknown option", map[string]string{"app.py": seedApp, "requirements.txt": "--frobnicate\n"}, []string{"requirements.txt:1", "unknown option"}},
 		{"missing include", map[string]string{"app.py": seedApp, "requirements.txt": "flask\n-r nope.txt\n"}, []string{"requirements.txt:2", `"nope.txt"`}},
+		{"vcs requirement", map[string]string{"app.py": seedApp, "requirements.txt": "flask\ngit+https://example.com/lib.git@v1#egg=lib\n"}, []string{"requirements.txt:2", "needs git", "hint:"}},
 		{"include outside", map[string]string{"app.py": seedApp, "requirements.txt": "-r ../secrets.txt\n"}, []string{"requirements.txt:1", "outside the repository"}},
 		{"malformed pyship.toml", map[string]string{"app.py": seedApp, "pyship.toml": "python = \"3.12\"\nport = = 5\n"}, []string{"pyship.toml:2", "column"}},
 		{"unknown config key", map[string]string{"app.py": seedApp, "pyship.toml": "python = \"3.12\"\n\n[smoke]\npth = \"/health\"\n"}, []string{"pyship.toml:4", `unknown key "smoke.pth"`, `did you mean "path"`}},

@@ -1,11 +1,13 @@
 package layers
 
 import (
+	"archive/tar"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -240,6 +242,13 @@ func dependencyLayer(ctx context.Context, p *plan.Plan, base v1.Image, root stri
 		fmt.Fprintf(h, "file %s %d\n", f, len(data))
 		h.Write(data)
 	}
+	if installsSource(p) {
+		// The project's own code is copied into the venv, so the venv depends on it too.
+		fmt.Fprintf(h, "source\n")
+		if err := hashTree(h, opts.Source, p.App); err != nil {
+			return nil, false, err
+		}
+	}
 	key := hex.EncodeToString(h.Sum(nil))
 	layersDir := filepath.Join(opts.CacheDir, "layers")
 	dst := filepath.Join(layersDir, "deps-"+key+".tar.gz")
@@ -259,7 +268,7 @@ func dependencyLayer(ctx context.Context, p *plan.Plan, base v1.Image, root stri
 	}
 	defer os.RemoveAll(tmp)
 	venv, err := opts.Installer.Install(ctx, InstallRequest{
-		Root: root, Scratch: tmp, Source: opts.Source, Requirements: p.Dependencies.Requirements,
+		Root: root, Scratch: tmp, Source: opts.Source, AppDir: p.App.Dir, Requirements: p.Dependencies.Requirements,
 		Project: p.Dependencies.Project, Lock: p.Dependencies.Lock, Files: p.Dependencies.Files, Venv: p.Dependencies.Venv, Env: envOf(base),
 	})
 	if err != nil {
@@ -269,6 +278,25 @@ func dependencyLayer(ctx context.Context, p *plan.Plan, base v1.Image, root stri
 		return writeTree(w, venv, treeOptions{Prefix: p.Dependencies.Venv, AllowOutsideLinks: true})
 	})
 	return l, false, err
+}
+
+// installsSource reports whether the install copies repository code into the venv: the
+// project itself, or local directories a lock names.
+func installsSource(p *plan.Plan) bool {
+	return p.Dependencies.Project || (p.Dependencies.Lock != nil && len(p.Dependencies.Lock.Local) > 0)
+}
+
+// hashTree writes the application tree, as the application layer would hold it, to h.
+func hashTree(h io.Writer, source string, app plan.App) error {
+	skip, err := appSkip(source, app)
+	if err != nil {
+		return err
+	}
+	tw := tar.NewWriter(h)
+	if err := writeTree(&normalisingWriter{tw: tw, modTime: DefaultEpoch}, source, treeOptions{Prefix: app.Dir, Skip: skip}); err != nil {
+		return err
+	}
+	return tw.Close()
 }
 
 // userLayer adds the non-root user to the base's /etc/passwd and /etc/group, and gives it
@@ -335,6 +363,17 @@ func addLine(file, line string) string {
 // appLayer packs the repository at /app, leaving out what the ignore files and pyship's
 // built-in rules exclude.
 func appLayer(source string, app plan.App, cacheDir string, epoch time.Time, log hclog.Logger) (v1.Layer, error) {
+	skip, err := appSkip(source, app)
+	if err != nil {
+		return nil, err
+	}
+	return writeLayerFile(filepath.Join(cacheDir, "layers"), "", epoch, 0, 0, func(w *normalisingWriter) error {
+		return writeTree(w, source, treeOptions{Prefix: app.Dir, Skip: skip, Warn: log.Warn})
+	})
+}
+
+// appSkip decides which repository paths stay out of the application layer.
+func appSkip(source string, app plan.App) (func(string, fs.DirEntry) bool, error) {
 	ig, err := NewIgnorer(os.DirFS(source))
 	if err != nil {
 		return nil, err
@@ -342,23 +381,17 @@ func appLayer(source string, app plan.App, cacheDir string, epoch time.Time, log
 	if err := ig.Configure("configuration", app.Exclude, app.Include); err != nil {
 		return nil, err
 	}
-	return writeLayerFile(filepath.Join(cacheDir, "layers"), "", epoch, 0, 0, func(w *normalisingWriter) error {
-		return writeTree(w, source, treeOptions{
-			Prefix: strings.TrimPrefix(app.Dir, "/"),
-			Skip: func(rel string, d fs.DirEntry) bool {
-				if ig.Ignored(rel, d.IsDir()) {
-					return true
-				}
-				// A virtualenv by any name: it belongs to the host, not the image.
-				if d.IsDir() {
-					_, err := os.Stat(filepath.Join(source, rel, "pyvenv.cfg"))
-					return err == nil
-				}
-				return false
-			},
-			Warn: log.Warn,
-		})
-	})
+	return func(rel string, d fs.DirEntry) bool {
+		if ig.Ignored(rel, d.IsDir()) {
+			return true
+		}
+		// A virtualenv by any name: it belongs to the host, not the image.
+		if d.IsDir() {
+			_, err := os.Stat(filepath.Join(source, rel, "pyvenv.cfg"))
+			return err == nil
+		}
+		return false
+	}, nil
 }
 
 type addendum struct {

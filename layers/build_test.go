@@ -334,3 +334,31 @@ func TestFailedRequirement(t *testing.T) {
 		t.Errorf("got %q for unrelated output", got)
 	}
 }
+
+func TestProjectInstallFollowsSource(t *testing.T) {
+	p := testPlan(t, pushBase(t))
+	p.Dependencies.Requirements, p.Dependencies.Files, p.Dependencies.Project = nil, []string{"pyproject.toml"}, true
+	src := t.TempDir()
+	writeFiles(t, src, map[string]string{"pyproject.toml": "[project]\nname = 'x'\n", "x/__init__.py": "A = 1\n", "README.md": "x"})
+	inst := &recordingInstaller{}
+	cache := t.TempDir()
+	build(t, p, src, cache, inst)
+	build(t, p, src, cache, inst)
+	if inst.runs != 1 {
+		t.Fatalf("installer ran %d times for the same source, want 1", inst.runs)
+	}
+	// The project's code is installed into the venv, so a code change reinstalls it.
+	writeFiles(t, src, map[string]string{"x/__init__.py": "A = 2\n"})
+	build(t, p, src, cache, inst)
+	if inst.runs != 2 {
+		t.Errorf("installer ran %d times after a code change, want 2", inst.runs)
+	}
+	// An ignored file does not.
+	writeFiles(t, src, map[string]string{".gitignore": "*.log\n"})
+	build(t, p, src, cache, inst)
+	writeFiles(t, src, map[string]string{"debug.log": "noise"})
+	build(t, p, src, cache, inst)
+	if inst.runs != 3 {
+		t.Errorf("installer ran %d times, want 3 (once more for .gitignore, not for an ignored file)", inst.runs)
+	}
+}

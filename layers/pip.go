@@ -35,7 +35,9 @@ type InstallRequest struct {
 	// Scratch is an empty directory the installer may use; it is removed afterwards.
 	Scratch string
 	// Source is the repository; Requirements are relative to it.
-	Source       string
+	Source string
+	// AppDir is where the image has the repository; the install sees it there too.
+	AppDir       string
 	Requirements []string
 	// Project is true when the repository itself is installed (pip install .).
 	Project bool
@@ -105,7 +107,6 @@ func errorLines(out string) string {
 
 const (
 	sandboxRun = "/run/pyship"
-	sandboxSrc = sandboxRun + "/src"
 	sandboxCA  = sandboxRun + "/ca.crt"
 	sandboxPip = sandboxRun + "/pip.conf"
 	// sandboxLock is the lock file translated into a hashed requirements file.
@@ -137,11 +138,12 @@ func (pi *PipInstaller) Install(ctx context.Context, req InstallRequest) (string
 		"PIP_NO_INPUT=1",
 		"PIP_DISABLE_PIP_VERSION_CHECK=1",
 	})
-	// The repository is an overlay: builds of the project write into it (build/,
-	// *.egg-info), never into the user's files.
+	// The repository is at the application directory, where the image will have it, so
+	// editable and local-path requirements point at the right place. It is an overlay:
+	// builds of the project write into it (build/, *.egg-info), never into the user's files.
 	mounts := []sandbox.Mount{
 		{Type: "tmpfs", Target: sandboxRun},
-		{Type: "overlay", Source: req.Source, Target: sandboxSrc, Scratch: filepath.Join(req.Scratch, "src")},
+		{Type: "overlay", Source: req.Source, Target: req.AppDir, Scratch: filepath.Join(req.Scratch, "src")},
 	}
 	for _, f := range []string{"/etc/resolv.conf", "/etc/hosts"} {
 		if _, err := os.Stat(f); err == nil {
@@ -195,7 +197,7 @@ func (pi *PipInstaller) Install(ctx context.Context, req InstallRequest) (string
 		var out bytes.Buffer
 		w := io.MultiWriter(&out, &logWriter{log: log})
 		err := sandbox.Run(ctx, sandbox.Spec{
-			Root: req.Root, Upper: upper, Args: args, Env: env, Dir: sandboxSrc,
+			Root: req.Root, Upper: upper, Args: args, Env: env, Dir: req.AppDir,
 			Hostname: "pyship-build", Mounts: mounts, Stdout: w, Stderr: w,
 		})
 		var exit *sandbox.ExitError
