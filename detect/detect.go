@@ -53,6 +53,9 @@ type Dependencies struct {
 	Files []string `json:"files,omitempty"`
 	// Project is true when the repository itself is installed (pip install .).
 	Project bool `json:"project,omitempty"`
+	// Local are the local directories and archives the requirements install from (not
+	// editable): their code is copied into the venv.
+	Local []string `json:"local,omitempty"`
 	// Lock is the lock file the dependencies are installed from, translated for pip.
 	Lock *Lock `json:"lock,omitempty"`
 	// Names are the declared dependencies' normalised names.
@@ -302,11 +305,11 @@ func dependencies(fsys fs.FS, proj *project, res *Result) (Dependencies, error) 
 	case exists(fsys, "requirements.txt"):
 		// The default slim base has no git; a base the user chose may.
 		allowVCS := res.Config != nil && res.Config.Base != ""
-		files, names, err := requirementsTree(fsys, "requirements.txt", allowVCS)
+		tree, err := requirementsTree(fsys, "requirements.txt", allowVCS)
 		if err != nil {
 			return deps, err
 		}
-		deps.Source, deps.Requirements, deps.Files, deps.Names = "requirements.txt", []string{"requirements.txt"}, files, names
+		deps.Source, deps.Requirements, deps.Files, deps.Names, deps.Local = "requirements.txt", []string{"requirements.txt"}, tree.files, tree.names, tree.local
 		if proj.pep621 && len(proj.dependencies) > 0 {
 			res.warnf("requirements.txt is installed; the dependencies in pyproject.toml's [project] table are not (list \".\" in requirements.txt to install the project too)")
 		}
@@ -331,11 +334,18 @@ func dependencies(fsys fs.FS, proj *project, res *Result) (Dependencies, error) 
 	return deps, nil
 }
 
-// requirementsTree parses a requirements file and everything it includes, and returns
-// every file involved (sorted) and the names of all requirements.
-func requirementsTree(fsys fs.FS, root string, allowVCS bool) ([]string, []string, error) {
+// reqTree is what a requirements file and its includes hold.
+type reqTree struct {
+	files []string // every file involved, sorted
+	names []string // every requirement's name, sorted
+	local []string // local paths installed (not editable)
+}
+
+// requirementsTree parses a requirements file and everything it includes.
+func requirementsTree(fsys fs.FS, root string, allowVCS bool) (reqTree, error) {
 	seen := map[string]bool{}
 	nameSet := map[string]bool{}
+	var local []string
 	var visit func(file, from string, line int) error
 	visit = func(file, from string, line int) error {
 		file = path.Clean(file)
@@ -363,6 +373,9 @@ func requirementsTree(fsys fs.FS, root string, allowVCS bool) ([]string, []strin
 			if r.Name != "" {
 				nameSet[r.Name] = true
 			}
+			if r.Kind == "path" {
+				local = append(local, path.Join(path.Dir(file), r.Text))
+			}
 			if r.Kind == "vcs" && !allowVCS {
 				return &Error{File: file, Line: r.Line, Msg: fmt.Sprintf("%q installs from version control, which needs git; the python:X.Y-slim base has none", r.Text),
 					Hint: "point at a wheel or sdist URL (https://.../pkg-1.0.tar.gz), vendor the package into the repository, or set base in pyship.toml to an image with git"}
@@ -376,9 +389,9 @@ func requirementsTree(fsys fs.FS, root string, allowVCS bool) ([]string, []strin
 		return nil
 	}
 	if err := visit(root, "", 0); err != nil {
-		return nil, nil, err
+		return reqTree{}, err
 	}
-	return sortedKeys(seen), sortedKeys(nameSet), nil
+	return reqTree{files: sortedKeys(seen), names: sortedKeys(nameSet), local: local}, nil
 }
 
 func exists(fsys fs.FS, name string) bool {

@@ -270,6 +270,11 @@ func TestDetectDependencies(t *testing.T) {
 			want:  Dependencies{Installer: "pip", Source: "setup.py", Project: true, Files: []string{"setup.py"}},
 		},
 		{
+			name:  "local path requirement",
+			files: map[string]string{"app.py": seedApp, "requirements.txt": "-e .\n./libs/common\nflask\n", "setup.py": "", "libs/common/setup.py": ""},
+			want:  Dependencies{Installer: "pip", Source: "requirements.txt", Requirements: []string{"requirements.txt"}, Files: []string{"requirements.txt"}, Names: []string{"flask"}, Local: []string{"libs/common"}},
+		},
+		{
 			name:  "no dependencies",
 			files: map[string]string{"main.py": ""},
 			want:  Dependencies{Installer: "pip"},
@@ -282,7 +287,7 @@ func TestDetectDependencies(t *testing.T) {
 			}
 			got := res.Dependencies
 			if got.Source != tc.want.Source || got.Project != tc.want.Project || !slices.Equal(got.Requirements, tc.want.Requirements) ||
-				!slices.Equal(got.Files, tc.want.Files) || !slices.Equal(got.Names, tc.want.Names) {
+				!slices.Equal(got.Files, tc.want.Files) || !slices.Equal(got.Names, tc.want.Names) || !slices.Equal(got.Local, tc.want.Local) {
 				t.Errorf("dependencies %+v, want %+v", got, tc.want)
 			}
 		})

@@ -281,9 +281,10 @@ func dependencyLayer(ctx context.Context, p *plan.Plan, base v1.Image, root stri
 }
 
 // installsSource reports whether the install copies repository code into the venv: the
-// project itself, or local directories a lock names.
+// project itself, or local paths the requirements or the lock name.
 func installsSource(p *plan.Plan) bool {
-	return p.Dependencies.Project || (p.Dependencies.Lock != nil && len(p.Dependencies.Lock.Local) > 0)
+	d := p.Dependencies
+	return d.Project || len(d.Local) > 0 || (d.Lock != nil && len(d.Lock.Local) > 0)
 }
 
 // hashTree writes the application tree, as the application layer would hold it, to h.

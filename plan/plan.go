@@ -58,6 +58,8 @@ type Dependencies struct {
 	Requirements []string `json:"requirements,omitempty"`
 	// Project is true when the repository itself is installed (pip install .).
 	Project bool `json:"project,omitempty"`
+	// Local are local paths the requirements install from; their code is in the venv.
+	Local []string `json:"local,omitempty"`
 	// Lock is the lock file the install follows exactly: every package pinned and hashed.
 	Lock *detect.Lock `json:"lock,omitempty"`
 	// Files are every repository file the install depends on; they key its cache.
@@ -135,6 +137,7 @@ func New(res *detect.Result, opts Options) (*Plan, error) {
 			Installer:    deps.Installer,
 			Requirements: deps.Requirements,
 			Project:      deps.Project,
+			Local:        deps.Local,
 			Lock:         deps.Lock,
 			Files:        deps.Files,
 			Venv:         VenvDir,
