@@ -236,7 +236,7 @@ func pythonVersion(fsys fs.FS, cfg *Config, proj *project, res *Result) (Fact, e
 	switch {
 	case chosen.Value != "":
 		if req != "" && !spec.AllowsMinor(chosen.Value) {
-			res.warnf("%s picks Python %s, which %s (%s) does not allow", chosen.Source, chosen.Value, reqSource, req)
+			res.warnf("%s picks Python %s, which %s (%s) does not allow; pip refuses to install a project on a Python it excludes", chosen.Source, chosen.Value, reqSource, req)
 		}
 	case req != "":
 		minor, ok := spec.Newest()
@@ -312,6 +312,9 @@ func dependencies(fsys fs.FS, proj *project, res *Result) (Dependencies, error) 
 		deps.Source, deps.Requirements, deps.Files, deps.Names, deps.Local = "requirements.txt", []string{"requirements.txt"}, tree.files, tree.names, tree.local
 		if proj.pep621 && len(proj.dependencies) > 0 {
 			res.warnf("requirements.txt is installed; the dependencies in pyproject.toml's [project] table are not (list \".\" in requirements.txt to install the project too)")
+		}
+		if proj.pipfile != nil {
+			res.warnf("requirements.txt is installed; Pipfile is ignored")
 		}
 	case proj.installable():
 		deps.Source, deps.Project, deps.Names = "pyproject.toml", true, proj.dependencies
