@@ -145,11 +145,7 @@ func (pi *PipInstaller) Install(ctx context.Context, req InstallRequest) (string
 		{Type: "tmpfs", Target: sandboxRun},
 		{Type: "overlay", Source: req.Source, Target: req.AppDir, Scratch: filepath.Join(req.Scratch, "src")},
 	}
-	for _, f := range []string{"/etc/resolv.conf", "/etc/hosts"} {
-		if _, err := os.Stat(f); err == nil {
-			mounts = append(mounts, sandbox.Mount{Type: "bind", Source: f, Target: f, ReadOnly: true})
-		}
-	}
+	mounts = append(mounts, hostNetworkFiles()...)
 	if ca := hostCABundle(); ca != "" {
 		mounts = append(mounts, sandbox.Mount{Type: "bind", Source: ca, Target: sandboxCA, ReadOnly: true})
 		env = append(env, "PIP_CERT="+sandboxCA, "SSL_CERT_FILE="+sandboxCA, "REQUESTS_CA_BUNDLE="+sandboxCA)
@@ -269,6 +265,17 @@ func installInputs(req InstallRequest) []string {
 		inputs = append(inputs, "the project (pip install .)")
 	}
 	return inputs
+}
+
+// hostNetworkFiles binds the host's name resolution into a sandbox that shares its network.
+func hostNetworkFiles() []sandbox.Mount {
+	var mounts []sandbox.Mount
+	for _, f := range []string{"/etc/resolv.conf", "/etc/hosts"} {
+		if _, err := os.Stat(f); err == nil {
+			mounts = append(mounts, sandbox.Mount{Type: "bind", Source: f, Target: f, ReadOnly: true})
+		}
+	}
+	return mounts
 }
 
 // hostCABundle finds the host's CA bundle, which may hold a company's TLS-intercepting CA.

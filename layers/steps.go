@@ -53,11 +53,7 @@ func stepsLayer(ctx context.Context, p *plan.Plan, base v1.Image, root string, d
 	env := mergeEnv(envOf(base), append(append([]string(nil), p.Config.Env...),
 		"HOME=/root", "PYTHONHASHSEED=0", "SOURCE_DATE_EPOCH="+strconv.FormatInt(opts.Epoch.Unix(), 10)))
 	mounts := []sandbox.Mount{{Type: "overlay", Source: opts.Source, Target: p.App.Dir, Scratch: srcScratch}}
-	for _, f := range []string{"/etc/resolv.conf", "/etc/hosts"} {
-		if _, err := os.Stat(f); err == nil {
-			mounts = append(mounts, sandbox.Mount{Type: "bind", Source: f, Target: f, ReadOnly: true})
-		}
-	}
+	mounts = append(mounts, hostNetworkFiles()...)
 	for _, st := range p.BuildSteps {
 		var out bytes.Buffer
 		w := io.MultiWriter(&out, &logWriter{log: log})
