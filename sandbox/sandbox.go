@@ -48,9 +48,11 @@ type Spec struct {
 	Stderr io.Writer `json:"-"`
 }
 
-// childSpec is what Run hands to the sandbox's first process.
+// childSpec is what Run and Start hand to the sandbox's first process.
 type childSpec struct {
 	Spec Spec `json:"spec"`
+	// Run is set in run mode: the first process stays as the sandbox's init.
+	Run *runChild `json:"run,omitempty"`
 	// Merged is where the root is assembled; Work is the overlay's work directory.
 	Merged string `json:"merged"`
 	Work   string `json:"work"`
@@ -83,3 +85,42 @@ type SetupError struct {
 }
 
 func (e *SetupError) Error() string { return "setting up the sandbox: " + e.Msg }
+
+// Limits bound what a running sandbox may use.
+type Limits struct {
+	// Memory is the most memory, in bytes, its processes may hold.
+	Memory int64 `json:"memory_bytes"`
+	// CPUs is how many CPUs' worth of time it may use.
+	CPUs float64 `json:"cpus"`
+	// Pids is how many processes and threads it may have.
+	Pids int64 `json:"pids"`
+}
+
+// DefaultLimits are the limits of a smoke test: enough for a web app with a few workers.
+var DefaultLimits = Limits{Memory: 512 << 20, CPUs: 1, Pids: 256}
+
+// RunSpec describes an application to boot in run mode: its own network namespace, a
+// read-only root, a cgroup, and one port published on the host's loopback.
+type RunSpec struct {
+	// Layers are the image's file systems, topmost first, as directories that are only read.
+	Layers []string
+	Args   []string
+	Env    []string
+	Dir    string
+	// User is the image's user: "uid[:gid]" or a name from the image's /etc/passwd.
+	User     string
+	Hostname string
+	// Port is the port the app listens on inside; HostPort the host loopback port that
+	// forwards to it (0 picks a free one).
+	Port     int
+	HostPort int
+	Limits   Limits
+	// Output receives the app's output as it comes, besides the lines the Process keeps.
+	Output io.Writer
+}
+
+// runChild is the run mode's part of the spec the init process gets.
+type runChild struct {
+	Port int    `json:"port"`
+	User string `json:"user"`
+}

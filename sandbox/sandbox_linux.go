@@ -141,8 +141,28 @@ func setupAndExec() error {
 		return fmt.Errorf("making mounts private: %w", err)
 	}
 	m := child.Merged
-	lower := strings.Join(append(append([]string(nil), spec.Over...), spec.Root), ":")
-	if err := mountOverlay(m, lower, spec.Upper, child.Work); err != nil {
+	var lowers []string
+	for _, l := range append(append([]string(nil), spec.Over...), spec.Root) {
+		if l != "" {
+			lowers = append(lowers, l)
+		}
+	}
+	upper, work := spec.Upper, child.Work
+	if child.Run != nil {
+		// The image's file system takes no writes: the overlay's upper directory is a tmpfs
+		// that goes with the sandbox, only there to hold mount points; the root is made
+		// read-only once they exist.
+		if err := mountTmpfs(child.Work, "mode=755", 0); err != nil {
+			return err
+		}
+		upper, work = filepath.Join(child.Work, "upper"), filepath.Join(child.Work, "work")
+		for _, d := range []string{upper, work} {
+			if err := os.Mkdir(d, 0o755); err != nil {
+				return err
+			}
+		}
+	}
+	if err := mountOverlay(m, strings.Join(lowers, ":"), upper, work); err != nil {
 		return err
 	}
 	if err := mountProc(m); err != nil {
@@ -164,8 +184,19 @@ func setupAndExec() error {
 			return fmt.Errorf("setting the hostname: %w", err)
 		}
 	}
+	if child.Run != nil {
+		if err := networkFiles(m, child.Work, spec.Hostname); err != nil {
+			return err
+		}
+		if err := loopbackUp(); err != nil {
+			return err
+		}
+	}
 	if err := pivot(m); err != nil {
 		return err
+	}
+	if child.Run != nil {
+		return runInit(spec, *child.Run)
 	}
 	dir := spec.Dir
 	if dir == "" {

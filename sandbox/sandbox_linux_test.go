@@ -3,10 +3,14 @@ package sandbox
 import (
 	"bytes"
 	"context"
+	"debug/elf"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -30,6 +34,8 @@ func TestMain(m *testing.M) {
 // report is what the probe saw.
 type report struct {
 	PID         int    `json:"pid"`
+	UID         int    `json:"uid"`
+	GID         int    `json:"gid"`
 	Hostname    string `json:"hostname"`
 	Cwd         string `json:"cwd"`
 	CapBnd      string `json:"cap_bnd"`
@@ -52,10 +58,26 @@ func probe(args []string) int {
 		case "sleep":
 			time.Sleep(time.Hour)
 			return 0
+		case "serve":
+			// serve ADDR: answer every request with what the probe sees.
+			err := http.ListenAndServe(args[1], http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				_ = json.NewEncoder(w).Encode(look())
+			}))
+			fmt.Fprintln(os.Stderr, err)
+			return 3
 		}
 	}
+	if err := json.NewEncoder(os.Stdout).Encode(look()); err != nil {
+		return 1
+	}
+	return 0
+}
+
+// look reports what the probe sees from inside.
+func look() report {
 	var r report
 	r.PID = os.Getpid()
+	r.UID, r.GID = os.Getuid(), os.Getgid()
 	r.Hostname, _ = os.Hostname()
 	r.Cwd, _ = os.Getwd()
 	status, _ := os.ReadFile("/proc/self/status")
@@ -82,10 +104,7 @@ func probe(args []string) int {
 	r.DevNull = err == nil
 	r.EnvMarker = os.Getenv("MARKER")
 	r.HostEnvSeen = os.Getenv("PYSHIP_HOST_ONLY") != ""
-	if err := json.NewEncoder(os.Stdout).Encode(r); err != nil {
-		return 1
-	}
-	return 0
+	return r
 }
 
 // probeRoot makes a root file system holding only the probe.
@@ -103,7 +122,54 @@ func probeRoot(t *testing.T) string {
 	if err := os.WriteFile(filepath.Join(root, "bin", probeArg), self, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	copyLibraries(t, "/proc/self/exe", root)
 	return root
+}
+
+// copyLibraries copies the dynamic loader and the shared libraries an executable needs
+// into root, at the same paths, so that it runs there.
+func copyLibraries(t *testing.T, exe, root string) {
+	t.Helper()
+	f, err := elf.Open(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var files []string
+	for _, prog := range f.Progs {
+		if prog.Type == elf.PT_INTERP {
+			data := make([]byte, prog.Filesz)
+			if _, err := prog.ReadAt(data, 0); err != nil {
+				t.Fatal(err)
+			}
+			files = append(files, strings.TrimRight(string(data), "\x00"))
+		}
+	}
+	libs, err := f.ImportedLibraries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, lib := range libs {
+		for _, dir := range []string{"/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib/aarch64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/lib64", "/usr/lib64", "/lib", "/usr/lib"} {
+			if _, err := os.Stat(filepath.Join(dir, lib)); err == nil {
+				files = append(files, filepath.Join(dir, lib))
+				break
+			}
+		}
+	}
+	for _, file := range files {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dst := filepath.Join(root, file)
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(dst, data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 func TestRunIsolates(t *testing.T) {
@@ -233,4 +299,84 @@ func probePIDs() []string {
 		}
 	}
 	return pids
+}
+
+func TestStartServesThePublishedPort(t *testing.T) {
+	root := probeRoot(t)
+	marker := filepath.Join(t.TempDir(), "host-marker")
+	if err := os.WriteFile(marker, []byte("host"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(root, "tmp"), 0o1777); err != nil {
+		t.Fatal(err)
+	}
+	p, err := Start(context.Background(), RunSpec{
+		Layers: []string{root}, Args: []string{probeArg, "serve", ":8080"},
+		Env: []string{"PATH=/bin", "HOST_MARKER=" + marker}, Dir: "/", User: "65534:65534", Port: 8080,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop(time.Second)
+	var r report
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", p.HostPort()))
+		if err == nil {
+			err = json.NewDecoder(resp.Body).Decode(&r)
+			resp.Body.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no answer on the published port %d: %v\n%s", p.HostPort(), err, strings.Join(p.Output(20), "\n"))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if r.UID != 65534 || r.GID != 65534 {
+		t.Errorf("the app runs as %d:%d, want 65534:65534", r.UID, r.GID)
+	}
+	if r.PID == 1 || r.SeesHost {
+		t.Errorf("pid %d (init must be pyship's), sees host file %v", r.PID, r.SeesHost)
+	}
+	if !strings.Contains(r.WroteRoot, "read-only") || r.WroteTmp != "ok" {
+		t.Errorf("writes: root %q (want read-only), /tmp %q", r.WroteRoot, r.WroteTmp)
+	}
+	if got := p.Listening(); !slices.Contains(got, 8080) {
+		t.Errorf("listening ports %v, want 8080", got)
+	}
+	u := p.Usage()
+	if u.CPU <= 0 || u.MemoryPeak == 0 {
+		t.Errorf("usage %+v: want CPU time and a memory peak", u)
+	}
+	id := p.id
+	p.Stop(time.Second)
+	if _, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", p.HostPort())); err == nil {
+		t.Errorf("the published port still answers after Stop")
+	}
+	if leftovers, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", cgroupParent, id)); len(leftovers) > 0 {
+		t.Errorf("cgroups left after Stop: %v", leftovers)
+	}
+	if leftovers, _ := filepath.Glob(filepath.Join(os.TempDir(), "pyship-run-"+id+"-*")); len(leftovers) > 0 {
+		t.Errorf("directories left after Stop: %v", leftovers)
+	}
+}
+
+func TestStartReportsExit(t *testing.T) {
+	root := probeRoot(t)
+	p, err := Start(context.Background(), RunSpec{Layers: []string{root}, Args: []string{probeArg, "exit", "7"}, Env: []string{"PATH=/bin"}, Port: 8080})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop(time.Second)
+	select {
+	case <-p.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the app did not exit")
+	}
+	if code := p.ExitCode(); code != 7 {
+		t.Errorf("exit code %d, want 7", code)
+	}
 }

@@ -9,3 +9,9 @@ func Init() {}
 
 // Run fails: the sandbox needs Linux.
 func Run(ctx context.Context, spec Spec) error { return ErrUnsupported }
+
+// Process is not available on this system.
+type Process struct{}
+
+// Start fails: the sandbox needs Linux.
+func Start(ctx context.Context, spec RunSpec) (*Process, error) { return nil, ErrUnsupported }
