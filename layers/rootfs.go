@@ -96,6 +96,14 @@ func extract(r io.Reader, root string) error {
 		}
 		target := filepath.Join(parent, path.Base(rel))
 		mode := os.FileMode(h.Mode & 0o777)
+		// A layer's deletions (OCI whiteouts) become overlayfs whiteouts, so the layer
+		// can sit in an overlay above the ones it deletes from.
+		if base := path.Base(rel); strings.HasPrefix(base, whiteoutPrefix) {
+			if err := overlayWhiteout(parent, strings.TrimPrefix(base, whiteoutPrefix)); err != nil {
+				return fmt.Errorf("%s: %w", h.Name, err)
+			}
+			continue
+		}
 		switch h.Typeflag {
 		case tar.TypeDir:
 			if info, err := os.Lstat(target); err != nil || !info.IsDir() {
@@ -161,6 +169,22 @@ func extract(r io.Reader, root string) error {
 		}
 	}
 	return nil
+}
+
+const (
+	whiteoutPrefix = ".wh."
+	opaqueWhiteout = ".wh..wh..opq"
+)
+
+// overlayWhiteout records in dir that name is deleted ("" after the prefix of an opaque
+// whiteout: the whole directory's lower contents are).
+func overlayWhiteout(dir, name string) error {
+	if name == strings.TrimPrefix(opaqueWhiteout, whiteoutPrefix) {
+		return unix.Setxattr(dir, "trusted.overlay.opaque", []byte("y"), 0)
+	}
+	target := filepath.Join(dir, name)
+	_ = os.RemoveAll(target)
+	return unix.Mknod(target, unix.S_IFCHR|0o000, 0)
 }
 
 // resolveIn resolves rel (an absolute path inside the image) to a host path inside root,

@@ -25,16 +25,6 @@ type cgroup interface {
 	delete() error
 }
 
-// Usage is what a sandbox used, from its cgroup: what `docker stats` shows.
-type Usage struct {
-	// MemoryPeak is the most memory the processes held at once, in bytes.
-	MemoryPeak uint64 `json:"memory_peak_bytes"`
-	// CPU is the CPU time they used.
-	CPU time.Duration `json:"cpu_time_ns"`
-	// OOMKills counts processes the kernel killed for going over the memory limit.
-	OOMKills uint64 `json:"oom_kills"`
-}
-
 // newCgroup makes the cgroup name with the limits.
 func newCgroup(name string, l Limits) (cgroup, error) {
 	if cgroups.Mode() == cgroups.Unified {

@@ -37,6 +37,9 @@ type Process struct {
 	waitErr  error
 	stopOnce sync.Once
 	usage    Usage
+	// stopped is how long Stop took; killed is true when the app outlived the grace period.
+	stopped time.Duration
+	killed  bool
 }
 
 // Start boots spec and returns once the application's process has started. Everything it
@@ -252,6 +255,7 @@ func listeningPorts(table string) []int {
 // more than once.
 func (p *Process) Stop(grace time.Duration) {
 	p.stopOnce.Do(func() {
+		start := time.Now()
 		if p.cmd != nil && p.cmd.Process != nil {
 			select {
 			case <-p.done:
@@ -261,14 +265,19 @@ func (p *Process) Stop(grace time.Duration) {
 				case <-p.done:
 				case <-time.After(grace):
 					// Killing the init of a pid namespace kills every process in it.
+					p.killed = true
 					_ = p.cmd.Process.Kill()
 					<-p.done
 				}
 			}
 		}
 		p.teardown()
+		p.stopped = time.Since(start)
 	})
 }
+
+// Stopped reports how long Stop took, and whether the app had to be killed.
+func (p *Process) Stopped() (time.Duration, bool) { return p.stopped, p.killed }
 
 func (p *Process) teardown() {
 	if p.cmd != nil && p.cmd.Process != nil {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 )
 
 // initArg is argv[0] of a re-executed pyship that is to become a sandbox's first process.
@@ -123,4 +124,14 @@ type RunSpec struct {
 type runChild struct {
 	Port int    `json:"port"`
 	User string `json:"user"`
+}
+
+// Usage is what a sandbox used, from its cgroup: what `docker stats` shows.
+type Usage struct {
+	// MemoryPeak is the most memory the processes held at once, in bytes.
+	MemoryPeak uint64 `json:"memory_peak_bytes"`
+	// CPU is the CPU time they used.
+	CPU time.Duration `json:"cpu_time_ns"`
+	// OOMKills counts processes the kernel killed for going over the memory limit.
+	OOMKills uint64 `json:"oom_kills"`
 }

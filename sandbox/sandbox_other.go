@@ -15,3 +15,8 @@ type Process struct{}
 
 // Start fails: the sandbox needs Linux.
 func Start(ctx context.Context, spec RunSpec) (*Process, error) { return nil, ErrUnsupported }
+
+// Smoke fails: the sandbox needs Linux.
+func Smoke(ctx context.Context, spec RunSpec, check Check) (*Report, error) {
+	return nil, ErrUnsupported
+}

@@ -8,9 +8,11 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/hashicorp/go-hclog"
 
@@ -58,15 +60,11 @@ func runBuild(ctx context.Context, args []string) error {
 		log.Info("registry ready", "ref", ref.Context().String(), "took", since(start))
 	}
 
-	p, dir, info, err := detectAndPlan(ctx, path, c, log)
+	_, res, err := build(ctx, path, c, cacheDir, log)
 	if err != nil {
 		return err
 	}
-
-	res, err := layers.Build(ctx, p, layers.Options{Source: dir, CacheDir: cacheDir, Epoch: info.epoch, Logger: log})
-	if err != nil {
-		return buildFailure(err)
-	}
+	dir, _ := filepath.Abs(path)
 
 	var pub publish.Interface
 	switch {
@@ -92,6 +90,25 @@ func runBuild(ctx context.Context, args []string) error {
 	fmt.Println(out)
 	return nil
 }
+
+// build runs detect, plan and build on the repository at path.
+func build(ctx context.Context, path string, c common, cacheDir string, log hclog.Logger) (*plan.Plan, *layers.Result, error) {
+	p, dir, info, err := detectAndPlan(ctx, path, c, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	res, err := layers.Build(ctx, p, layers.Options{Source: dir, CacheDir: cacheDir, Epoch: info.epoch, Logger: log})
+	if err != nil {
+		return nil, nil, buildFailure(err)
+	}
+	return p, res, nil
+}
+
+// hostArch is this machine's architecture in OCI terms.
+func hostArch() string { return runtime.GOARCH }
+
+// authKeychain finds registry credentials the way docker does.
+func authKeychain() authn.Keychain { return authn.DefaultKeychain }
 
 // detectAndPlan runs the first two phases on the repository at path, and returns the plan,
 // the repository's absolute directory and what its history says.

@@ -47,9 +47,12 @@ const usage = `pyship turns a Python repository into a container image, without 
 Usage:
   pyship [build] [flags] [PATH]   build the image for the repository at PATH (default .)
   pyship plan [--json] [PATH]     show what a build would do, and why
+  pyship test [flags] [PATH]      build, then boot the image in a sandbox and check that it answers
+  pyship test --image REF         check an image from a registry or an OCI layout
+  pyship run [flags] [PATH]       build, then keep the app running on a loopback port until Ctrl-C
   pyship version                  print the version
 
-Run "pyship build --help" for the build flags.
+Run "pyship COMMAND --help" for a command's flags.
 `
 
 // version is set at link time with -ldflags "-X main.version=...".
@@ -84,7 +87,7 @@ func run(ctx context.Context, args []string) error {
 	cmd := "build"
 	if len(args) > 0 {
 		switch args[0] {
-		case "build", "plan", "version", "help":
+		case "build", "plan", "test", "run", "version", "help":
 			cmd, args = args[0], args[1:]
 		case "-h", "--help":
 			fmt.Fprint(os.Stderr, usage)
@@ -94,6 +97,10 @@ func run(ctx context.Context, args []string) error {
 	switch cmd {
 	case "plan":
 		return runPlan(ctx, args)
+	case "test":
+		return runTest(ctx, args)
+	case "run":
+		return runRun(ctx, args)
 	case "version":
 		fmt.Println(version)
 		return nil

@@ -1,0 +1,60 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+
+	"github.com/pyship/pyship/layers"
+	"github.com/pyship/pyship/sandbox"
+)
+
+// runRun builds the repository and keeps its app running in the sandbox, with its output
+// on stderr and its port published, until Ctrl-C or until it exits.
+func runRun(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	var c common
+	c.register(fs)
+	var rf runFlags
+	rf.register(fs)
+	path, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	log := c.logger()
+	cacheDir, err := c.cache()
+	if err != nil {
+		return err
+	}
+	p, res, err := build(ctx, path, c, cacheDir, log)
+	if err != nil {
+		return err
+	}
+	spec, err := layers.Runnable(res.Image, cacheDir, p.Smoke.Port)
+	if err != nil {
+		return fail(exitBuild, err)
+	}
+	if err := rf.apply(&spec); err != nil {
+		return err
+	}
+	spec.Output = os.Stderr
+	proc, err := sandbox.Start(context.WithoutCancel(ctx), spec)
+	if err != nil {
+		return sandboxFailure(err)
+	}
+	defer proc.Stop(rf.grace)
+	log.Info("running; press Ctrl-C to stop", "url", fmt.Sprintf("http://127.0.0.1:%d/", proc.HostPort()))
+	fmt.Printf("http://127.0.0.1:%d/\n", proc.HostPort())
+	select {
+	case <-ctx.Done():
+		log.Info("stopping", "grace", rf.grace)
+		proc.Stop(rf.grace)
+		return nil
+	case <-proc.Done():
+		if code := proc.ExitCode(); code != 0 {
+			return fail(exitTestFailed, fmt.Errorf("the app exited with code %d", code))
+		}
+		return nil
+	}
+}

@@ -1,0 +1,240 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/pyship/pyship/layers"
+	"github.com/pyship/pyship/plan"
+	"github.com/pyship/pyship/sandbox"
+)
+
+// exitTestFailed is the exit code of a smoke test that ran and failed.
+const exitTestFailed = 70
+
+// runFlags are the flags of the commands that boot an image.
+type runFlags struct {
+	publish string
+	memory  string
+	cpus    float64
+	pids    int64
+	grace   time.Duration
+}
+
+func (r *runFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&r.publish, "publish", "", "publish `HOST:CONTAINER`: the host loopback port and the app's port (default: a free port, and the app's)")
+	fs.StringVar(&r.memory, "memory", "512m", "memory limit (`SIZE`, like 512m or 1g)")
+	fs.Float64Var(&r.cpus, "cpus", sandbox.DefaultLimits.CPUs, "CPU limit, in CPUs")
+	fs.Int64Var(&r.pids, "pids", sandbox.DefaultLimits.Pids, "limit on processes and threads")
+	fs.DurationVar(&r.grace, "grace", 5*time.Second, "how long the app has to stop after SIGTERM before it is killed")
+}
+
+// apply sets the limits and ports of spec.
+func (r *runFlags) apply(spec *sandbox.RunSpec) error {
+	mem, err := parseSize(r.memory)
+	if err != nil {
+		return usagef("--memory %q: %v", r.memory, err)
+	}
+	if r.cpus <= 0 || r.pids <= 0 {
+		return usagef("--cpus and --pids must be positive")
+	}
+	spec.Limits = sandbox.Limits{Memory: mem, CPUs: r.cpus, Pids: r.pids}
+	if r.publish != "" {
+		host, container, ok := strings.Cut(r.publish, ":")
+		hp, err1 := strconv.Atoi(host)
+		cp, err2 := strconv.Atoi(container)
+		if !ok || err1 != nil || err2 != nil || hp < 0 || hp > 65535 || cp < 1 || cp > 65535 {
+			return usagef("--publish %q: want HOST:CONTAINER, like 8080:8080 (HOST 0 picks a free port)", r.publish)
+		}
+		spec.HostPort, spec.Port = hp, cp
+	}
+	return nil
+}
+
+// parseSize reads "512m", "1g", "1048576".
+func parseSize(s string) (int64, error) {
+	s = strings.ToLower(strings.TrimSpace(s))
+	mult := int64(1)
+	switch {
+	case strings.HasSuffix(s, "k"):
+		mult, s = 1<<10, strings.TrimSuffix(s, "k")
+	case strings.HasSuffix(s, "m"):
+		mult, s = 1<<20, strings.TrimSuffix(s, "m")
+	case strings.HasSuffix(s, "g"):
+		mult, s = 1<<30, strings.TrimSuffix(s, "g")
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, errors.New("not a size like 512m or 1g")
+	}
+	if n*mult < 16<<20 {
+		return 0, errors.New("below 16m, too little to boot Python")
+	}
+	return n * mult, nil
+}
+
+func runTest(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	var c common
+	c.register(fs)
+	var rf runFlags
+	rf.register(fs)
+	image := fs.String("image", "", "test this image (`REF` in a registry, or an OCI layout directory) instead of building PATH")
+	asJSON := fs.Bool("json", false, "print the report as JSON on stdout")
+	path := fs.String("path", "", "HTTP path to request (default / or smoke.path)")
+	status := fs.Int("status", 0, "HTTP status to expect (default: any below 500, or smoke.status)")
+	body := fs.String("body", "", "text the response body must contain")
+	timeout := fs.Duration("timeout", 0, "how long the app has to answer (default 30s or smoke.timeout)")
+	src, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	log := c.logger()
+	cacheDir, err := c.cache()
+	if err != nil {
+		return err
+	}
+
+	var (
+		img   v1.Image
+		check = sandbox.Check{Path: "/", Timeout: 30 * time.Second}
+		port  int
+	)
+	if *image != "" {
+		if img, err = loadImage(ctx, *image, c); err != nil {
+			return err
+		}
+	} else {
+		p, res, err := build(ctx, src, c, cacheDir, log)
+		if err != nil {
+			return err
+		}
+		img, port = res.Image, p.Smoke.Port
+		check = smokeCheck(p.Smoke)
+	}
+	if *path != "" {
+		check.Path = *path
+	}
+	if *status != 0 {
+		check.Status = *status
+	}
+	if *body != "" {
+		check.Body = *body
+	}
+	if *timeout > 0 {
+		check.Timeout = *timeout
+	}
+	check.Grace = rf.grace
+
+	start := time.Now()
+	spec, err := layers.Runnable(img, cacheDir, port)
+	if err != nil {
+		return fail(exitBuild, err)
+	}
+	if err := rf.apply(&spec); err != nil {
+		return err
+	}
+	log.Info("image unpacked", "layers", len(spec.Layers), "took", since(start))
+	report, err := sandbox.Smoke(ctx, spec, check)
+	if err != nil {
+		return sandboxFailure(err)
+	}
+	printReport(report, log)
+	if *asJSON {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(report); err != nil {
+			return err
+		}
+	}
+	if !report.Passed() {
+		return fail(exitTestFailed, fmt.Errorf("smoke test failed (%s): %s", report.Failure, report.Reason))
+	}
+	return nil
+}
+
+// smokeCheck turns the plan's smoke settings into a check.
+func smokeCheck(s plan.Smoke) sandbox.Check {
+	check := sandbox.Check{Path: s.Path, Status: s.Status, Body: s.Body, Timeout: 30 * time.Second}
+	if d, err := time.ParseDuration(s.Timeout); err == nil && d > 0 {
+		check.Timeout = d
+	}
+	return check
+}
+
+// printReport tells a person how the smoke test went, on stderr.
+func printReport(r *sandbox.Report, log hclog.Logger) {
+	usage := fmt.Sprintf("memory peak %.1f MiB of %d MiB, CPU %s", float64(r.Usage.MemoryPeak)/(1<<20), r.Limits.Memory>>20, r.Usage.CPU.Round(time.Millisecond))
+	if r.Passed() {
+		log.Info("smoke test passed", "status", r.Status, "first_response", r.FirstResponse.Round(time.Millisecond).String(), "port", r.Port, "usage", usage)
+		return
+	}
+	log.Error("smoke test failed", "failure", r.Failure, "reason", r.Reason, "usage", usage)
+	if len(r.Output) > 0 {
+		fmt.Fprintf(os.Stderr, "--- the app's last %d lines ---\n%s\n---\n", len(r.Output), strings.Join(r.Output, "\n"))
+	}
+}
+
+// loadImage reads an image from an OCI layout directory (its only image, or DIR@DIGEST)
+// or from a registry.
+func loadImage(ctx context.Context, ref string, c common) (v1.Image, error) {
+	dir, digest, _ := strings.Cut(ref, "@")
+	if st, err := os.Stat(dir); err == nil && st.IsDir() {
+		p, err := layout.FromPath(dir)
+		if err != nil {
+			return nil, fail(exitBase, fmt.Errorf("reading the OCI layout %s: %w", dir, err))
+		}
+		if digest != "" {
+			h, err := v1.NewHash(digest)
+			if err != nil {
+				return nil, usagef("%q: %v", ref, err)
+			}
+			return p.Image(h)
+		}
+		idx, err := p.ImageIndex()
+		if err != nil {
+			return nil, fail(exitBase, err)
+		}
+		m, err := idx.IndexManifest()
+		if err != nil {
+			return nil, fail(exitBase, err)
+		}
+		if len(m.Manifests) != 1 {
+			return nil, usagef("the OCI layout %s holds %d images; pick one with %s@sha256:...", dir, len(m.Manifests), dir)
+		}
+		return p.Image(m.Manifests[0].Digest)
+	}
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		return nil, usagef("--image %q is neither a directory nor an image reference: %v", ref, err)
+	}
+	platform := v1.Platform{OS: "linux", Architecture: hostArch()}
+	img, err := remote.Image(r, remote.WithContext(ctx), remote.WithPlatform(platform), remote.WithAuthFromKeychain(authKeychain()))
+	if err != nil {
+		return nil, fail(exitBase, fmt.Errorf("pulling %s: %w\nhint: check the reference and your credentials", ref, err))
+	}
+	return img, nil
+}
+
+// sandboxFailure gives a sandbox error its exit code.
+func sandboxFailure(err error) error {
+	var priv *sandbox.PrivilegeError
+	if errors.As(err, &priv) || errors.Is(err, sandbox.ErrUnsupported) {
+		return fail(exitSandbox, err)
+	}
+	return fail(exitBuild, err)
+}

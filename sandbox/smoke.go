@@ -1,0 +1,102 @@
+package sandbox
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Check is what a smoke test asks of the app.
+type Check struct {
+	// Path is requested with GET once the app listens.
+	Path string `json:"path"`
+	// Status is the status expected; 0 accepts any status below 500.
+	Status int `json:"status,omitempty"`
+	// Body, when set, must appear in the response body.
+	Body string `json:"body,omitempty"`
+	// Headers must be in the response, with these values.
+	Headers map[string]string `json:"headers,omitempty"`
+	// Timeout is how long the app has to answer, from its start.
+	Timeout time.Duration `json:"timeout"`
+	// Grace is how long the app has to exit after SIGTERM before it is killed.
+	Grace time.Duration `json:"grace"`
+}
+
+// Failure kinds of a smoke test.
+const (
+	FailExited       = "exited"
+	FailOutOfMemory  = "out-of-memory"
+	FailNotListening = "not-listening"
+	FailWrongPort    = "wrong-port"
+	FailStatus       = "status"
+	FailBody         = "body"
+	FailHeader       = "header"
+	FailDeadline     = "deadline"
+)
+
+// Report is a smoke test's verdict and what was measured.
+type Report struct {
+	// Verdict is "pass" or "fail".
+	Verdict string `json:"verdict"`
+	// Failure is one of the Fail kinds; Reason says it in words.
+	Failure string `json:"failure,omitempty"`
+	Reason  string `json:"reason,omitempty"`
+	Port    int    `json:"port"`
+	// HostPort is the loopback port it was published on.
+	HostPort int `json:"host_port"`
+	// Status is the HTTP status of the answer, if there was one.
+	Status int `json:"status,omitempty"`
+	// FirstResponse is the time from start to the first HTTP answer.
+	FirstResponse time.Duration `json:"time_to_first_response_ns,omitempty"`
+	// ExitCode is set when the app exited.
+	ExitCode *int `json:"exit_code,omitempty"`
+	// Listening are the ports the app listened on when the test ended.
+	Listening []int  `json:"listening,omitempty"`
+	Usage     Usage  `json:"usage"`
+	Limits    Limits `json:"limits"`
+	// Teardown is how long stopping and removing the sandbox took; Killed is true when the
+	// app ignored SIGTERM for the whole grace period.
+	Teardown time.Duration `json:"teardown_ns"`
+	Killed   bool          `json:"killed,omitempty"`
+	// Output is the last lines the app printed.
+	Output []string `json:"output"`
+}
+
+// Passed reports whether the verdict is pass.
+func (r *Report) Passed() bool { return r.Verdict == "pass" }
+
+// outputLines is how much of the app's output a report keeps.
+const outputLines = 50
+
+// judge decides the verdict on the app's first answer.
+func (r *Report) judge(check Check, resp *http.Response, body string) {
+	switch {
+	case check.Status == 0 && resp.StatusCode >= 500:
+		r.fail(FailStatus, fmt.Sprintf("GET %s answered %d, a server error", check.Path, resp.StatusCode))
+	case check.Status != 0 && resp.StatusCode != check.Status:
+		r.fail(FailStatus, fmt.Sprintf("GET %s answered %d, want %d", check.Path, resp.StatusCode, check.Status))
+	case check.Body != "" && !strings.Contains(body, check.Body):
+		r.fail(FailBody, fmt.Sprintf("GET %s answered without %q in its body", check.Path, check.Body))
+	default:
+		for k, v := range check.Headers {
+			if got := resp.Header.Get(k); got != v {
+				r.fail(FailHeader, fmt.Sprintf("GET %s answered with %s: %q, want %q", check.Path, k, got, v))
+				return
+			}
+		}
+		r.Verdict = "pass"
+	}
+}
+
+func (r *Report) fail(kind, reason string) {
+	r.Verdict, r.Failure, r.Reason = "fail", kind, reason
+}
+
+func joinPorts(ports []int) string {
+	s := make([]string, len(ports))
+	for i, p := range ports {
+		s[i] = fmt.Sprint(p)
+	}
+	return strings.Join(s, ", ")
+}
