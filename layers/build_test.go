@@ -362,3 +362,29 @@ func TestProjectInstallFollowsSource(t *testing.T) {
 		t.Errorf("installer ran %d times, want 3 (once more for .gitignore, not for an ignored file)", inst.runs)
 	}
 }
+
+func TestExtractKeepsModTimes(t *testing.T) {
+	mtime := time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
+	l := tarLayer(t, []tar.Header{
+		{Name: "usr/", Typeflag: tar.TypeDir, Mode: 0o755, ModTime: mtime},
+		{Name: "usr/mod.py", Typeflag: tar.TypeReg, ModTime: mtime},
+	}, map[string]string{"usr/mod.py": "x = 1\n"})
+	rc, err := l.Uncompressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	root := t.TempDir()
+	if err := extract(rc, root); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"usr", "usr/mod.py"} {
+		st, err := os.Stat(filepath.Join(root, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !st.ModTime().Equal(mtime) {
+			t.Errorf("%s: mtime %s, want %s (timestamp-based .pyc files depend on it)", p, st.ModTime(), mtime)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
@@ -71,8 +72,9 @@ func extract(r io.Reader, root string) error {
 	tr := tar.NewReader(r)
 	asRoot := os.Geteuid() == 0
 	type dirMode struct {
-		path string
-		mode os.FileMode
+		path    string
+		mode    os.FileMode
+		modTime time.Time
 	}
 	var dirs []dirMode
 	for {
@@ -112,7 +114,7 @@ func extract(r io.Reader, root string) error {
 					return err
 				}
 			}
-			dirs = append(dirs, dirMode{target, mode})
+			dirs = append(dirs, dirMode{target, mode, h.ModTime})
 		case tar.TypeReg:
 			_ = os.Remove(target)
 			f, err := os.OpenFile(target, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
@@ -155,6 +157,12 @@ func extract(r io.Reader, root string) error {
 			if err := unix.Chmod(target, uint32(h.Mode&0o7777)); err != nil {
 				return err
 			}
+			// Modification times matter: Python checks timestamp-based .pyc files against
+			// their source's mtime, and recompiles (every start, on a read-only root) when
+			// they differ.
+			if err := os.Chtimes(target, h.ModTime, h.ModTime); err != nil {
+				return err
+			}
 		}
 	}
 	// Directory modes last, so a read-only directory does not stop its own extraction.
@@ -165,6 +173,9 @@ func extract(r io.Reader, root string) error {
 			mode |= 0o700
 		}
 		if err := os.Chmod(dirs[i].path, mode); err != nil {
+			return err
+		}
+		if err := os.Chtimes(dirs[i].path, dirs[i].modTime, dirs[i].modTime); err != nil {
 			return err
 		}
 	}

@@ -46,7 +46,7 @@ func Smoke(ctx context.Context, spec RunSpec, check Check) (*Report, error) {
 	url := fmt.Sprintf("http://127.0.0.1:%d%s", p.HostPort(), check.Path)
 	deadline := time.NewTimer(check.Timeout)
 	defer deadline.Stop()
-	tick := time.NewTicker(100 * time.Millisecond)
+	tick := time.NewTicker(25 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		select {
