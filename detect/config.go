@@ -50,10 +50,11 @@ type Config struct {
 
 // Smoke configures the smoke test.
 type Smoke struct {
-	Path    string   `toml:"path" json:"path,omitempty"`
-	Status  int      `toml:"status" json:"status,omitempty"`
-	Body    string   `toml:"body" json:"body,omitempty"`
-	Timeout Duration `toml:"timeout" json:"timeout,omitempty"`
+	Path    string            `toml:"path" json:"path,omitempty"`
+	Status  int               `toml:"status" json:"status,omitempty"`
+	Body    string            `toml:"body" json:"body,omitempty"`
+	Headers map[string]string `toml:"headers" json:"headers,omitempty"`
+	Timeout Duration          `toml:"timeout" json:"timeout,omitempty"`
 }
 
 // Django configures Django's build steps.
@@ -114,7 +115,7 @@ func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil
 // take any key.
 var configKeys = map[string][]string{
 	"":       {"python", "base", "start", "port", "user", "env", "labels", "include", "exclude", "smoke", "django"},
-	"smoke":  {"path", "status", "body", "timeout"},
+	"smoke":  {"path", "status", "body", "headers", "timeout"},
 	"django": {"collectstatic"},
 }
 

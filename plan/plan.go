@@ -88,11 +88,12 @@ type Config struct {
 
 // Smoke is how the smoke test checks the app.
 type Smoke struct {
-	Port    int    `json:"port"`
-	Path    string `json:"path"`
-	Status  int    `json:"status,omitempty"`
-	Body    string `json:"body,omitempty"`
-	Timeout string `json:"timeout"`
+	Port    int               `json:"port"`
+	Path    string            `json:"path"`
+	Status  int               `json:"status,omitempty"`
+	Body    string            `json:"body,omitempty"`
+	Headers map[string]string `json:"headers,omitempty"`
+	Timeout string            `json:"timeout"`
 }
 
 // Decision is one choice the plan made, with the file that caused it.
@@ -226,7 +227,7 @@ func New(res *detect.Result, opts Options) (*Plan, error) {
 	}
 	p.Config.Labels["org.opencontainers.image.base.name"] = baseName
 
-	p.Smoke = Smoke{Port: res.Port.Number, Path: "/", Timeout: DefaultSmokeTimeout, Status: cfg.Smoke.Status, Body: cfg.Smoke.Body}
+	p.Smoke = Smoke{Port: res.Port.Number, Path: "/", Timeout: DefaultSmokeTimeout, Status: cfg.Smoke.Status, Body: cfg.Smoke.Body, Headers: cfg.Smoke.Headers}
 	if cfg.Smoke.Path != "" {
 		p.Smoke.Path = cfg.Smoke.Path
 	}

@@ -98,6 +98,8 @@ func runTest(ctx context.Context, args []string) error {
 	status := fs.Int("status", 0, "HTTP status to expect (default: any below 500, or smoke.status)")
 	body := fs.String("body", "", "text the response body must contain")
 	timeout := fs.Duration("timeout", 0, "how long the app has to answer (default 30s or smoke.timeout)")
+	var headers headerFlags
+	fs.Var(&headers, "header", "`NAME=VALUE` the response must carry (repeatable)")
 	src, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -137,6 +139,12 @@ func runTest(ctx context.Context, args []string) error {
 	if *timeout > 0 {
 		check.Timeout = *timeout
 	}
+	for k, v := range headers {
+		if check.Headers == nil {
+			check.Headers = map[string]string{}
+		}
+		check.Headers[k] = v
+	}
 	check.Grace = rf.grace
 
 	start := time.Now()
@@ -167,9 +175,26 @@ func runTest(ctx context.Context, args []string) error {
 	return nil
 }
 
+// headerFlags collects repeated --header NAME=VALUE flags.
+type headerFlags map[string]string
+
+func (h *headerFlags) String() string { return fmt.Sprint(map[string]string(*h)) }
+
+func (h *headerFlags) Set(v string) error {
+	k, val, ok := strings.Cut(v, "=")
+	if !ok || k == "" {
+		return errors.New("want NAME=VALUE")
+	}
+	if *h == nil {
+		*h = headerFlags{}
+	}
+	(*h)[k] = val
+	return nil
+}
+
 // smokeCheck turns the plan's smoke settings into a check.
 func smokeCheck(s plan.Smoke) sandbox.Check {
-	check := sandbox.Check{Path: s.Path, Status: s.Status, Body: s.Body, Timeout: 30 * time.Second}
+	check := sandbox.Check{Path: s.Path, Status: s.Status, Body: s.Body, Headers: s.Headers, Timeout: 30 * time.Second}
 	if d, err := time.ParseDuration(s.Timeout); err == nil && d > 0 {
 		check.Timeout = d
 	}

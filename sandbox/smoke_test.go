@@ -1,0 +1,34 @@
+package sandbox
+
+import (
+	"net/http"
+	"testing"
+)
+
+func TestJudge(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		check   Check
+		status  int
+		header  http.Header
+		body    string
+		verdict string
+		failure string
+	}{
+		{"any status below 500", Check{Path: "/"}, 404, nil, "", "pass", ""},
+		{"server error", Check{Path: "/"}, 503, nil, "", "fail", FailStatus},
+		{"exact status", Check{Path: "/", Status: 200}, 302, nil, "", "fail", FailStatus},
+		{"body found", Check{Path: "/", Body: "ok"}, 200, nil, "all ok", "pass", ""},
+		{"body missing", Check{Path: "/", Body: "ok"}, 200, nil, "nope", "fail", FailBody},
+		{"header matches", Check{Path: "/", Headers: map[string]string{"Content-Type": "text/plain"}}, 200, http.Header{"Content-Type": {"text/plain"}}, "", "pass", ""},
+		{"header differs", Check{Path: "/", Headers: map[string]string{"X-App": "shop"}}, 200, http.Header{"X-App": {"other"}}, "", "fail", FailHeader},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &Report{}
+			r.judge(tc.check, &http.Response{StatusCode: tc.status, Header: tc.header}, tc.body)
+			if r.Verdict != tc.verdict || r.Failure != tc.failure {
+				t.Errorf("verdict %s (%s: %s), want %s (%s)", r.Verdict, r.Failure, r.Reason, tc.verdict, tc.failure)
+			}
+		})
+	}
+}
