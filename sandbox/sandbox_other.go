@@ -2,7 +2,10 @@
 
 package sandbox
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Init does nothing on systems without the sandbox.
 func Init() {}
@@ -20,3 +23,15 @@ func Start(ctx context.Context, spec RunSpec) (*Process, error) { return nil, Er
 func Smoke(ctx context.Context, spec RunSpec, check Check) (*Report, error) {
 	return nil, ErrUnsupported
 }
+
+// HostPort is 0: there is no sandbox on this system.
+func (p *Process) HostPort() int { return 0 }
+
+// Done is never closed: there is no sandbox on this system.
+func (p *Process) Done() <-chan struct{} { return nil }
+
+// ExitCode is -1: there is no sandbox on this system.
+func (p *Process) ExitCode() int { return -1 }
+
+// Stop does nothing: there is no sandbox on this system.
+func (p *Process) Stop(grace time.Duration) {}
