@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -50,31 +52,95 @@ func (e *Error) Temporary() bool {
 	return errors.As(e.Err, &terr) && terr.Temporary()
 }
 
-// Registry pushes to a registry.
+// Registry pushes to a registry: the blobs it lacks, then the manifest by digest, then
+// each tag. A failure before the end leaves no tag pointing at a missing manifest, and no
+// tag moved.
 type Registry struct {
-	Ref      name.Reference
+	// Ref names the repository, and a tag when it has one.
+	Ref name.Reference
+	// Tags are more tags to point at the image.
+	Tags     []string
 	Keychain authn.Keychain
+	// Transport carries the requests; default remote.DefaultTransport.
+	Transport http.RoundTripper
+	// Backoff is the retry schedule for 5xx answers, timeouts and resets.
+	Backoff remote.Backoff
+}
+
+// DefaultBackoff retries five times, waiting 1, 2, 4, 8 and 16 seconds.
+var DefaultBackoff = remote.Backoff{Duration: time.Second, Factor: 2, Jitter: 0.1, Steps: 5}
+
+func (r *Registry) options(ctx context.Context) []remote.Option {
+	opts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(r.keychain())}
+	if r.Transport != nil {
+		opts = append(opts, remote.WithTransport(r.Transport))
+	}
+	backoff := r.Backoff
+	if backoff.Steps == 0 {
+		backoff = DefaultBackoff
+	}
+	return append(opts, remote.WithRetryBackoff(backoff))
 }
 
 // Check fails fast, before anything is built, when the registry cannot be reached or will
 // not let us push.
 func (r *Registry) Check() error {
-	if err := remote.CheckPushPermission(r.Ref, r.keychain(), remote.DefaultTransport); err != nil {
+	t := r.Transport
+	if t == nil {
+		t = remote.DefaultTransport
+	}
+	if err := remote.CheckPushPermission(r.Ref, r.keychain(), t); err != nil {
 		return &Error{Target: r.Ref.Context().String(), Err: err}
 	}
 	return nil
 }
 
-// Publish implements Interface. The manifest goes last, so a failed push leaves no tag.
-func (r *Registry) Publish(ctx context.Context, img v1.Image) (string, error) {
-	if err := remote.Write(r.Ref, img, remote.WithContext(ctx), remote.WithAuthFromKeychain(r.keychain())); err != nil {
-		return "", &Error{Target: r.Ref.String(), Err: err}
+// TagNames are the tags Publish sets: the reference's own, then Tags, without repeats.
+func (r *Registry) TagNames() []string {
+	var tags []string
+	seen := map[string]bool{}
+	add := func(t string) {
+		if t != "" && !seen[t] {
+			seen[t] = true
+			tags = append(tags, t)
+		}
 	}
+	if t, ok := r.Ref.(name.Tag); ok {
+		add(t.TagStr())
+	}
+	for _, t := range r.Tags {
+		add(t)
+	}
+	return tags
+}
+
+// Publish implements Interface.
+func (r *Registry) Publish(ctx context.Context, img v1.Image) (string, error) {
 	d, err := img.Digest()
 	if err != nil {
 		return "", err
 	}
-	return r.Ref.Context().Digest(d.String()).String(), nil
+	repo := r.Ref.Context()
+	byDigest := repo.Digest(d.String())
+	opts := r.options(ctx)
+	if err := remote.Write(byDigest, img, opts...); err != nil {
+		return "", &Error{Target: repo.String(), Err: err}
+	}
+	for _, t := range r.TagNames() {
+		if err := remote.Tag(repo.Tag(t), img, opts...); err != nil {
+			return "", &Error{Target: repo.Tag(t).String(), Err: err}
+		}
+	}
+	return byDigest.String(), nil
+}
+
+// Refs lists every reference Publish made: each tag, then the digest.
+func (r *Registry) Refs(digest string) []string {
+	var refs []string
+	for _, t := range r.TagNames() {
+		refs = append(refs, r.Ref.Context().Tag(t).String())
+	}
+	return append(refs, r.Ref.Context().Digest(digest).String())
 }
 
 func (r *Registry) keychain() authn.Keychain {

@@ -50,6 +50,8 @@ Usage:
   pyship test [flags] [PATH]      build, then boot the image in a sandbox and check that it answers
   pyship test --image REF         check an image from a registry or an OCI layout
   pyship run [flags] [PATH]       build, then keep the app running on a loopback port until Ctrl-C
+  pyship publish --image REPO[:TAG] [PATH]
+                                  build, smoke-test, then push (nothing is pushed if the test fails)
   pyship version                  print the version
 
 Run "pyship COMMAND --help" for a command's flags.
@@ -87,7 +89,7 @@ func run(ctx context.Context, args []string) error {
 	cmd := "build"
 	if len(args) > 0 {
 		switch args[0] {
-		case "build", "plan", "test", "run", "version", "help":
+		case "build", "plan", "test", "run", "publish", "version", "help":
 			cmd, args = args[0], args[1:]
 		case "-h", "--help":
 			fmt.Fprint(os.Stderr, usage)
@@ -101,6 +103,8 @@ func run(ctx context.Context, args []string) error {
 		return runTest(ctx, args)
 	case "run":
 		return runRun(ctx, args)
+	case "publish":
+		return runPublish(ctx, args)
 	case "version":
 		fmt.Println(version)
 		return nil
