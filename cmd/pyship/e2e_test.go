@@ -59,10 +59,17 @@ type result struct {
 // pyship runs the CLI with extra environment entries.
 func pyship(t *testing.T, env []string, args ...string) result {
 	t.Helper()
+	return pyshipIn(t, "", env, args...)
+}
+
+// pyshipIn runs the CLI with stdin and extra environment entries.
+func pyshipIn(t *testing.T, stdin string, env []string, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, pyshipBin, args...)
 	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdin = strings.NewReader(stdin)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
