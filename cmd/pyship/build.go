@@ -99,7 +99,7 @@ func build(ctx context.Context, path string, c common, cacheDir string, log hclo
 	}
 	res, err := layers.Build(ctx, p, layers.Options{Source: dir, CacheDir: cacheDir, Epoch: info.epoch, Logger: log})
 	if err != nil {
-		return nil, nil, buildFailure(err)
+		return nil, nil, inDir(dir, buildFailure(err))
 	}
 	return p, res, nil
 }
@@ -133,7 +133,7 @@ func detectAndPlan(ctx context.Context, path string, c common, log hclog.Logger)
 	start := time.Now()
 	res, err := detect.Detect(ctx, os.DirFS(dir), detect.Options{Logger: log})
 	if err != nil {
-		return nil, "", repo, fail(exitDetect, err)
+		return nil, "", repo, inDir(dir, fail(exitDetect, err))
 	}
 	p, err := plan.New(res, plan.Options{
 		Base: c.base, BaseMirror: c.baseMirror, Platform: c.platform,

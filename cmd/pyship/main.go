@@ -27,16 +27,27 @@ const (
 	exitInterrupted = 130
 )
 
-// exitError carries the exit code of the phase that failed.
+// exitError carries the exit code of the phase that failed, and the project's directory
+// when the failure is in the project.
 type exitError struct {
 	code int
 	err  error
+	dir  string
 }
 
 func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
 
 func fail(code int, err error) error { return &exitError{code: code, err: err} }
+
+// inDir records the project directory a failure belongs to.
+func inDir(dir string, err error) error {
+	var ee *exitError
+	if errors.As(err, &ee) {
+		ee.dir = dir
+	}
+	return err
+}
 
 func usagef(format string, args ...any) error {
 	return fail(exitUsage, fmt.Errorf(format, args...))
@@ -72,16 +83,20 @@ func main() {
 	if errors.Is(err, errHelp) {
 		return
 	}
-	code := exitInternal
+	code, dir := exitInternal, ""
 	var ee *exitError
 	if errors.As(err, &ee) {
-		code = ee.code
+		code, dir = ee.code, ee.dir
 	}
 	if interrupted {
 		code = exitInterrupted
 		err = errors.New("interrupted")
 	}
 	fmt.Fprintf(os.Stderr, "pyship: %v\n", err)
+	if inGitHubActions() {
+		// The runner reads workflow commands from stderr too; stdout stays for results.
+		annotate(os.Stderr, err, dir)
+	}
 	os.Exit(code)
 }
 

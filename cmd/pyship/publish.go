@@ -41,6 +41,8 @@ func runPublish(ctx context.Context, args []string) error {
 	imageRefs := fs.String("image-refs", "", "write every pushed reference to `FILE`, one a line")
 	insecure := fs.Bool("insecure", false, "allow plain HTTP to the registry (localhost never needs it)")
 	registryCA := fs.String("registry-ca", "", "trust the registry's certificate from this PEM `FILE` (SSL_CERT_FILE works too)")
+	timeout := fs.Duration("timeout", 0, "how long the app has to answer the smoke test (default 30s or smoke.timeout)")
+	summaryFile := fs.String("summary", "", "append a Markdown summary (plan, layers, smoke verdict) to `FILE`, like $GITHUB_STEP_SUMMARY")
 	path, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -99,6 +101,15 @@ func runPublish(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	sum := summary{plan: p, image: res.Image}
+	writeSummary := func() {
+		if *summaryFile == "" {
+			return
+		}
+		if err := sum.write(*summaryFile); err != nil {
+			log.Warn("could not write the summary", "file", *summaryFile, "error", err)
+		}
+	}
 	if *skipTest {
 		log.Warn("smoke test skipped (--skip-test)")
 	} else {
@@ -111,12 +122,17 @@ func runPublish(ctx context.Context, args []string) error {
 		}
 		check := smokeCheck(p.Smoke)
 		check.Grace = rf.grace
+		if *timeout > 0 {
+			check.Timeout = *timeout
+		}
 		report, err := sandbox.Smoke(ctx, spec, check)
 		if err != nil {
 			return sandboxFailure(err)
 		}
 		printReport(report, log)
+		sum.report = report
 		if !report.Passed() {
+			writeSummary()
 			return fail(exitTestFailed, fmt.Errorf("smoke test failed (%s): %s; nothing was pushed", report.Failure, report.Reason))
 		}
 	}
@@ -132,6 +148,8 @@ func runPublish(ctx context.Context, args []string) error {
 	}
 	refs := reg.Refs(d.String())
 	log.Info("pushed", "ref", out, "tags", strings.Join(reg.TagNames(), ","), "took", since(start))
+	sum.refs = refs
+	writeSummary()
 	if *imageRefs != "" {
 		if err := os.WriteFile(*imageRefs, []byte(strings.Join(refs, "\n")+"\n"), 0o644); err != nil {
 			return fail(exitPublish, fmt.Errorf("writing --image-refs %q: %w", *imageRefs, err))
