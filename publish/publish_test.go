@@ -140,3 +140,61 @@ func TestTarball(t *testing.T) {
 		t.Errorf("loaded config %s, want %s", have, want)
 	}
 }
+
+func TestKeychain(t *testing.T) {
+	t.Setenv("GITHUB_TOKEN", "ghs_token")
+	t.Setenv("GITHUB_ACTOR", "octocat")
+	t.Setenv("DOCKER_CONFIG", t.TempDir())
+	kc := Keychain(&Credentials{Registry: "registry.example.com", Username: "me", Password: "pw"})
+	for _, tc := range []struct {
+		repo, user, password string
+	}{
+		{"registry.example.com/team/app", "me", "pw"},
+		{"ghcr.io/octocat/app", "octocat", "ghs_token"},
+		{"other.example.com/app", "", ""},
+	} {
+		repo, err := name.NewRepository(tc.repo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		auth, err := kc.Resolve(repo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := auth.Authorization()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.Username != tc.user || cfg.Password != tc.password {
+			t.Errorf("%s: credentials %q/%q, want %q/%q", tc.repo, cfg.Username, cfg.Password, tc.user, tc.password)
+		}
+	}
+}
+
+func TestRegistryTags(t *testing.T) {
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	ref, err := name.ParseReference(host + "/team/app:v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &Registry{Ref: ref, Tags: []string{"stable", "v1", "stable"}}
+	if got := strings.Join(r.TagNames(), ","); got != "v1,stable" {
+		t.Errorf("tags %q, want v1,stable", got)
+	}
+	img, d := testImage(t)
+	if _, err := r.Publish(context.Background(), img); err != nil {
+		t.Fatal(err)
+	}
+	for _, tag := range []string{"v1", "stable"} {
+		desc, err := remote.Head(ref.Context().Tag(tag))
+		if err != nil || desc.Digest != d {
+			t.Errorf("%s: %v %v", tag, desc, err)
+		}
+	}
+	want := []string{host + "/team/app:v1", host + "/team/app:stable", host + "/team/app@" + d.String()}
+	if got := r.Refs(d.String()); strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("refs %v, want %v", got, want)
+	}
+}
