@@ -49,6 +49,9 @@ type Result struct {
 	Image v1.Image
 	// Base is the base image pinned by digest.
 	Base name.Digest
+	// BaseLayers are the base image's layer digests: a registry that has the base can
+	// mount them instead of receiving them.
+	BaseLayers []v1.Hash
 	// DependenciesCached is true when the dependency layer came from the cache and no
 	// installer ran.
 	DependenciesCached bool
@@ -160,7 +163,19 @@ func Build(ctx context.Context, p *plan.Plan, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Result{Image: img, Base: baseDigest, DependenciesCached: cached}, nil
+	baseLayers, err := base.Layers()
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Image: img, Base: baseDigest, DependenciesCached: cached}
+	for _, l := range baseLayers {
+		d, err := l.Digest()
+		if err != nil {
+			return nil, err
+		}
+		res.BaseLayers = append(res.BaseLayers, d)
+	}
+	return res, nil
 }
 
 func since(t time.Time) string {

@@ -65,6 +65,10 @@ type Registry struct {
 	Transport http.RoundTripper
 	// Backoff is the retry schedule for 5xx answers, timeouts and resets.
 	Backoff remote.Backoff
+	// MountFrom is the base image's repository; MountLayers are the layers it has. On the
+	// same registry they are mounted instead of uploaded.
+	MountFrom   name.Reference
+	MountLayers []v1.Hash
 }
 
 // DefaultBackoff retries five times, waiting 1, 2, 4, 8 and 16 seconds.
@@ -123,7 +127,15 @@ func (r *Registry) Publish(ctx context.Context, img v1.Image) (string, error) {
 	repo := r.Ref.Context()
 	byDigest := repo.Digest(d.String())
 	opts := r.options(ctx)
-	if err := remote.Write(byDigest, img, opts...); err != nil {
+	pushed := img
+	if r.MountFrom != nil && len(r.MountLayers) > 0 {
+		set := map[v1.Hash]bool{}
+		for _, h := range r.MountLayers {
+			set[h] = true
+		}
+		pushed = &mountableImage{Image: img, from: r.MountFrom, digests: set}
+	}
+	if err := remote.Write(byDigest, pushed, opts...); err != nil {
 		return "", &Error{Target: repo.String(), Err: err}
 	}
 	for _, t := range r.TagNames() {

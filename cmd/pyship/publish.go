@@ -137,6 +137,7 @@ func runPublish(ctx context.Context, args []string) error {
 		}
 	}
 
+	reg.MountFrom, reg.MountLayers = res.Base, res.BaseLayers
 	start = time.Now()
 	out, err := reg.Publish(ctx, res.Image)
 	if err != nil {

@@ -130,3 +130,20 @@ func TestPublishNothingOnFailedTest(t *testing.T) {
 		t.Errorf("%s exists after a failed smoke test", ref)
 	}
 }
+
+// TestPublishMountsTheBase pushes to the registry that holds the base image: the base's
+// layers are mounted from its repository, not uploaded again.
+func TestPublishMountsTheBase(t *testing.T) {
+	reg := fixtures.Testbed(t)
+	proxy, counter := countingProxy(t, reg)
+	repo := proxy + "/e2e/mount-" + uniqueTag()
+	env := []string{"PYSHIP_CACHE_DIR=" + t.TempDir(), "PYSHIP_BASE_MIRROR=" + proxy}
+	builtDigest(t, pyship(t, env, "publish", copyFixture(t, "stdlib-port"), "--image", repo+":v1", "--skip-test"))
+	bytes, uploads := counter.reset()
+	// Uploaded: the dependency, user and application layers, and the config. Not the
+	// base's 40+ MiB.
+	if uploads != 4 || bytes > 20<<20 {
+		t.Errorf("uploaded %d blobs, %d bytes; want 4 blobs and no base layer", uploads, bytes)
+	}
+	t.Logf("uploaded %d blobs, %d bytes", uploads, bytes)
+}
