@@ -229,7 +229,7 @@ func pythonVersion(fsys fs.FS, cfg *Config, proj *project, res *Result) (Fact, e
 	if req != "" {
 		var err error
 		if spec, err = ParseSpecifier(req); err != nil {
-			file, line := splitSource(reqSource)
+			file, line := ParseSource(reqSource)
 			return Fact{}, &Error{File: file, Line: line, Msg: err.Error(), Hint: `write a range like ">=3.11" or ">=3.11,<3.14"`}
 		}
 	}
@@ -241,7 +241,7 @@ func pythonVersion(fsys fs.FS, cfg *Config, proj *project, res *Result) (Fact, e
 	case req != "":
 		minor, ok := spec.Newest()
 		if !ok {
-			file, line := splitSource(reqSource)
+			file, line := ParseSource(reqSource)
 			return Fact{}, &Error{File: file, Line: line,
 				Msg:  fmt.Sprintf("the Python requirement %q allows none of the versions pyship builds for (%s)", req, strings.Join(SupportedPythons, ", ")),
 				Hint: "widen the requirement, or pin a version in .python-version"}
@@ -251,7 +251,7 @@ func pythonVersion(fsys fs.FS, cfg *Config, proj *project, res *Result) (Fact, e
 		return Fact{Value: DefaultPythonVersion, Source: "default"}, nil
 	}
 	if !supported(chosen.Value) && (cfg == nil || cfg.Base == "") {
-		file, line := splitSource(chosen.Source)
+		file, line := ParseSource(chosen.Source)
 		return Fact{}, &Error{File: file, Line: line,
 			Msg:  fmt.Sprintf("Python %s has no base image", chosen.Value),
 			Hint: fmt.Sprintf("pyship builds on python:X.Y-slim for %s; pick one of those, or set base in pyship.toml", strings.Join(SupportedPythons, ", "))}
@@ -259,8 +259,9 @@ func pythonVersion(fsys fs.FS, cfg *Config, proj *project, res *Result) (Fact, e
 	return chosen, nil
 }
 
-// splitSource splits "file:line".
-func splitSource(s string) (string, int) {
+// ParseSource splits a source like "file:line" into the file and the line (0 when there
+// is none).
+func ParseSource(s string) (string, int) {
 	file, line, ok := strings.Cut(s, ":")
 	if !ok {
 		return s, 0

@@ -31,7 +31,7 @@ func annotate(w io.Writer, err error, dir string) {
 	case errors.As(err, &de):
 		file, line = de.File, de.Line
 	case errors.As(err, &ie) && ie.Where != "":
-		file, line = splitFileLine(ie.Where)
+		file, line = detect.ParseSource(ie.Where)
 	}
 	var props []string
 	if file != "" {
@@ -48,16 +48,6 @@ func annotate(w io.Writer, err error, dir string) {
 	}
 	props = append(props, "title=pyship")
 	fmt.Fprintf(w, "::error %s::%s\n", strings.Join(props, ","), escapeData(err.Error()))
-}
-
-func splitFileLine(s string) (string, int) {
-	file, line, ok := strings.Cut(s, ":")
-	if !ok {
-		return s, 0
-	}
-	var n int
-	fmt.Sscanf(line, "%d", &n)
-	return file, n
 }
 
 // escapeData and escapeProperty encode a workflow command's message and properties.

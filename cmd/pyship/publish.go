@@ -14,7 +14,6 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 
-	"github.com/pyship/pyship/layers"
 	"github.com/pyship/pyship/publish"
 	"github.com/pyship/pyship/sandbox"
 )
@@ -113,11 +112,8 @@ func runPublish(ctx context.Context, args []string) error {
 	if *skipTest {
 		log.Warn("smoke test skipped (--skip-test)")
 	} else {
-		spec, err := layers.Runnable(res.Image, cacheDir, p.Smoke.Port)
+		spec, err := rf.runnable(res.Image, cacheDir, p.Smoke.Port)
 		if err != nil {
-			return fail(exitBuild, err)
-		}
-		if err := rf.apply(&spec); err != nil {
 			return err
 		}
 		check := smokeCheck(p.Smoke)

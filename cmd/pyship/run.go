@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/pyship/pyship/layers"
 	"github.com/pyship/pyship/sandbox"
 )
 
@@ -31,11 +30,8 @@ func runRun(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	spec, err := layers.Runnable(res.Image, cacheDir, p.Smoke.Port)
+	spec, err := rf.runnable(res.Image, cacheDir, p.Smoke.Port)
 	if err != nil {
-		return fail(exitBuild, err)
-	}
-	if err := rf.apply(&spec); err != nil {
 		return err
 	}
 	spec.Output = os.Stderr

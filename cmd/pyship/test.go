@@ -42,6 +42,16 @@ func (r *runFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&r.grace, "grace", 5*time.Second, "how long the app has to stop after SIGTERM before it is killed")
 }
 
+// runnable prepares img to boot with these flags: its file system unpacked, the port it
+// listens on (port, else the image's), the limits.
+func (r *runFlags) runnable(img v1.Image, cacheDir string, port int) (sandbox.RunSpec, error) {
+	spec, err := layers.Runnable(img, cacheDir, port)
+	if err != nil {
+		return spec, fail(exitBuild, err)
+	}
+	return spec, r.apply(&spec)
+}
+
 // apply sets the limits and ports of spec.
 func (r *runFlags) apply(spec *sandbox.RunSpec) error {
 	mem, err := parseSize(r.memory)
@@ -148,11 +158,8 @@ func runTest(ctx context.Context, args []string) error {
 	check.Grace = rf.grace
 
 	start := time.Now()
-	spec, err := layers.Runnable(img, cacheDir, port)
+	spec, err := rf.runnable(img, cacheDir, port)
 	if err != nil {
-		return fail(exitBuild, err)
-	}
-	if err := rf.apply(&spec); err != nil {
 		return err
 	}
 	log.Info("image unpacked", "layers", len(spec.Layers), "took", since(start))
