@@ -195,6 +195,10 @@ func runAction(t *testing.T, workspace string, with map[string]string, env []str
 		cmd.Env = append(append(os.Environ(), env...),
 			"GITHUB_ACTIONS=true", "GITHUB_WORKSPACE="+workspace, "GITHUB_ACTION_PATH="+repo, "RUNNER_TEMP="+runnerTemp,
 			"GITHUB_OUTPUT="+outputFile, "GITHUB_STEP_SUMMARY="+summaryFile)
+		// As the runner does for actions, each input is also in INPUT_<NAME>.
+		for name, v := range inputs {
+			cmd.Env = append(cmd.Env, "INPUT_"+strings.ToUpper(strings.ReplaceAll(name, " ", "_"))+"="+v)
+		}
 		if e, ok := step["env"].(map[string]any); ok {
 			for k, v := range e {
 				cmd.Env = append(cmd.Env, k+"="+eval(v.(string)))
