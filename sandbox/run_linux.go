@@ -344,7 +344,8 @@ func parseRunDir(name string) (id string, owner int, ok bool) {
 }
 
 func processAlive(pid int) bool {
-	return unix.Kill(pid, 0) == nil || errors.Is(unix.Kill(pid, 0), unix.EPERM)
+	err := unix.Kill(pid, 0)
+	return err == nil || errors.Is(err, unix.EPERM)
 }
 
 // removeCgroup removes a sandbox's cgroup from every hierarchy, killing what is left in it.
