@@ -8,11 +8,9 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/hashicorp/go-hclog"
 
@@ -97,18 +95,12 @@ func build(ctx context.Context, path string, c common, cacheDir string, log hclo
 	if err != nil {
 		return nil, nil, err
 	}
-	res, err := layers.Build(ctx, p, layers.Options{Source: dir, CacheDir: cacheDir, Epoch: info.epoch, Logger: log})
+	res, err := layers.Build(ctx, p, layers.Options{Source: dir, CacheDir: cacheDir, Epoch: info.epoch, Keychain: publish.Keychain(nil), Logger: log})
 	if err != nil {
 		return nil, nil, inDir(dir, buildFailure(err))
 	}
 	return p, res, nil
 }
-
-// hostArch is this machine's architecture in OCI terms.
-func hostArch() string { return runtime.GOARCH }
-
-// authKeychain finds registry credentials the way docker does.
-func authKeychain() authn.Keychain { return authn.DefaultKeychain }
 
 // detectAndPlan runs the first two phases on the repository at path, and returns the plan,
 // the repository's absolute directory and what its history says.

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/pyship/pyship/layers"
 	"github.com/pyship/pyship/plan"
+	"github.com/pyship/pyship/publish"
 	"github.com/pyship/pyship/sandbox"
 )
 
@@ -254,8 +256,9 @@ func loadImage(ctx context.Context, ref string, c common) (v1.Image, error) {
 	if err != nil {
 		return nil, usagef("--image %q is neither a directory nor an image reference: %v", ref, err)
 	}
-	platform := v1.Platform{OS: "linux", Architecture: hostArch()}
-	img, err := remote.Image(r, remote.WithContext(ctx), remote.WithPlatform(platform), remote.WithAuthFromKeychain(authKeychain()))
+	platform := v1.Platform{OS: "linux", Architecture: runtime.GOARCH}
+	// The same credentials as for pushing: GITHUB_TOKEN for ghcr.io, then Docker's config.
+	img, err := remote.Image(r, remote.WithContext(ctx), remote.WithPlatform(platform), remote.WithAuthFromKeychain(publish.Keychain(nil)))
 	if err != nil {
 		return nil, fail(exitBase, fmt.Errorf("pulling %s: %w\nhint: check the reference and your credentials", ref, err))
 	}
