@@ -292,6 +292,8 @@ func (p *Process) teardown() {
 		p.listener.Close()
 	}
 	if p.cg != nil {
+		// The last reading is taken before the cgroup goes: cgroup v2 reads a deleted
+		// cgroup as zeros without an error.
 		p.Usage()
 		// The kernel frees a cgroup only once its last process is gone; that takes a moment
 		// after the kill.
@@ -301,6 +303,7 @@ func (p *Process) teardown() {
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
+		p.cg = nil
 	}
 	if p.tmp != "" {
 		os.RemoveAll(p.tmp)
