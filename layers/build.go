@@ -27,6 +27,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/pyship/pyship/plan"
+	"github.com/pyship/pyship/sandbox"
 )
 
 // Options configure a build.
@@ -41,8 +42,19 @@ type Options struct {
 	Keychain authn.Keychain
 	// Installer makes the dependency layer; default the sandboxed pip installer.
 	Installer Installer
-	Logger    hclog.Logger
+	// StepTimeout bounds the dependency install and each build step; default
+	// DefaultStepTimeout.
+	StepTimeout time.Duration
+	// BuildLimits bound the memory, CPU and processes of the install and the build steps;
+	// zero means sandbox.DefaultBuildLimits.
+	BuildLimits sandbox.Limits
+	Logger      hclog.Logger
 }
+
+// DefaultStepTimeout is how long the dependency install, or a build step, may take: long
+// enough to compile a large source distribution, short enough that a build that hangs
+// ends.
+const DefaultStepTimeout = 30 * time.Minute
 
 // Result is a built image and how it was made.
 type Result struct {
@@ -83,8 +95,11 @@ func Build(ctx context.Context, p *plan.Plan, opts Options) (*Result, error) {
 	if opts.Keychain == nil {
 		opts.Keychain = authn.DefaultKeychain
 	}
+	if opts.StepTimeout <= 0 {
+		opts.StepTimeout = DefaultStepTimeout
+	}
 	if opts.Installer == nil {
-		opts.Installer = &PipInstaller{Logger: log}
+		opts.Installer = &PipInstaller{Logger: log, Timeout: opts.StepTimeout, Limits: opts.BuildLimits}
 	}
 	if opts.Epoch.IsZero() {
 		opts.Epoch = DefaultEpoch
@@ -105,8 +120,25 @@ func Build(ctx context.Context, p *plan.Plan, opts Options) (*Result, error) {
 	}
 	log.Info("base resolved", "ref", baseDigest.String(), "took", since(start))
 
+	// The application layer comes first: the install and the build steps see the
+	// application as the image will hold it, in a tree that belongs to the sandbox.
 	start = time.Now()
-	deps, cached, err := dependencyLayer(ctx, p, base, root, opts)
+	app, err := appLayer(opts.Source, p.App, opts.CacheDir, opts.Epoch, log)
+	if err != nil {
+		return nil, err
+	}
+	appTree, err := layerTree(app, opts.CacheDir)
+	if err != nil {
+		return nil, err
+	}
+	appTree = filepath.Join(appTree, filepath.FromSlash(p.App.Dir))
+	if err := checkStartFile(p, opts.Source, appTree); err != nil {
+		return nil, err
+	}
+	log.Info("application layer written", "took", since(start))
+
+	start = time.Now()
+	deps, cached, err := dependencyLayer(ctx, p, base, root, appTree, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -119,22 +151,16 @@ func Build(ctx context.Context, p *plan.Plan, opts Options) (*Result, error) {
 	var steps v1.Layer
 	if len(p.BuildSteps) > 0 {
 		start = time.Now()
-		if steps, err = stepsLayer(ctx, p, base, root, deps, opts, log); err != nil {
+		if steps, err = stepsLayer(ctx, p, base, root, deps, appTree, opts, log); err != nil {
 			return nil, err
 		}
 		log.Info("build steps run", "steps", len(p.BuildSteps), "took", since(start))
 	}
 
-	start = time.Now()
 	user, err := userLayer(root, opts.CacheDir)
 	if err != nil {
 		return nil, err
 	}
-	app, err := appLayer(opts.Source, p.App, opts.CacheDir, opts.Epoch, log)
-	if err != nil {
-		return nil, err
-	}
-	log.Info("application layer written", "took", since(start))
 
 	depsStep := "python -m venv " + p.Dependencies.Venv
 	for _, r := range p.Dependencies.Requirements {
@@ -238,7 +264,7 @@ func cachedBase(img v1.Image, d v1.Hash, dir string) (v1.Image, error) {
 // dependencyLayer returns the venv layer from the cache, or has the installer make it. The
 // cache key covers everything the install depends on: the base digest, the platform, the
 // installer and the bytes of every requirements file.
-func dependencyLayer(ctx context.Context, p *plan.Plan, base v1.Image, root string, opts Options) (v1.Layer, bool, error) {
+func dependencyLayer(ctx context.Context, p *plan.Plan, base v1.Image, root, appTree string, opts Options) (v1.Layer, bool, error) {
 	d, err := base.Digest()
 	if err != nil {
 		return nil, false, err
@@ -283,7 +309,7 @@ func dependencyLayer(ctx context.Context, p *plan.Plan, base v1.Image, root stri
 	}
 	defer os.RemoveAll(tmp)
 	venv, err := opts.Installer.Install(ctx, InstallRequest{
-		Root: root, Scratch: tmp, Source: opts.Source, AppDir: p.App.Dir, Requirements: p.Dependencies.Requirements,
+		Root: root, Scratch: tmp, Source: opts.Source, AppTree: appTree, AppDir: p.App.Dir, Requirements: p.Dependencies.Requirements,
 		Project: p.Dependencies.Project, Lock: p.Dependencies.Lock, Files: p.Dependencies.Files, Venv: p.Dependencies.Venv, Env: envOf(base),
 	})
 	if err != nil {

@@ -6,12 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"net"
+	"net/url"
 	"os"
 	"path"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -36,6 +41,9 @@ type InstallRequest struct {
 	Scratch string
 	// Source is the repository; Requirements are relative to it.
 	Source string
+	// AppTree is the application as the image holds it, extracted for the sandbox; the
+	// install sees it at AppDir.
+	AppTree string
 	// AppDir is where the image has the repository; the install sees it there too.
 	AppDir       string
 	Requirements []string
@@ -56,6 +64,11 @@ type InstallRequest struct {
 // is the same on every build.
 type PipInstaller struct {
 	Logger hclog.Logger
+	// Timeout bounds the whole install; default DefaultStepTimeout.
+	Timeout time.Duration
+	// Limits bound the install's memory, CPU and processes; default
+	// sandbox.DefaultBuildLimits.
+	Limits sandbox.Limits
 }
 
 var _ Installer = (*PipInstaller)(nil)
@@ -81,8 +94,34 @@ func (e *InstallError) Error() string {
 	if lines := errorLines(e.Output); lines != "" {
 		b.WriteString(":\n" + lines)
 	}
+	if marker := unreachableIndex(e.Output); marker != "" {
+		fmt.Fprintf(&b, "\nhint: pip could not reach the package index (%s), so every requirement reads as missing; check PIP_INDEX_URL / pip.conf on this machine (pyship passes them on), and that the index answers from here", marker)
+		return b.String()
+	}
 	b.WriteString("\nhint: check that every requirement names a package and version that exist on the package index (pip names the file and line above); run with --verbose for pip's full output")
 	return b.String()
+}
+
+// unreachableIndexSigns are what pip prints when it cannot reach an index at all.
+var unreachableIndexSigns = []string{
+	"Failed to establish a new connection", "Name or service not known", "Temporary failure in name resolution",
+	"ProxyError", "Could not fetch URL", "Connection refused", "Max retries exceeded", "403 Forbidden",
+}
+
+// unreachableIndex finds the first sign in pip's output that the index was never reached.
+func unreachableIndex(out string) string {
+	for _, line := range strings.Split(out, "\n") {
+		for _, sign := range unreachableIndexSigns {
+			if strings.Contains(line, sign) {
+				line = strings.TrimSpace(line)
+				if len(line) > 200 {
+					line = line[:200] + "..."
+				}
+				return line
+			}
+		}
+	}
+	return ""
 }
 
 // errorLines picks pip's ERROR lines, or the last lines of its output.
@@ -113,11 +152,12 @@ const (
 	sandboxLock = sandboxRun + "/locked-requirements.txt"
 )
 
-// forwardedEnv are the host's settings that pip and the builds it runs may need: package
-// index, proxies. They reach the sandbox only, never the image.
+// forwardedEnv are the host's settings that pip and the builds it runs may need: the
+// package index. They reach the sandbox only, never the image. The host's proxies are
+// not among them: the sandbox reaches the network only through pyship's proxy, which
+// uses them.
 var forwardedEnv = []string{
 	"PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST", "PIP_DEFAULT_TIMEOUT", "PIP_RETRIES",
-	"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
 }
 
 // Install implements Installer.
@@ -138,14 +178,24 @@ func (pi *PipInstaller) Install(ctx context.Context, req InstallRequest) (string
 		"PIP_NO_INPUT=1",
 		"PIP_DISABLE_PIP_VERSION_CHECK=1",
 	})
-	// The repository is at the application directory, where the image will have it, so
-	// editable and local-path requirements point at the right place. It is an overlay:
-	// builds of the project write into it (build/, *.egg-info), never into the user's files.
+	timeout := pi.Timeout
+	if timeout <= 0 {
+		timeout = DefaultStepTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	// The application is at the application directory, where the image will have it, so
+	// editable and local-path requirements point at the right place, with the files the
+	// install reads on top. It is an overlay: builds of the project write into it (build/,
+	// *.egg-info), never into the user's files.
+	inputs, err := copyInputs(req.Source, req.Files, filepath.Join(req.Scratch, "inputs"))
+	if err != nil {
+		return "", err
+	}
 	mounts := []sandbox.Mount{
 		{Type: "tmpfs", Target: sandboxRun},
-		{Type: "overlay", Source: req.Source, Target: req.AppDir, Scratch: filepath.Join(req.Scratch, "src")},
+		{Type: "overlay", Source: inputs + ":" + req.AppTree, Target: req.AppDir, Scratch: filepath.Join(req.Scratch, "src")},
 	}
-	mounts = append(mounts, hostNetworkFiles()...)
 	if ca := hostCABundle(); ca != "" {
 		mounts = append(mounts, sandbox.Mount{Type: "bind", Source: ca, Target: sandboxCA, ReadOnly: true})
 		env = append(env, "PIP_CERT="+sandboxCA, "SSL_CERT_FILE="+sandboxCA, "REQUESTS_CA_BUNDLE="+sandboxCA)
@@ -189,15 +239,20 @@ func (pi *PipInstaller) Install(ctx context.Context, req InstallRequest) (string
 	}
 	steps = append(steps, []string{python, "-m", "compileall", "-q", "-f", "--invalidation-mode", "checked-hash", path.Join(req.Venv, "lib")})
 
+	egress := buildEgress(log)
 	for _, args := range steps {
-		var out bytes.Buffer
-		w := io.MultiWriter(&out, &logWriter{log: log})
+		out := newTail(outputTail)
+		w := io.MultiWriter(out, &logWriter{log: log})
 		err := sandbox.Run(ctx, sandbox.Spec{
 			Root: req.Root, Upper: upper, Args: args, Env: env, Dir: req.AppDir,
-			Hostname: "pyship-build", Mounts: mounts, Stdout: w, Stderr: w,
+			Hostname: "pyship-build", Mounts: mounts, Egress: egress, Limits: pi.Limits, Stdout: w, Stderr: w,
 		})
 		var exit *sandbox.ExitError
 		switch {
+		case errors.Is(err, context.DeadlineExceeded):
+			return "", &TimeoutError{What: "installing the dependencies (" + strings.Join(installInputs(req), ", ") + ")", Limit: timeout, Output: out.String()}
+		case errors.As(err, &exit) && exit.OutOfMemory:
+			return "", fmt.Errorf("%s in the build sandbox: %w\n%s\nhint: a source distribution that needs more memory to build can be given it with PYSHIP_BUILD_MEMORY (bytes, or with a unit: 8GiB)", strings.Join(args, " "), err, errorLines(out.String()))
 		case errors.As(err, &exit) && args[0] == python && args[2] == "pip":
 			return "", &InstallError{Files: installInputs(req), Code: exit.Code, Output: out.String(),
 				Where: failedRequirement(req.Source, req.Files, out.String())}
@@ -267,17 +322,6 @@ func installInputs(req InstallRequest) []string {
 	return inputs
 }
 
-// hostNetworkFiles binds the host's name resolution into a sandbox that shares its network.
-func hostNetworkFiles() []sandbox.Mount {
-	var mounts []sandbox.Mount
-	for _, f := range []string{"/etc/resolv.conf", "/etc/hosts"} {
-		if _, err := os.Stat(f); err == nil {
-			mounts = append(mounts, sandbox.Mount{Type: "bind", Source: f, Target: f, ReadOnly: true})
-		}
-	}
-	return mounts
-}
-
 // hostCABundle finds the host's CA bundle, which may hold a company's TLS-intercepting CA.
 func hostCABundle() string {
 	for _, p := range []string{
@@ -331,4 +375,109 @@ func (w *logWriter) Write(p []byte) (int, error) {
 		w.log.Debug(string(w.partial[:i]))
 		w.partial = w.partial[i+1:]
 	}
+}
+
+// copyInputs copies the repository files the install reads (requirements files, lock
+// files) into dir, for the sandbox: they are read inside the repository only, and the
+// copies belong to the sandbox's root.
+func copyInputs(source string, files []string, dir string) (string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	root, err := os.OpenRoot(source)
+	if err != nil {
+		return "", err
+	}
+	defer root.Close()
+	for _, f := range files {
+		data, err := readRegular(root, f)
+		if err != nil {
+			return "", err
+		}
+		dst := filepath.Join(dir, filepath.FromSlash(f))
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return "", err
+		}
+		if err := os.WriteFile(dst, data, 0o644); err != nil {
+			return "", err
+		}
+	}
+	return dir, chownTree(dir)
+}
+
+// readRegular reads a regular file of at most 64 MiB inside root.
+func readRegular(root *os.Root, name string) ([]byte, error) {
+	f, err := root.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", name, err)
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	const limit = 64 << 20
+	if !info.Mode().IsRegular() || info.Size() > limit {
+		return nil, fmt.Errorf("%s is not a regular file of at most %d MiB", name, limit>>20)
+	}
+	return io.ReadAll(io.LimitReader(f, limit))
+}
+
+// chownTree gives dir and everything in it to the sandbox's root.
+func chownTree(dir string) error {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	id := sandbox.HostID(0)
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, id, id)
+	})
+}
+
+// buildEgress is what a build may reach: the network, through pyship's proxy, and the
+// package indexes the user configured even if they run on this machine.
+func buildEgress(log hclog.Logger) *sandbox.Egress {
+	e := &sandbox.Egress{Refused: func(dest, reason string) {
+		log.Warn("the build sandbox tried to connect to this machine and was refused", "to", dest, "because", reason)
+	}}
+	var urls []string
+	for _, k := range []string{"PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL"} {
+		urls = append(urls, strings.Fields(os.Getenv(k))...)
+	}
+	if conf := hostPipConf(); conf != "" {
+		if data, err := os.ReadFile(conf); err == nil {
+			urls = append(urls, pipConfIndexes(string(data))...)
+		}
+	}
+	for _, raw := range urls {
+		u, err := url.Parse(raw)
+		if err != nil || u.Host == "" {
+			continue
+		}
+		port := u.Port()
+		if port == "" {
+			port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+		}
+		e.Allow = append(e.Allow, net.JoinHostPort(u.Hostname(), port))
+	}
+	return e
+}
+
+// pipConfIndexes finds index-url and extra-index-url values in a pip.conf.
+func pipConfIndexes(conf string) []string {
+	var urls []string
+	for _, line := range strings.Split(conf, "\n") {
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			continue
+		}
+		switch strings.TrimSpace(k) {
+		case "index-url", "extra-index-url", "index_url", "extra_index_url":
+			urls = append(urls, strings.Fields(v)...)
+		}
+	}
+	return urls
 }

@@ -14,6 +14,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"golang.org/x/sys/unix"
+
+	"github.com/pyship/pyship/sandbox"
 )
 
 // rootfs returns a directory holding img's file system (layers applied, whiteouts honoured),
@@ -23,7 +25,7 @@ func rootfs(img v1.Image, cacheDir string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return extractOnce(filepath.Join(cacheDir, "rootfs", d.Hex), func() (io.ReadCloser, error) { return mutate.Extract(img), nil })
+	return extractOnce(filepath.Join(cacheDir, rootfsDir, d.Hex), func() (io.ReadCloser, error) { return mutate.Extract(img), nil })
 }
 
 // layerTree returns a directory holding one layer's files, extracting it once per digest.
@@ -32,8 +34,16 @@ func layerTree(l v1.Layer, cacheDir string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return extractOnce(filepath.Join(cacheDir, "trees", d.Hex), l.Uncompressed)
+	return extractOnce(filepath.Join(cacheDir, treesDir, d.Hex), l.Uncompressed)
 }
+
+// Where extracted file systems are cached. Their files belong to the sandbox's ids on the
+// host (sandbox.HostID), so the names carry a version: trees of older pythons had the
+// image's ids.
+const (
+	rootfsDir = "rootfs.2"
+	treesDir  = "trees.2"
+)
 
 // extractOnce extracts the tar stream open gives into dir, unless dir exists. The stream
 // lands in a temporary directory first, so an interrupted extraction leaves nothing at dir.
@@ -60,6 +70,11 @@ func extractOnce(dir string, open func() (io.ReadCloser, error)) (string, error)
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return "", err
 	}
+	if os.Geteuid() == 0 {
+		if err := os.Lchown(tmp, sandbox.HostID(0), sandbox.HostID(0)); err != nil {
+			return "", err
+		}
+	}
 	if err := os.Rename(tmp, dir); err != nil {
 		return "", err
 	}
@@ -67,7 +82,10 @@ func extractOnce(dir string, open func() (io.ReadCloser, error)) (string, error)
 }
 
 // extract unpacks a tar stream into root. No entry can write outside root: every path is
-// resolved inside it, following the image's own symbolic links as the image would.
+// resolved inside it, following the image's own symbolic links as the image would. As
+// root, files belong to the sandbox's ids that stand for their owners in the image, never
+// to host accounts; set-id bits and device nodes are dropped, so nothing extracted onto
+// the host can raise anyone's privileges there.
 func extract(r io.Reader, root string) error {
 	tr := tar.NewReader(r)
 	asRoot := os.Geteuid() == 0
@@ -98,6 +116,9 @@ func extract(r io.Reader, root string) error {
 		}
 		target := filepath.Join(parent, path.Base(rel))
 		mode := os.FileMode(h.Mode & 0o777)
+		if h.Mode&0o1000 != 0 {
+			mode |= os.ModeSticky
+		}
 		// A layer's deletions (OCI whiteouts) become overlayfs whiteouts, so the layer
 		// can sit in an overlay above the ones it deletes from.
 		if base := path.Base(rel); strings.HasPrefix(base, whiteoutPrefix) {
@@ -148,13 +169,12 @@ func extract(r io.Reader, root string) error {
 			continue
 		}
 		if asRoot {
-			if err := os.Lchown(target, h.Uid, h.Gid); err != nil {
+			if err := os.Lchown(target, sandbox.HostID(h.Uid), sandbox.HostID(h.Gid)); err != nil {
 				return err
 			}
 		}
 		if h.Typeflag != tar.TypeSymlink && h.Typeflag != tar.TypeDir {
-			// Chmod after chown: chown clears set-id bits.
-			if err := unix.Chmod(target, uint32(h.Mode&0o7777)); err != nil {
+			if err := unix.Chmod(target, uint32(h.Mode&0o1777)); err != nil {
 				return err
 			}
 			// Modification times matter: Python checks timestamp-based .pyc files against

@@ -1,7 +1,6 @@
 package layers
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -35,7 +34,7 @@ func (e *StepError) Error() string {
 // stepsLayer runs the plan's build steps on the base with the dependency layer and the
 // repository (an overlay, so the user's files stay untouched), and returns what they wrote
 // in the application directory as a layer.
-func stepsLayer(ctx context.Context, p *plan.Plan, base v1.Image, root string, deps v1.Layer, opts Options, log hclog.Logger) (v1.Layer, error) {
+func stepsLayer(ctx context.Context, p *plan.Plan, base v1.Image, root string, deps v1.Layer, appTree string, opts Options, log hclog.Logger) (v1.Layer, error) {
 	venv, err := layerTree(deps, opts.CacheDir)
 	if err != nil {
 		return nil, err
@@ -52,15 +51,21 @@ func stepsLayer(ctx context.Context, p *plan.Plan, base v1.Image, root string, d
 	srcScratch := filepath.Join(scratch, "src")
 	env := mergeEnv(envOf(base), append(append([]string(nil), p.Config.Env...),
 		"HOME=/root", "PYTHONHASHSEED=0", "SOURCE_DATE_EPOCH="+strconv.FormatInt(opts.Epoch.Unix(), 10)))
-	mounts := []sandbox.Mount{{Type: "overlay", Source: opts.Source, Target: p.App.Dir, Scratch: srcScratch}}
-	mounts = append(mounts, hostNetworkFiles()...)
+	mounts := []sandbox.Mount{{Type: "overlay", Source: appTree, Target: p.App.Dir, Scratch: srcScratch}}
+	egress := buildEgress(log)
 	for _, st := range p.BuildSteps {
-		var out bytes.Buffer
-		w := io.MultiWriter(&out, &logWriter{log: log})
-		err := sandbox.Run(ctx, sandbox.Spec{
+		out := newTail(outputTail)
+		w := io.MultiWriter(out, &logWriter{log: log})
+		stepCtx, cancel := context.WithTimeout(ctx, opts.StepTimeout)
+		err := sandbox.Run(stepCtx, sandbox.Spec{
 			Root: root, Over: []string{venv}, Upper: filepath.Join(scratch, "upper"),
-			Args: st.Command, Env: env, Dir: p.App.Dir, Hostname: "pyship-build", Mounts: mounts, Stdout: w, Stderr: w,
+			Args: st.Command, Env: env, Dir: p.App.Dir, Hostname: "pyship-build", Mounts: mounts,
+			Egress: egress, Limits: opts.BuildLimits, Stdout: w, Stderr: w,
 		})
+		cancel()
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			return nil, &TimeoutError{What: "build step " + st.Name + " (from " + st.Source + ")", Limit: opts.StepTimeout, Output: out.String()}
+		}
 		var exit *sandbox.ExitError
 		if errors.As(err, &exit) {
 			return nil, &StepError{Step: st.Name, Source: st.Source, Code: exit.Code, Output: out.String()}

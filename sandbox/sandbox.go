@@ -4,11 +4,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"time"
 )
 
-// initArg is argv[0] of a re-executed pyship that is to become a sandbox's first process.
-const initArg = "pyship-sandbox-init"
+// argv[0] of a re-executed pyship: initArg becomes a sandbox's first process, which sets it
+// up as root and stays as its init; execArg starts the sandboxed program in the sandbox's
+// own user namespace, under the system call filter.
+const (
+	initArg = "pyship-sandbox-init"
+	execArg = "pyship-sandbox-exec"
+)
 
 // ErrUnsupported is returned on systems without Linux namespaces.
 var ErrUnsupported = errors.New("the sandbox needs Linux namespaces; run pyship on Linux (a Linux CI runner, a VM, or WSL2)")
@@ -44,28 +50,68 @@ type Spec struct {
 	Hostname string  `json:"hostname"`
 	Mounts   []Mount `json:"mounts,omitempty"`
 
-	// The process's output. Nil discards it.
+	// Limits bound what the command may use; zero means DefaultBuildLimits.
+	Limits Limits `json:"-"`
+	// Egress, when set, lets the command reach the network through pyship's proxy, which
+	// refuses this machine's own addresses; without it the sandbox has no network but its
+	// own loopback.
+	Egress *Egress `json:"-"`
+
+	// The process's output. Nil discards it. The sandbox only ever gets pipes: never a
+	// terminal of the user's, which it could type into.
 	Stdout io.Writer `json:"-"`
 	Stderr io.Writer `json:"-"`
+}
+
+// Egress is the network a build sandbox may reach: anything pyship could reach itself,
+// through an HTTP proxy that pyship runs outside the sandbox, except this machine's own
+// addresses (loopback, its interfaces) and link-local ones (where cloud metadata services
+// answer). The sandboxed program finds the proxy in HTTP_PROXY and HTTPS_PROXY; the
+// proxy honours the host's own proxy settings.
+type Egress struct {
+	// Allow are host:port pairs reachable even though they are on this machine: a package
+	// index or proxy that the user runs on loopback and configured for pip.
+	Allow []string
+	// Refused, if set, is told of every connection the proxy refused and why.
+	Refused func(dest, reason string)
 }
 
 // childSpec is what Run and Start hand to the sandbox's first process.
 type childSpec struct {
 	Spec Spec `json:"spec"`
-	// Run is set in run mode: the first process stays as the sandbox's init.
+	// Run is set in run mode: the program gets a published port and a read-only root.
 	Run *runChild `json:"run,omitempty"`
 	// Merged is where the root is assembled; Work is the overlay's work directory.
 	Merged string `json:"merged"`
 	Work   string `json:"work"`
+	// Shifted is true when pyship is root: the sandbox's ids are a range of unused host
+	// ids (see HostID).
+	Shifted bool `json:"shifted"`
+	// Egress is true when the program may use pyship's proxy.
+	Egress bool `json:"egress"`
+}
+
+// execSpec is what the init hands to the exec stage.
+type execSpec struct {
+	Args []string `json:"args"`
+	Env  []string `json:"env"`
+	Dir  string   `json:"dir"`
 }
 
 // ExitError reports a command that ran and exited unsuccessfully.
 type ExitError struct {
 	Args []string
 	Code int
+	// OutOfMemory is set when the kernel killed a process of the sandbox for going over
+	// MemoryLimit.
+	OutOfMemory bool
+	MemoryLimit int64
 }
 
 func (e *ExitError) Error() string {
+	if e.OutOfMemory {
+		return fmt.Sprintf("%s was killed for using more than its %d MiB of memory (exit code %d)", e.Args[0], e.MemoryLimit>>20, e.Code)
+	}
 	return fmt.Sprintf("%s exited with code %d", e.Args[0], e.Code)
 }
 
@@ -99,6 +145,10 @@ type Limits struct {
 
 // DefaultLimits are the limits of a smoke test: enough for a web app with a few workers.
 var DefaultLimits = Limits{Memory: 512 << 20, CPUs: 1, Pids: 256}
+
+// DefaultBuildLimits are the limits of a dependency install or build step: enough to
+// compile a large source distribution, not enough to take the machine down.
+var DefaultBuildLimits = Limits{Memory: 4 << 30, CPUs: float64(runtime.NumCPU()), Pids: 2048}
 
 // RunSpec describes an application to boot in run mode: its own network namespace, a
 // read-only root, a cgroup, and one port published on the host's loopback.

@@ -2,10 +2,8 @@ package sandbox
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,130 +15,163 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Init turns this process into a sandbox's first process when it was started as one by
-// Run, and never returns then. Every main (and TestMain) that may run a sandbox calls it
-// first.
+// Init turns this process into a sandbox's init or exec stage when it was started as one,
+// and never returns then. Every main (and TestMain) that may run a sandbox calls it first.
 func Init() {
-	if len(os.Args) == 0 || os.Args[0] != initArg {
+	if len(os.Args) == 0 {
 		return
 	}
-	runtime.LockOSThread()
-	errPipe := os.NewFile(4, "errors")
-	err := setupAndExec()
-	fmt.Fprint(errPipe, err.Error())
+	var err error
+	switch os.Args[0] {
+	case initArg:
+		runtime.LockOSThread()
+		err = initSandbox()
+	case execArg:
+		runtime.LockOSThread()
+		err = execStage()
+	default:
+		return
+	}
+	fmt.Fprint(os.NewFile(fdErrors, "errors"), err.Error())
 	os.Exit(1)
 }
 
-// Run runs spec.Args in a new mount, pid, uts and ipc namespace whose root is spec.Root
-// with an overlay that sends writes to spec.Upper. The network is the host's. Everything the
-// sandbox mounts lives in its own mount namespace and goes away with its last process; when
-// ctx ends, the whole pid namespace is killed.
+// Run runs spec.Args in a sandbox (build mode): new mount, pid, uts, ipc and network
+// namespaces; a root file system that is spec.Root with an overlay sending writes to
+// spec.Upper; a user namespace in which root is an unprivileged host user; a system call
+// filter; a cgroup with spec.Limits; the network only through pyship's proxy, and only
+// with spec.Egress. Everything the sandbox mounts lives in its own mount namespace and
+// goes away with its last process; when ctx ends, the whole pid namespace is killed.
 func Run(ctx context.Context, spec Spec) error {
 	if len(spec.Args) == 0 {
 		return errors.New("sandbox: no command")
 	}
+	if spec.Limits == (Limits{}) {
+		spec.Limits = DefaultBuildLimits
+	}
+	CleanLeftovers()
+	shifted := os.Geteuid() == 0
 	tmp, err := os.MkdirTemp(filepath.Dir(spec.Upper), ".sandbox-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	child := childSpec{Spec: spec, Merged: filepath.Join(tmp, "merged"), Work: filepath.Join(tmp, "work")}
+	child := childSpec{Spec: spec, Merged: filepath.Join(tmp, "merged"), Work: filepath.Join(tmp, "work"), Shifted: shifted, Egress: spec.Egress != nil}
 	for _, d := range []string{child.Merged, child.Work, spec.Upper} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return err
 		}
 	}
-	data, err := json.Marshal(child)
+	if err := chownToSandbox(spec.Upper, shifted); err != nil {
+		return err
+	}
+	if spec.Egress != nil {
+		child.Spec.Env = withProxy(child.Spec.Env)
+	}
+	l, err := start(launchSpec{
+		child: child, id: newID(), limits: spec.Limits, egress: spec.Egress,
+		stdout: spec.Stdout, stderr: spec.Stderr,
+		cmd: func() *exec.Cmd {
+			cmd := exec.CommandContext(ctx, "/proc/self/exe")
+			cmd.WaitDelay = 5 * time.Second
+			return cmd
+		},
+	})
+	defer l.close()
 	if err != nil {
 		return err
 	}
-
-	specR, specW, err := os.Pipe()
-	if err != nil {
-		return err
+	if l.egress != nil {
+		go serveEgress(l.egress, spec.Egress)
 	}
-	defer specR.Close()
-	defer specW.Close()
-	errR, errW, err := os.Pipe()
-	if err != nil {
-		return err
-	}
-	defer errR.Close()
-	defer errW.Close()
-
-	cmd := exec.CommandContext(ctx, "/proc/self/exe")
-	cmd.Args = []string{initArg}
-	cmd.Env = []string{}
-	cmd.Stdin = nil
-	cmd.Stdout, cmd.Stderr = spec.Stdout, spec.Stderr
-	cmd.ExtraFiles = []*os.File{specR, errW}
-	cmd.WaitDelay = 5 * time.Second
-	attr := &syscall.SysProcAttr{
-		Cloneflags: unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC,
-		Pdeathsig:  syscall.SIGKILL,
-	}
-	if os.Geteuid() != 0 {
-		attr.Cloneflags |= unix.CLONE_NEWUSER
-		attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Geteuid(), Size: 1}}
-		attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getegid(), Size: 1}}
-		attr.GidMappingsEnableSetgroups = false
-	}
-	cmd.SysProcAttr = attr
-	if err := cmd.Start(); err != nil {
-		if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EACCES) {
-			return &PrivilegeError{Err: err}
-		}
-		return fmt.Errorf("starting the sandbox: %w", err)
-	}
-	specR.Close()
-	errW.Close()
-	if _, err := specW.Write(data); err != nil {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		return fmt.Errorf("starting the sandbox: %w", err)
-	}
-	specW.Close()
-
-	setupMsg, _ := io.ReadAll(errR)
-	waitErr := cmd.Wait()
-	if len(setupMsg) > 0 {
-		msg := string(setupMsg)
-		if strings.Contains(msg, "operation not permitted") && os.Geteuid() != 0 {
-			return &PrivilegeError{Err: errors.New(msg)}
-		}
-		return &SetupError{Msg: msg}
+	waitErr := l.cmd.Wait()
+	if l.setup != "" {
+		return setupError(l.setup)
 	}
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
 	var exitErr *exec.ExitError
 	if errors.As(waitErr, &exitErr) {
-		code := exitErr.ExitCode()
+		e := &ExitError{Args: spec.Args, Code: exitErr.ExitCode()}
 		if ws, ok := exitErr.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			code = 128 + int(ws.Signal())
+			e.Code = 128 + int(ws.Signal())
 		}
-		return &ExitError{Args: spec.Args, Code: code}
+		if l.cg != nil {
+			if u, err := l.cg.stats(); err == nil && u.OOMKills > 0 {
+				e.OutOfMemory, e.MemoryLimit = true, spec.Limits.Memory
+			}
+		}
+		return e
 	}
 	return waitErr
 }
 
-// setupAndExec runs inside the new namespaces: it assembles the root file system, pivots
-// into it and executes the command. It returns only on failure.
-func setupAndExec() error {
-	specFile := os.NewFile(3, "spec")
+// initSandbox runs as the sandbox's first process, root in the namespaces it is in: it
+// assembles the root file system, pivots into it, starts the program through the exec
+// stage, and stays as its init. It returns only on failure.
+func initSandbox() error {
 	var child childSpec
-	if err := json.NewDecoder(specFile).Decode(&child); err != nil {
-		return fmt.Errorf("reading the sandbox spec: %w", err)
+	if err := readSpec(&child); err != nil {
+		return err
 	}
 	spec := child.Spec
-	specFile.Close()
-	unix.CloseOnExec(4)
+	unix.CloseOnExec(fdErrors)
+	unix.CloseOnExec(fdSelf)
 
 	// Nothing mounted here may reach the host.
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("making mounts private: %w", err)
 	}
-	m := child.Merged
+	if err := assembleRoot(child); err != nil {
+		return err
+	}
+	if spec.Hostname != "" {
+		if err := unix.Sethostname([]byte(spec.Hostname)); err != nil {
+			return fmt.Errorf("setting the hostname: %w", err)
+		}
+	}
+	if err := loopbackUp(); err != nil {
+		return err
+	}
+	if err := pivot(child.Merged); err != nil {
+		return err
+	}
+	uid, gid := uint32(0), uint32(0)
+	if child.Run != nil {
+		if err := unix.Mount("", "/", "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY|unix.MS_NODEV|unix.MS_NOSUID, ""); err != nil {
+			return fmt.Errorf("making the root read-only: %w", err)
+		}
+		var err error
+		if uid, gid, err = lookupUser(child.Run.User); err != nil {
+			return err
+		}
+	}
+	var services []func()
+	if child.Egress {
+		bridge, err := egressBridge()
+		if err != nil {
+			return err
+		}
+		services = append(services, bridge)
+	}
+	if child.Run != nil {
+		forwarder, err := portForwarder(child.Run.Port)
+		if err != nil {
+			return err
+		}
+		services = append(services, forwarder)
+	}
+	if err := dropPrivileges(); err != nil {
+		return err
+	}
+	return superviseProgram(child, uid, gid, services)
+}
+
+// assembleRoot mounts the root file system at child.Merged: the overlay, /proc, /dev, /tmp,
+// the spec's mounts and the network files, every mount point resolved inside the root.
+func assembleRoot(child childSpec) error {
+	spec := child.Spec
 	var lowers []string
 	for _, l := range append(append([]string(nil), spec.Over...), spec.Root) {
 		if l != "" {
@@ -152,8 +183,8 @@ func setupAndExec() error {
 		// The image's file system takes no writes: the overlay's upper directory is a tmpfs
 		// that goes with the sandbox, only there to hold mount points; the root is made
 		// read-only once they exist.
-		if err := mountTmpfs(child.Work, "mode=755", 0); err != nil {
-			return err
+		if err := unix.Mount("tmpfs", child.Work, "tmpfs", unix.MS_NODEV|unix.MS_NOSUID, "mode=755"); err != nil {
+			return fmt.Errorf("mounting a tmpfs for the overlay: %w", err)
 		}
 		upper, work = filepath.Join(child.Work, "upper"), filepath.Join(child.Work, "work")
 		for _, d := range []string{upper, work} {
@@ -162,69 +193,51 @@ func setupAndExec() error {
 			}
 		}
 	}
-	if err := mountOverlay(m, strings.Join(lowers, ":"), upper, work); err != nil {
+	if err := mountOverlay(child.Merged, strings.Join(lowers, ":"), upper, work); err != nil {
 		return err
 	}
-	if err := mountProc(m); err != nil {
-		return err
-	}
-	if err := mountDev(m); err != nil {
-		return err
-	}
-	if err := mountTmpfs(filepath.Join(m, "tmp"), "mode=1777", 0); err != nil {
-		return err
-	}
-	for _, mt := range spec.Mounts {
-		if err := mountOne(m, mt); err != nil {
-			return err
-		}
-	}
-	if spec.Hostname != "" {
-		if err := unix.Sethostname([]byte(spec.Hostname)); err != nil {
-			return fmt.Errorf("setting the hostname: %w", err)
-		}
-	}
-	if child.Run != nil {
-		if err := networkFiles(m, child.Work, spec.Hostname); err != nil {
-			return err
-		}
-		if err := loopbackUp(); err != nil {
-			return err
-		}
-	}
-	if err := pivot(m); err != nil {
-		return err
-	}
-	if child.Run != nil {
-		return runInit(spec, *child.Run)
-	}
-	dir := spec.Dir
-	if dir == "" {
-		dir = "/"
-	}
-	if err := os.Chdir(dir); err != nil {
-		return fmt.Errorf("changing to the working directory %q: %w", dir, err)
-	}
-	path, err := lookPath(spec.Args[0], spec.Env)
+	root, err := openRoot(child.Merged)
 	if err != nil {
 		return err
 	}
-	if err := dropPrivileges(); err != nil {
+	root.shifted = child.Shifted
+	defer root.close()
+	if err := root.mountProc(); err != nil {
 		return err
 	}
-	return fmt.Errorf("executing %q: %w", path, unix.Exec(path, spec.Args, spec.Env))
+	if err := root.mountDev(); err != nil {
+		return err
+	}
+	if err := root.tmpfs("/tmp", "mode=1777", 0); err != nil {
+		return err
+	}
+	for _, mt := range spec.Mounts {
+		if err := root.mountOne(mt); err != nil {
+			return err
+		}
+	}
+	scratch := child.Work
+	if child.Run == nil {
+		// The build's overlay work directory must stay empty; the files go next to it.
+		scratch = filepath.Join(filepath.Dir(child.Work), "net")
+		if err := os.Mkdir(scratch, 0o755); err != nil {
+			return err
+		}
+	}
+	return networkFiles(root, scratch, spec.Hostname)
 }
 
-// keptCapabilities are what the command keeps: Docker's default set less CAP_MKNOD and
-// CAP_NET_RAW. Without CAP_SYS_ADMIN it cannot mount, so it cannot undo the sandbox.
+// keptCapabilities are what the program keeps, in its own user namespace: Docker's default
+// set less CAP_MKNOD and CAP_NET_RAW. Without CAP_SYS_ADMIN it cannot mount, so it cannot
+// undo the sandbox.
 var keptCapabilities = map[int]bool{
 	unix.CAP_CHOWN: true, unix.CAP_DAC_OVERRIDE: true, unix.CAP_FSETID: true, unix.CAP_FOWNER: true,
 	unix.CAP_SETGID: true, unix.CAP_SETUID: true, unix.CAP_SETFCAP: true, unix.CAP_SETPCAP: true,
 	unix.CAP_NET_BIND_SERVICE: true, unix.CAP_SYS_CHROOT: true, unix.CAP_KILL: true, unix.CAP_AUDIT_WRITE: true,
 }
 
-// dropPrivileges shrinks the capability bounding set, which the exec'd command's
-// capabilities cannot exceed, and forbids gaining privileges through set-id files.
+// dropPrivileges shrinks the capability bounding set, which the programs started later
+// cannot exceed, and forbids gaining privileges through set-id files.
 func dropPrivileges() error {
 	for c := 0; c <= unix.CAP_LAST_CAP; c++ {
 		if keptCapabilities[c] {
@@ -240,126 +253,6 @@ func dropPrivileges() error {
 	return nil
 }
 
-// mountOverlay mounts an overlay; lower may stack directories with ":".
-func mountOverlay(target, lower, upper, work string) error {
-	for _, p := range append(strings.Split(lower, ":"), upper, work) {
-		if strings.ContainsAny(p, ",:") {
-			return fmt.Errorf("path %q contains a comma or colon, which overlayfs cannot take; set PYSHIP_CACHE_DIR to a plainer path", p)
-		}
-	}
-	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", lower, upper, work)
-	if err := unix.Mount("overlay", target, "overlay", 0, opts); err != nil {
-		return fmt.Errorf("mounting an overlay of %s on %s: %w", lower, target, err)
-	}
-	return nil
-}
-
-func mountProc(root string) error {
-	target := filepath.Join(root, "proc")
-	if err := os.MkdirAll(target, 0o555); err != nil {
-		return err
-	}
-	if err := unix.Mount("proc", target, "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
-		return fmt.Errorf("mounting /proc: %w", err)
-	}
-	return nil
-}
-
-// mountDev gives the sandbox a minimal /dev: the harmless character devices bound from the
-// host, the usual links, and a tmpfs /dev/shm.
-func mountDev(root string) error {
-	dev := filepath.Join(root, "dev")
-	if err := mountTmpfs(dev, "mode=755", unix.MS_NOSUID|unix.MS_NOEXEC); err != nil {
-		return err
-	}
-	for _, name := range []string{"null", "zero", "full", "random", "urandom", "tty"} {
-		if err := mountOne(root, Mount{Type: "bind", Source: "/dev/" + name, Target: "/dev/" + name}); err != nil {
-			return err
-		}
-	}
-	links := map[string]string{
-		"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1",
-		"stderr": "/proc/self/fd/2", "ptmx": "pts/ptmx",
-	}
-	for name, target := range links {
-		if err := os.Symlink(target, filepath.Join(dev, name)); err != nil {
-			return err
-		}
-	}
-	return mountTmpfs(filepath.Join(dev, "shm"), "mode=1777", unix.MS_NOSUID|unix.MS_NODEV)
-}
-
-func mountTmpfs(target, data string, flags uintptr) error {
-	if err := os.MkdirAll(target, 0o755); err != nil {
-		return err
-	}
-	if err := unix.Mount("tmpfs", target, "tmpfs", flags, data); err != nil {
-		return fmt.Errorf("mounting a tmpfs on %s: %w", target, err)
-	}
-	return nil
-}
-
-// mountOne mounts mt under root, creating the mount point (a file for a file, a
-// directory otherwise).
-func mountOne(root string, mt Mount) error {
-	target := filepath.Join(root, filepath.Clean("/"+mt.Target))
-	switch mt.Type {
-	case "tmpfs":
-		return mountTmpfs(target, "mode=755", unix.MS_NOSUID|unix.MS_NODEV)
-	case "overlay":
-		upper, work := filepath.Join(mt.Scratch, "upper"), filepath.Join(mt.Scratch, "work")
-		for _, d := range []string{upper, work, target} {
-			if err := os.MkdirAll(d, 0o755); err != nil {
-				return err
-			}
-		}
-		return mountOverlay(target, mt.Source, upper, work)
-	case "bind":
-		info, err := os.Stat(mt.Source)
-		if err != nil {
-			return fmt.Errorf("bind mount source: %w", err)
-		}
-		if info.IsDir() {
-			err = os.MkdirAll(target, 0o755)
-		} else {
-			err = touch(target)
-		}
-		if err != nil {
-			return fmt.Errorf("making mount point %s: %w", mt.Target, err)
-		}
-		if err := unix.Mount(mt.Source, target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-			return fmt.Errorf("binding %s to %s: %w", mt.Source, mt.Target, err)
-		}
-		if mt.ReadOnly {
-			flags := uintptr(unix.MS_BIND | unix.MS_REMOUNT | unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV)
-			if err := unix.Mount("", target, "", flags, ""); err != nil {
-				return fmt.Errorf("making %s read-only: %w", mt.Target, err)
-			}
-		}
-		return nil
-	default:
-		return fmt.Errorf("unknown mount type %q", mt.Type)
-	}
-}
-
-func touch(path string) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	if _, err := os.Lstat(path); err == nil {
-		// An image may have a symbolic link here (/etc/resolv.conf often is one): replace it
-		// in the overlay so the bind lands inside the root, never on a host path.
-		if err := os.Remove(path); err != nil {
-			return err
-		}
-	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY, 0o644)
-	if err != nil {
-		return err
-	}
-	return f.Close()
-}
-
 // pivot makes root the root of the mount namespace and detaches the old root, so the host's
 // file systems are no longer reachable.
 func pivot(root string) error {
@@ -373,6 +266,43 @@ func pivot(root string) error {
 		return fmt.Errorf("detaching the host's root: %w", err)
 	}
 	return unix.Chdir("/")
+}
+
+// execStage runs in the program's own user namespace, already as the program's user: it
+// changes to the working directory, finds the program, installs the system call filter
+// and executes it. It returns only on failure.
+func execStage() error {
+	var spec execSpec
+	if err := readSpec(&spec); err != nil {
+		return err
+	}
+	unix.CloseOnExec(fdErrors)
+	unix.CloseOnExec(execSelf)
+	dir := spec.Dir
+	if dir == "" {
+		dir = "/"
+	}
+	if err := os.Chdir(dir); err != nil {
+		return fmt.Errorf("changing to the working directory %q: %w", dir, err)
+	}
+	path, err := lookPath(spec.Args[0], spec.Env)
+	if err != nil {
+		return err
+	}
+	// A new user namespace starts with every capability in its bounding set; root in it
+	// gives the program only the kept ones. Another user has none to give.
+	if os.Geteuid() == 0 {
+		if err := dropPrivileges(); err != nil {
+			return err
+		}
+	}
+	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("setting no_new_privs: %w", err)
+	}
+	if err := installSeccomp(); err != nil {
+		return err
+	}
+	return fmt.Errorf("executing %q: %w", path, unix.Exec(path, spec.Args, spec.Env))
 }
 
 // lookPath finds file in the PATH of env, inside the sandbox's root.

@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -57,6 +59,32 @@ func probe(args []string) int {
 			return code
 		case "sleep":
 			time.Sleep(time.Hour)
+			return 0
+		case "hostile":
+			// hostile [ADDR]: try what a hostile build or app would; report each result.
+			_ = json.NewEncoder(os.Stdout).Encode(tryEscapes(args[1:]))
+			return 0
+		case "serve-hostile":
+			// serve-hostile ADDR: answer every request with the escape attempts' results.
+			err := http.ListenAndServe(args[1], http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				_ = json.NewEncoder(w).Encode(tryEscapes(nil))
+			}))
+			fmt.Fprintln(os.Stderr, err)
+			return 3
+		case "fetch":
+			// fetch URL: get URL through the proxy HTTP_PROXY names, as pip would, also
+			// for a loopback address (Go's own rules would go direct).
+			client := http.DefaultClient
+			if u, err := url.Parse(os.Getenv("HTTP_PROXY")); err == nil && u.Host != "" {
+				client = &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(u)}}
+			}
+			resp, err := client.Get(args[1])
+			if err != nil {
+				fmt.Println("error:", err)
+				return 0
+			}
+			body, _ := io.ReadAll(resp.Body)
+			fmt.Printf("%d %s", resp.StatusCode, body)
 			return 0
 		case "serve":
 			// serve ADDR: answer every request with what the probe sees.
@@ -196,8 +224,8 @@ func TestRunIsolates(t *testing.T) {
 	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
 		t.Fatalf("probe output %q: %v", stdout.String(), err)
 	}
-	if r.PID != 1 {
-		t.Errorf("pid %d, want 1 (a pid namespace of its own)", r.PID)
+	if r.PID <= 1 || r.PID > 100 {
+		t.Errorf("pid %d, want a small pid above 1 (a pid namespace of its own, pyship's init as 1)", r.PID)
 	}
 	if r.Hostname != "pyship-test" || r.Cwd != "/tmp" {
 		t.Errorf("hostname %q cwd %q", r.Hostname, r.Cwd)

@@ -95,11 +95,41 @@ func build(ctx context.Context, path string, c common, cacheDir string, log hclo
 	if err != nil {
 		return nil, nil, err
 	}
-	res, err := layers.Build(ctx, p, layers.Options{Source: dir, CacheDir: cacheDir, Epoch: info.epoch, Keychain: publish.Keychain(nil), Logger: log})
+	timeout, limits, err := buildBounds()
+	if err != nil {
+		return nil, nil, err
+	}
+	res, err := layers.Build(ctx, p, layers.Options{
+		Source: dir, CacheDir: cacheDir, Epoch: info.epoch, Keychain: publish.Keychain(nil),
+		StepTimeout: timeout, BuildLimits: limits, Logger: log,
+	})
 	if err != nil {
 		return nil, nil, inDir(dir, buildFailure(err))
 	}
 	return p, res, nil
+}
+
+// buildBounds reads the time and memory a dependency install or build step may take from
+// PYSHIP_BUILD_TIMEOUT and PYSHIP_BUILD_MEMORY; zero values mean the defaults.
+func buildBounds() (time.Duration, sandbox.Limits, error) {
+	var timeout time.Duration
+	if v := os.Getenv("PYSHIP_BUILD_TIMEOUT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return 0, sandbox.Limits{}, usagef("PYSHIP_BUILD_TIMEOUT=%q: want a duration like 45m or 2h", v)
+		}
+		timeout = d
+	}
+	var limits sandbox.Limits
+	if v := os.Getenv("PYSHIP_BUILD_MEMORY"); v != "" {
+		mem, err := parseSize(v)
+		if err != nil {
+			return 0, sandbox.Limits{}, usagef("PYSHIP_BUILD_MEMORY=%q: %v", v, err)
+		}
+		limits = sandbox.DefaultBuildLimits
+		limits.Memory = mem
+	}
+	return timeout, limits, nil
 }
 
 // detectAndPlan runs the first two phases on the repository at path, and returns the plan,
@@ -147,13 +177,14 @@ func buildFailure(err error) error {
 		base    *layers.BaseError
 		install *layers.InstallError
 		step    *layers.StepError
+		timeout *layers.TimeoutError
 		priv    *sandbox.PrivilegeError
 		repo    *detect.Error
 	)
 	switch {
 	case errors.As(err, &base):
 		return fail(exitBase, err)
-	case errors.As(err, &install), errors.As(err, &step):
+	case errors.As(err, &install), errors.As(err, &step), errors.As(err, &timeout):
 		return fail(exitInstall, err)
 	case errors.As(err, &priv), errors.Is(err, sandbox.ErrUnsupported):
 		return fail(exitSandbox, err)

@@ -1,0 +1,250 @@
+package sandbox
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// readSpec decodes what the parent sent on fdSpec.
+func readSpec(v any) error {
+	f := os.NewFile(fdSpec, "spec")
+	defer f.Close()
+	if err := json.NewDecoder(io.LimitReader(f, 16<<20)).Decode(v); err != nil {
+		return fmt.Errorf("reading the sandbox spec: %w", err)
+	}
+	return nil
+}
+
+// superviseProgram starts the program through the exec stage, in a user namespace of its
+// own as uid:gid and a session of its own with stdin on /dev/null, runs the services (the
+// published port, the proxy), passes SIGTERM and SIGINT on, reaps orphans, and exits with
+// the program's status. It returns only if the program cannot be started.
+func superviseProgram(child childSpec, uid, gid uint32, services []func()) error {
+	spec := child.Spec
+	devNull, err := os.Open("/dev/null")
+	if err != nil {
+		return err
+	}
+	specR, specW, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	signals := make(chan os.Signal, 4)
+	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
+	uids, gids := idMaps(child.Shifted, uid, gid)
+	pid, err := syscall.ForkExec(fdPath(execSelf), []string{execArg}, &syscall.ProcAttr{
+		Env:   []string{},
+		Files: []uintptr{devNull.Fd(), 1, 2, specR.Fd(), fdErrors, fdSelf},
+		Sys: &syscall.SysProcAttr{
+			Cloneflags:                 unix.CLONE_NEWUSER,
+			UidMappings:                uids,
+			GidMappings:                gids,
+			GidMappingsEnableSetgroups: child.Shifted,
+			Credential:                 &syscall.Credential{Uid: uid, Gid: gid, Groups: []uint32{}, NoSetGroups: !child.Shifted},
+			Setsid:                     true,
+			Pdeathsig:                  syscall.SIGKILL,
+		},
+	})
+	devNull.Close()
+	specR.Close()
+	if err != nil {
+		return fmt.Errorf("starting %q as %d:%d: %w", spec.Args[0], uid, gid, err)
+	}
+	err = json.NewEncoder(specW).Encode(execSpec{Args: spec.Args, Env: spec.Env, Dir: spec.Dir})
+	specW.Close()
+	if err != nil {
+		return fmt.Errorf("starting %q: %w", spec.Args[0], err)
+	}
+	// The exec stage holds the error pipe until the program runs; the init lets go of it.
+	unix.Close(fdErrors)
+
+	for _, s := range services {
+		go s()
+	}
+	go func() {
+		for sig := range signals {
+			_ = syscall.Kill(-pid, sig.(syscall.Signal))
+		}
+	}()
+	for {
+		var ws syscall.WaitStatus
+		got, err := syscall.Wait4(-1, &ws, 0, nil)
+		if err != nil && !errors.Is(err, syscall.EINTR) {
+			os.Exit(1)
+		}
+		if got != pid {
+			continue
+		}
+		if ws.Signaled() {
+			os.Exit(128 + int(ws.Signal()))
+		}
+		os.Exit(ws.ExitStatus())
+	}
+}
+
+// networkFiles gives the sandbox /etc/hosts and /etc/resolv.conf of its own, written in
+// scratch.
+func networkFiles(root rootDir, scratch, hostname string) error {
+	files := map[string]string{
+		"hosts":       "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t" + hostname + "\n",
+		"resolv.conf": "# pyship: the sandbox has no network beyond its own loopback (and pyship's proxy in a build)\n",
+	}
+	for name, content := range files {
+		src := scratch + "/" + name
+		if err := os.WriteFile(src, []byte(content), 0o644); err != nil {
+			return err
+		}
+		if err := root.mountOne(Mount{Type: "bind", Source: src, Target: "/etc/" + name, ReadOnly: true}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// loopbackUp brings up lo, the only interface of the new network namespace.
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("bringing up the loopback: %w", err)
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("bringing up the loopback: %w", err)
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("bringing up the loopback: %w", err)
+	}
+	return nil
+}
+
+// portForwarder takes the host's listener of the published port and returns the service
+// that copies every connection on it to the app's port inside, trying IPv4 loopback
+// first, then IPv6.
+func portForwarder(port int) (func(), error) {
+	l, err := net.FileListener(os.NewFile(fdPublished, "published"))
+	if err != nil {
+		return nil, fmt.Errorf("taking the published port: %w", err)
+	}
+	return func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				var in net.Conn
+				for _, addr := range []string{"127.0.0.1", "::1"} {
+					if in, err = net.DialTimeout("tcp", net.JoinHostPort(addr, strconv.Itoa(port)), 2*time.Second); err == nil {
+						break
+					}
+				}
+				if in == nil {
+					return
+				}
+				defer in.Close()
+				splice(c, in)
+			}()
+		}
+	}, nil
+}
+
+// splice copies both ways until both sides are done.
+func splice(a, b net.Conn) {
+	done := make(chan struct{}, 2)
+	go func() { _, _ = io.Copy(b, a); closeWrite(b); done <- struct{}{} }()
+	go func() { _, _ = io.Copy(a, b); closeWrite(a); done <- struct{}{} }()
+	<-done
+	<-done
+}
+
+func closeWrite(c net.Conn) {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+}
+
+// lookupUser resolves "uid[:gid]" or "name[:group]" in the image's /etc/passwd and
+// /etc/group. An empty user is root, as in the OCI image spec.
+func lookupUser(user string) (uint32, uint32, error) {
+	if user == "" {
+		return 0, 0, nil
+	}
+	name, group, hasGroup := strings.Cut(user, ":")
+	uid, gid := -1, -1
+	if n, err := strconv.Atoi(name); err == nil {
+		uid = n
+	}
+	passwd, _ := readImageFile("/etc/passwd")
+	for _, line := range strings.Split(string(passwd), "\n") {
+		f := strings.Split(line, ":")
+		if len(f) < 4 {
+			continue
+		}
+		if f[0] == name || (uid >= 0 && f[2] == strconv.Itoa(uid)) {
+			uid, _ = strconv.Atoi(f[2])
+			gid, _ = strconv.Atoi(f[3])
+			break
+		}
+	}
+	if uid < 0 {
+		return 0, 0, fmt.Errorf("the image's user %q is not in its /etc/passwd", name)
+	}
+	if hasGroup {
+		if n, err := strconv.Atoi(group); err == nil {
+			gid = n
+		} else {
+			groups, _ := readImageFile("/etc/group")
+			for _, line := range strings.Split(string(groups), "\n") {
+				if f := strings.Split(line, ":"); len(f) >= 3 && f[0] == group {
+					gid, _ = strconv.Atoi(f[2])
+				}
+			}
+		}
+	}
+	if gid < 0 {
+		gid = uid
+	}
+	if uid >= idCount || gid >= idCount {
+		return 0, 0, fmt.Errorf("the image's user %q is %d:%d; the sandbox maps ids below %d", user, uid, gid, idCount)
+	}
+	return uint32(uid), uint32(gid), nil
+}
+
+// readImageFile reads a small regular file of the image, never blocking on a FIFO or
+// reading a device.
+func readImageFile(p string) ([]byte, error) {
+	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), p)
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !info.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s in the image is not a regular file", p)
+	}
+	var b bytes.Buffer
+	_, err = io.Copy(&b, io.LimitReader(f, 1<<20))
+	return b.Bytes(), err
+}

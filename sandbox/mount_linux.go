@@ -1,0 +1,348 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// rootDir is a directory that paths from an image are resolved in. Every lookup goes
+// through openat2 with RESOLVE_IN_ROOT, so a symbolic link in the image, absolute or with
+// "..", resolves inside the directory as it would inside the image: an image whose /etc is a
+// link to the host's /etc gets a mount on its own /etc, never on the host's. Mounts land on
+// /proc/self/fd/N of the resolved directory or file, as runc does.
+type rootDir struct {
+	fd   int
+	path string
+	// shifted is true when pyship is root: directories the program writes to are given
+	// to the sandbox's root.
+	shifted bool
+}
+
+func openRoot(dir string) (rootDir, error) {
+	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return rootDir{}, fmt.Errorf("opening %s: %w", dir, err)
+	}
+	return rootDir{fd: fd, path: dir}, nil
+}
+
+func (r rootDir) close() { unix.Close(r.fd) }
+
+// open resolves p inside the root.
+func (r rootDir) open(p string, flags int) (int, error) {
+	rel := strings.TrimPrefix(path.Clean("/"+p), "/")
+	if rel == "" {
+		rel = "."
+	}
+	for {
+		fd, err := unix.Openat2(r.fd, rel, &unix.OpenHow{
+			Flags:   uint64(flags | unix.O_CLOEXEC),
+			Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
+		})
+		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
+			continue
+		}
+		return fd, err
+	}
+}
+
+// mkdirAll makes directory p and its parents inside the root and returns an O_PATH
+// descriptor of it. A dangling link on the way is followed, inside the root, and its
+// target made, as runc does.
+func (r rootDir) mkdirAll(p string) (int, error) {
+	return r.mkdirAllLinks(p, 0)
+}
+
+func (r rootDir) mkdirAllLinks(p string, links int) (int, error) {
+	p = path.Clean("/" + p)
+	fd, err := r.open(p, unix.O_PATH|unix.O_DIRECTORY)
+	if err == nil || !errors.Is(err, unix.ENOENT) {
+		if err != nil {
+			return -1, fmt.Errorf("%s in the image: %w", p, err)
+		}
+		return fd, nil
+	}
+	if p == "/" {
+		return -1, fmt.Errorf("the root of the image is missing")
+	}
+	parent, err := r.mkdirAllLinks(path.Dir(p), links)
+	if err != nil {
+		return -1, err
+	}
+	defer unix.Close(parent)
+	// The parent is resolved; the new directory is made in it by name, never through a link.
+	err = unix.Mkdirat(parent, path.Base(p), 0o755)
+	if errors.Is(err, unix.EEXIST) {
+		target, lerr := readlinkat(parent, path.Base(p))
+		if lerr == nil {
+			if links >= 40 {
+				return -1, fmt.Errorf("%s in the image: too many levels of symbolic links", p)
+			}
+			if !path.IsAbs(target) {
+				target = path.Join(path.Dir(p), target)
+			}
+			tfd, err := r.mkdirAllLinks(target, links+1)
+			if err != nil {
+				return -1, err
+			}
+			unix.Close(tfd)
+		}
+	} else if err != nil {
+		return -1, fmt.Errorf("making %s in the image: %w", p, err)
+	}
+	fd, err = r.open(p, unix.O_PATH|unix.O_DIRECTORY)
+	if err != nil {
+		return -1, fmt.Errorf("%s in the image: %w", p, err)
+	}
+	return fd, nil
+}
+
+// mountPoint returns an O_PATH descriptor of p inside the root, made if missing: a
+// directory, or an empty file when dir is false. A symbolic link where a file mount point
+// belongs (/etc/resolv.conf often is one) is replaced by a file, so the mount lands inside
+// the root.
+func (r rootDir) mountPoint(p string, dir bool) (int, error) {
+	if dir {
+		return r.mkdirAll(p)
+	}
+	p = path.Clean("/" + p)
+	parent, err := r.mkdirAll(path.Dir(p))
+	if err != nil {
+		return -1, err
+	}
+	defer unix.Close(parent)
+	name := path.Base(p)
+	var st unix.Stat_t
+	err = unix.Fstatat(parent, name, &st, unix.AT_SYMLINK_NOFOLLOW)
+	switch {
+	case err == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK:
+		if err := unix.Unlinkat(parent, name, 0); err != nil {
+			return -1, fmt.Errorf("replacing the link %s in the image: %w", p, err)
+		}
+	case err == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR:
+		return -1, fmt.Errorf("%s in the image is a directory, where a file is mounted", p)
+	case err != nil && !errors.Is(err, unix.ENOENT):
+		return -1, fmt.Errorf("%s in the image: %w", p, err)
+	}
+	if err == nil && st.Mode&unix.S_IFMT != unix.S_IFLNK {
+		// An existing file: mount over it.
+		return openat(parent, name, unix.O_PATH|unix.O_NOFOLLOW)
+	}
+	fd, err := openat(parent, name, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW)
+	if err != nil {
+		return -1, fmt.Errorf("making %s in the image: %w", p, err)
+	}
+	unix.Close(fd)
+	return openat(parent, name, unix.O_PATH|unix.O_NOFOLLOW)
+}
+
+func readlinkat(dir int, name string) (string, error) {
+	buf := make([]byte, 4096)
+	n, err := unix.Readlinkat(dir, name, buf)
+	if err != nil {
+		return "", err
+	}
+	return string(buf[:n]), nil
+}
+
+func openat(dir int, name string, flags int) (int, error) {
+	return unix.Openat(dir, name, flags|unix.O_CLOEXEC, 0o644)
+}
+
+// fdPath names an open descriptor so that mount(2) acts on exactly what it refers to.
+func fdPath(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
+
+// mountAt mounts onto p inside the root, creating the mount point.
+func (r rootDir) mountAt(p string, dir bool, source, fstype string, flags uintptr, data string) error {
+	fd, err := r.mountPoint(p, dir)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	if err := unix.Mount(source, fdPath(fd), fstype, flags, data); err != nil {
+		what := fstype
+		if flags&unix.MS_BIND != 0 {
+			what = source
+		}
+		return fmt.Errorf("mounting %s on %s: %w", what, p, err)
+	}
+	return nil
+}
+
+// remount changes the flags of the mount at p inside the root.
+func (r rootDir) remount(p string, flags uintptr) error {
+	fd, err := r.open(p, unix.O_PATH)
+	if err != nil {
+		return fmt.Errorf("%s: %w", p, err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Mount("", fdPath(fd), "", unix.MS_REMOUNT|unix.MS_BIND|flags, ""); err != nil {
+		return fmt.Errorf("remounting %s: %w", p, err)
+	}
+	return nil
+}
+
+// tmpfs mounts a tmpfs at p inside the root; nothing on it can be a device or set-id.
+func (r rootDir) tmpfs(p, data string, flags uintptr) error {
+	return r.mountAt(p, true, "tmpfs", "tmpfs", flags|unix.MS_NODEV|unix.MS_NOSUID, data)
+}
+
+// mountOne mounts mt inside the root.
+func (r rootDir) mountOne(mt Mount) error {
+	switch mt.Type {
+	case "tmpfs":
+		return r.tmpfs(mt.Target, "mode=755", 0)
+	case "overlay":
+		upper, work := filepath.Join(mt.Scratch, "upper"), filepath.Join(mt.Scratch, "work")
+		for _, d := range []string{upper, work} {
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				return err
+			}
+		}
+		if err := chownToSandbox(upper, r.shifted); err != nil {
+			return err
+		}
+		fd, err := r.mountPoint(mt.Target, true)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		return mountOverlay(fdPath(fd), mt.Source, upper, work)
+	case "bind":
+		info, err := os.Stat(mt.Source)
+		if err != nil {
+			return fmt.Errorf("bind mount source: %w", err)
+		}
+		fd, err := r.mountPoint(mt.Target, info.IsDir())
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		if err := unix.Mount(mt.Source, fdPath(fd), "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return fmt.Errorf("binding %s to %s: %w", mt.Source, mt.Target, err)
+		}
+		flags := uintptr(unix.MS_NOSUID | unix.MS_NODEV)
+		if mt.ReadOnly {
+			flags |= unix.MS_RDONLY
+		}
+		return r.remount(mt.Target, flags)
+	default:
+		return fmt.Errorf("unknown mount type %q", mt.Type)
+	}
+}
+
+// mountOverlay mounts an overlay on target; lower may stack directories with ":". Nothing
+// in it is a device or set-id, whatever the layers hold.
+func mountOverlay(target, lower, upper, work string) error {
+	for _, p := range append(strings.Split(lower, ":"), upper, work) {
+		if strings.ContainsAny(p, ",:") {
+			return fmt.Errorf("path %q contains a comma or colon, which overlayfs cannot take; set PYSHIP_CACHE_DIR to a plainer path", p)
+		}
+	}
+	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", lower, upper, work)
+	if err := unix.Mount("overlay", target, "overlay", unix.MS_NODEV|unix.MS_NOSUID, opts); err != nil {
+		return fmt.Errorf("mounting an overlay of %s: %w", lower, err)
+	}
+	return nil
+}
+
+// Paths of /proc that a sandbox only reads, and those it does not see at all: what runc
+// and Docker do by default.
+var (
+	readOnlyProc = []string{"/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus", "/proc/fs"}
+	maskedProc   = []string{"/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/sched_debug", "/proc/latency_stats", "/proc/timer_stats", "/proc/acpi", "/proc/scsi", "/proc/asound"}
+)
+
+// mountProc mounts the sandbox's own /proc, with the kernel's knobs read-only and the
+// files that describe the host masked.
+func (r rootDir) mountProc() error {
+	if err := r.mountAt("/proc", true, "proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		return err
+	}
+	for _, p := range readOnlyProc {
+		fd, err := r.open(p, unix.O_PATH|unix.O_NOFOLLOW)
+		if errors.Is(err, unix.ENOENT) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		err = unix.Mount(fdPath(fd), fdPath(fd), "", unix.MS_BIND|unix.MS_REC, "")
+		unix.Close(fd)
+		if err != nil {
+			return fmt.Errorf("binding %s: %w", p, err)
+		}
+		if err := r.remount(p, unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC); err != nil {
+			return err
+		}
+	}
+	for _, p := range maskedProc {
+		var st unix.Stat_t
+		fd, err := r.open(p, unix.O_PATH|unix.O_NOFOLLOW)
+		if errors.Is(err, unix.ENOENT) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		if err := unix.Fstat(fd, &st); err != nil {
+			unix.Close(fd)
+			return err
+		}
+		if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			err = unix.Mount("tmpfs", fdPath(fd), "tmpfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "size=0")
+		} else {
+			err = unix.Mount("/dev/null", fdPath(fd), "", unix.MS_BIND, "")
+		}
+		unix.Close(fd)
+		if err != nil {
+			return fmt.Errorf("masking %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
+// devices are the character devices a sandbox gets, bound from the host's /dev: the
+// harmless ones every container runtime provides.
+var devices = []string{"null", "zero", "full", "random", "urandom", "tty"}
+
+// mountDev gives the sandbox a minimal /dev: the harmless character devices, the usual
+// links, and a tmpfs /dev/shm.
+func (r rootDir) mountDev() error {
+	if err := r.tmpfs("/dev", "mode=755", unix.MS_NOEXEC); err != nil {
+		return err
+	}
+	for _, name := range devices {
+		fd, err := r.mountPoint("/dev/"+name, false)
+		if err != nil {
+			return err
+		}
+		err = unix.Mount("/dev/"+name, fdPath(fd), "", unix.MS_BIND, "")
+		unix.Close(fd)
+		if err != nil {
+			return fmt.Errorf("binding /dev/%s: %w", name, err)
+		}
+	}
+	dev, err := r.open("/dev", unix.O_PATH|unix.O_DIRECTORY)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(dev)
+	links := map[string]string{
+		"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1",
+		"stderr": "/proc/self/fd/2", "ptmx": "pts/ptmx",
+	}
+	for name, target := range links {
+		if err := unix.Symlinkat(target, dev, name); err != nil {
+			return fmt.Errorf("making /dev/%s: %w", name, err)
+		}
+	}
+	return r.tmpfs("/dev/shm", "mode=1777", 0)
+}
