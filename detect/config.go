@@ -133,12 +133,12 @@ func (c *Config) Source(key string) string {
 // loadConfig reads pyship.toml, else [tool.pyship] in pyproject.toml. It returns nil when
 // neither exists.
 func loadConfig(fsys fs.FS, pyproject []byte) (*Config, error) {
-	data, err := fs.ReadFile(fsys, ConfigFile)
+	data, err := readOptional(fsys, ConfigFile)
 	switch {
-	case err == nil:
+	case err != nil:
+		return nil, err
+	case data != nil:
 		return parseConfig(ConfigFile, data, nil)
-	case !errors.Is(err, fs.ErrNotExist):
-		return nil, fmt.Errorf("reading %q: %w", ConfigFile, err)
 	case pyproject != nil:
 		return parseConfig("pyproject.toml", pyproject, []string{"tool", "pyship"})
 	}

@@ -118,17 +118,20 @@ type Error struct {
 	Hint string
 }
 
+// Error formats the problem for a log: control characters in it (a file name, a decoder's
+// message) are escaped, so that the message cannot rewrite the terminal or the CI log.
 func (e *Error) Error() string {
 	var b strings.Builder
+	file := clip(e.File, 512)
 	switch {
-	case e.File != "" && e.Line > 0:
-		fmt.Fprintf(&b, "%s:%d: ", e.File, e.Line)
-	case e.File != "":
-		fmt.Fprintf(&b, "%s: ", e.File)
+	case file != "" && e.Line > 0:
+		fmt.Fprintf(&b, "%s:%d: ", file, e.Line)
+	case file != "":
+		fmt.Fprintf(&b, "%s: ", file)
 	}
-	b.WriteString(e.Msg)
+	b.WriteString(clip(e.Msg, 4096))
 	if e.Hint != "" {
-		b.WriteString("\nhint: " + e.Hint)
+		b.WriteString("\nhint: " + clip(e.Hint, 4096))
 	}
 	return b.String()
 }
@@ -148,6 +151,7 @@ func Detect(ctx context.Context, fsys fs.FS, opts Options) (*Result, error) {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
+	fsys = confine(fsys)
 	if !isPythonProject(fsys) {
 		return nil, &Error{
 			Msg: "no Python application found",
@@ -360,12 +364,17 @@ func requirementsTree(fsys fs.FS, root string, allowVCS bool) (reqTree, error) {
 			return &Error{File: from, Line: line, Msg: fmt.Sprintf("includes %q, which is outside the repository", file),
 				Hint: "keep every requirements file inside the repository"}
 		}
-		data, err := fs.ReadFile(fsys, file)
-		if err != nil {
-			if from == "" {
-				return fmt.Errorf("reading %q: %w", file, err)
-			}
-			return &Error{File: from, Line: line, Msg: fmt.Sprintf("includes %q, which cannot be read: %v", file, errors.Unwrap(err)),
+		data, err := readFile(fsys, file)
+		var de *Error
+		switch {
+		case err == nil:
+		case from == "":
+			return readError(file, err)
+		case errors.As(err, &de):
+			// The included file names itself in de.Msg when the problem is a link.
+			return &Error{File: from, Line: line, Msg: fmt.Sprintf("includes %s: %s", excerpt(file), de.Msg), Hint: de.Hint}
+		default:
+			return &Error{File: from, Line: line, Msg: fmt.Sprintf("includes %s, which cannot be read: %v", excerpt(file), cause(err)),
 				Hint: "fix the path after -r or -c; it is relative to the including file"}
 		}
 		seen[file] = true
@@ -396,11 +405,6 @@ func requirementsTree(fsys fs.FS, root string, allowVCS bool) (reqTree, error) {
 		return reqTree{}, err
 	}
 	return reqTree{files: sortedKeys(seen), names: sortedKeys(nameSet), local: local}, nil
-}
-
-func exists(fsys fs.FS, name string) bool {
-	_, err := fs.Stat(fsys, name)
-	return err == nil
 }
 
 func lineOf(src string, offset int) int {

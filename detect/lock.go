@@ -81,9 +81,9 @@ func readLock(fsys fs.FS, proj *project, res *Result) (*Lock, error) {
 		res.warnf("%s is installed; %s ignored (pyship takes the first of %s)", found[0], strings.Join(found[1:], " and "), strings.Join(LockFiles, ", "))
 	}
 	file := found[0]
-	data, err := fs.ReadFile(fsys, file)
+	data, err := readFile(fsys, file)
 	if err != nil {
-		return nil, fmt.Errorf("reading %q: %w", file, err)
+		return nil, readError(file, err)
 	}
 	var lock *Lock
 	switch file {

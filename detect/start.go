@@ -185,9 +185,9 @@ func djangoCommand(fsys fs.FS, res *Result) (bool, error) {
 func candidates(fsys fs.FS) ([]candidate, error) {
 	var out []candidate
 	add := func(file, module, root string) error {
-		data, err := fs.ReadFile(fsys, file)
+		data, err := readFile(fsys, file)
 		if err != nil {
-			return fmt.Errorf("reading %q: %w", file, err)
+			return readError(file, err)
 		}
 		out = append(out, candidate{file: file, module: module, root: root, src: string(data)})
 		return nil
@@ -337,7 +337,7 @@ func shell(cmd string) []string { return []string{"/bin/sh", "-c", "exec " + cmd
 // [project.scripts] entry.
 func scriptCommand(fsys fs.FS, cands []candidate, proj *project, res *Result) bool {
 	for _, name := range scriptFiles {
-		data, err := fs.ReadFile(fsys, name)
+		data, err := readFile(fsys, name)
 		if err != nil {
 			continue
 		}
@@ -356,7 +356,7 @@ func scriptCommand(fsys fs.FS, cands []candidate, proj *project, res *Result) bo
 		pkgs, _ := packages(fsys, root)
 		for _, pkg := range pkgs {
 			file := path.Join(root, pkg, "__main__.py")
-			if data, err := fs.ReadFile(fsys, file); err == nil {
+			if data, err := readFile(fsys, file); err == nil {
 				res.Start = Start{Command: []string{"python", "-m", pkg}, Source: file, PythonPath: strings.TrimPrefix(root, "."),
 					Reason: "package " + pkg + " has a __main__.py"}
 				portOf(file, string(data), res)
