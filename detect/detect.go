@@ -212,13 +212,17 @@ func pythonVersion(fsys fs.FS, cfg *Config, proj *project, res *Result) (Fact, e
 			if data == nil {
 				continue
 			}
-			line, n := firstLine(data)
+			text, err := decodeText(name, data, false)
+			if err != nil {
+				return Fact{}, err
+			}
+			line, n := firstLine(text)
 			if line == "" {
 				return Fact{}, &Error{File: name, Msg: "the file names no Python version", Hint: `write a version like "3.12" in it, or delete it`}
 			}
 			minor, ok := pythonMinor(line)
 			if !ok {
-				return Fact{}, &Error{File: name, Line: n, Msg: fmt.Sprintf("%q is not a CPython version", line),
+				return Fact{}, &Error{File: name, Line: n, Msg: fmt.Sprintf("%s is not a CPython version", excerpt(line)),
 					Hint: `write a version like "3.12" or "3.12.4"; pyship builds on CPython`}
 			}
 			chosen = Fact{Value: minor, Source: fmt.Sprintf("%s:%d", name, n)}
@@ -276,8 +280,8 @@ func ParseSource(s string) (string, int) {
 }
 
 // firstLine returns the first line that is neither blank nor a comment, and its number.
-func firstLine(data []byte) (string, int) {
-	for n, line := range strings.Split(string(data), "\n") {
+func firstLine(text string) (string, int) {
+	for n, line := range strings.Split(text, "\n") {
 		line = strings.TrimSpace(line)
 		if line != "" && !strings.HasPrefix(line, "#") {
 			return line, n + 1

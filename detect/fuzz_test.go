@@ -49,9 +49,15 @@ func FuzzParseProcfile(f *testing.F) {
 	f.Add([]byte("web: a\nweb: b\n"))
 	f.Add([]byte("web:\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		web, line, err := ParseProcfile(data)
-		if err == nil && line > 0 && web == "" {
-			t.Fatalf("web process on line %d with no command", line)
+		pf, err := ParseProcfile(data)
+		if err != nil {
+			if _, ok := err.(*Error); !ok {
+				t.Fatalf("error %v is not a *detect.Error", err)
+			}
+			return
+		}
+		if pf.WebLine > 0 && pf.Web == "" {
+			t.Fatalf("web process on line %d with no command", pf.WebLine)
 		}
 	})
 }

@@ -78,7 +78,11 @@ func ParseRequirements(path string, data []byte) (*RequirementsFile, error) {
 		return &Error{File: path, Line: line, Msg: fmt.Sprintf(format, args...),
 			Hint: "see https://pip.pypa.io/en/stable/reference/requirements-file-format/"}
 	}
-	lines := strings.Split(strings.ReplaceAll(string(data), "\r\n", "\n"), "\n")
+	text, err := decodeText(path, data, true)
+	if err != nil {
+		return nil, err
+	}
+	lines := strings.Split(strings.ReplaceAll(text, "\r\n", "\n"), "\n")
 	for i := 0; i < len(lines); i++ {
 		start := i + 1
 		line := lines[i]

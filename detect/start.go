@@ -1,8 +1,6 @@
 package detect
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -14,10 +12,11 @@ import (
 )
 
 var (
-	procfileWebRe = regexp.MustCompile(`^web\s*:\s*(.*)$`)
-	mainBlockRe   = regexp.MustCompile(`(?m)^if\s+__name__\s*==\s*['"]__main__['"]\s*:`)
-	settingsRe    = regexp.MustCompile(`DJANGO_SETTINGS_MODULE['"]\s*,\s*['"]([A-Za-z_][\w.]*)['"]`)
-	readsPortRe   = regexp.MustCompile(`(?:environ\.get|getenv|environ\[)\(?\s*['"]PORT['"]`)
+	// procfileLineRe matches a Procfile line: a process type, a colon, the command.
+	procfileLineRe = regexp.MustCompile(`^([A-Za-z0-9_-]+)\s*:(.*)$`)
+	mainBlockRe    = regexp.MustCompile(`(?m)^if\s+__name__\s*==\s*['"]__main__['"]\s*:`)
+	settingsRe     = regexp.MustCompile(`DJANGO_SETTINGS_MODULE['"]\s*,\s*['"]([A-Za-z_][\w.]*)['"]`)
+	readsPortRe    = regexp.MustCompile(`(?:environ\.get|getenv|environ\[)\(?\s*['"]PORT['"]`)
 	// hardPortRes find a literal port given to a server started from the script.
 	hardPortRes = []*regexp.Regexp{
 		regexp.MustCompile(`\.run\([^)]*\bport\s*=\s*(\d+)`),
@@ -112,39 +111,70 @@ func procfileCommand(fsys fs.FS, res *Result) (bool, error) {
 	if err != nil || data == nil {
 		return false, err
 	}
-	web, webLine, err := ParseProcfile(data)
-	if err != nil || webLine == 0 {
+	pf, err := ParseProcfile(data)
+	if err != nil {
 		return false, err
 	}
+	res.Warnings = append(res.Warnings, pf.Warnings...)
+	if pf.WebLine == 0 {
+		return false, nil
+	}
 	// A shell, so that $PORT in the command expands as it does on Heroku.
-	res.Start = Start{Command: []string{"/bin/sh", "-c", "exec " + web}, Source: fmt.Sprintf("Procfile:%d", webLine), Reason: "Procfile declares a web process"}
+	res.Start = Start{Command: []string{"/bin/sh", "-c", "exec " + pf.Web}, Source: fmt.Sprintf("Procfile:%d", pf.WebLine), Reason: "Procfile declares a web process"}
 	return true, nil
 }
 
-// ParseProcfile returns the web process's command and line (0 when there is none).
-func ParseProcfile(data []byte) (string, int, error) {
-	var web string
-	var webLine int
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 64*1024), 1<<20)
-	for n := 1; sc.Scan(); n++ {
-		m := procfileWebRe.FindStringSubmatch(strings.TrimSpace(sc.Text()))
-		if m == nil {
+// Procfile is what a Procfile declares.
+type Procfile struct {
+	// Web is the web process's command, and WebLine its line (0 when there is none).
+	Web     string
+	WebLine int
+	// Warnings name the lines that are not "name: command", which are ignored.
+	Warnings []string
+}
+
+// ParseProcfile reads a Procfile: lines "name: command", blank lines and # comments. A
+// line of another form is a warning, or an error when no line is a process.
+func ParseProcfile(data []byte) (*Procfile, error) {
+	text, err := decodeText("Procfile", data, false)
+	if err != nil {
+		return nil, err
+	}
+	pf := &Procfile{}
+	processes, firstBad := 0, 0
+	var bad string
+	for i, line := range strings.Split(text, "\n") {
+		n := i + 1
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
-		if webLine > 0 {
-			return "", 0, &Error{File: "Procfile", Line: n, Msg: fmt.Sprintf("a second web process (the first is on line %d)", webLine),
+		m := procfileLineRe.FindStringSubmatch(line)
+		if m == nil {
+			if firstBad == 0 {
+				firstBad, bad = n, line
+			}
+			pf.Warnings = append(pf.Warnings, fmt.Sprintf("Procfile:%d: %s is not a process line (name: command); ignored", n, excerpt(line)))
+			continue
+		}
+		processes++
+		if m[1] != "web" {
+			continue
+		}
+		if pf.WebLine > 0 {
+			return nil, &Error{File: "Procfile", Line: n, Msg: fmt.Sprintf("a second web process (the first is on line %d)", pf.WebLine),
 				Hint: "keep one web: line"}
 		}
-		web, webLine = strings.TrimSpace(m[1]), n
+		pf.Web, pf.WebLine = strings.TrimSpace(m[2]), n
 	}
-	if err := sc.Err(); err != nil {
-		return "", 0, &Error{File: "Procfile", Msg: err.Error(), Hint: "keep Procfile lines under 1 MiB"}
+	if processes == 0 && firstBad > 0 {
+		return nil, &Error{File: "Procfile", Line: firstBad, Msg: fmt.Sprintf("%s is not a process line, and no line is: a Procfile holds lines of the form name: command", excerpt(bad)),
+			Hint: "write the web process as web: COMMAND, or delete the Procfile"}
 	}
-	if webLine > 0 && web == "" {
-		return "", 0, &Error{File: "Procfile", Line: webLine, Msg: "the web process has no command", Hint: "write the command after web:"}
+	if pf.WebLine > 0 && pf.Web == "" {
+		return nil, &Error{File: "Procfile", Line: pf.WebLine, Msg: "the web process has no command", Hint: "write the command after web:"}
 	}
-	return web, webLine, nil
+	return pf, nil
 }
 
 // djangoCommand serves a Django project's WSGI (or ASGI) application.
