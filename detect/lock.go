@@ -1,14 +1,12 @@
 package detect
 
 import (
-	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"path"
 	"sort"
 	"strings"
-
-	"github.com/BurntSushi/toml"
 )
 
 // LockFiles are the lock files pyship installs from, in order of precedence.
@@ -150,8 +148,8 @@ type pylockDoc struct {
 
 func parsePylock(data []byte) (*Lock, error) {
 	var doc pylockDoc
-	if _, err := toml.Decode(string(data), &doc); err != nil {
-		return nil, tomlError("pylock.toml", data, err)
+	if _, err := decodeTOML("pylock.toml", data, &doc); err != nil {
+		return nil, err
 	}
 	if !strings.HasPrefix(doc.LockVersion, "1.") {
 		return nil, &Error{File: "pylock.toml", Msg: fmt.Sprintf("lock-version %q is not one pyship reads", doc.LockVersion),
@@ -242,8 +240,8 @@ func parseUVLock(data []byte, proj *project) (*Lock, error) {
 		Version int         `toml:"version"`
 		Package []uvPackage `toml:"package"`
 	}
-	if _, err := toml.Decode(string(data), &doc); err != nil {
-		return nil, tomlError("uv.lock", data, err)
+	if _, err := decodeTOML("uv.lock", data, &doc); err != nil {
+		return nil, err
 	}
 	if doc.Version != 1 {
 		return nil, &Error{File: "uv.lock", Msg: fmt.Sprintf("lock version %d is not one pyship reads", doc.Version), Hint: "pyship reads uv.lock version 1"}
@@ -294,8 +292,12 @@ func parseUVLock(data []byte, proj *project) (*Lock, error) {
 		}
 		return edges, nil
 	})
-	if err != nil {
+	var de *Error
+	switch {
+	case errors.As(err, &de):
 		return nil, err
+	case err != nil:
+		return nil, &Error{File: "uv.lock", Msg: err.Error(), Hint: "run `uv lock`"}
 	}
 	lock := &Lock{File: "uv.lock", Format: "uv"}
 	if doc.Package[root].Source["editable"] != "" {
@@ -410,8 +412,8 @@ func parsePoetryLock(data []byte, proj *project) (*Lock, error) {
 			LockVersion string `toml:"lock-version"`
 		} `toml:"metadata"`
 	}
-	if _, err := toml.Decode(string(data), &doc); err != nil {
-		return nil, tomlError("poetry.lock", data, err)
+	if _, err := decodeTOML("poetry.lock", data, &doc); err != nil {
+		return nil, err
 	}
 	lock := &Lock{File: "poetry.lock", Format: "poetry"}
 	if proj.installable() {
@@ -487,8 +489,8 @@ func parsePipfileLock(data []byte, proj *project) (*Lock, error) {
 			Editable bool     `json:"editable"`
 		} `json:"default"`
 	}
-	if err := json.Unmarshal(data, &doc); err != nil {
-		return nil, &Error{File: "Pipfile.lock", Msg: "not valid JSON: " + err.Error(), Hint: "run `pipenv lock` to regenerate it"}
+	if err := decodeJSON("Pipfile.lock", data, &doc, "run `pipenv lock` to regenerate it"); err != nil {
+		return nil, err
 	}
 	lock := &Lock{File: "Pipfile.lock", Format: "pipenv"}
 	for _, name := range sortedKeys(doc.Default) {

@@ -93,8 +93,8 @@ func readProject(fsys fs.FS) (*project, error) {
 	if data != nil {
 		p.pyproject = data
 		var doc pyprojectDoc
-		if _, err := toml.Decode(string(data), &doc); err != nil {
-			return nil, tomlError("pyproject.toml", data, err)
+		if _, err := decodeTOML("pyproject.toml", data, &doc); err != nil {
+			return nil, err
 		}
 		p.buildBackend = doc.BuildSystem.Backend
 		if pr := doc.Project; pr != nil {
@@ -214,8 +214,8 @@ func parsePipfile(data []byte) (*pipfile, error) {
 			PythonFullVersion string `toml:"python_full_version"`
 		} `toml:"requires"`
 	}
-	if _, err := toml.Decode(string(data), &doc); err != nil {
-		return nil, tomlError("Pipfile", data, err)
+	if _, err := decodeTOML("Pipfile", data, &doc); err != nil {
+		return nil, err
 	}
 	pf := &pipfile{}
 	switch {

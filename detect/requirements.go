@@ -86,10 +86,18 @@ func ParseRequirements(path string, data []byte) (*RequirementsFile, error) {
 	for i := 0; i < len(lines); i++ {
 		start := i + 1
 		line := lines[i]
-		// A backslash at the end joins the next line.
-		for strings.HasSuffix(line, `\`) && i+1 < len(lines) {
-			i++
-			line = strings.TrimSuffix(line, `\`) + " " + lines[i]
+		// A backslash at the end joins the next line (into one buffer: joining a string
+		// at every line would cost the square of the lines joined).
+		if strings.HasSuffix(line, `\`) && i+1 < len(lines) {
+			var joined strings.Builder
+			for strings.HasSuffix(line, `\`) && i+1 < len(lines) {
+				joined.WriteString(strings.TrimSuffix(line, `\`))
+				joined.WriteString(" ")
+				i++
+				line = lines[i]
+			}
+			joined.WriteString(line)
+			line = joined.String()
 		}
 		line = stripComment(line)
 		if line == "" {
