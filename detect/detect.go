@@ -244,14 +244,14 @@ func pythonVersion(fsys fs.FS, cfg *Config, proj *project, res *Result) (Fact, e
 	switch {
 	case chosen.Value != "":
 		if req != "" && !spec.AllowsMinor(chosen.Value) {
-			res.warnf("%s picks Python %s, which %s (%s) does not allow; pip refuses to install a project on a Python it excludes", chosen.Source, chosen.Value, reqSource, req)
+			res.warnf("%s picks Python %s, which %s (%s) does not allow; pip refuses to install a project on a Python it excludes", chosen.Source, chosen.Value, reqSource, clip(req, maxExcerpt))
 		}
 	case req != "":
 		minor, ok := spec.Newest()
 		if !ok {
 			file, line := ParseSource(reqSource)
 			return Fact{}, &Error{File: file, Line: line,
-				Msg:  fmt.Sprintf("the Python requirement %q allows none of the versions pyship builds for (%s)", req, strings.Join(SupportedPythons, ", ")),
+				Msg:  fmt.Sprintf("the Python requirement %s allows none of the versions pyship builds for (%s)", excerpt(req), strings.Join(SupportedPythons, ", ")),
 				Hint: "widen the requirement, or pin a version in .python-version"}
 		}
 		chosen = Fact{Value: minor, Source: reqSource}
@@ -365,7 +365,7 @@ func requirementsTree(fsys fs.FS, root string, allowVCS bool) (reqTree, error) {
 			return nil
 		}
 		if file == ".." || strings.HasPrefix(file, "../") || path.IsAbs(file) {
-			return &Error{File: from, Line: line, Msg: fmt.Sprintf("includes %q, which is outside the repository", file),
+			return &Error{File: from, Line: line, Msg: fmt.Sprintf("includes %s, which is outside the repository", excerpt(file)),
 				Hint: "keep every requirements file inside the repository"}
 		}
 		data, err := readFile(fsys, file)
@@ -394,7 +394,7 @@ func requirementsTree(fsys fs.FS, root string, allowVCS bool) (reqTree, error) {
 				local = append(local, path.Join(path.Dir(file), r.Text))
 			}
 			if r.Kind == "vcs" && !allowVCS {
-				return &Error{File: file, Line: r.Line, Msg: fmt.Sprintf("%q installs from version control, which needs git; the python:X.Y-slim base has none", r.Text),
+				return &Error{File: file, Line: r.Line, Msg: fmt.Sprintf("%s installs from version control, which needs git; the python:X.Y-slim base has none", excerpt(r.Text)),
 					Hint: "point at a wheel or sdist URL (https://.../pkg-1.0.tar.gz), vendor the package into the repository, or set base in pyship.toml to an image with git"}
 			}
 		}

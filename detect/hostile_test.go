@@ -399,3 +399,48 @@ func TestRootFS(t *testing.T) {
 		t.Error("opened a path with ..")
 	}
 }
+
+// What an error quotes of a file is short and escaped: a long line, control characters
+// that would rewrite a terminal or a CI log, and credentials in a URL stay out of it.
+func TestErrorsQuoteShortExcerpts(t *testing.T) {
+	long := "\x1b[2J\x1b]0;owned\x07" + strings.Repeat("x", 10_000) + "-SENTINEL"
+	for _, tc := range []struct {
+		name    string
+		fixture string
+		files   map[string]string
+		want    []string
+	}{
+		{name: "requirement line", files: map[string]string{"requirements.txt": "flask\n" + long + "==1\n"}, want: []string{"requirements.txt:2", `"\x1b[2J\x1b]0;owned\a`, "..."}},
+		{name: "python version", files: map[string]string{".python-version": long + "\n"}, want: []string{".python-version:1", `\x1b`}},
+		{name: "config value", files: map[string]string{"pyship.toml": "user = \"" + strings.Repeat("a", 10_000) + "-SENTINEL\"\n"}, want: []string{"pyship.toml:1", "not numeric"}},
+		{name: "unknown option", files: map[string]string{"requirements.txt": "--" + strings.Repeat("o", 10_000) + "-SENTINEL\n"}, want: []string{"requirements.txt:1", "unknown option"}},
+		{name: "include name", files: map[string]string{"requirements.txt": "-r " + strings.Repeat("d", 10_000) + "-SENTINEL.txt\n"}, want: []string{"requirements.txt:1", "includes"}},
+		{name: "vcs url with a token", fixture: "pipenv-lock", files: map[string]string{"Pipfile.lock": `{"default": {"mylib": {"git": "https://x-access-token:ghs_SENTINEL@github.com/o/mylib.git"}}}`, "Pipfile": "[packages]\n"},
+			want: []string{"Pipfile.lock", "https://github.com/o/mylib.git"}},
+		{name: "requires-python", files: map[string]string{"pyproject.toml": "[project]\nname = \"a\"\nrequires-python = \"<3.0" + strings.Repeat("0", 10_000) + "-SENTINEL\"\n"}, want: []string{"pyproject.toml:3"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fsys := files(map[string]string{"app.py": seedApp})
+			if tc.fixture != "" {
+				fsys = fixtureFS(t, tc.fixture, nil)
+			}
+			for k, v := range tc.files {
+				fsys[k] = files(map[string]string{k: v})[k]
+			}
+			_, err := Detect(context.Background(), fsys, Options{})
+			var de *Error
+			if !errors.As(err, &de) {
+				t.Fatalf("got %v, want a *detect.Error", err)
+			}
+			msg := err.Error()
+			for _, want := range tc.want {
+				if !strings.Contains(msg, want) {
+					t.Errorf("error %q does not mention %q", msg, want)
+				}
+			}
+			if strings.Contains(msg, "SENTINEL") || strings.ContainsAny(msg, "\x1b\x07") || len(msg) > 600 {
+				t.Errorf("error is %d bytes, shows the end of a long value, a credential or a control character: %q", len(msg), msg)
+			}
+		})
+	}
+}

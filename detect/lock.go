@@ -110,7 +110,7 @@ func readLock(fsys fs.FS, proj *project, res *Result) (*Lock, error) {
 
 // vcsError explains why a package from version control cannot be installed as locked.
 func vcsError(file, name, url string) error {
-	return &Error{File: file, Msg: fmt.Sprintf("package %s is locked to a version-control source (%s)", name, url),
+	return &Error{File: file, Msg: fmt.Sprintf("package %s is locked to a version-control source (%s)", excerpt(name), excerpt(withoutCredentials(url))),
 		Hint: "the slim base image has no git, and pip cannot hash-check a checkout: publish the package to an index, or vendor it into the repository"}
 }
 
@@ -152,7 +152,7 @@ func parsePylock(data []byte) (*Lock, error) {
 		return nil, err
 	}
 	if !strings.HasPrefix(doc.LockVersion, "1.") {
-		return nil, &Error{File: "pylock.toml", Msg: fmt.Sprintf("lock-version %q is not one pyship reads", doc.LockVersion),
+		return nil, &Error{File: "pylock.toml", Msg: fmt.Sprintf("lock-version %s is not one pyship reads", excerpt(doc.LockVersion)),
 			Hint: "pyship reads PEP 751 lock files of version 1.x"}
 	}
 	groups := map[string]bool{}
@@ -165,7 +165,7 @@ func parsePylock(data []byte) (*Lock, error) {
 		if p.Marker != "" {
 			m, err := parseMarker(p.Marker)
 			if err != nil {
-				return nil, &Error{File: "pylock.toml", Msg: fmt.Sprintf("package %s: %v", p.Name, err), Hint: "regenerate the lock file"}
+				return nil, &Error{File: "pylock.toml", Msg: fmt.Sprintf("package %s: %v", excerpt(p.Name), err), Hint: "regenerate the lock file"}
 			}
 			switch d := decide(m, nil, groups).(type) {
 			case markerConst:

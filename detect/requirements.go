@@ -143,7 +143,7 @@ func (rf *RequirementsFile) option(fields []string, line int, bad func(int, stri
 			return value, nil
 		}
 		if len(rest) == 0 {
-			return "", bad(line, "%s needs a value", opt)
+			return "", bad(line, "%s needs a value", excerpt(opt))
 		}
 		v := rest[0]
 		rest = rest[1:]
@@ -177,16 +177,16 @@ func (rf *RequirementsFile) option(fields []string, line int, bad func(int, stri
 		}
 	case reqFlagOptions[opt]:
 		if hasValue {
-			return bad(line, "%s takes no value", opt)
+			return bad(line, "%s takes no value", excerpt(opt))
 		}
 		if indexOptions[opt] {
 			rf.IndexOptions = append(rf.IndexOptions, opt)
 		}
 	default:
-		return bad(line, "unknown option %q", fields[0])
+		return bad(line, "unknown option %s", excerpt(fields[0]))
 	}
 	if len(rest) > 0 {
-		return bad(line, "unexpected %q after %s", strings.Join(rest, " "), opt)
+		return bad(line, "unexpected %s after %s", excerpt(strings.Join(rest, " ")), excerpt(opt))
 	}
 	return nil
 }
@@ -208,14 +208,14 @@ func parseRequirementLine(fields []string, line int, bad func(int, string, ...an
 				i++
 			}
 		case strings.HasPrefix(f, "-"):
-			return req, bad(line, "unknown option %q after a requirement", f)
+			return req, bad(line, "unknown option %s after a requirement", excerpt(f))
 		default:
 			words = append(words, f)
 		}
 	}
 	for _, h := range req.Hashes {
 		if algo, digest, ok := strings.Cut(h, ":"); !ok || algo == "" || digest == "" {
-			return req, bad(line, "--hash=%s is not ALGORITHM:DIGEST", h)
+			return req, bad(line, "--hash=%s is not ALGORITHM:DIGEST", excerpt(h))
 		}
 	}
 	req.Text = strings.Join(words, " ")
@@ -238,7 +238,7 @@ func parseRequirementLine(fields []string, line int, bad func(int, string, ...an
 	default:
 		m := reqNameRe.FindStringSubmatch(t)
 		if m == nil || !reqRestRe.MatchString(m[3]) {
-			return req, bad(line, "%q is not a valid requirement (PEP 508: name[extras] specifiers ; markers)", t)
+			return req, bad(line, "%s is not a valid requirement (PEP 508: name[extras] specifiers ; markers)", excerpt(t))
 		}
 		req.Name = NormalizeName(m[1])
 		req.Kind = "name"
