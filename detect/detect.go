@@ -391,7 +391,7 @@ func requirementsTree(fsys fs.FS, root string, allowVCS bool) (reqTree, error) {
 				nameSet[r.Name] = true
 			}
 			if r.Kind == "path" {
-				local = append(local, path.Join(path.Dir(file), r.Text))
+				local = append(local, path.Join(path.Dir(file), localPath(r.Text)))
 			}
 			if r.Kind == "vcs" && !allowVCS {
 				return &Error{File: file, Line: r.Line, Msg: fmt.Sprintf("%s installs from version control, which needs git; the python:X.Y-slim base has none", excerpt(r.Text)),

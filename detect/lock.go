@@ -97,6 +97,11 @@ func readLock(fsys fs.FS, proj *project, res *Result) (*Lock, error) {
 	if err != nil {
 		return nil, err
 	}
+	for _, l := range lock.Local {
+		if !insideRepository(l) {
+			return nil, &Error{File: file, Msg: fmt.Sprintf("installs from %s, which is outside the repository", excerpt(l)), Hint: outsideHint}
+		}
+	}
 	sort.Slice(lock.Packages, func(i, j int) bool {
 		a, b := lock.Packages[i], lock.Packages[j]
 		if a.Name != b.Name {

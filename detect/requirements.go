@@ -2,6 +2,7 @@ package detect
 
 import (
 	"fmt"
+	"path"
 	"regexp"
 	"strings"
 )
@@ -72,13 +73,13 @@ var (
 
 // ParseRequirements parses a pip requirements file. A line it cannot read is an *Error
 // with the file and line.
-func ParseRequirements(path string, data []byte) (*RequirementsFile, error) {
-	rf := &RequirementsFile{Path: path}
+func ParseRequirements(file string, data []byte) (*RequirementsFile, error) {
+	rf := &RequirementsFile{Path: file}
 	bad := func(line int, format string, args ...any) error {
-		return &Error{File: path, Line: line, Msg: fmt.Sprintf(format, args...),
+		return &Error{File: file, Line: line, Msg: fmt.Sprintf(format, args...),
 			Hint: "see https://pip.pypa.io/en/stable/reference/requirements-file-format/"}
 	}
-	text, err := decodeText(path, data, true)
+	text, err := decodeText(file, data, true)
 	if err != nil {
 		return nil, err
 	}
@@ -112,6 +113,9 @@ func ParseRequirements(path string, data []byte) (*RequirementsFile, error) {
 		}
 		req, err := parseRequirementLine(fields, start, bad)
 		if err != nil {
+			return nil, err
+		}
+		if err := rf.checkLocal(req); err != nil {
 			return nil, err
 		}
 		rf.Requirements = append(rf.Requirements, req)
@@ -163,6 +167,9 @@ func (rf *RequirementsFile) option(fields []string, line int, bad func(int, stri
 		}
 		req, err := parseRequirementLine([]string{v}, line, bad)
 		if err != nil {
+			return err
+		}
+		if err := rf.checkLocal(req); err != nil {
 			return err
 		}
 		req.Kind = "editable"
@@ -247,4 +254,37 @@ func parseRequirementLine(fields []string, line int, bad func(int, string, ...an
 		}
 	}
 	return req, nil
+}
+
+// fileURLRe finds a file: URL, alone or after "name @".
+var fileURLRe = regexp.MustCompile(`(?i)^(?:[A-Za-z0-9][A-Za-z0-9._-]*\s*(?:\[[^\]]*\])?\s*@\s*)?file:`)
+
+// outsideHint says what to do with a package that lives outside the repository.
+const outsideHint = "pyship builds from the repository alone: vendor the package inside it and install it with a ./ path, " +
+	"or publish it to an index and require it by name"
+
+// localPath is the path a local requirement installs from, as written: without extras,
+// marker or URL fragment.
+func localPath(text string) string {
+	if i := strings.IndexAny(text, " ;#["); i >= 0 {
+		return text[:i]
+	}
+	return text
+}
+
+// checkLocal refuses a requirement that installs from outside the repository: a path
+// that climbs out of it or is absolute, or a file: URL. The image is built from the
+// repository alone, where pip would only say "Expected package name".
+func (rf *RequirementsFile) checkLocal(req Requirement) error {
+	switch {
+	case fileURLRe.MatchString(req.Text):
+		return &Error{File: rf.Path, Line: req.Line, Msg: fmt.Sprintf("%s installs from a file: URL, a path on this machine outside the repository", excerpt(req.Text)),
+			Hint: outsideHint}
+	case req.Kind == "path":
+		p := localPath(req.Text)
+		if strings.HasPrefix(p, "/") || !insideRepository(path.Join(path.Dir(rf.Path), p)) {
+			return &Error{File: rf.Path, Line: req.Line, Msg: fmt.Sprintf("%s is outside the repository", excerpt(p)), Hint: outsideHint}
+		}
+	}
+	return nil
 }
