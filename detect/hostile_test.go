@@ -213,6 +213,23 @@ func TestDetectReadsOnlyRepositoryFiles(t *testing.T) {
 			want:  []string{"requirements.txt", `"/dev/zero"`, "outside the repository"},
 		},
 		{
+			name:  "src links out of the repository",
+			files: map[string]string{"requirements.txt": "flask\n"},
+			setup: func(t *testing.T, dir string) {
+				host := filepath.Dir(hostFile(t))
+				if err := os.MkdirAll(filepath.Join(host, "web"), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				for _, f := range []string{"web/__init__.py", "web/app.py"} {
+					if err := os.WriteFile(filepath.Join(host, f), []byte("from flask import Flask\napp = Flask(__name__)\n"), 0o644); err != nil {
+						t.Fatal(err)
+					}
+				}
+				symlink(t, host, filepath.Join(dir, "src"))
+			},
+			want: []string{"src", "outside the repository"},
+		},
+		{
 			name:  "requirements.txt is a FIFO",
 			files: app,
 			setup: func(t *testing.T, dir string) {

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 var (
@@ -259,11 +260,11 @@ var notPackages = map[string]bool{"tests": true, "test": true, "docs": true, "mi
 // packages lists the Python packages (directories with __init__.py) directly under root.
 func packages(fsys fs.FS, root string) ([]string, error) {
 	entries, err := fs.ReadDir(fsys, root)
-	if errors.Is(err, fs.ErrNotExist) {
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading %q: %w", root, err)
+		return nil, readError(root, err)
 	}
 	var out []string
 	for _, e := range entries {
