@@ -375,7 +375,8 @@ func requirementsTree(fsys fs.FS, root string, allowVCS bool) (reqTree, error) {
 		case from == "":
 			return readError(file, err)
 		case errors.As(err, &de):
-			// The included file names itself in de.Msg when the problem is a link.
+			// The included file itself is at fault (a link out, a FIFO, too large):
+			// say where it is included, and what is wrong with it.
 			return &Error{File: from, Line: line, Msg: fmt.Sprintf("includes %s: %s", excerpt(file), de.Msg), Hint: de.Hint}
 		default:
 			return &Error{File: from, Line: line, Msg: fmt.Sprintf("includes %s, which cannot be read: %v", excerpt(file), cause(err)),
