@@ -44,8 +44,11 @@ type Config struct {
 
 	// File is where the configuration came from: "pyship.toml" or "pyproject.toml".
 	File string `toml:"-" json:"file,omitempty"`
-	// lines maps a key ("port", "smoke.path") to its line, for sources and messages.
-	lines map[string]int
+	// keys maps a key as Line takes it ("port", "smoke.path") to the full key in doc, the
+	// document: a key's line is looked up when asked for, not for every key of a document
+	// that may hold thousands.
+	keys map[string]toml.Key
+	doc  string
 }
 
 // Smoke configures the smoke test.
@@ -82,7 +85,7 @@ func (c *Command) UnmarshalTOML(v any) error {
 		for _, e := range v {
 			s, ok := e.(string)
 			if !ok {
-				return fmt.Errorf("start: %v is not a string", e)
+				return fmt.Errorf("start: %s is not a string", excerpt(fmt.Sprint(e)))
 			}
 			*c = append(*c, s)
 		}
@@ -99,10 +102,10 @@ type Duration struct{ time.Duration }
 func (d *Duration) UnmarshalText(b []byte) error {
 	v, err := time.ParseDuration(string(b))
 	if err != nil {
-		return fmt.Errorf("%q is not a duration like \"30s\"", b)
+		return fmt.Errorf("%s is not a duration like \"30s\"", excerpt(string(b)))
 	}
 	if v <= 0 {
-		return fmt.Errorf("%q must be positive", b)
+		return fmt.Errorf("%s must be positive", excerpt(string(b)))
 	}
 	d.Duration = v
 	return nil
@@ -120,7 +123,13 @@ var configKeys = map[string][]string{
 }
 
 // Line returns the line of a key ("port", "smoke.path") in the configuration, or 0.
-func (c *Config) Line(key string) int { return c.lines[key] }
+func (c *Config) Line(key string) int {
+	k, ok := c.keys[key]
+	if !ok {
+		return 0
+	}
+	return keyLine(c.doc, k)
+}
 
 // Source returns "file:line" for a key.
 func (c *Config) Source(key string) string {
@@ -133,12 +142,12 @@ func (c *Config) Source(key string) string {
 // loadConfig reads pyship.toml, else [tool.pyship] in pyproject.toml. It returns nil when
 // neither exists.
 func loadConfig(fsys fs.FS, pyproject []byte) (*Config, error) {
-	data, err := fs.ReadFile(fsys, ConfigFile)
+	data, err := readOptional(fsys, ConfigFile)
 	switch {
-	case err == nil:
+	case err != nil:
+		return nil, err
+	case data != nil:
 		return parseConfig(ConfigFile, data, nil)
-	case !errors.Is(err, fs.ErrNotExist):
-		return nil, fmt.Errorf("reading %q: %w", ConfigFile, err)
 	case pyproject != nil:
 		return parseConfig("pyproject.toml", pyproject, []string{"tool", "pyship"})
 	}
@@ -153,14 +162,14 @@ func parseConfig(file string, data []byte, prefix []string) (*Config, error) {
 		err error
 	)
 	if len(prefix) == 0 {
-		md, err = toml.Decode(string(data), &cfg)
+		md, err = decodeTOML(file, data, &cfg)
 	} else {
 		var doc struct {
 			Tool struct {
 				Pyship *Config `toml:"pyship"`
 			} `toml:"tool"`
 		}
-		md, err = toml.Decode(string(data), &doc)
+		md, err = decodeTOML(file, data, &doc)
 		if err == nil && doc.Tool.Pyship == nil {
 			return nil, nil
 		}
@@ -169,16 +178,16 @@ func parseConfig(file string, data []byte, prefix []string) (*Config, error) {
 		}
 	}
 	if err != nil {
-		return nil, tomlError(file, data, err)
+		return nil, err
 	}
 	cfg.File = file
-	cfg.lines = map[string]int{}
+	cfg.keys = map[string]toml.Key{}
+	cfg.doc = string(data)
 	for _, k := range md.Keys() {
 		if len(k) <= len(prefix) || !hasPrefix(k, prefix) {
 			continue
 		}
-		rel := strings.Join(k[len(prefix):], ".")
-		cfg.lines[rel] = keyLine(string(data), k)
+		cfg.keys[strings.Join(k[len(prefix):], ".")] = k
 	}
 	for _, k := range md.Undecoded() {
 		if !hasPrefix(k, prefix) || len(k) <= len(prefix) {
@@ -186,7 +195,7 @@ func parseConfig(file string, data []byte, prefix []string) (*Config, error) {
 		}
 		rel := k[len(prefix):]
 		table, key := strings.Join(rel[:len(rel)-1], "."), rel[len(rel)-1]
-		e := &Error{File: file, Line: keyLine(string(data), k), Msg: fmt.Sprintf("unknown key %q", strings.Join(rel, "."))}
+		e := &Error{File: file, Line: keyLine(string(data), k), Msg: "unknown key " + excerpt(strings.Join(rel, "."))}
 		if valid, ok := configKeys[table]; ok {
 			if near := nearest(key, valid); near != "" {
 				e.Hint = fmt.Sprintf("did you mean %q? valid keys here: %s", near, strings.Join(valid, ", "))
@@ -210,7 +219,7 @@ func (c *Config) validate() error {
 	}
 	if c.Python != "" {
 		if _, ok := pythonMinor(c.Python); !ok {
-			e := bad("python", "python = %q is not a CPython version", c.Python)
+			e := bad("python", "python = %s is not a CPython version", excerpt(c.Python))
 			e.(*Error).Hint = `write a version like "3.12"`
 			return e
 		}
@@ -219,19 +228,19 @@ func (c *Config) validate() error {
 		return bad("port", "port = %d is not a TCP port (1-65535)", c.Port)
 	}
 	if c.User != "" && !userRe.MatchString(c.User) {
-		e := bad("user", "user = %q is not numeric", c.User)
+		e := bad("user", "user = %s is not numeric", excerpt(c.User))
 		e.(*Error).Hint = `write "uid" or "uid:gid", like "10001:10001"; names cannot be checked by "run as non-root" policies`
 		return e
 	}
 	if c.Smoke.Path != "" && !strings.HasPrefix(c.Smoke.Path, "/") {
-		return bad("smoke.path", "smoke.path = %q must start with /", c.Smoke.Path)
+		return bad("smoke.path", "smoke.path = %s must start with /", excerpt(c.Smoke.Path))
 	}
 	if c.Smoke.Status != 0 && (c.Smoke.Status < 100 || c.Smoke.Status > 599) {
 		return bad("smoke.status", "smoke.status = %d is not an HTTP status", c.Smoke.Status)
 	}
 	for k := range c.Env {
 		if k == "" || strings.ContainsAny(k, "= \t") {
-			return bad("env", "env key %q is not a variable name", k)
+			return bad("env", "env key %s is not a variable name", excerpt(k))
 		}
 	}
 	return nil
@@ -248,7 +257,7 @@ func tomlError(file string, data []byte, err error) error {
 			line = bytes.Count(data[:start], []byte("\n")) + 1
 			col = start - bytes.LastIndexByte(data[:start], '\n')
 		}
-		msg := pe.Message
+		msg := clip(pe.Message, 200)
 		if col > 0 {
 			msg = fmt.Sprintf("column %d: %s", col, msg)
 		}
@@ -258,7 +267,7 @@ func tomlError(file string, data []byte, err error) error {
 		}
 		return &Error{File: file, Line: line, Msg: msg, Hint: hint}
 	}
-	return &Error{File: file, Msg: err.Error(), Hint: "check the types of the values: numbers unquoted, strings quoted"}
+	return &Error{File: file, Msg: clip(err.Error(), 300), Hint: "check the types of the values: numbers unquoted, strings quoted"}
 }
 
 func hasPrefix(k toml.Key, prefix []string) bool {

@@ -118,17 +118,20 @@ type Error struct {
 	Hint string
 }
 
+// Error formats the problem for a log: control characters in it (a file name, a decoder's
+// message) are escaped, so that the message cannot rewrite the terminal or the CI log.
 func (e *Error) Error() string {
 	var b strings.Builder
+	file := clip(e.File, 512)
 	switch {
-	case e.File != "" && e.Line > 0:
-		fmt.Fprintf(&b, "%s:%d: ", e.File, e.Line)
-	case e.File != "":
-		fmt.Fprintf(&b, "%s: ", e.File)
+	case file != "" && e.Line > 0:
+		fmt.Fprintf(&b, "%s:%d: ", file, e.Line)
+	case file != "":
+		fmt.Fprintf(&b, "%s: ", file)
 	}
-	b.WriteString(e.Msg)
+	b.WriteString(clip(e.Msg, 4096))
 	if e.Hint != "" {
-		b.WriteString("\nhint: " + e.Hint)
+		b.WriteString("\nhint: " + clip(e.Hint, 4096))
 	}
 	return b.String()
 }
@@ -148,6 +151,7 @@ func Detect(ctx context.Context, fsys fs.FS, opts Options) (*Result, error) {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
+	fsys = confine(fsys)
 	if !isPythonProject(fsys) {
 		return nil, &Error{
 			Msg: "no Python application found",
@@ -208,13 +212,17 @@ func pythonVersion(fsys fs.FS, cfg *Config, proj *project, res *Result) (Fact, e
 			if data == nil {
 				continue
 			}
-			line, n := firstLine(data)
+			text, err := decodeText(name, data, false)
+			if err != nil {
+				return Fact{}, err
+			}
+			line, n := firstLine(text)
 			if line == "" {
 				return Fact{}, &Error{File: name, Msg: "the file names no Python version", Hint: `write a version like "3.12" in it, or delete it`}
 			}
 			minor, ok := pythonMinor(line)
 			if !ok {
-				return Fact{}, &Error{File: name, Line: n, Msg: fmt.Sprintf("%q is not a CPython version", line),
+				return Fact{}, &Error{File: name, Line: n, Msg: fmt.Sprintf("%s is not a CPython version", excerpt(line)),
 					Hint: `write a version like "3.12" or "3.12.4"; pyship builds on CPython`}
 			}
 			chosen = Fact{Value: minor, Source: fmt.Sprintf("%s:%d", name, n)}
@@ -236,14 +244,14 @@ func pythonVersion(fsys fs.FS, cfg *Config, proj *project, res *Result) (Fact, e
 	switch {
 	case chosen.Value != "":
 		if req != "" && !spec.AllowsMinor(chosen.Value) {
-			res.warnf("%s picks Python %s, which %s (%s) does not allow; pip refuses to install a project on a Python it excludes", chosen.Source, chosen.Value, reqSource, req)
+			res.warnf("%s picks Python %s, which %s (%s) does not allow; pip refuses to install a project on a Python it excludes", chosen.Source, chosen.Value, reqSource, clip(req, maxExcerpt))
 		}
 	case req != "":
 		minor, ok := spec.Newest()
 		if !ok {
 			file, line := ParseSource(reqSource)
 			return Fact{}, &Error{File: file, Line: line,
-				Msg:  fmt.Sprintf("the Python requirement %q allows none of the versions pyship builds for (%s)", req, strings.Join(SupportedPythons, ", ")),
+				Msg:  fmt.Sprintf("the Python requirement %s allows none of the versions pyship builds for (%s)", excerpt(req), strings.Join(SupportedPythons, ", ")),
 				Hint: "widen the requirement, or pin a version in .python-version"}
 		}
 		chosen = Fact{Value: minor, Source: reqSource}
@@ -272,8 +280,8 @@ func ParseSource(s string) (string, int) {
 }
 
 // firstLine returns the first line that is neither blank nor a comment, and its number.
-func firstLine(data []byte) (string, int) {
-	for n, line := range strings.Split(string(data), "\n") {
+func firstLine(text string) (string, int) {
+	for n, line := range strings.Split(text, "\n") {
 		line = strings.TrimSpace(line)
 		if line != "" && !strings.HasPrefix(line, "#") {
 			return line, n + 1
@@ -357,15 +365,21 @@ func requirementsTree(fsys fs.FS, root string, allowVCS bool) (reqTree, error) {
 			return nil
 		}
 		if file == ".." || strings.HasPrefix(file, "../") || path.IsAbs(file) {
-			return &Error{File: from, Line: line, Msg: fmt.Sprintf("includes %q, which is outside the repository", file),
+			return &Error{File: from, Line: line, Msg: fmt.Sprintf("includes %s, which is outside the repository", excerpt(file)),
 				Hint: "keep every requirements file inside the repository"}
 		}
-		data, err := fs.ReadFile(fsys, file)
-		if err != nil {
-			if from == "" {
-				return fmt.Errorf("reading %q: %w", file, err)
-			}
-			return &Error{File: from, Line: line, Msg: fmt.Sprintf("includes %q, which cannot be read: %v", file, errors.Unwrap(err)),
+		data, err := readFile(fsys, file)
+		var de *Error
+		switch {
+		case err == nil:
+		case from == "":
+			return readError(file, err)
+		case errors.As(err, &de):
+			// The included file itself is at fault (a link out, a FIFO, too large):
+			// say where it is included, and what is wrong with it.
+			return &Error{File: from, Line: line, Msg: fmt.Sprintf("includes %s: %s", excerpt(file), de.Msg), Hint: de.Hint}
+		default:
+			return &Error{File: from, Line: line, Msg: fmt.Sprintf("includes %s, which cannot be read: %v", excerpt(file), cause(err)),
 				Hint: "fix the path after -r or -c; it is relative to the including file"}
 		}
 		seen[file] = true
@@ -378,10 +392,10 @@ func requirementsTree(fsys fs.FS, root string, allowVCS bool) (reqTree, error) {
 				nameSet[r.Name] = true
 			}
 			if r.Kind == "path" {
-				local = append(local, path.Join(path.Dir(file), r.Text))
+				local = append(local, path.Join(path.Dir(file), localPath(r.Text)))
 			}
 			if r.Kind == "vcs" && !allowVCS {
-				return &Error{File: file, Line: r.Line, Msg: fmt.Sprintf("%q installs from version control, which needs git; the python:X.Y-slim base has none", r.Text),
+				return &Error{File: file, Line: r.Line, Msg: fmt.Sprintf("%s installs from version control, which needs git; the python:X.Y-slim base has none", excerpt(r.Text)),
 					Hint: "point at a wheel or sdist URL (https://.../pkg-1.0.tar.gz), vendor the package into the repository, or set base in pyship.toml to an image with git"}
 			}
 		}
@@ -396,11 +410,6 @@ func requirementsTree(fsys fs.FS, root string, allowVCS bool) (reqTree, error) {
 		return reqTree{}, err
 	}
 	return reqTree{files: sortedKeys(seen), names: sortedKeys(nameSet), local: local}, nil
-}
-
-func exists(fsys fs.FS, name string) bool {
-	_, err := fs.Stat(fsys, name)
-	return err == nil
 }
 
 func lineOf(src string, offset int) int {

@@ -49,9 +49,15 @@ func FuzzParseProcfile(f *testing.F) {
 	f.Add([]byte("web: a\nweb: b\n"))
 	f.Add([]byte("web:\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		web, line, err := ParseProcfile(data)
-		if err == nil && line > 0 && web == "" {
-			t.Fatalf("web process on line %d with no command", line)
+		pf, err := ParseProcfile(data)
+		if err != nil {
+			if _, ok := err.(*Error); !ok {
+				t.Fatalf("error %v is not a *detect.Error", err)
+			}
+			return
+		}
+		if pf.WebLine > 0 && pf.Web == "" {
+			t.Fatalf("web process on line %d with no command", pf.WebLine)
 		}
 	})
 }
@@ -60,6 +66,8 @@ func FuzzParseConfig(f *testing.F) {
 	seedFiles(f, "pyship.toml", "pyproject.toml")
 	f.Add([]byte("python = \"3.12\"\nstart = [\"a\"]\n[smoke]\ntimeout = \"5s\"\n"))
 	f.Add([]byte("[tool.pyship]\nprot = 1\n"))
+	f.Add([]byte("x = " + strings.Repeat("{a = ", 70) + "1" + strings.Repeat("}", 70) + "\n"))
+	f.Add([]byte("x = " + strings.Repeat("[", 70) + "]\nstart = \"[[[[\"\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		_, _ = parseConfig(ConfigFile, data, nil)
 		_, _ = parseConfig("pyproject.toml", data, []string{"tool", "pyship"})
@@ -70,6 +78,9 @@ func FuzzLockFiles(f *testing.F) {
 	for _, name := range LockFiles {
 		seedFiles(f, name)
 	}
+	f.Add([]byte("version = 1\nx = " + strings.Repeat("{a = ", 70) + "1" + strings.Repeat("}", 70) + "\n"))
+	f.Add([]byte(`{"default": ` + strings.Repeat("[", 70) + strings.Repeat("]", 70) + "}"))
+	f.Add([]byte("lock-version = \"1.0\"\n[[packages]]\nname = \"a\"\nmarker = \"" + strings.Repeat("(", 70) + "extra == 'x'" + strings.Repeat(")", 70) + "\"\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		proj := &project{pep621: true, scripts: map[string]string{}}
 		for _, parse := range []func() (*Lock, error){

@@ -1,14 +1,12 @@
 package detect
 
 import (
-	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"path"
 	"sort"
 	"strings"
-
-	"github.com/BurntSushi/toml"
 )
 
 // LockFiles are the lock files pyship installs from, in order of precedence.
@@ -81,9 +79,9 @@ func readLock(fsys fs.FS, proj *project, res *Result) (*Lock, error) {
 		res.warnf("%s is installed; %s ignored (pyship takes the first of %s)", found[0], strings.Join(found[1:], " and "), strings.Join(LockFiles, ", "))
 	}
 	file := found[0]
-	data, err := fs.ReadFile(fsys, file)
+	data, err := readFile(fsys, file)
 	if err != nil {
-		return nil, fmt.Errorf("reading %q: %w", file, err)
+		return nil, readError(file, err)
 	}
 	var lock *Lock
 	switch file {
@@ -99,6 +97,11 @@ func readLock(fsys fs.FS, proj *project, res *Result) (*Lock, error) {
 	if err != nil {
 		return nil, err
 	}
+	for _, l := range lock.Local {
+		if !insideRepository(l) {
+			return nil, &Error{File: file, Msg: fmt.Sprintf("installs from %s, which is outside the repository", excerpt(l)), Hint: outsideHint}
+		}
+	}
 	sort.Slice(lock.Packages, func(i, j int) bool {
 		a, b := lock.Packages[i], lock.Packages[j]
 		if a.Name != b.Name {
@@ -112,7 +115,7 @@ func readLock(fsys fs.FS, proj *project, res *Result) (*Lock, error) {
 
 // vcsError explains why a package from version control cannot be installed as locked.
 func vcsError(file, name, url string) error {
-	return &Error{File: file, Msg: fmt.Sprintf("package %s is locked to a version-control source (%s)", name, url),
+	return &Error{File: file, Msg: fmt.Sprintf("package %s is locked to a version-control source (%s)", excerpt(name), excerpt(withoutCredentials(url))),
 		Hint: "the slim base image has no git, and pip cannot hash-check a checkout: publish the package to an index, or vendor it into the repository"}
 }
 
@@ -150,11 +153,11 @@ type pylockDoc struct {
 
 func parsePylock(data []byte) (*Lock, error) {
 	var doc pylockDoc
-	if _, err := toml.Decode(string(data), &doc); err != nil {
-		return nil, tomlError("pylock.toml", data, err)
+	if _, err := decodeTOML("pylock.toml", data, &doc); err != nil {
+		return nil, err
 	}
 	if !strings.HasPrefix(doc.LockVersion, "1.") {
-		return nil, &Error{File: "pylock.toml", Msg: fmt.Sprintf("lock-version %q is not one pyship reads", doc.LockVersion),
+		return nil, &Error{File: "pylock.toml", Msg: fmt.Sprintf("lock-version %s is not one pyship reads", excerpt(doc.LockVersion)),
 			Hint: "pyship reads PEP 751 lock files of version 1.x"}
 	}
 	groups := map[string]bool{}
@@ -167,7 +170,7 @@ func parsePylock(data []byte) (*Lock, error) {
 		if p.Marker != "" {
 			m, err := parseMarker(p.Marker)
 			if err != nil {
-				return nil, &Error{File: "pylock.toml", Msg: fmt.Sprintf("package %s: %v", p.Name, err), Hint: "regenerate the lock file"}
+				return nil, &Error{File: "pylock.toml", Msg: fmt.Sprintf("package %s: %v", excerpt(p.Name), err), Hint: "regenerate the lock file"}
 			}
 			switch d := decide(m, nil, groups).(type) {
 			case markerConst:
@@ -242,8 +245,8 @@ func parseUVLock(data []byte, proj *project) (*Lock, error) {
 		Version int         `toml:"version"`
 		Package []uvPackage `toml:"package"`
 	}
-	if _, err := toml.Decode(string(data), &doc); err != nil {
-		return nil, tomlError("uv.lock", data, err)
+	if _, err := decodeTOML("uv.lock", data, &doc); err != nil {
+		return nil, err
 	}
 	if doc.Version != 1 {
 		return nil, &Error{File: "uv.lock", Msg: fmt.Sprintf("lock version %d is not one pyship reads", doc.Version), Hint: "pyship reads uv.lock version 1"}
@@ -294,8 +297,12 @@ func parseUVLock(data []byte, proj *project) (*Lock, error) {
 		}
 		return edges, nil
 	})
-	if err != nil {
+	var de *Error
+	switch {
+	case errors.As(err, &de):
 		return nil, err
+	case err != nil:
+		return nil, &Error{File: "uv.lock", Msg: err.Error(), Hint: "run `uv lock`"}
 	}
 	lock := &Lock{File: "uv.lock", Format: "uv"}
 	if doc.Package[root].Source["editable"] != "" {
@@ -410,8 +417,8 @@ func parsePoetryLock(data []byte, proj *project) (*Lock, error) {
 			LockVersion string `toml:"lock-version"`
 		} `toml:"metadata"`
 	}
-	if _, err := toml.Decode(string(data), &doc); err != nil {
-		return nil, tomlError("poetry.lock", data, err)
+	if _, err := decodeTOML("poetry.lock", data, &doc); err != nil {
+		return nil, err
 	}
 	lock := &Lock{File: "poetry.lock", Format: "poetry"}
 	if proj.installable() {
@@ -487,8 +494,8 @@ func parsePipfileLock(data []byte, proj *project) (*Lock, error) {
 			Editable bool     `json:"editable"`
 		} `json:"default"`
 	}
-	if err := json.Unmarshal(data, &doc); err != nil {
-		return nil, &Error{File: "Pipfile.lock", Msg: "not valid JSON: " + err.Error(), Hint: "run `pipenv lock` to regenerate it"}
+	if err := decodeJSON("Pipfile.lock", data, &doc, "run `pipenv lock` to regenerate it"); err != nil {
+		return nil, err
 	}
 	lock := &Lock{File: "Pipfile.lock", Format: "pipenv"}
 	for _, name := range sortedKeys(doc.Default) {

@@ -22,39 +22,72 @@ type (
 	}
 )
 
-func (m markerAnd) String() string   { return wrap(m.l, true) + " and " + wrap(m.r, true) }
-func (m markerOr) String() string    { return wrap(m.l, false) + " or " + wrap(m.r, false) }
+// Bounds on a marker pyship parses: real ones are a few hundred bytes, with a few levels of
+// parentheses. The parser recurses on parentheses.
+const (
+	maxMarkerLen   = 8 << 10
+	maxMarkerDepth = 64
+)
+
+func (m markerAnd) String() string   { return markerString(m) }
+func (m markerOr) String() string    { return markerString(m) }
 func (m markerConst) String() string { return fmt.Sprint(bool(m)) }
 func (m markerCmp) String() string   { return m.left + " " + m.op + " " + m.right }
 
-// wrap parenthesises an "or" inside an "and".
-func wrap(m marker, inAnd bool) string {
-	if _, ok := m.(markerOr); ok && inAnd {
-		return "(" + m.String() + ")"
+// markerString writes a marker into one buffer: concatenating at every level of a long
+// chain of "or" would cost the square of its length.
+func markerString(m marker) string {
+	var b strings.Builder
+	writeMarker(&b, m, false)
+	return b.String()
+}
+
+// writeMarker writes m, parenthesising an "or" inside an "and".
+func writeMarker(b *strings.Builder, m marker, inAnd bool) {
+	switch m := m.(type) {
+	case markerAnd:
+		writeMarker(b, m.l, true)
+		b.WriteString(" and ")
+		writeMarker(b, m.r, true)
+	case markerOr:
+		if inAnd {
+			b.WriteString("(")
+		}
+		writeMarker(b, m.l, false)
+		b.WriteString(" or ")
+		writeMarker(b, m.r, false)
+		if inAnd {
+			b.WriteString(")")
+		}
+	default:
+		b.WriteString(m.String())
 	}
-	return m.String()
 }
 
 // parseMarker parses a marker expression.
 func parseMarker(s string) (marker, error) {
+	if len(s) > maxMarkerLen {
+		return nil, fmt.Errorf("marker %s is longer than %d KiB", excerpt(s), maxMarkerLen>>10)
+	}
 	p := &markerParser{toks: tokenizeMarker(s), text: s}
 	if p.toks == nil {
-		return nil, fmt.Errorf("marker %q: bad quoting", s)
+		return nil, fmt.Errorf("marker %s: bad quoting", excerpt(s))
 	}
 	m, err := p.or()
 	if err != nil {
 		return nil, err
 	}
 	if p.pos != len(p.toks) {
-		return nil, fmt.Errorf("marker %q: unexpected %q", s, p.toks[p.pos])
+		return nil, fmt.Errorf("marker %s: unexpected %s", excerpt(s), excerpt(p.toks[p.pos]))
 	}
 	return m, nil
 }
 
 type markerParser struct {
-	toks []string
-	pos  int
-	text string
+	toks  []string
+	pos   int
+	text  string
+	depth int // parentheses open
 }
 
 func (p *markerParser) peek() string {
@@ -107,13 +140,17 @@ var markerOps = map[string]bool{"<": true, "<=": true, "==": true, "!=": true, "
 func (p *markerParser) atom() (marker, error) {
 	if p.peek() == "(" {
 		p.next()
+		if p.depth++; p.depth > maxMarkerDepth {
+			return nil, fmt.Errorf("marker %s: parentheses nested more than %d levels deep", excerpt(p.text), maxMarkerDepth)
+		}
 		m, err := p.or()
 		if err != nil {
 			return nil, err
 		}
 		if p.next() != ")" {
-			return nil, fmt.Errorf("marker %q: missing )", p.text)
+			return nil, fmt.Errorf("marker %s: missing )", excerpt(p.text))
 		}
+		p.depth--
 		return m, nil
 	}
 	left, op, right := p.next(), p.next(), p.next()
@@ -121,7 +158,7 @@ func (p *markerParser) atom() (marker, error) {
 		op, right = "not in", p.next()
 	}
 	if !markerOps[op] || !isMarkerValue(left) || !isMarkerValue(right) {
-		return nil, fmt.Errorf("marker %q: expected VALUE OP VALUE near %q", p.text, strings.TrimSpace(left+" "+op+" "+right))
+		return nil, fmt.Errorf("marker %s: expected VALUE OP VALUE near %s", excerpt(p.text), excerpt(strings.TrimSpace(left+" "+op+" "+right)))
 	}
 	return markerCmp{left, op, right}, nil
 }

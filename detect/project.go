@@ -1,7 +1,6 @@
 package detect
 
 import (
-	"errors"
 	"fmt"
 	"io/fs"
 	"regexp"
@@ -94,8 +93,8 @@ func readProject(fsys fs.FS) (*project, error) {
 	if data != nil {
 		p.pyproject = data
 		var doc pyprojectDoc
-		if _, err := toml.Decode(string(data), &doc); err != nil {
-			return nil, tomlError("pyproject.toml", data, err)
+		if _, err := decodeTOML("pyproject.toml", data, &doc); err != nil {
+			return nil, err
 		}
 		p.buildBackend = doc.BuildSystem.Backend
 		if pr := doc.Project; pr != nil {
@@ -158,7 +157,9 @@ func readProject(fsys fs.FS) (*project, error) {
 	}
 	p.setuptools = exists(fsys, "setup.py") || exists(fsys, "setup.cfg")
 	if p.setuptools && p.requiresPython == "" {
-		p.requiresPython, p.pythonSource = setupPythonRequires(fsys)
+		if p.requiresPython, p.pythonSource, err = setupPythonRequires(fsys); err != nil {
+			return nil, err
+		}
 	}
 
 	data, err = readOptional(fsys, "Pipfile")
@@ -192,17 +193,17 @@ var pythonRequiresRes = map[string]*regexp.Regexp{
 }
 
 // setupPythonRequires reads python_requires from setup.cfg or setup.py, as text.
-func setupPythonRequires(fsys fs.FS) (string, string) {
+func setupPythonRequires(fsys fs.FS) (string, string, error) {
 	for _, name := range []string{"setup.cfg", "setup.py"} {
-		data, err := fs.ReadFile(fsys, name)
+		data, err := readOptional(fsys, name)
 		if err != nil {
-			continue
+			return "", "", err
 		}
 		if loc := pythonRequiresRes[name].FindSubmatchIndex(data); loc != nil {
-			return strings.TrimSpace(string(data[loc[2]:loc[3]])), fmt.Sprintf("%s:%d", name, lineOf(string(data), loc[0]))
+			return strings.TrimSpace(string(data[loc[2]:loc[3]])), fmt.Sprintf("%s:%d", name, lineOf(string(data), loc[0])), nil
 		}
 	}
-	return "", ""
+	return "", "", nil
 }
 
 func parsePipfile(data []byte) (*pipfile, error) {
@@ -213,8 +214,8 @@ func parsePipfile(data []byte) (*pipfile, error) {
 			PythonFullVersion string `toml:"python_full_version"`
 		} `toml:"requires"`
 	}
-	if _, err := toml.Decode(string(data), &doc); err != nil {
-		return nil, tomlError("Pipfile", data, err)
+	if _, err := decodeTOML("Pipfile", data, &doc); err != nil {
+		return nil, err
 	}
 	pf := &pipfile{}
 	switch {
@@ -230,15 +231,4 @@ func parsePipfile(data []byte) (*pipfile, error) {
 	}
 	sort.Strings(pf.packages)
 	return pf, nil
-}
-
-func readOptional(fsys fs.FS, name string) ([]byte, error) {
-	data, err := fs.ReadFile(fsys, name)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reading %q: %w", name, err)
-	}
-	return data, nil
 }

@@ -78,7 +78,7 @@ func ParseSpecifier(text string) (Specifier, error) {
 	s := Specifier{text: text, allowed: anyVersion, excluded: map[[2]int]bool{}}
 	clauses := strings.Split(text, ",")
 	if strings.Contains(text, "||") || strings.Contains(text, " or ") {
-		return s, fmt.Errorf("%q: alternatives (||) are not supported; give one range", text)
+		return s, fmt.Errorf("%s: alternatives (||) are not supported; give one range", excerpt(text))
 	}
 	for _, clause := range clauses {
 		clause = strings.ReplaceAll(strings.TrimSpace(clause), " ", "")
@@ -86,7 +86,7 @@ func ParseSpecifier(text string) (Specifier, error) {
 			continue
 		}
 		if err := s.add(clause); err != nil {
-			return s, fmt.Errorf("%q: %w", text, err)
+			return s, fmt.Errorf("%s: %w", excerpt(text), err)
 		}
 	}
 	return s, nil
@@ -97,17 +97,17 @@ var opRe = regexp.MustCompile(`^(~=|===|==|!=|<=|>=|<|>|\^|~)?(.*)$`)
 func (s *Specifier) add(clause string) error {
 	m := opRe.FindStringSubmatch(clause)
 	if m == nil {
-		return fmt.Errorf("%q is not a version clause", clause)
+		return fmt.Errorf("%s is not a version clause", excerpt(clause))
 	}
 	op, rest := m[1], m[2]
 	wildcard := strings.HasSuffix(rest, ".*")
 	rest = strings.TrimSuffix(rest, ".*")
 	v, n, ok := parseVersion(rest)
 	if !ok {
-		return fmt.Errorf("%q is not a version", clause)
+		return fmt.Errorf("%s is not a version", excerpt(clause))
 	}
 	if wildcard && op != "==" && op != "!=" && op != "" {
-		return fmt.Errorf("%q: a wildcard only goes with == or !=", clause)
+		return fmt.Errorf("%s: a wildcard only goes with == or !=", excerpt(clause))
 	}
 	var r interval
 	switch op {
@@ -133,7 +133,7 @@ func (s *Specifier) add(clause string) error {
 		return nil
 	case "~=":
 		if n < 2 {
-			return fmt.Errorf("%q: ~= needs at least two components", clause)
+			return fmt.Errorf("%s: ~= needs at least two components", excerpt(clause))
 		}
 		r = interval{v, bump(v, n-1)}
 	case "^":

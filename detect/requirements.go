@@ -2,6 +2,7 @@ package detect
 
 import (
 	"fmt"
+	"path"
 	"regexp"
 	"strings"
 )
@@ -72,20 +73,32 @@ var (
 
 // ParseRequirements parses a pip requirements file. A line it cannot read is an *Error
 // with the file and line.
-func ParseRequirements(path string, data []byte) (*RequirementsFile, error) {
-	rf := &RequirementsFile{Path: path}
+func ParseRequirements(file string, data []byte) (*RequirementsFile, error) {
+	rf := &RequirementsFile{Path: file}
 	bad := func(line int, format string, args ...any) error {
-		return &Error{File: path, Line: line, Msg: fmt.Sprintf(format, args...),
+		return &Error{File: file, Line: line, Msg: fmt.Sprintf(format, args...),
 			Hint: "see https://pip.pypa.io/en/stable/reference/requirements-file-format/"}
 	}
-	lines := strings.Split(strings.ReplaceAll(string(data), "\r\n", "\n"), "\n")
+	text, err := decodeText(file, data, true)
+	if err != nil {
+		return nil, err
+	}
+	lines := strings.Split(strings.ReplaceAll(text, "\r\n", "\n"), "\n")
 	for i := 0; i < len(lines); i++ {
 		start := i + 1
 		line := lines[i]
-		// A backslash at the end joins the next line.
-		for strings.HasSuffix(line, `\`) && i+1 < len(lines) {
-			i++
-			line = strings.TrimSuffix(line, `\`) + " " + lines[i]
+		// A backslash at the end joins the next line (into one buffer: joining a string
+		// at every line would cost the square of the lines joined).
+		if strings.HasSuffix(line, `\`) && i+1 < len(lines) {
+			var joined strings.Builder
+			for strings.HasSuffix(line, `\`) && i+1 < len(lines) {
+				joined.WriteString(strings.TrimSuffix(line, `\`))
+				joined.WriteString(" ")
+				i++
+				line = lines[i]
+			}
+			joined.WriteString(line)
+			line = joined.String()
 		}
 		line = stripComment(line)
 		if line == "" {
@@ -100,6 +113,9 @@ func ParseRequirements(path string, data []byte) (*RequirementsFile, error) {
 		}
 		req, err := parseRequirementLine(fields, start, bad)
 		if err != nil {
+			return nil, err
+		}
+		if err := rf.checkLocal(req); err != nil {
 			return nil, err
 		}
 		rf.Requirements = append(rf.Requirements, req)
@@ -131,7 +147,7 @@ func (rf *RequirementsFile) option(fields []string, line int, bad func(int, stri
 			return value, nil
 		}
 		if len(rest) == 0 {
-			return "", bad(line, "%s needs a value", opt)
+			return "", bad(line, "%s needs a value", excerpt(opt))
 		}
 		v := rest[0]
 		rest = rest[1:]
@@ -153,6 +169,9 @@ func (rf *RequirementsFile) option(fields []string, line int, bad func(int, stri
 		if err != nil {
 			return err
 		}
+		if err := rf.checkLocal(req); err != nil {
+			return err
+		}
 		req.Kind = "editable"
 		rf.Requirements = append(rf.Requirements, req)
 	case reqValueOptions[opt]:
@@ -165,16 +184,16 @@ func (rf *RequirementsFile) option(fields []string, line int, bad func(int, stri
 		}
 	case reqFlagOptions[opt]:
 		if hasValue {
-			return bad(line, "%s takes no value", opt)
+			return bad(line, "%s takes no value", excerpt(opt))
 		}
 		if indexOptions[opt] {
 			rf.IndexOptions = append(rf.IndexOptions, opt)
 		}
 	default:
-		return bad(line, "unknown option %q", fields[0])
+		return bad(line, "unknown option %s", excerpt(fields[0]))
 	}
 	if len(rest) > 0 {
-		return bad(line, "unexpected %q after %s", strings.Join(rest, " "), opt)
+		return bad(line, "unexpected %s after %s", excerpt(strings.Join(rest, " ")), excerpt(opt))
 	}
 	return nil
 }
@@ -196,14 +215,14 @@ func parseRequirementLine(fields []string, line int, bad func(int, string, ...an
 				i++
 			}
 		case strings.HasPrefix(f, "-"):
-			return req, bad(line, "unknown option %q after a requirement", f)
+			return req, bad(line, "unknown option %s after a requirement", excerpt(f))
 		default:
 			words = append(words, f)
 		}
 	}
 	for _, h := range req.Hashes {
 		if algo, digest, ok := strings.Cut(h, ":"); !ok || algo == "" || digest == "" {
-			return req, bad(line, "--hash=%s is not ALGORITHM:DIGEST", h)
+			return req, bad(line, "--hash=%s is not ALGORITHM:DIGEST", excerpt(h))
 		}
 	}
 	req.Text = strings.Join(words, " ")
@@ -226,7 +245,7 @@ func parseRequirementLine(fields []string, line int, bad func(int, string, ...an
 	default:
 		m := reqNameRe.FindStringSubmatch(t)
 		if m == nil || !reqRestRe.MatchString(m[3]) {
-			return req, bad(line, "%q is not a valid requirement (PEP 508: name[extras] specifiers ; markers)", t)
+			return req, bad(line, "%s is not a valid requirement (PEP 508: name[extras] specifiers ; markers)", excerpt(t))
 		}
 		req.Name = NormalizeName(m[1])
 		req.Kind = "name"
@@ -235,4 +254,37 @@ func parseRequirementLine(fields []string, line int, bad func(int, string, ...an
 		}
 	}
 	return req, nil
+}
+
+// fileURLRe finds a file: URL, alone or after "name @".
+var fileURLRe = regexp.MustCompile(`(?i)^(?:[A-Za-z0-9][A-Za-z0-9._-]*\s*(?:\[[^\]]*\])?\s*@\s*)?file:`)
+
+// outsideHint says what to do with a package that lives outside the repository.
+const outsideHint = "pyship builds from the repository alone: vendor the package inside it and install it with a ./ path, " +
+	"or publish it to an index and require it by name"
+
+// localPath is the path a local requirement installs from, as written: without extras,
+// marker or URL fragment.
+func localPath(text string) string {
+	if i := strings.IndexAny(text, " ;#["); i >= 0 {
+		return text[:i]
+	}
+	return text
+}
+
+// checkLocal refuses a requirement that installs from outside the repository: a path
+// that climbs out of it or is absolute, or a file: URL. The image is built from the
+// repository alone, where pip would only say "Expected package name".
+func (rf *RequirementsFile) checkLocal(req Requirement) error {
+	switch {
+	case fileURLRe.MatchString(req.Text):
+		return &Error{File: rf.Path, Line: req.Line, Msg: fmt.Sprintf("%s installs from a file: URL, a path on this machine outside the repository", excerpt(req.Text)),
+			Hint: outsideHint}
+	case req.Kind == "path":
+		p := localPath(req.Text)
+		if strings.HasPrefix(p, "/") || !insideRepository(path.Join(path.Dir(rf.Path), p)) {
+			return &Error{File: rf.Path, Line: req.Line, Msg: fmt.Sprintf("%s is outside the repository", excerpt(p)), Hint: outsideHint}
+		}
+	}
+	return nil
 }

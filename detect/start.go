@@ -1,8 +1,6 @@
 package detect
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -11,13 +9,15 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 var (
-	procfileWebRe = regexp.MustCompile(`^web\s*:\s*(.*)$`)
-	mainBlockRe   = regexp.MustCompile(`(?m)^if\s+__name__\s*==\s*['"]__main__['"]\s*:`)
-	settingsRe    = regexp.MustCompile(`DJANGO_SETTINGS_MODULE['"]\s*,\s*['"]([A-Za-z_][\w.]*)['"]`)
-	readsPortRe   = regexp.MustCompile(`(?:environ\.get|getenv|environ\[)\(?\s*['"]PORT['"]`)
+	// procfileLineRe matches a Procfile line: a process type, a colon, the command.
+	procfileLineRe = regexp.MustCompile(`^([A-Za-z0-9_-]+)\s*:(.*)$`)
+	mainBlockRe    = regexp.MustCompile(`(?m)^if\s+__name__\s*==\s*['"]__main__['"]\s*:`)
+	settingsRe     = regexp.MustCompile(`DJANGO_SETTINGS_MODULE['"]\s*,\s*['"]([A-Za-z_][\w.]*)['"]`)
+	readsPortRe    = regexp.MustCompile(`(?:environ\.get|getenv|environ\[)\(?\s*['"]PORT['"]`)
 	// hardPortRes find a literal port given to a server started from the script.
 	hardPortRes = []*regexp.Regexp{
 		regexp.MustCompile(`\.run\([^)]*\bport\s*=\s*(\d+)`),
@@ -112,39 +112,70 @@ func procfileCommand(fsys fs.FS, res *Result) (bool, error) {
 	if err != nil || data == nil {
 		return false, err
 	}
-	web, webLine, err := ParseProcfile(data)
-	if err != nil || webLine == 0 {
+	pf, err := ParseProcfile(data)
+	if err != nil {
 		return false, err
 	}
+	res.Warnings = append(res.Warnings, pf.Warnings...)
+	if pf.WebLine == 0 {
+		return false, nil
+	}
 	// A shell, so that $PORT in the command expands as it does on Heroku.
-	res.Start = Start{Command: []string{"/bin/sh", "-c", "exec " + web}, Source: fmt.Sprintf("Procfile:%d", webLine), Reason: "Procfile declares a web process"}
+	res.Start = Start{Command: []string{"/bin/sh", "-c", "exec " + pf.Web}, Source: fmt.Sprintf("Procfile:%d", pf.WebLine), Reason: "Procfile declares a web process"}
 	return true, nil
 }
 
-// ParseProcfile returns the web process's command and line (0 when there is none).
-func ParseProcfile(data []byte) (string, int, error) {
-	var web string
-	var webLine int
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 64*1024), 1<<20)
-	for n := 1; sc.Scan(); n++ {
-		m := procfileWebRe.FindStringSubmatch(strings.TrimSpace(sc.Text()))
-		if m == nil {
+// Procfile is what a Procfile declares.
+type Procfile struct {
+	// Web is the web process's command, and WebLine its line (0 when there is none).
+	Web     string
+	WebLine int
+	// Warnings name the lines that are not "name: command", which are ignored.
+	Warnings []string
+}
+
+// ParseProcfile reads a Procfile: lines "name: command", blank lines and # comments. A
+// line of another form is a warning, or an error when no line is a process.
+func ParseProcfile(data []byte) (*Procfile, error) {
+	text, err := decodeText("Procfile", data, false)
+	if err != nil {
+		return nil, err
+	}
+	pf := &Procfile{}
+	processes, firstBad := 0, 0
+	var bad string
+	for i, line := range strings.Split(text, "\n") {
+		n := i + 1
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
-		if webLine > 0 {
-			return "", 0, &Error{File: "Procfile", Line: n, Msg: fmt.Sprintf("a second web process (the first is on line %d)", webLine),
+		m := procfileLineRe.FindStringSubmatch(line)
+		if m == nil {
+			if firstBad == 0 {
+				firstBad, bad = n, line
+			}
+			pf.Warnings = append(pf.Warnings, fmt.Sprintf("Procfile:%d: %s is not a process line (name: command); ignored", n, excerpt(line)))
+			continue
+		}
+		processes++
+		if m[1] != "web" {
+			continue
+		}
+		if pf.WebLine > 0 {
+			return nil, &Error{File: "Procfile", Line: n, Msg: fmt.Sprintf("a second web process (the first is on line %d)", pf.WebLine),
 				Hint: "keep one web: line"}
 		}
-		web, webLine = strings.TrimSpace(m[1]), n
+		pf.Web, pf.WebLine = strings.TrimSpace(m[2]), n
 	}
-	if err := sc.Err(); err != nil {
-		return "", 0, &Error{File: "Procfile", Msg: err.Error(), Hint: "keep Procfile lines under 1 MiB"}
+	if processes == 0 && firstBad > 0 {
+		return nil, &Error{File: "Procfile", Line: firstBad, Msg: fmt.Sprintf("%s is not a process line, and no line is: a Procfile holds lines of the form name: command", excerpt(bad)),
+			Hint: "write the web process as web: COMMAND, or delete the Procfile"}
 	}
-	if webLine > 0 && web == "" {
-		return "", 0, &Error{File: "Procfile", Line: webLine, Msg: "the web process has no command", Hint: "write the command after web:"}
+	if pf.WebLine > 0 && pf.Web == "" {
+		return nil, &Error{File: "Procfile", Line: pf.WebLine, Msg: "the web process has no command", Hint: "write the command after web:"}
 	}
-	return web, webLine, nil
+	return pf, nil
 }
 
 // djangoCommand serves a Django project's WSGI (or ASGI) application.
@@ -185,9 +216,9 @@ func djangoCommand(fsys fs.FS, res *Result) (bool, error) {
 func candidates(fsys fs.FS) ([]candidate, error) {
 	var out []candidate
 	add := func(file, module, root string) error {
-		data, err := fs.ReadFile(fsys, file)
+		data, err := readFile(fsys, file)
 		if err != nil {
-			return fmt.Errorf("reading %q: %w", file, err)
+			return readError(file, err)
 		}
 		out = append(out, candidate{file: file, module: module, root: root, src: string(data)})
 		return nil
@@ -229,11 +260,11 @@ var notPackages = map[string]bool{"tests": true, "test": true, "docs": true, "mi
 // packages lists the Python packages (directories with __init__.py) directly under root.
 func packages(fsys fs.FS, root string) ([]string, error) {
 	entries, err := fs.ReadDir(fsys, root)
-	if errors.Is(err, fs.ErrNotExist) {
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading %q: %w", root, err)
+		return nil, readError(root, err)
 	}
 	var out []string
 	for _, e := range entries {
@@ -337,7 +368,7 @@ func shell(cmd string) []string { return []string{"/bin/sh", "-c", "exec " + cmd
 // [project.scripts] entry.
 func scriptCommand(fsys fs.FS, cands []candidate, proj *project, res *Result) bool {
 	for _, name := range scriptFiles {
-		data, err := fs.ReadFile(fsys, name)
+		data, err := readFile(fsys, name)
 		if err != nil {
 			continue
 		}
@@ -356,7 +387,7 @@ func scriptCommand(fsys fs.FS, cands []candidate, proj *project, res *Result) bo
 		pkgs, _ := packages(fsys, root)
 		for _, pkg := range pkgs {
 			file := path.Join(root, pkg, "__main__.py")
-			if data, err := fs.ReadFile(fsys, file); err == nil {
+			if data, err := readFile(fsys, file); err == nil {
 				res.Start = Start{Command: []string{"python", "-m", pkg}, Source: file, PythonPath: strings.TrimPrefix(root, "."),
 					Reason: "package " + pkg + " has a __main__.py"}
 				portOf(file, string(data), res)

@@ -67,9 +67,9 @@ func findStaticRoot(fsys fs.FS, settings string) (string, int, string, error) {
 		}
 	}
 	for _, f := range files {
-		data, err := fs.ReadFile(fsys, f)
+		data, err := readFile(fsys, f)
 		if err != nil {
-			return "", 0, "", fmt.Errorf("reading %q: %w", f, err)
+			return "", 0, "", readError(f, err)
 		}
 		if m := staticRootRe.FindSubmatchIndex(data); m != nil {
 			return f, lineOf(string(data), m[0]), strings.TrimSpace(string(data[m[2]:m[3]])), nil

@@ -153,7 +153,12 @@ func detectAndPlan(ctx context.Context, path string, c common, log hclog.Logger)
 		return nil, "", repo, err
 	}
 	start := time.Now()
-	res, err := detect.Detect(ctx, os.DirFS(dir), detect.Options{Logger: log})
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, "", repo, fail(exitDetect, err)
+	}
+	defer root.Close()
+	res, err := detect.Detect(ctx, detect.RootFS(root), detect.Options{Logger: log})
 	if err != nil {
 		return nil, "", repo, inDir(dir, fail(exitDetect, err))
 	}
