@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -304,7 +305,7 @@ func installsSource(p *plan.Plan) bool {
 
 // hashTree writes the application tree, as the application layer would hold it, to h.
 func hashTree(h io.Writer, source string, app plan.App) error {
-	skip, err := appSkip(source, app)
+	skip, err := appSkip(source, app, nil)
 	if err != nil {
 		return err
 	}
@@ -377,9 +378,17 @@ func addLine(file, line string) string {
 }
 
 // appLayer packs the repository at /app, leaving out what the ignore files and pyship's
-// built-in rules exclude.
+// built-in rules exclude, and warning about each credential file it leaves out.
 func appLayer(source string, app plan.App, cacheDir string, epoch time.Time, log hclog.Logger) (v1.Layer, error) {
-	skip, err := appSkip(source, app)
+	skip, err := appSkip(source, app, func(rel string) {
+		// A TOML literal string needs no escapes, so the hint reads as it is to be typed.
+		quoted := "'" + rel + "'"
+		if strings.ContainsAny(rel, "'\n") {
+			quoted = strconv.Quote(rel)
+		}
+		log.Warn("left out a file that holds credentials by convention", "path", rel,
+			"hint", "to ship it on purpose, add include = ["+quoted+"] to pyship.toml or [tool.pyship] in pyproject.toml")
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -388,8 +397,9 @@ func appLayer(source string, app plan.App, cacheDir string, epoch time.Time, log
 	})
 }
 
-// appSkip decides which repository paths stay out of the application layer.
-func appSkip(source string, app plan.App) (func(string, fs.DirEntry) bool, error) {
+// appSkip decides which repository paths stay out of the application layer, and tells
+// secret (when not nil) about each credential file among them.
+func appSkip(source string, app plan.App, secret func(rel string)) (func(string, fs.DirEntry) bool, error) {
 	ig, err := NewIgnorer(os.DirFS(source))
 	if err != nil {
 		return nil, err
@@ -398,7 +408,26 @@ func appSkip(source string, app plan.App) (func(string, fs.DirEntry) bool, error
 		return nil, err
 	}
 	return func(rel string, d fs.DirEntry) bool {
-		if ig.Ignored(rel, d.IsDir()) {
+		var open func() (io.ReadCloser, error)
+		if d.Type().IsRegular() {
+			// Only a regular file is read for a private key, and only inside the repository.
+			open = func() (io.ReadCloser, error) {
+				root, err := os.OpenRoot(source)
+				if err != nil {
+					return nil, err
+				}
+				defer root.Close()
+				return root.Open(filepath.FromSlash(rel))
+			}
+		}
+		// An unreadable file is kept here: writing it then fails with its name.
+		switch why, _ := ig.Why(rel, d.IsDir(), open); why {
+		case Excluded:
+			return true
+		case Secret:
+			if secret != nil {
+				secret(rel)
+			}
 			return true
 		}
 		// A virtualenv by any name: it belongs to the host, not the image.
