@@ -118,6 +118,19 @@ func (w *normalisingWriter) parents(prefix string) error {
 	return nil
 }
 
+// WhiteoutNameError reports a file named like an OCI whiteout (".wh.NAME", or the opaque
+// ".wh..wh..opq"). In a layer, runtimes read such an entry as the deletion of NAME (or of
+// its directory's lower contents), not as a file, so it cannot go into one.
+type WhiteoutNameError struct {
+	// Path is the file's path in the tree, slash-separated.
+	Path string
+}
+
+func (e *WhiteoutNameError) Error() string {
+	return fmt.Sprintf("%q is named like an OCI whiteout (%s...): in an image layer it would delete a file instead of being one\nhint: rename it, or leave it out with exclude = ['%s'] in pyship.toml or [tool.pyship] in pyproject.toml",
+		e.Path, whiteoutPrefix, e.Path)
+}
+
 // writeTree walks root in lexical order and writes it under opts.Prefix. It never follows
 // symbolic links, and leaves out devices, sockets and pipes.
 func writeTree(w *normalisingWriter, root string, opts treeOptions) error {
@@ -146,6 +159,10 @@ func writeTree(w *normalisingWriter, root string, opts treeOptions) error {
 				return filepath.SkipDir
 			}
 			return nil
+		}
+		if strings.HasPrefix(d.Name(), whiteoutPrefix) {
+			// Refused, not left out: the tree would not be what its owner wrote.
+			return &WhiteoutNameError{Path: rel}
 		}
 		name := path.Join(prefix, rel)
 		switch t := d.Type(); {

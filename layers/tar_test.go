@@ -345,3 +345,51 @@ func TestAppLayerLeavesOutSecrets(t *testing.T) {
 		t.Errorf(".aws/credentials came in with services/api/.aws/credentials")
 	}
 }
+
+func TestAppLayerRefusesWhiteoutNames(t *testing.T) {
+	for _, tc := range []struct {
+		name, file string
+	}{
+		{"whiteout", "static/.wh.logo.png"},
+		{"opaque whiteout", "pkg/.wh..wh..opq"},
+		{"directory", "data/.wh.cache/x.txt"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := t.TempDir()
+			writeFiles(t, src, map[string]string{"app.py": "print(1)\n", tc.file: "x"})
+			_, err := appLayer(src, plan.App{Dir: plan.AppDir}, t.TempDir(), DefaultEpoch, hclog.NewNullLogger())
+			var we *WhiteoutNameError
+			bad := tc.file
+			if i := strings.Index(bad, "/.wh.cache"); i >= 0 {
+				bad = bad[:i+len("/.wh.cache")]
+			}
+			if !errors.As(err, &we) || we.Path != bad || !strings.Contains(err.Error(), bad) || !strings.Contains(err.Error(), "hint:") {
+				t.Fatalf("got %v, want a WhiteoutNameError naming %s with a hint", err, bad)
+			}
+
+			// Left out on purpose, it is no problem.
+			for range 2 {
+				l, err := appLayer(src, plan.App{Dir: plan.AppDir, Exclude: []string{bad}}, t.TempDir(), DefaultEpoch, hclog.NewNullLogger())
+				if err != nil {
+					t.Fatalf("excluded %s: %v", bad, err)
+				}
+				if d := digestOf(t, l); d != digestOf(t, appLayerFor(t, withoutFile(t, src, bad))) {
+					t.Errorf("excluding %s gave %s, not the layer of the tree without it", bad, d)
+				}
+			}
+		})
+	}
+}
+
+// withoutFile copies src without rel (a file or directory).
+func withoutFile(t *testing.T, src, rel string) string {
+	t.Helper()
+	dst := t.TempDir()
+	if err := os.CopyFS(dst, os.DirFS(src)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(dst, filepath.FromSlash(rel))); err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
