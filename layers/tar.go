@@ -206,10 +206,12 @@ func linkEscapes(rel, target string) bool {
 	return resolved == ".." || strings.HasPrefix(resolved, "../")
 }
 
-// writeLayerFile writes a gzip-compressed tar made by fill into dir, atomically, and
-// returns it as an OCI layer. The file is called name, or after its digest when name is "".
-func writeLayerFile(dir, name string, modTime time.Time, uid, gid int, fill func(*normalisingWriter) error) (v1.Layer, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+// writeLayerFile writes a gzip-compressed tar made by fill into dir, named after its digest,
+// and returns it as an OCI layer. When key is not "", the cache records the layer for key
+// (see cachedLayer). Both files appear whole or not at all, and a second writer of the same
+// layer renames identical bytes onto the first one's.
+func writeLayerFile(dir, key string, modTime time.Time, uid, gid int, fill func(*normalisingWriter) error) (v1.Layer, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
 	tmp, err := os.CreateTemp(dir, ".layer-*")
@@ -236,12 +238,15 @@ func writeLayerFile(dir, name string, modTime time.Time, uid, gid int, fill func
 	if err := tmp.Close(); err != nil {
 		return nil, err
 	}
-	if name == "" {
-		name = "sha256-" + hex.EncodeToString(sum.Sum(nil)) + ".tar.gz"
-	}
-	dst := filepath.Join(dir, name)
+	d := v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum.Sum(nil))}
+	dst := filepath.Join(dir, layerFileName(d))
 	if err := os.Rename(tmp.Name(), dst); err != nil {
 		return nil, err
+	}
+	if key != "" {
+		if err := writeFileAtomic(filepath.Join(dir, key+keySuffix), []byte(d.String()+"\n")); err != nil {
+			return nil, err
+		}
 	}
 	return layerFromFile(dst)
 }
