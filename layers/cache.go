@@ -49,8 +49,8 @@ const (
 	staleAfter = time.Hour
 )
 
-// cacheEntries are the names whose presence marks a directory as a pyship cache made
-// before it had a CACHEDIR.TAG.
+// cacheEntries are the names pyship makes at the top of a cache: a directory holding only
+// these is a pyship cache made before it had a CACHEDIR.TAG.
 var cacheEntries = []string{lockName, "oci", "layers", "rootfs", "trees"}
 
 // warnedCaches remembers the caches this process has warnedCaches about, so that is said once.
@@ -71,10 +71,16 @@ func PrepareCache(dir string, log hclog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("reading the cache %s: %w", dir, err)
 	}
-	ours := len(entries) == 0
+	// Ours: tagged, or holding nothing but what pyship puts in a cache (one made before the
+	// tag, or a new one).
+	ours := true
 	for _, e := range entries {
-		if e.Name() == tagName || contains(cacheEntries, e.Name()) {
+		if e.Name() == tagName {
 			ours = true
+			break
+		}
+		if !contains(cacheEntries, e.Name()) && !strings.HasPrefix(e.Name(), ".tmp-") {
+			ours = false
 		}
 	}
 	if !ours {

@@ -55,6 +55,24 @@ func buildLogged(t *testing.T, ctx context.Context, p *plan.Plan, opts Options) 
 	return res, logged.String(), err
 }
 
+// buildTwice builds p twice with opts and checks that both builds give one digest. It
+// returns the first build's log.
+func buildTwice(t *testing.T, p *plan.Plan, opts Options) string {
+	t.Helper()
+	first, logged, err := buildLogged(t, context.Background(), p, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, _, err := buildLogged(t, context.Background(), p, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, b := imageDigest(t, first.Image), imageDigest(t, again.Image); a != b {
+		t.Errorf("two builds of one repository on one cache gave %s and %s", a, b)
+	}
+	return logged
+}
+
 // countingInstaller is a recordingInstaller that builds may share at once.
 type countingInstaller struct {
 	mu    sync.Mutex
@@ -282,8 +300,10 @@ func TestBuildWaitsForTheCacheLock(t *testing.T) {
 
 	// The build goes on when the lock is let go.
 	done := make(chan error, 1)
+	var waited *Result
 	go func() {
-		_, _, err := buildLogged(t, context.Background(), p, Options{Source: src, CacheDir: cache, Installer: &countingInstaller{}})
+		res, _, err := buildLogged(t, context.Background(), p, Options{Source: src, CacheDir: cache, Installer: &countingInstaller{}})
+		waited = res
 		done <- err
 	}()
 	select {
@@ -299,6 +319,13 @@ func TestBuildWaitsForTheCacheLock(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("the build still waits after the lock was let go")
+	}
+	again, _, err := buildLogged(t, context.Background(), p, Options{Source: src, CacheDir: cache, Installer: &countingInstaller{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, b := imageDigest(t, waited.Image), imageDigest(t, again.Image); a != b {
+		t.Errorf("the build that waited gave %s, the next %s", a, b)
 	}
 }
 
@@ -340,9 +367,7 @@ func TestBuildCleansLeftOverScratch(t *testing.T) {
 			}
 		}
 	}
-	if _, _, err := buildLogged(t, context.Background(), p, Options{Source: src, CacheDir: cache, Installer: &countingInstaller{}}); err != nil {
-		t.Fatal(err)
-	}
+	buildTwice(t, p, Options{Source: src, CacheDir: cache, Installer: &countingInstaller{}})
 	for _, e := range entries {
 		_, err := os.Stat(filepath.Join(cache, e.path))
 		if gone := errors.Is(err, fs.ErrNotExist); gone != e.gone {
@@ -355,17 +380,7 @@ func TestCacheIsPrivate(t *testing.T) {
 	p, src := cacheTestSource(t)
 	t.Run("new", func(t *testing.T) {
 		cache := filepath.Join(t.TempDir(), "a", "pyship")
-		first, _, err := buildLogged(t, context.Background(), p, Options{Source: src, CacheDir: cache, Installer: &countingInstaller{}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		again, _, err := buildLogged(t, context.Background(), p, Options{Source: src, CacheDir: cache, Installer: &countingInstaller{}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if imageDigest(t, first.Image) != imageDigest(t, again.Image) {
-			t.Errorf("two builds on one cache differ")
-		}
+		buildTwice(t, p, Options{Source: src, CacheDir: cache, Installer: &countingInstaller{}})
 		assertPrivate(t, filepath.Dir(cache), 0o077)
 		assertPrivate(t, cache, 0o077)
 		for _, dir := range []string{"layers"} {
@@ -387,9 +402,7 @@ func TestCacheIsPrivate(t *testing.T) {
 		if err := os.Chmod(cache, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if _, _, err := buildLogged(t, context.Background(), p, Options{Source: src, CacheDir: cache, Installer: &countingInstaller{}}); err != nil {
-			t.Fatal(err)
-		}
+		buildTwice(t, p, Options{Source: src, CacheDir: cache, Installer: &countingInstaller{}})
 		assertPrivate(t, cache, 0o077)
 	})
 	t.Run("not a cache", func(t *testing.T) {
@@ -399,10 +412,7 @@ func TestCacheIsPrivate(t *testing.T) {
 		if err := os.Chmod(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		_, logged, err := buildLogged(t, context.Background(), p, Options{Source: src, CacheDir: dir, Installer: &countingInstaller{}})
-		if err != nil {
-			t.Fatal(err)
-		}
+		logged := buildTwice(t, p, Options{Source: src, CacheDir: dir, Installer: &countingInstaller{}})
 		if st, err := os.Stat(dir); err != nil || st.Mode().Perm() != 0o755 {
 			t.Errorf("the directory's mode changed: %v %v", st.Mode(), err)
 		}
