@@ -12,15 +12,15 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -34,7 +34,8 @@ import (
 type Options struct {
 	// Source is the repository directory on the host.
 	Source string
-	// CacheDir holds base blobs, extracted base file systems and layers.
+	// CacheDir holds base blobs, extracted base file systems and layers. Build makes it
+	// private (PrepareCache) and holds its lock (LockCache) while it runs.
 	CacheDir string
 	// Epoch is the time stamp of the application layer's files and of the image.
 	Epoch time.Time
@@ -104,10 +105,23 @@ func Build(ctx context.Context, p *plan.Plan, opts Options) (*Result, error) {
 	if opts.Epoch.IsZero() {
 		opts.Epoch = DefaultEpoch
 	}
+	opts.Logger = log
 	platform, err := v1.ParsePlatform(p.Platform)
 	if err != nil {
 		return nil, fmt.Errorf("platform %q: %w", p.Platform, err)
 	}
+
+	// One build at a time changes a cache: the extracted file systems and the OCI layout's
+	// index cannot take two writers.
+	if err := PrepareCache(opts.CacheDir, log); err != nil {
+		return nil, err
+	}
+	unlock, err := LockCache(ctx, opts.CacheDir, log)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	cleanScratch(opts.CacheDir, log)
 
 	start := time.Now()
 	base, baseDigest, err := pullBase(ctx, p.Base.Ref, *platform, opts)
@@ -157,7 +171,7 @@ func Build(ctx context.Context, p *plan.Plan, opts Options) (*Result, error) {
 		log.Info("build steps run", "steps", len(p.BuildSteps), "took", since(start))
 	}
 
-	user, err := userLayer(root, opts.CacheDir)
+	user, err := userLayer(root, opts.CacheDir, log)
 	if err != nil {
 		return nil, err
 	}
@@ -230,7 +244,7 @@ func pullBase(ctx context.Context, ref string, platform v1.Platform, opts Option
 	if cf.Architecture != platform.Architecture || cf.OS != platform.OS {
 		return nil, name.Digest{}, &BaseError{Ref: ref, Err: fmt.Errorf("the image is for %s/%s, not %s", cf.OS, cf.Architecture, platform)}
 	}
-	img, err = cachedBase(img, d, LayoutDir(opts.CacheDir))
+	img, err = cachedBase(img, d, LayoutDir(opts.CacheDir), opts.Logger)
 	if err != nil {
 		return nil, name.Digest{}, &BaseError{Ref: ref, Err: err}
 	}
@@ -241,21 +255,38 @@ func pullBase(ctx context.Context, ref string, platform v1.Platform, opts Option
 // otherwise, built ones: they share blobs.
 func LayoutDir(cacheDir string) string { return filepath.Join(cacheDir, "oci") }
 
-// cachedBase keeps base images in an OCI layout, so their layers are downloaded once.
-func cachedBase(img v1.Image, d v1.Hash, dir string) (v1.Image, error) {
-	lp, err := layout.FromPath(dir)
+// cachedBase keeps base images in the cache's OCI layout, so their layers are downloaded
+// once. The cached blobs are checked against their digests first: a damaged one is removed,
+// with a warning, and fetched again.
+func cachedBase(img v1.Image, d v1.Hash, dir string, log hclog.Logger) (v1.Image, error) {
+	lp, err := openLayout(dir, log)
 	if err != nil {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, err
-		}
-		if lp, err = layout.Write(dir, empty.Index); err != nil {
+		return nil, err
+	}
+	m, err := img.Manifest()
+	if err != nil {
+		return nil, err
+	}
+	bad, missing := badBlobs(lp, d, m)
+	for _, p := range bad {
+		log.Warn("a cached base image file does not match its digest; fetching it again", "path", p)
+		if err := removeAll(p); err != nil {
 			return nil, err
 		}
 	}
-	if cached, err := lp.Image(d); err == nil {
-		return cached, nil
+	if len(bad) == 0 && !missing {
+		if cached, err := lp.Image(d); err == nil {
+			return cached, nil
+		}
 	}
-	if err := lp.AppendImage(img); err != nil {
+	if err := lp.WriteImage(img); err != nil {
+		return nil, err
+	}
+	desc, err := partial.Descriptor(img)
+	if err != nil {
+		return nil, err
+	}
+	if err := addToIndex(lp, *desc); err != nil {
 		return nil, err
 	}
 	return lp.Image(d)
@@ -290,17 +321,15 @@ func dependencyLayer(ctx context.Context, p *plan.Plan, base v1.Image, root, app
 			return nil, false, err
 		}
 	}
-	key := hex.EncodeToString(h.Sum(nil))
+	key := "deps-" + hex.EncodeToString(h.Sum(nil))
 	layersDir := filepath.Join(opts.CacheDir, "layers")
-	dst := filepath.Join(layersDir, "deps-"+key+".tar.gz")
-	if _, err := os.Stat(dst); err == nil {
-		l, err := layerFromFile(dst)
-		return l, true, err
+	if l, err := cachedLayer(layersDir, key, opts.Logger); l != nil || err != nil {
+		return l, l != nil, err
 	}
 	if hostPlatform := "linux/" + runtime.GOARCH; p.Platform != hostPlatform {
 		return nil, false, fmt.Errorf("installing dependencies for %s on a %s machine is not supported; build on a %s machine", p.Platform, hostPlatform, p.Platform)
 	}
-	if err := os.MkdirAll(layersDir, 0o755); err != nil {
+	if err := os.MkdirAll(layersDir, 0o700); err != nil {
 		return nil, false, err
 	}
 	tmp, err := os.MkdirTemp(layersDir, ".install-")
@@ -315,7 +344,7 @@ func dependencyLayer(ctx context.Context, p *plan.Plan, base v1.Image, root, app
 	if err != nil {
 		return nil, false, err
 	}
-	l, err := writeLayerFile(layersDir, filepath.Base(dst), DefaultEpoch, 0, 0, func(w *normalisingWriter) error {
+	l, err := writeLayerFile(layersDir, key, DefaultEpoch, 0, 0, func(w *normalisingWriter) error {
 		return writeTree(w, venv, treeOptions{Prefix: p.Dependencies.Venv, AllowOutsideLinks: true})
 	})
 	return l, false, err
@@ -330,7 +359,7 @@ func installsSource(p *plan.Plan) bool {
 
 // hashTree writes the application tree, as the application layer would hold it, to h.
 func hashTree(h io.Writer, source string, app plan.App) error {
-	skip, err := appSkip(source, app)
+	skip, err := appSkip(source, app, nil)
 	if err != nil {
 		return err
 	}
@@ -343,7 +372,7 @@ func hashTree(h io.Writer, source string, app plan.App) error {
 
 // userLayer adds the non-root user to the base's /etc/passwd and /etc/group, and gives it
 // a home directory.
-func userLayer(root, cacheDir string) (v1.Layer, error) {
+func userLayer(root, cacheDir string, log hclog.Logger) (v1.Layer, error) {
 	read := func(name string) (string, error) {
 		p, err := resolveIn(root, name)
 		if err != nil {
@@ -367,12 +396,12 @@ func userLayer(root, cacheDir string) (v1.Layer, error) {
 	passwd = addLine(passwd, fmt.Sprintf("%s:x:%d:%d::%s:/usr/sbin/nologin", plan.UserName, plan.UserID, plan.GroupID, home))
 	group = addLine(group, fmt.Sprintf("%s:x:%d:", plan.UserName, plan.GroupID))
 	sum := sha256.Sum256([]byte(passwd + "\x00" + group))
-	name := "user-" + hex.EncodeToString(sum[:]) + ".tar.gz"
+	key := "user-" + hex.EncodeToString(sum[:])
 	dir := filepath.Join(cacheDir, "layers")
-	if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
-		return layerFromFile(filepath.Join(dir, name))
+	if l, err := cachedLayer(dir, key, log); l != nil || err != nil {
+		return l, err
 	}
-	return writeLayerFile(dir, name, DefaultEpoch, 0, 0, func(w *normalisingWriter) error {
+	return writeLayerFile(dir, key, DefaultEpoch, 0, 0, func(w *normalisingWriter) error {
 		for _, step := range []func() error{
 			func() error { return w.dir("etc") },
 			func() error { return w.file("etc/group", false, int64(len(group)), strings.NewReader(group)) },
@@ -403,9 +432,17 @@ func addLine(file, line string) string {
 }
 
 // appLayer packs the repository at /app, leaving out what the ignore files and pyship's
-// built-in rules exclude.
+// built-in rules exclude, and warning about each credential file it leaves out.
 func appLayer(source string, app plan.App, cacheDir string, epoch time.Time, log hclog.Logger) (v1.Layer, error) {
-	skip, err := appSkip(source, app)
+	skip, err := appSkip(source, app, func(rel string) {
+		// A TOML literal string needs no escapes, so the hint reads as it is to be typed.
+		quoted := "'" + rel + "'"
+		if strings.ContainsAny(rel, "'\n") {
+			quoted = strconv.Quote(rel)
+		}
+		log.Warn("left out a file that holds credentials by convention", "path", rel,
+			"hint", "to ship it on purpose, add include = ["+quoted+"] to pyship.toml or [tool.pyship] in pyproject.toml")
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -414,8 +451,9 @@ func appLayer(source string, app plan.App, cacheDir string, epoch time.Time, log
 	})
 }
 
-// appSkip decides which repository paths stay out of the application layer.
-func appSkip(source string, app plan.App) (func(string, fs.DirEntry) bool, error) {
+// appSkip decides which repository paths stay out of the application layer, and tells
+// secret (when not nil) about each credential file among them.
+func appSkip(source string, app plan.App, secret func(rel string)) (func(string, fs.DirEntry) bool, error) {
 	ig, err := NewIgnorer(os.DirFS(source))
 	if err != nil {
 		return nil, err
@@ -424,7 +462,26 @@ func appSkip(source string, app plan.App) (func(string, fs.DirEntry) bool, error
 		return nil, err
 	}
 	return func(rel string, d fs.DirEntry) bool {
-		if ig.Ignored(rel, d.IsDir()) {
+		var open func() (io.ReadCloser, error)
+		if d.Type().IsRegular() {
+			// Only a regular file is read for a private key, and only inside the repository.
+			open = func() (io.ReadCloser, error) {
+				root, err := os.OpenRoot(source)
+				if err != nil {
+					return nil, err
+				}
+				defer root.Close()
+				return root.Open(filepath.FromSlash(rel))
+			}
+		}
+		// An unreadable file is kept here: writing it then fails with its name.
+		switch why, _ := ig.Why(rel, d.IsDir(), open); why {
+		case Excluded:
+			return true
+		case Secret:
+			if secret != nil {
+				secret(rel)
+			}
 			return true
 		}
 		// A virtualenv by any name: it belongs to the host, not the image.

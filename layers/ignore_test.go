@@ -1,6 +1,7 @@
 package layers
 
 import (
+	"io"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -79,5 +80,55 @@ func TestIgnorerConfigured(t *testing.T) {
 		if got := ig.Ignored(path, false); got != want {
 			t.Errorf("Ignored(%q) = %v, want %v", path, got, want)
 		}
+	}
+}
+
+func TestIgnorerSecrets(t *testing.T) {
+	const key = "-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----\n"
+	for _, tc := range []struct {
+		name         string
+		dockerignore string
+		include      []string
+		path         string
+		content      string
+		want         Reason
+	}{
+		{name: "aws credentials", path: ".aws/credentials", want: Secret},
+		{name: "aws credentials deep", path: "services/api/.aws/credentials", want: Secret},
+		{name: "aws config kept", path: ".aws/config", want: Kept},
+		{name: "ssh any key", path: ".ssh/deploy", want: Secret},
+		{name: "ssh key name anywhere", path: "keys/id_ed25519", want: Secret},
+		{name: "public key kept", path: "keys/id_ed25519.pub", want: Kept},
+		{name: "gcloud tree", path: "home/.config/gcloud/access_tokens.db", want: Secret},
+		{name: "env file stays excluded", path: ".env", want: Excluded},
+		{name: "env file negated is still a secret", dockerignore: "!.env", path: ".env", want: Secret},
+		{name: "env template is no secret", dockerignore: "!.env.example", path: ".env.example", want: Kept},
+		{name: "ignore file negation", dockerignore: "*\n!.npmrc", path: ".npmrc", want: Secret},
+		{name: "ignored anyway", dockerignore: ".npmrc", path: ".npmrc", want: Excluded},
+		{name: "include brings one back", include: []string{"services/api/.aws/credentials"}, path: "services/api/.aws/credentials", want: Kept},
+		{name: "include names one only", include: []string{"services/api/.aws/credentials"}, path: ".aws/credentials", want: Secret},
+		{name: "private key by content", path: "tls/server.pem", content: key, want: Secret},
+		{name: "certificate kept", path: "tls/ca.pem", content: "-----BEGIN CERTIFICATE-----\n", want: Kept},
+		{name: "key file without a key", path: "i18n/en.key", content: "hello = Hello\n", want: Kept},
+		{name: "key content elsewhere not read", path: "notes.txt", content: key, want: Kept},
+		{name: "included key", include: []string{"tls/*.key"}, path: "tls/server.key", content: key, want: Kept},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fsys := fstest.MapFS{}
+			if tc.dockerignore != "" {
+				fsys[".dockerignore"] = &fstest.MapFile{Data: []byte(tc.dockerignore)}
+			}
+			ig, err := NewIgnorer(fsys)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := ig.Configure("pyship.toml", nil, tc.include); err != nil {
+				t.Fatal(err)
+			}
+			open := func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(tc.content)), nil }
+			if got, err := ig.Why(tc.path, false, open); got != tc.want || err != nil {
+				t.Errorf("Why(%q) = %v, %v; want %v", tc.path, got, err, tc.want)
+			}
+		})
 	}
 }

@@ -76,6 +76,10 @@ func extractOnce(dir string, open func() (io.ReadCloser, error)) (string, error)
 		}
 	}
 	if err := os.Rename(tmp, dir); err != nil {
+		// Another pyship (a pyship test outside any build) extracted the same digest first.
+		if _, serr := os.Stat(dir); serr == nil {
+			return dir, nil
+		}
 		return "", err
 	}
 	return dir, nil

@@ -118,6 +118,19 @@ func (w *normalisingWriter) parents(prefix string) error {
 	return nil
 }
 
+// WhiteoutNameError reports a file named like an OCI whiteout (".wh.NAME", or the opaque
+// ".wh..wh..opq"). In a layer, runtimes read such an entry as the deletion of NAME (or of
+// its directory's lower contents), not as a file, so it cannot go into one.
+type WhiteoutNameError struct {
+	// Path is the file's path in the tree, slash-separated.
+	Path string
+}
+
+func (e *WhiteoutNameError) Error() string {
+	return fmt.Sprintf("%q is named like an OCI whiteout (%s...): in an image layer it would delete a file instead of being one\nhint: rename it, or leave it out with exclude = ['%s'] in pyship.toml or [tool.pyship] in pyproject.toml",
+		e.Path, whiteoutPrefix, e.Path)
+}
+
 // writeTree walks root in lexical order and writes it under opts.Prefix. It never follows
 // symbolic links, and leaves out devices, sockets and pipes.
 func writeTree(w *normalisingWriter, root string, opts treeOptions) error {
@@ -146,6 +159,10 @@ func writeTree(w *normalisingWriter, root string, opts treeOptions) error {
 				return filepath.SkipDir
 			}
 			return nil
+		}
+		if strings.HasPrefix(d.Name(), whiteoutPrefix) {
+			// Refused, not left out: the tree would not be what its owner wrote.
+			return &WhiteoutNameError{Path: rel}
 		}
 		name := path.Join(prefix, rel)
 		switch t := d.Type(); {
@@ -189,10 +206,12 @@ func linkEscapes(rel, target string) bool {
 	return resolved == ".." || strings.HasPrefix(resolved, "../")
 }
 
-// writeLayerFile writes a gzip-compressed tar made by fill into dir, atomically, and
-// returns it as an OCI layer. The file is called name, or after its digest when name is "".
-func writeLayerFile(dir, name string, modTime time.Time, uid, gid int, fill func(*normalisingWriter) error) (v1.Layer, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+// writeLayerFile writes a gzip-compressed tar made by fill into dir, named after its digest,
+// and returns it as an OCI layer. When key is not "", the cache records the layer for key
+// (see cachedLayer). Both files appear whole or not at all, and a second writer of the same
+// layer renames identical bytes onto the first one's.
+func writeLayerFile(dir, key string, modTime time.Time, uid, gid int, fill func(*normalisingWriter) error) (v1.Layer, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
 	tmp, err := os.CreateTemp(dir, ".layer-*")
@@ -219,12 +238,15 @@ func writeLayerFile(dir, name string, modTime time.Time, uid, gid int, fill func
 	if err := tmp.Close(); err != nil {
 		return nil, err
 	}
-	if name == "" {
-		name = "sha256-" + hex.EncodeToString(sum.Sum(nil)) + ".tar.gz"
-	}
-	dst := filepath.Join(dir, name)
+	d := v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum.Sum(nil))}
+	dst := filepath.Join(dir, layerFileName(d))
 	if err := os.Rename(tmp.Name(), dst); err != nil {
 		return nil, err
+	}
+	if key != "" {
+		if err := writeFileAtomic(filepath.Join(dir, key+keySuffix), []byte(d.String()+"\n")); err != nil {
+			return nil, err
+		}
 	}
 	return layerFromFile(dst)
 }

@@ -254,3 +254,142 @@ func TestLayerCompressionIsPinned(t *testing.T) {
 		t.Errorf("gzip header carries mtime %v name %q", zr.ModTime, zr.Name)
 	}
 }
+
+// appLayerLogged builds the application layer with app's configuration and returns it
+// with what was logged.
+func appLayerLogged(t *testing.T, src string, app plan.App) (v1.Layer, string) {
+	t.Helper()
+	var logged strings.Builder
+	log := hclog.New(&hclog.LoggerOptions{Output: &logged, Level: hclog.Warn})
+	app.Dir = plan.AppDir
+	l, err := appLayer(src, app, t.TempDir(), DefaultEpoch, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l, logged.String()
+}
+
+// warned reports whether a logged line names path=rel.
+func warned(logged, rel string) bool {
+	return strings.Contains(logged+"\n", "path="+rel+" ") || strings.Contains(logged+"\n", "path="+rel+"\n")
+}
+
+func TestAppLayerLeavesOutSecrets(t *testing.T) {
+	secrets := []string{
+		".aws/credentials", ".netrc", "id_rsa", ".ssh/id_ed25519", ".ssh/deploy_key", ".docker/config.json",
+		".npmrc", ".pypirc", "credentials.json", "application_default_credentials.json",
+		".config/gcloud/credentials.db", ".config/gcloud/legacy_credentials/me/adc.json", ".git-credentials",
+		".kube/config", ".pgpass", "certs/server.key", "certs/bundle.pem",
+		"services/api/.aws/credentials", "services/api/.npmrc", "deploy/.ssh/id_rsa",
+	}
+	kept := []string{
+		"app.py", ".aws/config", "id_rsa.pub", "certs/ca.pem", "certs/public.key", ".ssh.md",
+		"services/api/credentials_test.py",
+	}
+	const key = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEA\n-----END OPENSSH PRIVATE KEY-----\n"
+	const cert = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+	files := map[string]string{}
+	for _, f := range secrets {
+		files[f] = "secret " + f
+	}
+	for _, f := range kept {
+		files[f] = "kept " + f
+	}
+	files["id_rsa"], files[".ssh/id_ed25519"], files["certs/server.key"] = key, key, key
+	// A combined certificate and key, as some servers want them.
+	files["certs/bundle.pem"] = cert + strings.Replace(key, "OPENSSH ", "", 2)
+	files["certs/ca.pem"], files["certs/public.key"] = cert, "-----BEGIN PUBLIC KEY-----\nMIIB\n-----END PUBLIC KEY-----\n"
+	// An ignore file's negation does not bring a secret back; only pyship's include does.
+	files[".dockerignore"] = "!.npmrc\n!**/.aws\n"
+
+	src := t.TempDir()
+	writeFiles(t, src, files)
+	l, logged := appLayerLogged(t, src, plan.App{})
+	again, _ := appLayerLogged(t, src, plan.App{})
+	if a, b := digestOf(t, l), digestOf(t, again); a != b {
+		t.Errorf("the same tree gave layers %s and %s", a, b)
+	}
+	got := layerEntries(t, l)
+	for _, f := range secrets {
+		if _, ok := got["app/"+f]; ok {
+			t.Errorf("%s is in the layer", f)
+		}
+		if !warned(logged, f) {
+			t.Errorf("no warning names %s", f)
+		}
+	}
+	for _, f := range kept {
+		if _, ok := got["app/"+f]; !ok {
+			t.Errorf("%s is missing from the layer", f)
+		}
+		if warned(logged, f) {
+			t.Errorf("a warning names %s, which is not a secret", f)
+		}
+	}
+	if !strings.Contains(logged, "include = [") {
+		t.Errorf("the warning does not say how to bring a file back:\n%s", logged)
+	}
+
+	// include names a secret on purpose: it goes in, and only it.
+	l, logged = appLayerLogged(t, src, plan.App{Include: []string{"services/api/.aws/credentials", "certs/server.key"}})
+	got = layerEntries(t, l)
+	for _, f := range []string{"services/api/.aws/credentials", "certs/server.key"} {
+		if _, ok := got["app/"+f]; !ok {
+			t.Errorf("%s is included on purpose but missing", f)
+		}
+		if warned(logged, f) {
+			t.Errorf("a warning names %s, which is included on purpose", f)
+		}
+	}
+	if _, ok := got["app/.aws/credentials"]; ok {
+		t.Errorf(".aws/credentials came in with services/api/.aws/credentials")
+	}
+}
+
+func TestAppLayerRefusesWhiteoutNames(t *testing.T) {
+	for _, tc := range []struct {
+		name, file string
+	}{
+		{"whiteout", "static/.wh.logo.png"},
+		{"opaque whiteout", "pkg/.wh..wh..opq"},
+		{"directory", "data/.wh.cache/x.txt"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := t.TempDir()
+			writeFiles(t, src, map[string]string{"app.py": "print(1)\n", tc.file: "x"})
+			_, err := appLayer(src, plan.App{Dir: plan.AppDir}, t.TempDir(), DefaultEpoch, hclog.NewNullLogger())
+			var we *WhiteoutNameError
+			bad := tc.file
+			if i := strings.Index(bad, "/.wh.cache"); i >= 0 {
+				bad = bad[:i+len("/.wh.cache")]
+			}
+			if !errors.As(err, &we) || we.Path != bad || !strings.Contains(err.Error(), bad) || !strings.Contains(err.Error(), "hint:") {
+				t.Fatalf("got %v, want a WhiteoutNameError naming %s with a hint", err, bad)
+			}
+
+			// Left out on purpose, it is no problem.
+			for range 2 {
+				l, err := appLayer(src, plan.App{Dir: plan.AppDir, Exclude: []string{bad}}, t.TempDir(), DefaultEpoch, hclog.NewNullLogger())
+				if err != nil {
+					t.Fatalf("excluded %s: %v", bad, err)
+				}
+				if d := digestOf(t, l); d != digestOf(t, appLayerFor(t, withoutFile(t, src, bad))) {
+					t.Errorf("excluding %s gave %s, not the layer of the tree without it", bad, d)
+				}
+			}
+		})
+	}
+}
+
+// withoutFile copies src without rel (a file or directory).
+func withoutFile(t *testing.T, src, rel string) string {
+	t.Helper()
+	dst := t.TempDir()
+	if err := os.CopyFS(dst, os.DirFS(src)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(dst, filepath.FromSlash(rel))); err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}

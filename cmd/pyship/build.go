@@ -78,6 +78,12 @@ func runBuild(ctx context.Context, args []string) error {
 		pub = &publish.Tarball{Path: *tarballPath, Tag: tag}
 	default:
 		pub = &publish.Layout{Dir: layers.LayoutDir(cacheDir), Name: refName(ref)}
+		// Builds on one cache share its layout's index.json: one writes it at a time.
+		unlock, err := layers.LockCache(ctx, cacheDir, log)
+		if err != nil {
+			return fail(exitPublish, err)
+		}
+		defer unlock()
 	}
 	start := time.Now()
 	out, err := pub.Publish(ctx, res.Image)

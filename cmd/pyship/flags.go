@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/pyship/pyship/layers"
 )
 
 // errHelp is returned after --help printed the usage.
@@ -41,15 +43,27 @@ func (c *common) logger() hclog.Logger {
 	return hclog.New(&hclog.LoggerOptions{Name: "pyship", Output: os.Stderr, Level: level, DisableTime: true})
 }
 
+// cache returns the cache directory, created private (or made so) before anything is
+// written in it.
 func (c *common) cache() (string, error) {
-	if c.cacheDir != "" {
-		return filepath.Abs(c.cacheDir)
+	dir := c.cacheDir
+	if dir != "" {
+		abs, err := filepath.Abs(dir)
+		if err != nil {
+			return "", usagef("--cache-dir %q: %v", dir, err)
+		}
+		dir = abs
+	} else {
+		user, err := os.UserCacheDir()
+		if err != nil {
+			return "", usagef("no cache directory: %v; set PYSHIP_CACHE_DIR or --cache-dir", err)
+		}
+		dir = filepath.Join(user, "pyship")
 	}
-	dir, err := os.UserCacheDir()
-	if err != nil {
-		return "", usagef("no cache directory: %v; set PYSHIP_CACHE_DIR or --cache-dir", err)
+	if err := layers.PrepareCache(dir, c.logger()); err != nil {
+		return "", fail(exitBuild, fmt.Errorf("%w\nhint: set PYSHIP_CACHE_DIR or --cache-dir to a directory you can write", err))
 	}
-	return filepath.Join(dir, "pyship"), nil
+	return dir, nil
 }
 
 // parse parses flags that may come before or after the one positional PATH argument.
