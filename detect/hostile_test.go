@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -459,5 +460,20 @@ func TestErrorsQuoteShortExcerpts(t *testing.T) {
 				t.Errorf("error is %d bytes, shows the end of a long value, a credential or a control character: %q", len(msg), msg)
 			}
 		})
+	}
+}
+
+func TestLargeSourceFileIsReadUpToTheCap(t *testing.T) {
+	big := "from flask import Flask\napp = Flask(__name__)\n" + strings.Repeat("# generated\n", MaxFileSize/12+10)
+	fsys := fstest.MapFS{
+		"app.py":           {Data: []byte(big)},
+		"requirements.txt": {Data: []byte("flask\n")},
+	}
+	res, err := Detect(context.Background(), fsys, Options{})
+	if err != nil {
+		t.Fatalf("a %d MiB app.py fails detection: %v", len(big)>>20, err)
+	}
+	if got := strings.Join(res.Start.Command, " "); !strings.Contains(got, "app") {
+		t.Errorf("start command %q, want the Flask app in app.py", got)
 	}
 }

@@ -289,6 +289,16 @@ func (r *repoFS) ReadFile(name string) ([]byte, error) { return readFile(r, name
 // file itself (a link out of the repository, a FIFO, too large) are *Error; a missing file
 // is fs.ErrNotExist.
 func readFile(fsys fs.FS, name string) ([]byte, error) {
+	return readCapped(fsys, name, false)
+}
+
+// readSource reads a Python source file for detection: a file past the cap (generated
+// code, say) is read up to it, since what detection looks for is near the top.
+func readSource(fsys fs.FS, name string) ([]byte, error) {
+	return readCapped(fsys, name, true)
+}
+
+func readCapped(fsys fs.FS, name string, truncate bool) ([]byte, error) {
 	f, err := confine(fsys).Open(name)
 	if err != nil {
 		return nil, err
@@ -302,7 +312,7 @@ func readFile(fsys fs.FS, name string) ([]byte, error) {
 		return nil, &Error{File: name, Msg: "a directory, not a regular file", Hint: "pyship reads " + name + " as a file; rename the directory"}
 	}
 	limit := sizeLimit(name)
-	if st.Size() > limit {
+	if st.Size() > limit && !truncate {
 		return nil, tooLarge(name, limit)
 	}
 	data, err := io.ReadAll(io.LimitReader(f, limit+1))
@@ -310,6 +320,9 @@ func readFile(fsys fs.FS, name string) ([]byte, error) {
 		return nil, fmt.Errorf("reading %q: %w", name, err)
 	}
 	if int64(len(data)) > limit {
+		if truncate {
+			return data[:limit], nil
+		}
 		return nil, tooLarge(name, limit)
 	}
 	return data, nil

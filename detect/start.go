@@ -216,7 +216,7 @@ func djangoCommand(fsys fs.FS, res *Result) (bool, error) {
 func candidates(fsys fs.FS) ([]candidate, error) {
 	var out []candidate
 	add := func(file, module, root string) error {
-		data, err := readFile(fsys, file)
+		data, err := readSource(fsys, file)
 		if err != nil {
 			return readError(file, err)
 		}
@@ -368,7 +368,7 @@ func shell(cmd string) []string { return []string{"/bin/sh", "-c", "exec " + cmd
 // [project.scripts] entry.
 func scriptCommand(fsys fs.FS, cands []candidate, proj *project, res *Result) bool {
 	for _, name := range scriptFiles {
-		data, err := readFile(fsys, name)
+		data, err := readSource(fsys, name)
 		if err != nil {
 			continue
 		}
@@ -387,7 +387,7 @@ func scriptCommand(fsys fs.FS, cands []candidate, proj *project, res *Result) bo
 		pkgs, _ := packages(fsys, root)
 		for _, pkg := range pkgs {
 			file := path.Join(root, pkg, "__main__.py")
-			if data, err := readFile(fsys, file); err == nil {
+			if data, err := readSource(fsys, file); err == nil {
 				res.Start = Start{Command: []string{"python", "-m", pkg}, Source: file, PythonPath: strings.TrimPrefix(root, "."),
 					Reason: "package " + pkg + " has a __main__.py"}
 				portOf(file, string(data), res)
