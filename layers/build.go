@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -39,6 +40,8 @@ type Options struct {
 	Epoch time.Time
 	// Keychain authenticates pulls of the base image; default authn.DefaultKeychain.
 	Keychain authn.Keychain
+	// Transport carries the base pulls; default remote.DefaultTransport.
+	Transport http.RoundTripper
 	// Installer makes the dependency layer; default the sandboxed pip installer.
 	Installer Installer
 	Logger    hclog.Logger
@@ -189,7 +192,11 @@ func pullBase(ctx context.Context, ref string, platform v1.Platform, opts Option
 	if err != nil {
 		return nil, name.Digest{}, &BaseError{Ref: ref, Err: err}
 	}
-	img, err := remote.Image(r, remote.WithContext(ctx), remote.WithPlatform(platform), remote.WithAuthFromKeychain(opts.Keychain))
+	ropts := []remote.Option{remote.WithContext(ctx), remote.WithPlatform(platform), remote.WithAuthFromKeychain(opts.Keychain)}
+	if opts.Transport != nil {
+		ropts = append(ropts, remote.WithTransport(opts.Transport))
+	}
+	img, err := remote.Image(r, ropts...)
 	if err != nil {
 		return nil, name.Digest{}, &BaseError{Ref: ref, Err: err}
 	}

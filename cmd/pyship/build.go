@@ -50,9 +50,13 @@ func runBuild(ctx context.Context, args []string) error {
 	}
 	var registry *publish.Registry
 	if *push {
-		registry = &publish.Registry{Ref: ref}
+		transport, err := c.registry()
+		if err != nil {
+			return err
+		}
+		registry = &publish.Registry{Ref: ref, Keychain: publish.Keychain(nil), Transport: transport}
 		start := time.Now()
-		if err := registry.Check(); err != nil {
+		if err := registry.Check(ctx); err != nil {
 			return fail(exitPublish, err)
 		}
 		log.Info("registry ready", "ref", ref.Context().String(), "took", since(start))
@@ -95,7 +99,11 @@ func build(ctx context.Context, path string, c common, cacheDir string, log hclo
 	if err != nil {
 		return nil, nil, err
 	}
-	res, err := layers.Build(ctx, p, layers.Options{Source: dir, CacheDir: cacheDir, Epoch: info.epoch, Keychain: publish.Keychain(nil), Logger: log})
+	transport, err := c.registry()
+	if err != nil {
+		return nil, nil, err
+	}
+	res, err := layers.Build(ctx, p, layers.Options{Source: dir, CacheDir: cacheDir, Epoch: info.epoch, Keychain: publish.Keychain(nil), Transport: transport, Logger: log})
 	if err != nil {
 		return nil, nil, inDir(dir, buildFailure(err))
 	}

@@ -39,7 +39,6 @@ func runPublish(ctx context.Context, args []string) error {
 	passwordStdin := fs.Bool("password-stdin", false, "read the registry password from stdin")
 	imageRefs := fs.String("image-refs", "", "write every pushed reference to `FILE`, one a line")
 	insecure := fs.Bool("insecure", false, "allow plain HTTP to the registry (localhost never needs it)")
-	registryCA := fs.String("registry-ca", "", "trust the registry's certificate from this PEM `FILE` (SSL_CERT_FILE works too)")
 	timeout := fs.Duration("timeout", 0, "how long the app has to answer the smoke test (default 30s or smoke.timeout)")
 	summaryFile := fs.String("summary", "", "append a Markdown summary (plan, layers, smoke verdict) to `FILE`, like $GITHUB_STEP_SUMMARY")
 	path, err := parse(fs, args)
@@ -81,9 +80,9 @@ func runPublish(ctx context.Context, args []string) error {
 			return usagef("--tag %q: %v", t, err)
 		}
 	}
-	transport, err := publish.Transport(*registryCA)
+	transport, err := c.registry()
 	if err != nil {
-		return usagef("%v", err)
+		return err
 	}
 	cacheDir, err := c.cache()
 	if err != nil {
@@ -91,7 +90,7 @@ func runPublish(ctx context.Context, args []string) error {
 	}
 	reg := &publish.Registry{Ref: ref, Tags: append(tags, ciTags()...), Keychain: publish.Keychain(creds), Transport: transport}
 	start := time.Now()
-	if err := reg.Check(); err != nil {
+	if err := reg.Check(ctx); err != nil {
 		return secret(fail(exitPublish, err))
 	}
 	log.Info("registry ready", "repository", ref.Context().String(), "took", since(start))
