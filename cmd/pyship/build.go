@@ -40,6 +40,9 @@ func runBuild(ctx context.Context, args []string) error {
 		if ref, err = name.ParseReference(*image); err != nil {
 			return usagef("--image %q: %v", *image, err)
 		}
+		if err := checkTags(ref, nil, nil); err != nil {
+			return err
+		}
 	}
 	if *push && ref == nil {
 		return usagef("--push needs --image REGISTRY/REPOSITORY[:TAG]")

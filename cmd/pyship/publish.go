@@ -60,6 +60,10 @@ func runPublish(ctx context.Context, args []string) error {
 	if _, ok := ref.(name.Digest); ok {
 		return usagef("--image %q: give a repository and tag, not a digest", *image)
 	}
+	ci := ciTags()
+	if err := checkTags(ref, tags, ci); err != nil {
+		return err
+	}
 	var creds *publish.Credentials
 	password := ""
 	switch {
@@ -75,11 +79,6 @@ func runPublish(ctx context.Context, args []string) error {
 	}
 	// Every error from here on could, in theory, carry the password back from a server.
 	secret := func(err error) error { return redactError(err, password) }
-	for _, t := range tags {
-		if _, err := name.NewTag(ref.Context().String()+":"+t, nameOpts...); err != nil {
-			return usagef("--tag %q: %v", t, err)
-		}
-	}
 	transport, err := c.registry()
 	if err != nil {
 		return err
@@ -88,7 +87,7 @@ func runPublish(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	reg := &publish.Registry{Ref: ref, Tags: append(tags, ciTags()...), Keychain: publish.Keychain(creds), Transport: transport}
+	reg := &publish.Registry{Ref: ref, Tags: append(tags, ci...), Keychain: publish.Keychain(creds), Transport: transport}
 	start := time.Now()
 	if err := reg.Check(ctx); err != nil {
 		return secret(fail(exitPublish, err))
@@ -179,6 +178,28 @@ func redactError(err error, secret string) error {
 		code = ee.code
 	}
 	return fail(code, errors.New(strings.ReplaceAll(err.Error(), secret, "[redacted]")))
+}
+
+// checkTags fails with a usage error when the image's tag, a --tag, or a tag computed in
+// CI is not a valid tag, before anything is built or sent: a registry refuses such a tag
+// only after the manifest is in.
+func checkTags(ref name.Reference, tags, ci []string) error {
+	if t, ok := ref.(name.Tag); ok {
+		if err := publish.CheckTag(t.TagStr()); err != nil {
+			return usagef("--image %q: %v", ref.String(), err)
+		}
+	}
+	for _, t := range tags {
+		if err := publish.CheckTag(t); err != nil {
+			return usagef("--tag: %v", err)
+		}
+	}
+	for _, t := range ci {
+		if err := publish.CheckTag(t); err != nil {
+			return usagef("the CI tag made from GITHUB_SHA and GITHUB_REF_NAME: %v", err)
+		}
+	}
+	return nil
 }
 
 var tagUnsafe = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
