@@ -29,6 +29,8 @@ func runBuild(ctx context.Context, args []string) error {
 	push := fs.Bool("push", false, "push the image to the registry named by --image")
 	ociLayout := fs.String("oci-layout", "", "write the image into the OCI layout `DIR`")
 	tarballPath := fs.String("tarball", "", "write the image to `FILE`, loadable by docker load or podman load")
+	var pf pushFlags
+	pf.register(fs)
 	path, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -37,8 +39,8 @@ func runBuild(ctx context.Context, args []string) error {
 
 	var ref name.Reference
 	if *image != "" {
-		if ref, err = name.ParseReference(*image); err != nil {
-			return usagef("--image %q: %v", *image, err)
+		if ref, err = pf.reference(*image); err != nil {
+			return err
 		}
 		if err := checkTags(ref, nil, nil); err != nil {
 			return err
@@ -51,18 +53,18 @@ func runBuild(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	// The same registry setup as pyship publish: credentials, transport, mounts.
 	var registry *publish.Registry
+	secret := func(err error) error { return err }
 	if *push {
-		transport, err := c.registry()
-		if err != nil {
+		if registry, secret, err = pf.registry(ref, &c); err != nil {
 			return err
 		}
-		registry = &publish.Registry{Ref: ref, Keychain: publish.Keychain(nil), Transport: transport}
-		start := time.Now()
-		if err := registry.Check(ctx); err != nil {
-			return fail(exitPublish, err)
+		if err := checkRegistry(ctx, registry, log); err != nil {
+			return secret(err)
 		}
-		log.Info("registry ready", "ref", ref.Context().String(), "took", since(start))
+	} else if pf.username != "" || pf.passwordStdin {
+		return usagef("--username and --password-stdin go with --push")
 	}
 
 	_, res, err := build(ctx, path, c, cacheDir, log)
@@ -74,6 +76,7 @@ func runBuild(ctx context.Context, args []string) error {
 	var pub publish.Interface
 	switch {
 	case *push:
+		registry.MountFrom, registry.MountLayers = res.Base, res.BaseLayers
 		pub = registry
 	case *ociLayout != "":
 		pub = &publish.Layout{Dir: *ociLayout, Name: refName(ref)}
@@ -89,7 +92,7 @@ func runBuild(ctx context.Context, args []string) error {
 	start := time.Now()
 	out, err := pub.Publish(ctx, res.Image)
 	if err != nil {
-		return fail(exitPublish, err)
+		return secret(fail(exitPublish, err))
 	}
 	log.Info("image written", "ref", out, "took", since(start))
 	fmt.Println(out)
