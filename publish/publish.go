@@ -128,7 +128,13 @@ func (r *Registry) check(ctx context.Context, repo name.Repository) error {
 	if err != nil {
 		return err
 	}
-	client := &http.Client{Transport: rt, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	// Redirects on the same host are followed; elsewhere, as ggcr, they are not (SSRF).
+	client := &http.Client{Transport: rt, CheckRedirect: func(req *http.Request, via []*http.Request) error {
+		if req.URL.Host != via[0].URL.Host || len(via) >= 10 {
+			return http.ErrUseLastResponse
+		}
+		return nil
+	}}
 	u := url.URL{Scheme: repo.Scheme(), Host: repo.RegistryStr(), Path: "/v2/" + repo.RepositoryStr() + "/blobs/uploads/"}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), nil)
 	if err != nil {
