@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -41,6 +42,8 @@ type Options struct {
 	Epoch time.Time
 	// Keychain authenticates pulls of the base image; default authn.DefaultKeychain.
 	Keychain authn.Keychain
+	// Transport carries the base pulls; default remote.DefaultTransport.
+	Transport http.RoundTripper
 	// Installer makes the dependency layer; default the sandboxed pip installer.
 	Installer Installer
 	// StepTimeout bounds the dependency install and each build step; default
@@ -229,7 +232,11 @@ func pullBase(ctx context.Context, ref string, platform v1.Platform, opts Option
 	if err != nil {
 		return nil, name.Digest{}, &BaseError{Ref: ref, Err: err}
 	}
-	img, err := remote.Image(r, remote.WithContext(ctx), remote.WithPlatform(platform), remote.WithAuthFromKeychain(opts.Keychain))
+	ropts := []remote.Option{remote.WithContext(ctx), remote.WithPlatform(platform), remote.WithAuthFromKeychain(opts.Keychain)}
+	if opts.Transport != nil {
+		ropts = append(ropts, remote.WithTransport(opts.Transport))
+	}
+	img, err := remote.Image(r, ropts...)
 	if err != nil {
 		return nil, name.Digest{}, &BaseError{Ref: ref, Err: err}
 	}

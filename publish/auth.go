@@ -1,14 +1,9 @@
 package publish
 
 import (
-	"crypto/tls"
-	"crypto/x509"
-	"fmt"
-	"net/http"
 	"os"
 
 	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
 // Credentials are a username and password given on the command line, for one registry.
@@ -44,26 +39,4 @@ func (k staticKeychain) Resolve(r authn.Resource) (authn.Authenticator, error) {
 		return authn.Anonymous, nil
 	}
 	return &authn.Basic{Username: k.c.Username, Password: k.c.Password}, nil
-}
-
-// Transport is the HTTP transport to registries: the system's CAs (SSL_CERT_FILE and
-// SSL_CERT_DIR are honoured), plus caFile when set.
-func Transport(caFile string) (http.RoundTripper, error) {
-	if caFile == "" {
-		return remote.DefaultTransport, nil
-	}
-	pool, err := x509.SystemCertPool()
-	if err != nil {
-		pool = x509.NewCertPool()
-	}
-	pem, err := os.ReadFile(caFile)
-	if err != nil {
-		return nil, fmt.Errorf("reading the registry CA %q: %w", caFile, err)
-	}
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("%q holds no PEM certificate", caFile)
-	}
-	t := remote.DefaultTransport.(*http.Transport).Clone()
-	t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-	return t, nil
 }

@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
+	"regexp"
+	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -38,10 +41,15 @@ type Error struct {
 
 func (e *Error) Error() string {
 	hint := "check the image name, that the registry is reachable, and your credentials (docker login or ~/.docker/config.json)"
-	if e.Temporary() {
+	var stall *StallError
+	switch {
+	case errors.As(e.Err, &stall):
+		hint = fmt.Sprintf("check that %s is up and reachable from here; blobs already pushed stay, and no tag was set", stall.Host)
+	case e.Temporary():
 		hint = "the registry failed in a way that may pass; try again"
 	}
-	return fmt.Sprintf("publishing to %s: %v\nhint: %s", e.Target, e.Err, hint)
+	// The error may quote what the registry sent: a short excerpt, escaped.
+	return fmt.Sprintf("publishing to %s: %s\nhint: %s", e.Target, excerpt(e.Err.Error(), maxQuoted), hint)
 }
 
 func (e *Error) Unwrap() error { return e.Err }
@@ -61,7 +69,7 @@ type Registry struct {
 	// Tags are more tags to point at the image.
 	Tags     []string
 	Keychain authn.Keychain
-	// Transport carries the requests; default remote.DefaultTransport.
+	// Transport carries the requests; default NewTransport with the default timeout.
 	Transport http.RoundTripper
 	// Backoff is the retry schedule for 5xx answers, timeouts and resets.
 	Backoff remote.Backoff
@@ -75,28 +83,99 @@ type Registry struct {
 var DefaultBackoff = remote.Backoff{Duration: time.Second, Factor: 2, Jitter: 0.1, Steps: 5}
 
 func (r *Registry) options(ctx context.Context) []remote.Option {
-	opts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(r.keychain())}
-	if r.Transport != nil {
-		opts = append(opts, remote.WithTransport(r.Transport))
-	}
 	backoff := r.Backoff
 	if backoff.Steps == 0 {
 		backoff = DefaultBackoff
 	}
-	return append(opts, remote.WithRetryBackoff(backoff))
+	return []remote.Option{
+		remote.WithContext(ctx),
+		remote.WithAuthFromKeychain(r.keychain()),
+		remote.WithTransport(r.transport()),
+		remote.WithRetryBackoff(backoff),
+	}
 }
 
-// Check fails fast, before anything is built, when the registry cannot be reached or will
-// not let us push.
-func (r *Registry) Check() error {
-	t := r.Transport
-	if t == nil {
-		t = remote.DefaultTransport
+func (r *Registry) transport() http.RoundTripper {
+	if r.Transport != nil {
+		return r.Transport
 	}
-	if err := remote.CheckPushPermission(r.Ref, r.keychain(), t); err != nil {
-		return &Error{Target: r.Ref.Context().String(), Err: err}
+	return defaultTransport()
+}
+
+var defaultTransport = sync.OnceValue(func() http.RoundTripper {
+	t, _ := NewTransport(TransportOptions{}) // fails only on a CA file
+	return t
+})
+
+// Check fails fast, before anything is built, when the registry cannot be reached or will
+// not let us push: it starts an upload, then cancels it. It stops when ctx is done.
+func (r *Registry) Check(ctx context.Context) error {
+	repo := r.Ref.Context()
+	if err := untilDone(ctx, func() error { return r.check(ctx, repo) }); err != nil {
+		return &Error{Target: repo.String(), Err: err}
 	}
 	return nil
+}
+
+// check is remote.CheckPushPermission with a context: that one uses none, so nothing could
+// stop it.
+func (r *Registry) check(ctx context.Context, repo name.Repository) error {
+	auth, err := authn.Resolve(ctx, r.keychain(), repo)
+	if err != nil {
+		return fmt.Errorf("finding credentials for %s: %w", repo, err)
+	}
+	rt, err := transport.NewWithContext(ctx, repo.Registry, auth, r.transport(), []string{repo.Scope(transport.PushScope)})
+	if err != nil {
+		return err
+	}
+	// Redirects on the same host are followed; elsewhere, as ggcr, they are not (SSRF).
+	client := &http.Client{Transport: rt, CheckRedirect: func(req *http.Request, via []*http.Request) error {
+		if req.URL.Host != via[0].URL.Host || len(via) >= 10 {
+			return http.ErrUseLastResponse
+		}
+		return nil
+	}}
+	u := url.URL{Scheme: repo.Scheme(), Host: repo.RegistryStr(), Path: "/v2/" + repo.RepositoryStr() + "/blobs/uploads/"}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if err := transport.CheckError(resp, http.StatusAccepted); err != nil {
+		return err
+	}
+	loc, err := resp.Request.URL.Parse(resp.Header.Get("Location"))
+	if err != nil || resp.Header.Get("Location") == "" {
+		return nil
+	}
+	// The upload only tested the permission; cancelling it frees what the registry
+	// reserved. Failing to cancel is not the user's problem.
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if del, err := http.NewRequestWithContext(cctx, http.MethodDelete, loc.String(), nil); err == nil {
+		if resp, err := client.Do(del); err == nil {
+			resp.Body.Close()
+		}
+	}
+	return nil
+}
+
+// untilDone runs f and returns its error, or ctx's as soon as ctx is done: ggcr sleeps
+// between retries without watching the context, for up to DefaultBackoff's 16 seconds.
+// What f still does after that fails on the done context.
+func untilDone(ctx context.Context, f func() error) error {
+	done := make(chan error, 1)
+	go func() { done <- f() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
 }
 
 // TagNames are the tags Publish sets: the reference's own, then Tags, without repeats.
@@ -118,6 +197,18 @@ func (r *Registry) TagNames() []string {
 	return tags
 }
 
+// tagRule is the OCI distribution spec's grammar for a tag.
+var tagRule = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
+
+// CheckTag reports whether tag is a valid tag. ggcr accepts some that registries refuse
+// (like "-lead"), and a registry that refuses the tag does so after the manifest is in.
+func CheckTag(tag string) error {
+	if !tagRule.MatchString(tag) {
+		return fmt.Errorf("%q is not a valid tag: a tag matches [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127} (up to 128 letters, digits, '_', '.' and '-', not starting with '.' or '-')", tag)
+	}
+	return nil
+}
+
 // Publish implements Interface.
 func (r *Registry) Publish(ctx context.Context, img v1.Image) (string, error) {
 	d, err := img.Digest()
@@ -135,11 +226,11 @@ func (r *Registry) Publish(ctx context.Context, img v1.Image) (string, error) {
 		}
 		pushed = &mountableImage{Image: img, from: r.MountFrom, digests: set}
 	}
-	if err := remote.Write(byDigest, pushed, opts...); err != nil {
+	if err := untilDone(ctx, func() error { return remote.Write(byDigest, pushed, opts...) }); err != nil {
 		return "", &Error{Target: repo.String(), Err: err}
 	}
 	for _, t := range r.TagNames() {
-		if err := remote.Tag(repo.Tag(t), img, opts...); err != nil {
+		if err := untilDone(ctx, func() error { return remote.Tag(repo.Tag(t), img, opts...) }); err != nil {
 			return "", &Error{Target: repo.Tag(t).String(), Err: err}
 		}
 	}

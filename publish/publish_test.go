@@ -5,10 +5,13 @@ import (
 	"errors"
 	"io"
 	"log"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
@@ -43,7 +46,7 @@ func TestRegistry(t *testing.T) {
 	}
 	img, d := testImage(t)
 	r := &Registry{Ref: ref}
-	if err := r.Check(); err != nil {
+	if err := r.Check(context.Background()); err != nil {
 		t.Fatalf("Check: %v", err)
 	}
 	got, err := r.Publish(context.Background(), img)
@@ -67,7 +70,7 @@ func TestRegistryUnreachable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = (&Registry{Ref: ref}).Check()
+	err = (&Registry{Ref: ref}).Check(context.Background())
 	var pe *Error
 	if !errors.As(err, &pe) || !strings.Contains(err.Error(), "127.0.0.1:1") || !strings.Contains(err.Error(), "hint:") {
 		t.Fatalf("got %v, want a publish error naming the registry, with a hint", err)
@@ -196,5 +199,129 @@ func TestRegistryTags(t *testing.T) {
 	want := []string{host + "/team/app:v1", host + "/team/app:stable", host + "/team/app@" + d.String()}
 	if got := r.Refs(d.String()); strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("refs %v, want %v", got, want)
+	}
+}
+
+// faultyRegistry is ggcr's registry behind a handler that answers some requests itself.
+// fault returns true when it answered.
+func faultyRegistry(t *testing.T, fault func(w http.ResponseWriter, r *http.Request) bool) (host string, direct http.Handler) {
+	t.Helper()
+	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !fault(w, r) {
+			reg.ServeHTTP(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://"), reg
+}
+
+func TestCheckStalls(t *testing.T) {
+	silent, accepted := silentRegistry(t)
+	ref, err := name.ParseReference(silent + "/team/app:v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		timeout time.Duration
+		cancel  bool
+		want    []string
+	}{
+		{name: "no answer within the timeout", timeout: 300 * time.Millisecond, want: []string{silent, "did not answer within 300ms", "hint:"}},
+		{name: "interrupted while waiting", timeout: time.Hour, cancel: true, want: []string{"context canceled"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			if tc.cancel {
+				go func() {
+					<-accepted
+					cancel()
+				}()
+			}
+			start := time.Now()
+			err := (&Registry{Ref: ref, Transport: newTestTransport(t, tc.timeout)}).Check(ctx)
+			var pe *Error
+			if !errors.As(err, &pe) {
+				t.Fatalf("got %v, want a publish error", err)
+			}
+			for _, want := range tc.want {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q does not say %q", err, want)
+				}
+			}
+			if took := time.Since(start); took > 10*time.Second {
+				t.Errorf("took %s", took)
+			}
+		})
+	}
+}
+
+// TestPublishInterruptedWhileRetrying: ggcr sleeps between retries without watching the
+// context; Publish must not wait the sleep out, and must set no tag.
+func TestPublishInterruptedWhileRetrying(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var once sync.Once
+	host, _ := faultyRegistry(t, func(w http.ResponseWriter, r *http.Request) bool {
+		if strings.Contains(r.URL.Path, "/blobs/uploads/") && r.Method != http.MethodPost {
+			// Once the answer is in and ggcr has gone to sleep before trying again.
+			once.Do(func() { time.AfterFunc(500*time.Millisecond, cancel) })
+			http.Error(w, "try later", http.StatusServiceUnavailable)
+			return true
+		}
+		return false
+	})
+	ref, err := name.ParseReference(host + "/team/app:v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, _ := testImage(t)
+	r := &Registry{Ref: ref, Backoff: remote.Backoff{Duration: time.Minute, Factor: 1, Steps: 3}}
+	start := time.Now()
+	_, err = r.Publish(ctx, img)
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("got %v, want context.Canceled", err)
+	}
+	if took := time.Since(start); took > 20*time.Second {
+		t.Errorf("Publish took %s to notice the interruption", took)
+	}
+	if _, err := remote.Head(ref); err == nil {
+		t.Errorf("an interrupted publish set the tag")
+	}
+}
+
+// TestErrorQuotesRegistryBodyShortAndEscaped: a registry's error page reaches the user as
+// a short excerpt, with its control characters escaped.
+func TestErrorQuotesRegistryBodyShortAndEscaped(t *testing.T) {
+	page := strings.Repeat("\x1b[31mdenied\x1b[0m by policy\r\n", 1500) // ggcr reads up to 64 KiB of it
+	host, _ := faultyRegistry(t, func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method == http.MethodPost {
+			w.WriteHeader(http.StatusBadRequest)
+			io.WriteString(w, page)
+			return true
+		}
+		return false
+	})
+	ref, err := name.ParseReference(host + "/team/app:v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = (&Registry{Ref: ref}).Check(context.Background())
+	if err == nil {
+		t.Fatal("Check passed a registry that refuses uploads")
+	}
+	msg := err.Error()
+	if len(msg) > 5000 {
+		t.Errorf("error is %d bytes long", len(msg))
+	}
+	for _, want := range []string{host, "denied", `\x1b`, "more bytes", "hint:"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error does not say %q:\n%s", want, msg)
+		}
+	}
+	if strings.ContainsAny(msg, "\x1b\r") {
+		t.Errorf("error carries raw control characters: %q", msg[:200])
 	}
 }

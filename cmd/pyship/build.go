@@ -29,6 +29,8 @@ func runBuild(ctx context.Context, args []string) error {
 	push := fs.Bool("push", false, "push the image to the registry named by --image")
 	ociLayout := fs.String("oci-layout", "", "write the image into the OCI layout `DIR`")
 	tarballPath := fs.String("tarball", "", "write the image to `FILE`, loadable by docker load or podman load")
+	var pf pushFlags
+	pf.register(fs)
 	path, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -37,8 +39,11 @@ func runBuild(ctx context.Context, args []string) error {
 
 	var ref name.Reference
 	if *image != "" {
-		if ref, err = name.ParseReference(*image); err != nil {
-			return usagef("--image %q: %v", *image, err)
+		if ref, err = pf.reference(*image); err != nil {
+			return err
+		}
+		if err := checkTags(ref, nil, nil); err != nil {
+			return err
 		}
 	}
 	if *push && ref == nil {
@@ -48,14 +53,18 @@ func runBuild(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	// The same registry setup as pyship publish: credentials, transport, mounts.
 	var registry *publish.Registry
+	secret := func(err error) error { return err }
 	if *push {
-		registry = &publish.Registry{Ref: ref}
-		start := time.Now()
-		if err := registry.Check(); err != nil {
-			return fail(exitPublish, err)
+		if registry, secret, err = pf.registry(ref, &c); err != nil {
+			return err
 		}
-		log.Info("registry ready", "ref", ref.Context().String(), "took", since(start))
+		if err := checkRegistry(ctx, registry, log); err != nil {
+			return secret(err)
+		}
+	} else if pf.username != "" || pf.passwordStdin {
+		return usagef("--username and --password-stdin go with --push")
 	}
 
 	_, res, err := build(ctx, path, c, cacheDir, log)
@@ -67,6 +76,7 @@ func runBuild(ctx context.Context, args []string) error {
 	var pub publish.Interface
 	switch {
 	case *push:
+		registry.MountFrom, registry.MountLayers = res.Base, res.BaseLayers
 		pub = registry
 	case *ociLayout != "":
 		pub = &publish.Layout{Dir: *ociLayout, Name: refName(ref)}
@@ -88,7 +98,7 @@ func runBuild(ctx context.Context, args []string) error {
 	start := time.Now()
 	out, err := pub.Publish(ctx, res.Image)
 	if err != nil {
-		return fail(exitPublish, err)
+		return secret(fail(exitPublish, err))
 	}
 	log.Info("image written", "ref", out, "took", since(start))
 	fmt.Println(out)
@@ -105,8 +115,12 @@ func build(ctx context.Context, path string, c common, cacheDir string, log hclo
 	if err != nil {
 		return nil, nil, err
 	}
+	transport, err := c.registry()
+	if err != nil {
+		return nil, nil, err
+	}
 	res, err := layers.Build(ctx, p, layers.Options{
-		Source: dir, CacheDir: cacheDir, Epoch: info.epoch, Keychain: publish.Keychain(nil),
+		Source: dir, CacheDir: cacheDir, Epoch: info.epoch, Keychain: publish.Keychain(nil), Transport: transport,
 		StepTimeout: timeout, BuildLimits: limits, Logger: log,
 	})
 	if err != nil {

@@ -5,13 +5,16 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/pyship/pyship/layers"
+	"github.com/pyship/pyship/publish"
 )
 
 // errHelp is returned after --help printed the usage.
@@ -24,6 +27,11 @@ type common struct {
 	baseMirror string
 	base       string
 	platform   string
+	// registryCA and registryTimeout shape the one transport to registries, made once
+	// and kept in transport.
+	registryCA      string
+	registryTimeout string
+	transport       http.RoundTripper
 }
 
 func (c *common) register(fs *flag.FlagSet) {
@@ -33,6 +41,31 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.baseMirror, "base-mirror", os.Getenv("PYSHIP_BASE_MIRROR"), "`REGISTRY` that stands in for Docker Hub when pulling bases (env PYSHIP_BASE_MIRROR)")
 	fs.StringVar(&c.base, "base", os.Getenv("PYSHIP_BASE"), "base image `REF`, replacing python:<version>-slim (env PYSHIP_BASE)")
 	fs.StringVar(&c.platform, "platform", os.Getenv("PYSHIP_PLATFORM"), "target `OS/ARCH` (env PYSHIP_PLATFORM; default linux and this machine's architecture)")
+	fs.StringVar(&c.registryCA, "registry-ca", "", "trust registries' certificates from this PEM `FILE`, besides the system's (SSL_CERT_FILE works too)")
+	fs.StringVar(&c.registryTimeout, "registry-timeout", os.Getenv(publish.TimeoutEnv),
+		"how long a registry may keep pyship waiting with no progress, as a `DURATION` like 30s or 5m (env "+publish.TimeoutEnv+"; default "+publish.DefaultTimeout.String()+")")
+}
+
+// registry returns the transport for every request to a registry: pushes, base pulls,
+// image pulls. Each command makes one.
+func (c *common) registry() (http.RoundTripper, error) {
+	if c.transport != nil {
+		return c.transport, nil
+	}
+	opts := publish.TransportOptions{CAFile: c.registryCA}
+	if c.registryTimeout != "" {
+		d, err := time.ParseDuration(c.registryTimeout)
+		if err != nil || d <= 0 {
+			return nil, usagef("--registry-timeout (or %s) %q: want a positive duration like 30s or 5m", publish.TimeoutEnv, c.registryTimeout)
+		}
+		opts.Timeout = d
+	}
+	t, err := publish.NewTransport(opts)
+	if err != nil {
+		return nil, usagef("--registry-ca: %v", err)
+	}
+	c.transport = t
+	return t, nil
 }
 
 func (c *common) logger() hclog.Logger {

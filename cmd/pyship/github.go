@@ -20,10 +20,11 @@ import (
 // inGitHubActions reports whether pyship runs as a GitHub Actions step.
 func inGitHubActions() bool { return os.Getenv("GITHUB_ACTIONS") == "true" }
 
-// annotate prints a GitHub Actions error annotation for err, pointing at the file and line
-// at fault when the error names one. dir is the project's directory; annotations name
-// files relative to the workspace, where GitHub shows them.
-func annotate(w io.Writer, err error, dir string) {
+// annotate prints a GitHub Actions error annotation for err, saying msg (err's message,
+// bounded), pointing at the file and line at fault when the error names one. dir is the
+// project's directory; annotations name files relative to the workspace, where GitHub
+// shows them.
+func annotate(w io.Writer, err error, dir, msg string) {
 	file, line := "", 0
 	var de *detect.Error
 	var ie *layers.InstallError
@@ -47,7 +48,7 @@ func annotate(w io.Writer, err error, dir string) {
 		}
 	}
 	props = append(props, "title=pyship")
-	fmt.Fprintf(w, "::error %s::%s\n", strings.Join(props, ","), escapeData(err.Error()))
+	fmt.Fprintf(w, "::error %s::%s\n", strings.Join(props, ","), escapeData(msg))
 }
 
 // escapeData and escapeProperty encode a workflow command's message and properties.

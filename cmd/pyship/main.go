@@ -6,9 +6,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
 	"syscall"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/pyship/pyship/sandbox"
 )
@@ -92,12 +98,110 @@ func main() {
 		code = exitInterrupted
 		err = errors.New("interrupted")
 	}
-	fmt.Fprintf(os.Stderr, "pyship: %v\n", err)
-	if inGitHubActions() {
-		// The runner reads workflow commands from stderr too; stdout stays for results.
-		annotate(os.Stderr, err, dir)
-	}
+	printError(os.Stderr, err, dir, inGitHubActions())
 	os.Exit(code)
+}
+
+// How much of an error pyship prints: pip's output or a registry's page can make an error
+// megabytes long. The start says what failed; the end holds the hint.
+const (
+	maxErrorBytes      = 16 << 10
+	maxErrorLines      = 100
+	maxAnnotationBytes = 4 << 10
+	maxAnnotationLines = 40
+)
+
+// printError prints err for a person, bounded, and in GitHub Actions also as an
+// annotation. When the message is cut, the whole of it goes to a file, named in the cut.
+func printError(w io.Writer, err error, dir string, actions bool) {
+	msg := err.Error()
+	var once sync.Once
+	note := ""
+	where := func() string {
+		once.Do(func() {
+			f, err := os.CreateTemp("", "pyship-error-*.txt")
+			if err != nil {
+				return
+			}
+			_, werr := f.WriteString(msg)
+			if cerr := f.Close(); werr == nil && cerr == nil {
+				note = "; the whole message is in " + f.Name()
+			}
+		})
+		return note
+	}
+	fmt.Fprintf(w, "pyship: %s\n", excerpt(msg, maxErrorBytes, maxErrorLines, where))
+	if actions {
+		// The runner reads workflow commands from stderr too; stdout stays for results.
+		annotate(w, err, dir, excerpt(msg, maxAnnotationBytes, maxAnnotationLines, where))
+	}
+}
+
+// excerpt escapes the control characters of s but newline and tab (they could drive the
+// terminal), and, when the result is longer than maxBytes or maxLines, keeps its first
+// three quarters and its last quarter, saying how much is left out in between and where
+// (note).
+func excerpt(s string, maxBytes, maxLines int, note func() string) string {
+	s = escapeControl(s)
+	if len(s) <= maxBytes && strings.Count(s, "\n") < maxLines {
+		return s
+	}
+	head := s[:runeStart(s, maxBytes*3/4)]
+	for i, n := 0, 0; i < len(head); i++ {
+		if head[i] == '\n' {
+			if n++; n == maxLines*3/4 {
+				head = head[:i+1]
+				break
+			}
+		}
+	}
+	rest := s[len(head):]
+	tail := rest[runeStart(rest, max(len(rest)-maxBytes/4, 0)):]
+	pos := len(tail)
+	for range max(maxLines/4, 1) {
+		if pos = strings.LastIndexByte(tail[:pos], '\n'); pos < 0 {
+			break
+		}
+	}
+	if pos >= 0 {
+		tail = tail[pos+1:]
+	}
+	sep := ""
+	if !strings.HasSuffix(head, "\n") {
+		sep = "\n"
+	}
+	return fmt.Sprintf("%s%s... (%d more bytes%s) ...\n%s", head, sep, len(rest)-len(tail), note(), tail)
+}
+
+// runeStart moves i, at most len(s), back to the start of a UTF-8 sequence in s.
+func runeStart(s string, i int) int {
+	i = min(i, len(s))
+	for i > 0 && i < len(s) && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return i
+}
+
+// escapeControl writes control characters and invalid UTF-8 as Go escapes, keeping
+// newlines (CRLF becomes LF) and tabs.
+func escapeControl(s string) string {
+	var b strings.Builder
+	for i, r := range s {
+		switch {
+		case r == utf8.RuneError && !strings.HasPrefix(s[i:], string(utf8.RuneError)):
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case r == '\n' || r == '\t':
+			b.WriteRune(r)
+		case r == '\r' && strings.HasPrefix(s[i+1:], "\n"):
+			// A CRLF line end is a line end.
+		case unicode.IsControl(r):
+			q := strconv.QuoteRuneToASCII(r)
+			b.WriteString(q[1 : len(q)-1])
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }
 
 func run(ctx context.Context, args []string) error {

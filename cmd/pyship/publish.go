@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/hashicorp/go-hclog"
 
 	"github.com/pyship/pyship/publish"
 	"github.com/pyship/pyship/sandbox"
@@ -35,11 +36,9 @@ func runPublish(ctx context.Context, args []string) error {
 	var tags stringList
 	fs.Var(&tags, "tag", "another `TAG` to set (repeatable)")
 	skipTest := fs.Bool("skip-test", false, "push without the smoke test")
-	username := fs.String("username", "", "registry `USER` (with --password-stdin)")
-	passwordStdin := fs.Bool("password-stdin", false, "read the registry password from stdin")
+	var pf pushFlags
+	pf.register(fs)
 	imageRefs := fs.String("image-refs", "", "write every pushed reference to `FILE`, one a line")
-	insecure := fs.Bool("insecure", false, "allow plain HTTP to the registry (localhost never needs it)")
-	registryCA := fs.String("registry-ca", "", "trust the registry's certificate from this PEM `FILE` (SSL_CERT_FILE works too)")
 	timeout := fs.Duration("timeout", 0, "how long the app has to answer the smoke test (default 30s or smoke.timeout)")
 	summaryFile := fs.String("summary", "", "append a Markdown summary (plan, layers, smoke verdict) to `FILE`, like $GITHUB_STEP_SUMMARY")
 	path, err := parse(fs, args)
@@ -50,51 +49,29 @@ func runPublish(ctx context.Context, args []string) error {
 	if *image == "" {
 		return usagef("publish needs --image REGISTRY/REPOSITORY[:TAG]")
 	}
-	var nameOpts []name.Option
-	if *insecure {
-		nameOpts = append(nameOpts, name.Insecure)
-	}
-	ref, err := name.ParseReference(*image, nameOpts...)
+	ref, err := pf.reference(*image)
 	if err != nil {
-		return usagef("--image %q: %v", *image, err)
+		return err
 	}
 	if _, ok := ref.(name.Digest); ok {
 		return usagef("--image %q: give a repository and tag, not a digest", *image)
 	}
-	var creds *publish.Credentials
-	password := ""
-	switch {
-	case *passwordStdin && *username == "":
-		return usagef("--password-stdin needs --username")
-	case *passwordStdin:
-		if password, err = readPassword(os.Stdin); err != nil {
-			return usagef("reading the password from stdin: %v", err)
-		}
-		creds = &publish.Credentials{Registry: ref.Context().RegistryStr(), Username: *username, Password: password}
-	case *username != "":
-		return usagef("--username needs --password-stdin (a password on the command line would show in process lists and logs)")
+	ci := ciTags()
+	if err := checkTags(ref, tags, ci); err != nil {
+		return err
 	}
-	// Every error from here on could, in theory, carry the password back from a server.
-	secret := func(err error) error { return redactError(err, password) }
-	for _, t := range tags {
-		if _, err := name.NewTag(ref.Context().String()+":"+t, nameOpts...); err != nil {
-			return usagef("--tag %q: %v", t, err)
-		}
-	}
-	transport, err := publish.Transport(*registryCA)
+	reg, secret, err := pf.registry(ref, &c)
 	if err != nil {
-		return usagef("%v", err)
+		return err
 	}
+	reg.Tags = append(tags, ci...)
 	cacheDir, err := c.cache()
 	if err != nil {
 		return err
 	}
-	reg := &publish.Registry{Ref: ref, Tags: append(tags, ciTags()...), Keychain: publish.Keychain(creds), Transport: transport}
-	start := time.Now()
-	if err := reg.Check(); err != nil {
-		return secret(fail(exitPublish, err))
+	if err := checkRegistry(ctx, reg, log); err != nil {
+		return secret(err)
 	}
-	log.Info("registry ready", "repository", ref.Context().String(), "took", since(start))
 
 	p, res, err := build(ctx, path, c, cacheDir, log)
 	if err != nil {
@@ -134,7 +111,7 @@ func runPublish(ctx context.Context, args []string) error {
 	}
 
 	reg.MountFrom, reg.MountLayers = res.Base, res.BaseLayers
-	start = time.Now()
+	start := time.Now()
 	out, err := reg.Publish(ctx, res.Image)
 	if err != nil {
 		return secret(fail(exitPublish, err))
@@ -153,6 +130,70 @@ func runPublish(ctx context.Context, args []string) error {
 		}
 	}
 	fmt.Println(out)
+	return nil
+}
+
+// pushFlags say how to reach the registry to push to, for pyship publish and pyship build
+// --push alike. The transport comes from the common flags.
+type pushFlags struct {
+	username      string
+	passwordStdin bool
+	insecure      bool
+}
+
+func (f *pushFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.username, "username", "", "registry `USER` (with --password-stdin)")
+	fs.BoolVar(&f.passwordStdin, "password-stdin", false, "read the registry password from stdin")
+	fs.BoolVar(&f.insecure, "insecure", false, "allow plain HTTP to the registry (localhost never needs it)")
+}
+
+// reference parses --image.
+func (f *pushFlags) reference(image string) (name.Reference, error) {
+	var opts []name.Option
+	if f.insecure {
+		opts = append(opts, name.Insecure)
+	}
+	ref, err := name.ParseReference(image, opts...)
+	if err != nil {
+		return nil, usagef("--image %q: %v", image, err)
+	}
+	return ref, nil
+}
+
+// registry is where ref is pushed: with the credentials given (the password read from
+// stdin), else GITHUB_TOKEN for ghcr.io, else Docker's; over the command's one transport.
+// secret takes the password out of an error: every error from the registry could, in
+// theory, carry it back.
+func (f *pushFlags) registry(ref name.Reference, c *common) (reg *publish.Registry, secret func(error) error, err error) {
+	var creds *publish.Credentials
+	password := ""
+	switch {
+	case f.passwordStdin && f.username == "":
+		return nil, nil, usagef("--password-stdin needs --username")
+	case f.passwordStdin:
+		if password, err = readPassword(os.Stdin); err != nil {
+			return nil, nil, usagef("reading the password from stdin: %v", err)
+		}
+		creds = &publish.Credentials{Registry: ref.Context().RegistryStr(), Username: f.username, Password: password}
+	case f.username != "":
+		return nil, nil, usagef("--username needs --password-stdin (a password on the command line would show in process lists and logs)")
+	}
+	transport, err := c.registry()
+	if err != nil {
+		return nil, nil, err
+	}
+	reg = &publish.Registry{Ref: ref, Keychain: publish.Keychain(creds), Transport: transport}
+	return reg, func(err error) error { return redactError(err, password) }, nil
+}
+
+// checkRegistry fails fast, before anything is built, when the registry cannot be reached
+// or will not let us push.
+func checkRegistry(ctx context.Context, reg *publish.Registry, log hclog.Logger) error {
+	start := time.Now()
+	if err := reg.Check(ctx); err != nil {
+		return fail(exitPublish, err)
+	}
+	log.Info("registry ready", "repository", reg.Ref.Context().String(), "took", since(start))
 	return nil
 }
 
@@ -180,6 +221,28 @@ func redactError(err error, secret string) error {
 		code = ee.code
 	}
 	return fail(code, errors.New(strings.ReplaceAll(err.Error(), secret, "[redacted]")))
+}
+
+// checkTags fails with a usage error when the image's tag, a --tag, or a tag computed in
+// CI is not a valid tag, before anything is built or sent: a registry refuses such a tag
+// only after the manifest is in.
+func checkTags(ref name.Reference, tags, ci []string) error {
+	if t, ok := ref.(name.Tag); ok {
+		if err := publish.CheckTag(t.TagStr()); err != nil {
+			return usagef("--image %q: %v", ref.String(), err)
+		}
+	}
+	for _, t := range tags {
+		if err := publish.CheckTag(t); err != nil {
+			return usagef("--tag: %v", err)
+		}
+	}
+	for _, t := range ci {
+		if err := publish.CheckTag(t); err != nil {
+			return usagef("the CI tag made from GITHUB_SHA and GITHUB_REF_NAME: %v", err)
+		}
+	}
+	return nil
 }
 
 var tagUnsafe = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)

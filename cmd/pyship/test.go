@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/url"
 	"os"
 	"runtime"
 	"strconv"
@@ -16,6 +17,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/pyship/pyship/layers"
@@ -162,6 +164,10 @@ func runTest(ctx context.Context, args []string) error {
 	start := time.Now()
 	spec, err := rf.runnable(img, cacheDir, port)
 	if err != nil {
+		if *image != "" && fromRegistry(err) {
+			// The layers of a registry's image are pulled as they are unpacked.
+			return fail(exitBase, fmt.Errorf("pulling %s: %w", *image, err))
+		}
 		return err
 	}
 	log.Info("image unpacked", "layers", len(spec.Layers), "took", since(start))
@@ -257,12 +263,27 @@ func loadImage(ctx context.Context, ref string, c common) (v1.Image, error) {
 		return nil, usagef("--image %q is neither a directory nor an image reference: %v", ref, err)
 	}
 	platform := v1.Platform{OS: "linux", Architecture: runtime.GOARCH}
-	// The same credentials as for pushing: GITHUB_TOKEN for ghcr.io, then Docker's config.
-	img, err := remote.Image(r, remote.WithContext(ctx), remote.WithPlatform(platform), remote.WithAuthFromKeychain(publish.Keychain(nil)))
+	transport, err := c.registry()
+	if err != nil {
+		return nil, err
+	}
+	// The same credentials and transport as for pushing: GITHUB_TOKEN for ghcr.io, then
+	// Docker's config.
+	img, err := remote.Image(r, remote.WithContext(ctx), remote.WithPlatform(platform), remote.WithAuthFromKeychain(publish.Keychain(nil)), remote.WithTransport(transport))
 	if err != nil {
 		return nil, fail(exitBase, fmt.Errorf("pulling %s: %w\nhint: check the reference and your credentials", ref, err))
 	}
 	return img, nil
+}
+
+// fromRegistry reports whether err came from talking to a registry.
+func fromRegistry(err error) bool {
+	var (
+		stall *publish.StallError
+		terr  *transport.Error
+		uerr  *url.Error
+	)
+	return errors.As(err, &stall) || errors.As(err, &terr) || errors.As(err, &uerr)
 }
 
 // sandboxFailure gives a sandbox error its exit code.
