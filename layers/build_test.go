@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -29,6 +30,7 @@ import (
 	"github.com/pyship/pyship/detect"
 	"github.com/pyship/pyship/fixtures"
 	"github.com/pyship/pyship/plan"
+	"github.com/pyship/pyship/sandbox"
 )
 
 // tarLayer makes an uncompressed-input layer from entries written in order.
@@ -385,6 +387,55 @@ func TestExtractKeepsModTimes(t *testing.T) {
 		}
 		if !st.ModTime().Equal(mtime) {
 			t.Errorf("%s: mtime %s, want %s (timestamp-based .pyc files depend on it)", p, st.ModTime(), mtime)
+		}
+	}
+}
+
+func TestExtractDropsPrivileges(t *testing.T) {
+	l := tarLayer(t, []tar.Header{
+		{Name: "bin/", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "bin/rootshell", Typeflag: tar.TypeReg, Mode: 0o4755},
+		{Name: "bin/groupshell", Typeflag: tar.TypeReg, Mode: 0o2755, Uid: 0, Gid: 42},
+		{Name: "tmp/", Typeflag: tar.TypeDir, Mode: 0o1777},
+		{Name: "home/app/", Typeflag: tar.TypeDir, Mode: 0o755, Uid: 65532, Gid: 65532},
+		{Name: "dev/mem", Typeflag: tar.TypeChar, Mode: 0o666, Devmajor: 1, Devminor: 1},
+	}, map[string]string{"bin/rootshell": "#!/bin/sh\n", "bin/groupshell": "#!/bin/sh\n"})
+	rc, err := l.Uncompressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	root := t.TempDir()
+	if err := extract(rc, root); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"bin/rootshell", "bin/groupshell"} {
+		st, err := os.Stat(filepath.Join(root, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode()&(os.ModeSetuid|os.ModeSetgid) != 0 {
+			t.Errorf("%s was extracted with its set-id bits: %s", f, st.Mode())
+		}
+	}
+	if st, err := os.Stat(filepath.Join(root, "tmp")); err != nil || st.Mode()&os.ModeSticky == 0 {
+		t.Errorf("/tmp lost its sticky bit: %v, %v", st.Mode(), err)
+	}
+	if _, err := os.Lstat(filepath.Join(root, "dev/mem")); err == nil {
+		t.Errorf("a device node was extracted onto the host")
+	}
+	if os.Geteuid() != 0 {
+		return
+	}
+	// As root, owners are the sandbox's ids, never host accounts: root in the image is not
+	// root on the host.
+	for f, want := range map[string]int{"bin/rootshell": sandbox.HostID(0), "home/app": sandbox.HostID(65532)} {
+		st, err := os.Lstat(filepath.Join(root, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if uid := int(st.Sys().(*syscall.Stat_t).Uid); uid != want || uid == 0 {
+			t.Errorf("%s belongs to host uid %d, want %d", f, uid, want)
 		}
 	}
 }
