@@ -179,8 +179,8 @@ func TestCgroupV2Leaf(t *testing.T) {
 	if err := cg.add(sleeper.Process.Pid); err != nil {
 		t.Fatalf("adding a process to the sandbox's cgroup: %v", err)
 	}
-	if data, err := os.ReadFile(filepath.Join(cgroup2Mount, parent, "t", "pids.current")); err != nil || strings.TrimSpace(string(data)) != "1" {
-		t.Errorf("pids.current %q, %v: want the one process added", data, err)
+	if got := cgroupOf(t, sleeper.Process.Pid); got != parent+"/t" {
+		t.Errorf("the process added to the sandbox's cgroup is in %s", got)
 	}
 	_ = sleeper.Process.Kill()
 	_, _ = sleeper.Process.Wait()
