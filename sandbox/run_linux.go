@@ -273,14 +273,35 @@ func CleanLeftovers() {
 		return
 	}
 	// Build sandboxes have a cgroup but no directory here.
-	cgs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", cgroupParent, "*"))
-	v2, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", cgroupParent, "*"))
-	for _, d := range append(cgs, v2...) {
-		id, owner, ok := parseRunDir("pyship-run-" + filepath.Base(d))
-		if ok && !processAlive(owner) {
-			removeCgroup(id)
+	for _, parent := range cgroupParents() {
+		entries, _ := os.ReadDir(parent)
+		for _, e := range entries {
+			if !e.IsDir() {
+				continue
+			}
+			id, owner, ok := parseRunDir("pyship-run-" + e.Name())
+			if ok && !processAlive(owner) {
+				removeCgroup(id)
+			}
 		}
 	}
+}
+
+// cgroupParents are the cgroups that hold sandboxes' cgroups: pyship's in each v1
+// hierarchy, and on v2 wherever newCgroup2 puts them.
+func cgroupParents() []string {
+	dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", cgroupParent))
+	if d := filepath.Join(cgroup2Mount, cgroupParent); exists(d) {
+		dirs = append(dirs, d)
+	}
+	if own, err := ownCgroup2(cgroup2Mount); err == nil {
+		if at := placeV2(cgroup2Mount, own); at != "/" {
+			if d := filepath.Join(cgroup2Mount, at, cgroupParent); exists(d) {
+				dirs = append(dirs, d)
+			}
+		}
+	}
+	return dirs
 }
 
 // newID names a sandbox: the pyship process that owns it, and a random part.
@@ -310,11 +331,11 @@ func processAlive(pid int) bool {
 
 // removeCgroup removes a sandbox's cgroup from every hierarchy, killing what is left in it.
 func removeCgroup(id string) {
-	dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", cgroupParent, id))
-	if d := filepath.Join("/sys/fs/cgroup", cgroupParent, id); exists(d) {
-		dirs = append(dirs, d)
-	}
-	for _, d := range dirs {
+	for _, parent := range cgroupParents() {
+		d := filepath.Join(parent, id)
+		if !exists(d) {
+			continue
+		}
 		if data, err := os.ReadFile(filepath.Join(d, "cgroup.procs")); err == nil {
 			for _, f := range strings.Fields(string(data)) {
 				if pid, err := strconv.Atoi(f); err == nil {

@@ -384,8 +384,10 @@ func TestStartServesThePublishedPort(t *testing.T) {
 	if _, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", p.HostPort())); err == nil {
 		t.Errorf("the published port still answers after Stop")
 	}
-	if leftovers, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", cgroupParent, id)); len(leftovers) > 0 {
-		t.Errorf("cgroups left after Stop: %v", leftovers)
+	for _, parent := range cgroupParents() {
+		if exists(filepath.Join(parent, id)) {
+			t.Errorf("cgroup left after Stop: %s", filepath.Join(parent, id))
+		}
 	}
 	if leftovers, _ := filepath.Glob(filepath.Join(os.TempDir(), "pyship-run-"+id+"-*")); len(leftovers) > 0 {
 		t.Errorf("directories left after Stop: %v", leftovers)
