@@ -266,3 +266,23 @@ func TestRunTimesOut(t *testing.T) {
 		t.Errorf("Run took %s after its deadline", took)
 	}
 }
+
+func TestRunLimitsMemory(t *testing.T) {
+	root := probeRoot(t)
+	err := Run(context.Background(), Spec{
+		Root: root, Upper: filepath.Join(t.TempDir(), "u"), Args: []string{probeArg, "alloc", "512"}, Env: []string{"PATH=/bin"},
+		Limits: Limits{Memory: 64 << 20, CPUs: 1, Pids: 64},
+	})
+	var exit *ExitError
+	if !errors.As(err, &exit) || !exit.OutOfMemory || !strings.Contains(err.Error(), "64 MiB") {
+		t.Fatalf("a build step holding 512 MiB under a 64 MiB limit: %v, want killed for memory", err)
+	}
+	// The same command within its limit runs.
+	err = Run(context.Background(), Spec{
+		Root: root, Upper: filepath.Join(t.TempDir(), "u"), Args: []string{probeArg, "alloc", "16"}, Env: []string{"PATH=/bin"},
+		Limits: Limits{Memory: 256 << 20, CPUs: 1, Pids: 64},
+	})
+	if err != nil {
+		t.Errorf("16 MiB under a 256 MiB limit: %v", err)
+	}
+}

@@ -60,6 +60,19 @@ func probe(args []string) int {
 		case "sleep":
 			time.Sleep(time.Hour)
 			return 0
+		case "alloc":
+			// alloc MIB: hold that much memory, touched.
+			n, _ := strconv.Atoi(args[1])
+			held := make([][]byte, 0, n)
+			for i := 0; i < n; i++ {
+				b := make([]byte, 1<<20)
+				for j := range b {
+					b[j] = byte(j)
+				}
+				held = append(held, b)
+			}
+			fmt.Println(len(held))
+			return 0
 		case "hostile":
 			// hostile [ADDR]: try what a hostile build or app would; report each result.
 			_ = json.NewEncoder(os.Stdout).Encode(tryEscapes(args[1:]))
