@@ -89,11 +89,12 @@ type hostileAttempt struct {
 
 // hostileOutcome is a case's line in the tally.
 type hostileOutcome struct {
-	id     string
-	kind   hostileKind
-	failed bool
-	causes []string
-	result string
+	id      string
+	kind    hostileKind
+	failed  bool
+	skipped bool
+	causes  []string
+	result  string
 }
 
 // hostileSuite is what the cases share.
@@ -332,7 +333,7 @@ func (s *hostileSuite) logRun(t *testing.T, spec hostileSpec, r *hostileResult) 
 func (s *hostileSuite) runCase(t *testing.T, c hostileCase, p *hostilePending) {
 	oc := &hostileOutcome{id: c.id(), kind: c.kind}
 	t.Cleanup(func() {
-		oc.failed = t.Failed()
+		oc.failed, oc.skipped = t.Failed(), t.Skipped()
 		if oc.failed && len(oc.causes) == 0 {
 			oc.causes = append(oc.causes, "setup")
 		}
@@ -613,7 +614,7 @@ func (s *hostileSuite) finish(t *testing.T, took time.Duration) {
 	}
 
 	var refused, contained int
-	var failed []string
+	var failed, skipped []string
 	byCause := map[string][]string{}
 	sort.Slice(outcomes, func(i, j int) bool { return outcomes[i].id < outcomes[j].id })
 	for _, o := range outcomes {
@@ -623,6 +624,8 @@ func (s *hostileSuite) finish(t *testing.T, took time.Duration) {
 			for _, c := range o.causes {
 				byCause[c] = append(byCause[c], o.id)
 			}
+		case o.skipped:
+			skipped = append(skipped, o.id)
 		case o.kind == hostileRefused:
 			refused++
 		default:
@@ -631,6 +634,9 @@ func (s *hostileSuite) finish(t *testing.T, took time.Duration) {
 	}
 	report := []string{fmt.Sprintf("hostile: %d cases: %d refused with a clear error, %d contained, %d FAILED (%s)",
 		len(outcomes), refused, contained, len(failed), strings.Join(failed, ", "))}
+	if len(skipped) > 0 {
+		report = append(report, fmt.Sprintf("hostile:   skipped (%d): %s", len(skipped), strings.Join(skipped, ", ")))
+	}
 	var containedFailing []string
 	for _, o := range outcomes {
 		if !o.failed && o.kind == hostileContained && o.result != "passed" {
