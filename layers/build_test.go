@@ -439,3 +439,60 @@ func TestExtractDropsPrivileges(t *testing.T) {
 		}
 	}
 }
+
+func TestExtractNeverChangesTheHost(t *testing.T) {
+	outside := t.TempDir()
+	if err := os.Chmod(outside, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	keep := filepath.Join(outside, "keep")
+	if err := os.WriteFile(keep, []byte("host"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []string{"b/.wh...", "b/.wh..", "b/.wh."} {
+		root := t.TempDir()
+		rc, err := tarLayer(t, []tar.Header{{Name: "b/", Typeflag: tar.TypeDir, Mode: 0o755}, {Name: h, Typeflag: tar.TypeReg}}, nil).Uncompressed()
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = extract(rc, root)
+		rc.Close()
+		if err == nil || !strings.Contains(err.Error(), "names no file") {
+			t.Errorf("whiteout %s: %v, want it refused", h, err)
+		}
+		if _, err := os.Stat(root); err != nil {
+			t.Errorf("whiteout %s removed the root: %v", h, err)
+		}
+	}
+	// A directory's mode is set at the end; by then "a" is a link to the host.
+	l := tarLayer(t, []tar.Header{
+		{Name: "a/", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "a/x/", Typeflag: tar.TypeDir, Mode: 0o777},
+		{Name: "a", Typeflag: tar.TypeSymlink, Linkname: outside},
+	}, nil)
+	rc, err := l.Uncompressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	root := t.TempDir()
+	// "a/x" was made inside root; outside must keep its mode whatever "a" becomes.
+	if err := os.Mkdir(filepath.Join(outside, "x"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := extract(rc, root); err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]os.FileMode{outside: 0o750, filepath.Join(outside, "x"): 0o700} {
+		st, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode().Perm() != want {
+			t.Errorf("extraction changed the host's %s to %s", p, st.Mode().Perm())
+		}
+	}
+	if data, _ := os.ReadFile(keep); string(data) != "host" {
+		t.Errorf("extraction changed %s", keep)
+	}
+}

@@ -94,7 +94,8 @@ func extract(r io.Reader, root string) error {
 	tr := tar.NewReader(r)
 	asRoot := os.Geteuid() == 0
 	type dirMode struct {
-		path    string
+		// rel is the directory's resolved path inside root.
+		rel     string
 		mode    os.FileMode
 		modTime time.Time
 	}
@@ -139,7 +140,7 @@ func extract(r io.Reader, root string) error {
 					return err
 				}
 			}
-			dirs = append(dirs, dirMode{target, mode, h.ModTime})
+			dirs = append(dirs, dirMode{strings.TrimPrefix(target, root), mode, h.ModTime})
 		case tar.TypeReg:
 			_ = os.Remove(target)
 			f, err := os.OpenFile(target, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
@@ -190,18 +191,52 @@ func extract(r io.Reader, root string) error {
 		}
 	}
 	// Directory modes last, so a read-only directory does not stop its own extraction.
+	// A later entry may have replaced a directory, or a directory above it, with a link:
+	// each is opened again inside root without following any link, and a directory that is
+	// no longer there is left alone.
+	rootFD, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(rootFD)
 	for i := len(dirs) - 1; i >= 0; i-- {
 		mode := dirs[i].mode
 		if !asRoot {
 			// Without root the files stay ours; keep the directories ours to write too.
 			mode |= 0o700
 		}
-		if err := os.Chmod(dirs[i].path, mode); err != nil {
+		if err := setDirMode(rootFD, dirs[i].rel, mode, dirs[i].modTime); err != nil {
 			return err
 		}
-		if err := os.Chtimes(dirs[i].path, dirs[i].modTime, dirs[i].modTime); err != nil {
-			return err
-		}
+	}
+	return nil
+}
+
+// setDirMode sets the mode and times of the directory rel inside the directory rootFD,
+// if it is still one, reached without following links.
+func setDirMode(rootFD int, rel string, mode os.FileMode, mtime time.Time) error {
+	rel = strings.TrimPrefix(path.Clean("/"+filepath.ToSlash(rel)), "/")
+	if rel == "" {
+		return nil
+	}
+	fd, err := unix.Openat2(rootFD, rel, &unix.OpenHow{
+		Flags:   unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
+	})
+	if err != nil {
+		return nil
+	}
+	defer unix.Close(fd)
+	perm := uint32(mode.Perm())
+	if mode&os.ModeSticky != 0 {
+		perm |= unix.S_ISVTX
+	}
+	if err := unix.Fchmod(fd, perm); err != nil {
+		return fmt.Errorf("setting the mode of %s: %w", rel, err)
+	}
+	tv := unix.NsecToTimeval(mtime.UnixNano())
+	if err := unix.Futimes(fd, []unix.Timeval{tv, tv}); err != nil {
+		return fmt.Errorf("setting the times of %s: %w", rel, err)
 	}
 	return nil
 }
@@ -216,6 +251,9 @@ const (
 func overlayWhiteout(dir, name string) error {
 	if name == strings.TrimPrefix(opaqueWhiteout, whiteoutPrefix) {
 		return unix.Setxattr(dir, "trusted.overlay.opaque", []byte("y"), 0)
+	}
+	if name == "" || name == "." || name == ".." || strings.Contains(name, "/") {
+		return fmt.Errorf("a whiteout for %q, which names no file: the layer is malformed", name)
 	}
 	target := filepath.Join(dir, name)
 	_ = os.RemoveAll(target)
