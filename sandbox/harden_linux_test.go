@@ -286,3 +286,36 @@ func TestRunLimitsMemory(t *testing.T) {
 		t.Errorf("16 MiB under a 256 MiB limit: %v", err)
 	}
 }
+
+func TestProgramGetsOnlyItsDescriptors(t *testing.T) {
+	root := probeRoot(t)
+	// pyship may have inherited descriptors that are not close-on-exec (a CI runner's
+	// pipes, a make jobserver): the program must not get them, nor the sandbox's own.
+	leaked, err := os.Open("/dev/null")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer leaked.Close()
+	if _, err := unix.FcntlInt(leaked.Fd(), unix.F_SETFD, 0); err != nil {
+		t.Fatal(err)
+	}
+	for _, egress := range []*Egress{nil, {}} {
+		var stdout, stderr bytes.Buffer
+		err := Run(context.Background(), Spec{
+			Root: root, Upper: filepath.Join(t.TempDir(), "u"), Args: []string{probeArg, "fds"}, Env: []string{"PATH=/bin"},
+			Egress: egress, Stdout: &stdout, Stderr: &stderr,
+		})
+		if err != nil {
+			t.Fatalf("Run: %v\n%s", err, stderr.String())
+		}
+		var extra []string
+		for _, fd := range strings.Fields(stdout.String()) {
+			if n, _, _ := strings.Cut(fd, "="); n != "0" && n != "1" && n != "2" {
+				extra = append(extra, fd)
+			}
+		}
+		if len(extra) > 0 {
+			t.Errorf("egress %v: the program holds descriptors beyond stdin, stdout and stderr: %v", egress != nil, extra)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -25,15 +26,33 @@ func Init() {
 	switch os.Args[0] {
 	case initArg:
 		runtime.LockOSThread()
+		// Whatever descriptors pyship inherited and passed on stop here: the program gets
+		// only the ones given to it by name.
+		closeOnExecFrom(fdSpec)
 		err = initSandbox()
 	case execArg:
 		runtime.LockOSThread()
+		closeOnExecFrom(fdSpec)
 		err = execStage()
 	default:
 		return
 	}
 	fmt.Fprint(os.NewFile(fdErrors, "errors"), err.Error())
 	os.Exit(1)
+}
+
+// closeOnExecFrom marks every descriptor from first on close-on-exec.
+func closeOnExecFrom(first int) {
+	if err := unix.CloseRange(uint(first), ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err == nil {
+		return
+	}
+	// Kernels before 5.11.
+	entries, _ := os.ReadDir("/proc/self/fd")
+	for _, e := range entries {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd >= first {
+			unix.CloseOnExec(fd)
+		}
+	}
 }
 
 // Run runs spec.Args in a sandbox (build mode): new mount, pid, uts, ipc and network

@@ -60,6 +60,19 @@ func probe(args []string) int {
 		case "sleep":
 			time.Sleep(time.Hour)
 			return 0
+		case "fds":
+			// fds: the descriptors the probe holds, besides the one listing them.
+			entries, _ := os.ReadDir("/proc/self/fd")
+			var fds []string
+			for _, e := range entries {
+				// The Go runtime's own (epoll, eventfd) and the listing's are the probe's.
+				target, _ := os.Readlink("/proc/self/fd/" + e.Name())
+				if target != "" && !strings.HasPrefix(target, "anon_inode:") {
+					fds = append(fds, e.Name()+"="+target)
+				}
+			}
+			fmt.Println(strings.Join(fds, " "))
+			return 0
 		case "alloc":
 			// alloc MIB: hold that much memory, touched.
 			n, _ := strconv.Atoi(args[1])
