@@ -58,6 +58,12 @@ func tryEscapes(args []string) map[string]string {
 	r["io_uring"] = errText(errnoErr(errno))
 	_, _, errno = unix.Syscall(unix.SYS_CLONE3, 0, 0, 0)
 	r["clone3"] = errText(errnoErr(errno))
+	_, err = unix.Socket(unix.AF_VSOCK, unix.SOCK_STREAM, 0)
+	r["vsock"] = errText(err)
+	_, _, errno = unix.Syscall(unix.SYS_PERSONALITY, 0x0040000, 0, 0) // ADDR_NO_RANDOMIZE
+	r["personality_no_aslr"] = errText(errnoErr(errno))
+	_, _, errno = unix.Syscall(unix.SYS_PERSONALITY, 0xffffffff, 0, 0)
+	r["personality_query"] = errText(errnoErr(errno))
 	for _, addr := range args {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
@@ -79,21 +85,24 @@ func errnoErr(e unix.Errno) error {
 func checkEscapes(t *testing.T, r map[string]string) {
 	t.Helper()
 	for key, want := range map[string]string{
-		"core_pattern":    "read-only file system",
-		"drop_caches":     "read-only file system",
-		"unshare_user":    "operation not permitted",
-		"unshare_mount":   "operation not permitted",
-		"mount":           "operation not permitted",
-		"tiocsti":         "operation not permitted", // the filter answers before the kernel looks at fd 0
-		"keyctl":          "operation not permitted",
-		"ptrace_init":     "operation not permitted",
-		"mknod":           "operation not permitted",
-		"repo_device":     "permission denied", // nodev: a device node in the image is not a device
-		"proc_keys":       "0 bytes, <nil>",
-		"controlling_tty": "no such device or address",
-		"own_session":     "true",
-		"io_uring":        "operation not permitted",
-		"clone3":          "function not implemented",
+		"core_pattern":        "read-only file system",
+		"drop_caches":         "read-only file system",
+		"unshare_user":        "operation not permitted",
+		"unshare_mount":       "operation not permitted",
+		"mount":               "operation not permitted",
+		"tiocsti":             "operation not permitted", // the filter answers before the kernel looks at fd 0
+		"keyctl":              "operation not permitted",
+		"ptrace_init":         "operation not permitted",
+		"mknod":               "operation not permitted",
+		"repo_device":         "permission denied", // nodev: a device node in the image is not a device
+		"proc_keys":           "0 bytes, <nil>",
+		"controlling_tty":     "no such device or address",
+		"own_session":         "true",
+		"io_uring":            "operation not permitted",
+		"clone3":              "function not implemented",
+		"vsock":               "operation not permitted",
+		"personality_no_aslr": "operation not permitted",
+		"personality_query":   "ok",
 	} {
 		if !strings.Contains(r[key], want) {
 			t.Errorf("%s: got %q, want %q", key, r[key], want)

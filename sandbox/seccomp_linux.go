@@ -15,7 +15,7 @@ import (
 var deniedSyscalls = []uintptr{
 	unix.SYS_MOUNT, unix.SYS_UMOUNT2, unix.SYS_PIVOT_ROOT, unix.SYS_UNSHARE, unix.SYS_SETNS,
 	unix.SYS_FSOPEN, unix.SYS_FSCONFIG, unix.SYS_FSMOUNT, unix.SYS_FSPICK, unix.SYS_MOVE_MOUNT,
-	unix.SYS_OPEN_TREE, unix.SYS_MOUNT_SETATTR,
+	unix.SYS_OPEN_TREE, unix.SYS_OPEN_TREE_ATTR, unix.SYS_MOUNT_SETATTR, unix.SYS_LISTMOUNT, unix.SYS_STATMOUNT,
 	unix.SYS_KEYCTL, unix.SYS_ADD_KEY, unix.SYS_REQUEST_KEY,
 	unix.SYS_PTRACE, unix.SYS_PROCESS_VM_READV, unix.SYS_PROCESS_VM_WRITEV, unix.SYS_KCMP, unix.SYS_PIDFD_GETFD,
 	unix.SYS_KEXEC_LOAD, unix.SYS_KEXEC_FILE_LOAD, unix.SYS_INIT_MODULE, unix.SYS_FINIT_MODULE, unix.SYS_DELETE_MODULE,
@@ -32,6 +32,16 @@ var deniedSyscalls = []uintptr{
 const namespaceFlags = unix.CLONE_NEWNS | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC | unix.CLONE_NEWUSER |
 	unix.CLONE_NEWPID | unix.CLONE_NEWNET | unix.CLONE_NEWCGROUP | unix.CLONE_NEWTIME
 
+// deniedSocketFamilies are address families a sandbox may not open: vsock reaches the
+// hypervisor and other VMs past the network namespace; AF_ALG is the kernel crypto API,
+// a frequent source of kernel bugs and of no use to a build or a web app.
+var deniedSocketFamilies = []uint32{unix.AF_VSOCK, unix.AF_ALG}
+
+// allowedPersonalities are the personality(2) values Docker allows: the default, the
+// 32-bit variant, the query value, and UNAME26. Disabling address randomisation is not
+// among them.
+var allowedPersonalities = []uint32{0x0, 0x8, 0x20000, 0x20008, 0xffffffff}
+
 // deniedIoctls are terminal requests that would let a process type into, or drive, a
 // terminal it shares with the user.
 var deniedIoctls = []uint32{unix.TIOCSTI, unix.TIOCLINUX}
@@ -45,9 +55,10 @@ const (
 )
 
 // seccompFilter is the sandbox's system call filter as a classic BPF program: system calls
-// of another architecture, those in deniedSyscalls, clone with namespace flags, and the
-// terminal ioctls fail; clone3, whose flags a filter cannot read, is reported as missing so
-// that the C library falls back to clone. Everything else is allowed.
+// of another architecture, those in deniedSyscalls, clone with namespace flags, the
+// terminal ioctls, sockets of the denied families and personalities Docker does not allow
+// fail; clone3, whose flags a filter cannot read, is reported as missing so that the C
+// library falls back to clone. Everything else is allowed.
 func seccompFilter() ([]unix.SockFilter, error) {
 	if auditArch == 0 {
 		return nil, fmt.Errorf("the sandbox has no system call filter for %s; pyship runs on amd64 and arm64", runtime.GOARCH)
@@ -70,7 +81,23 @@ func seccompFilter() ([]unix.SockFilter, error) {
 	f.jumpIf(unix.SYS_CLONE3, "nosys")
 	f.jumpIf(unix.SYS_IOCTL, "ioctl")
 	f.jumpIf(unix.SYS_CLONE, "clone")
+	f.jumpIf(unix.SYS_SOCKET, "socket")
+	f.jumpIf(unix.SYS_PERSONALITY, "personality")
 	f.ret(allow)
+
+	f.label("socket")
+	f.load(seccompArg0)
+	for _, family := range deniedSocketFamilies {
+		f.jumpIf(family, "deny")
+	}
+	f.ret(allow)
+
+	f.label("personality")
+	f.load(seccompArg0)
+	for _, p := range allowedPersonalities {
+		f.jumpIf(p, "allow")
+	}
+	f.ret(eperm)
 
 	f.label("ioctl")
 	f.load(seccompArg1)
@@ -84,6 +111,8 @@ func seccompFilter() ([]unix.SockFilter, error) {
 	f.jumpIfAnyBit(namespaceFlags, "deny")
 	f.ret(allow)
 
+	f.label("allow")
+	f.ret(allow)
 	f.label("nosys")
 	f.ret(enosys)
 	f.label("deny")
