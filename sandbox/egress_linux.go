@@ -74,14 +74,20 @@ func egressBridge() (func(), error) {
 	}, nil
 }
 
+// maxEgressConns is how many connections from one sandbox the proxy serves at once; more
+// are closed: the proxy runs in pyship, outside the sandbox's cgroup.
+const maxEgressConns = 64
+
 // serveEgress takes the connections the sandbox's init hands over and serves each as an
 // HTTP proxy under e's rules, until the sandbox is gone.
-func serveEgress(sock *os.File, e *Egress) {
+func serveEgress(sock *net.UnixConn, e *Egress) {
+	defer sock.Close()
 	p := newProxy(e)
+	slots := make(chan struct{}, maxEgressConns)
 	buf := make([]byte, 1)
 	oob := make([]byte, unix.CmsgSpace(4))
 	for {
-		n, oobn, _, _, err := unix.Recvmsg(int(sock.Fd()), buf, oob, 0)
+		n, oobn, _, _, err := sock.ReadMsgUnix(buf, oob)
 		if err != nil || n == 0 {
 			return
 		}
@@ -97,8 +103,17 @@ func serveEgress(sock *os.File, e *Egress) {
 			f := os.NewFile(uintptr(fd), "egress-connection")
 			c, err := net.FileConn(f)
 			f.Close()
-			if err == nil {
-				go p.serve(c)
+			if err != nil {
+				continue
+			}
+			select {
+			case slots <- struct{}{}:
+				go func() {
+					defer func() { <-slots }()
+					p.serve(c)
+				}()
+			default:
+				c.Close()
 			}
 		}
 	}
@@ -106,34 +121,62 @@ func serveEgress(sock *os.File, e *Egress) {
 
 // proxy is the HTTP proxy a build sandbox reaches the network through.
 type proxy struct {
-	e     *Egress
+	e *Egress
+	// allow are the destinations the sandbox may reach although they are on this machine.
 	allow map[string]bool
-	dial  net.Dialer
-	http  *http.Transport
+	// upstreams are the host's own proxies: pyship connects to them, the sandbox cannot.
+	upstreams map[string]bool
+	// proxyFor is the host's proxy for a request, if any: its environment's, as for
+	// pyship's own traffic.
+	proxyFor func(*http.Request) (*url.URL, error)
+	dial     net.Dialer
+	http     *http.Transport
 
 	localOnce sync.Once
 	local     map[string]bool
 }
 
 func newProxy(e *Egress) *proxy {
-	p := &proxy{e: e, allow: map[string]bool{}, dial: net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}}
+	p := &proxy{
+		e: e, allow: map[string]bool{}, upstreams: map[string]bool{}, proxyFor: http.ProxyFromEnvironment,
+		dial: net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second},
+	}
 	for _, a := range e.Allow {
 		p.allow[strings.ToLower(a)] = true
 	}
-	// The host's own proxies are where the host's traffic goes; the user chose them.
 	for _, v := range []string{"HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"} {
-		if u, err := url.Parse(os.Getenv(v)); err == nil && u.Host != "" {
-			p.allow[strings.ToLower(hostPort(u))] = true
+		if u := proxyURL(os.Getenv(v)); u != nil {
+			p.upstreams[strings.ToLower(hostPort(u))] = true
 		}
 	}
 	p.http = &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           p.dialChecked,
+		Proxy: func(r *http.Request) (*url.URL, error) { return p.proxyFor(r) },
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			if p.upstreams[strings.ToLower(addr)] {
+				return p.dial.DialContext(ctx, network, addr)
+			}
+			return p.dialChecked(ctx, network, addr)
+		},
 		TLSHandshakeTimeout:   30 * time.Second,
 		ResponseHeaderTimeout: 2 * time.Minute,
 		IdleConnTimeout:       30 * time.Second,
 	}
 	return p
+}
+
+// proxyURL reads a proxy setting as Go's net/http does: a bare host:port means http.
+func proxyURL(v string) *url.URL {
+	if v == "" {
+		return nil
+	}
+	if !strings.Contains(v, "://") {
+		v = "http://" + v
+	}
+	u, err := url.Parse(v)
+	if err != nil || u.Host == "" {
+		return nil
+	}
+	return u
 }
 
 // hostPort is u's host with its port, the scheme's default if it has none.
@@ -160,6 +203,8 @@ func (e *RefusedError) Error() string {
 // refusedReason says why ip may not be reached from a build, or "".
 func (p *proxy) refusedReason(ip net.IP) string {
 	switch {
+	case ip.To4() != nil && ip.To4()[0] == 0:
+		return "an address of this network (0.0.0.0/8), which reaches this machine"
 	case ip.IsLoopback():
 		return "a loopback address of this machine"
 	case ip.IsUnspecified():
@@ -184,6 +229,42 @@ func (p *proxy) refusedReason(ip net.IP) string {
 	return ""
 }
 
+// check refuses a destination that leads to this machine, before any connection is made to
+// it or to the host's proxy for it. A name is resolved here; when it cannot be and the host
+// has a proxy, the proxy resolves it (behind a company proxy, the host often cannot), and
+// only names that are this machine by definition are refused.
+func (p *proxy) check(ctx context.Context, dest string, viaProxy bool) error {
+	if p.allow[strings.ToLower(dest)] {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(dest)
+	if err != nil {
+		return err
+	}
+	if ip := net.ParseIP(host); ip != nil {
+		if why := p.refusedReason(ip); why != "" {
+			return &RefusedError{Dest: dest, Reason: why}
+		}
+		return nil
+	}
+	if h := strings.ToLower(strings.TrimSuffix(host, ".")); h == "localhost" || strings.HasSuffix(h, ".localhost") {
+		return &RefusedError{Dest: dest, Reason: "this machine's own name"}
+	}
+	ips, err := net.DefaultResolver.LookupIPAddr(ctx, host)
+	if err != nil {
+		if viaProxy {
+			return nil
+		}
+		return err
+	}
+	for _, ip := range ips {
+		if why := p.refusedReason(ip.IP); why != "" {
+			return &RefusedError{Dest: dest, Reason: why}
+		}
+	}
+	return nil
+}
+
 // dialChecked connects to addr unless it leads to this machine: the name is resolved
 // here and the connection goes to an address that was checked, so a name cannot change
 // its answer in between.
@@ -192,6 +273,12 @@ func (p *proxy) dialChecked(ctx context.Context, network, addr string) (net.Conn
 		return p.dial.DialContext(ctx, network, addr)
 	}
 	host, port, err := net.SplitHostPort(addr)
+	if ip := net.ParseIP(host); ip != nil {
+		if why := p.refusedReason(ip); why != "" {
+			return nil, &RefusedError{Dest: addr, Reason: why}
+		}
+		return p.dial.DialContext(ctx, "tcp", addr)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -217,13 +304,19 @@ func (p *proxy) dialChecked(ctx context.Context, network, addr string) (net.Conn
 	return nil, last
 }
 
+// maxRequestBytes bounds what one request, headers and body, may send to the proxy: pip
+// and the builds it runs only fetch.
+const maxRequestBytes = 1 << 20
+
 // serve answers one client connection: CONNECT tunnels, and plain HTTP requests in
 // absolute form.
 func (p *proxy) serve(c net.Conn) {
 	defer c.Close()
-	br := bufio.NewReader(c)
+	lr := &io.LimitedReader{R: c, N: maxRequestBytes}
+	br := bufio.NewReader(lr)
 	for {
-		_ = c.SetReadDeadline(time.Now().Add(5 * time.Minute))
+		lr.N = maxRequestBytes
+		_ = c.SetReadDeadline(time.Now().Add(time.Minute))
 		req, err := http.ReadRequest(br)
 		if err != nil {
 			return
@@ -271,14 +364,40 @@ func (p *proxy) tunnel(c net.Conn, br *bufio.Reader, dest string) {
 			return
 		}
 	}
-	splice(c, up)
+	splice(idle{c}, idle{up})
+}
+
+// idleTimeout is how long a tunnel may carry nothing before the proxy closes it.
+const idleTimeout = 5 * time.Minute
+
+// idle is a connection that fails once it has been idle for idleTimeout.
+type idle struct{ net.Conn }
+
+func (c idle) Read(b []byte) (int, error) {
+	_ = c.Conn.SetDeadline(time.Now().Add(idleTimeout))
+	return c.Conn.Read(b)
+}
+
+func (c idle) Write(b []byte) (int, error) {
+	_ = c.Conn.SetDeadline(time.Now().Add(idleTimeout))
+	return c.Conn.Write(b)
+}
+
+func (c idle) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
 }
 
 // connect opens a stream to dest, directly or through the host's proxy.
 func (p *proxy) connect(ctx context.Context, dest string) (net.Conn, error) {
-	via, err := http.ProxyFromEnvironment(&http.Request{URL: &url.URL{Scheme: "https", Host: dest}})
+	via, err := p.proxyFor(&http.Request{URL: &url.URL{Scheme: "https", Host: dest}})
 	if err != nil || via == nil {
 		return p.dialChecked(ctx, "tcp", dest)
+	}
+	if err := p.check(ctx, dest, true); err != nil {
+		return nil, err
 	}
 	up, err := p.dial.DialContext(ctx, "tcp", hostPort(via))
 	if err != nil {
@@ -318,6 +437,13 @@ func (p *proxy) connect(ctx context.Context, dest string) (net.Conn, error) {
 func (p *proxy) forward(c net.Conn, req *http.Request) bool {
 	if req.URL.Host == "" {
 		p.refuse(c, req.Host, errors.New("the proxy takes absolute URLs and CONNECT only"))
+		return false
+	}
+	ctx, cancel := context.WithTimeout(req.Context(), time.Minute)
+	err := p.check(ctx, hostPort(req.URL), true)
+	cancel()
+	if err != nil {
+		p.refuse(c, req.URL.Host, err)
 		return false
 	}
 	req.RequestURI = ""

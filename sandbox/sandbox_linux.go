@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -101,7 +102,11 @@ func Run(ctx context.Context, spec Spec) error {
 		return err
 	}
 	if l.egress != nil {
-		go serveEgress(l.egress, spec.Egress)
+		fc, err := net.FileConn(l.egress)
+		if err != nil {
+			return fmt.Errorf("serving the sandbox's proxy: %w", err)
+		}
+		go serveEgress(fc.(*net.UnixConn), spec.Egress)
 	}
 	waitErr := l.cmd.Wait()
 	if l.setup != "" {
