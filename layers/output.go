@@ -26,16 +26,18 @@ func (t *tail) Write(p []byte) (int, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	n := len(p)
-	if len(p) >= t.max {
-		t.dropped += int64(len(t.buf) + len(p) - t.max)
-		t.buf = append(t.buf[:0], p[len(p)-t.max:]...)
-		return n, nil
+	if len(p) > t.max {
+		t.dropped += int64(len(p) - t.max)
+		p = p[len(p)-t.max:]
 	}
-	if over := len(t.buf) + len(p) - t.max; over > 0 {
+	t.buf = append(t.buf, p...)
+	// The buffer may grow to twice the tail before the old part is dropped, so each byte
+	// is moved at most once.
+	if len(t.buf) > 2*t.max {
+		over := len(t.buf) - t.max
 		t.dropped += int64(over)
 		t.buf = append(t.buf[:0], t.buf[over:]...)
 	}
-	t.buf = append(t.buf, p...)
 	return n, nil
 }
 
@@ -43,10 +45,15 @@ func (t *tail) Write(p []byte) (int, error) {
 func (t *tail) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.dropped > 0 {
-		return fmt.Sprintf("[... %d bytes of output before this ...]\n%s", t.dropped, t.buf)
+	kept, dropped := t.buf, t.dropped
+	if len(kept) > t.max {
+		dropped += int64(len(kept) - t.max)
+		kept = kept[len(kept)-t.max:]
 	}
-	return string(t.buf)
+	if dropped > 0 {
+		return fmt.Sprintf("[... %d bytes of output before this ...]\n%s", dropped, kept)
+	}
+	return string(kept)
 }
 
 // TimeoutError reports a build command stopped for taking too long.

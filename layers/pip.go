@@ -262,8 +262,13 @@ func (pi *PipInstaller) Install(ctx context.Context, req InstallRequest) (string
 			return "", err
 		}
 	}
-	venv := filepath.Join(upper, filepath.FromSlash(req.Venv))
-	if _, err := os.Stat(filepath.Join(venv, "pyvenv.cfg")); err != nil {
+	// The sandbox wrote the upper directory: the venv is found there without following
+	// any link it may have made, so nothing outside it is packed.
+	venv, err := realDirIn(upper, req.Venv)
+	if err != nil {
+		return "", fmt.Errorf("the venv the install made: %w", err)
+	}
+	if info, err := os.Lstat(filepath.Join(venv, "pyvenv.cfg")); err != nil || !info.Mode().IsRegular() {
 		return "", fmt.Errorf("the base image's python3 made no venv at %s: %w", req.Venv, err)
 	}
 	return venv, nil
@@ -359,22 +364,54 @@ func hostPipConf() string {
 	return ""
 }
 
-// logWriter sends a process's output to the logger, a line at a time, at debug level.
+// logWriter sends a process's output to the logger, a line at a time, at debug level. A
+// line is cut at maxLogLine, so output without newlines cannot grow pyship.
 type logWriter struct {
 	log     hclog.Logger
 	partial []byte
 }
 
+const maxLogLine = 16 << 10
+
 func (w *logWriter) Write(p []byte) (int, error) {
-	w.partial = append(w.partial, p...)
-	for {
-		i := bytes.IndexByte(w.partial, '\n')
-		if i < 0 {
-			return len(p), nil
+	n := len(p)
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\n')
+		chunk := p
+		if i >= 0 {
+			chunk = p[:i]
 		}
-		w.log.Debug(string(w.partial[:i]))
-		w.partial = w.partial[i+1:]
+		if room := maxLogLine - len(w.partial); room > 0 {
+			w.partial = append(w.partial, chunk[:min(len(chunk), room)]...)
+		}
+		if i < 0 {
+			break
+		}
+		w.log.Debug(string(w.partial))
+		w.partial = w.partial[:0]
+		p = p[i+1:]
 	}
+	return n, nil
+}
+
+// realDirIn returns root/rel after checking that every part of rel is a directory, not a
+// link.
+func realDirIn(root, rel string) (string, error) {
+	dir := root
+	for _, part := range strings.Split(strings.Trim(path.Clean("/"+rel), "/"), "/") {
+		if part == "" {
+			continue
+		}
+		dir = filepath.Join(dir, part)
+		info, err := os.Lstat(dir)
+		if err != nil {
+			return "", err
+		}
+		if !info.IsDir() {
+			return "", fmt.Errorf("%s is not a directory (%s)", rel, info.Mode().Type())
+		}
+	}
+	return dir, nil
 }
 
 // copyInputs copies the repository files the install reads (requirements files, lock

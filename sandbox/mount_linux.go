@@ -110,7 +110,16 @@ func (r rootDir) mkdirAllLinks(p string, links int) (int, error) {
 // the root.
 func (r rootDir) mountPoint(p string, dir bool) (int, error) {
 	if dir {
-		return r.mkdirAll(p)
+		fd, err := r.mkdirAll(p)
+		if err != nil {
+			return -1, err
+		}
+		// A link in the image (/app -> /) must not put a mount over the whole root.
+		if path.Clean("/"+p) != "/" && r.isRoot(fd) {
+			unix.Close(fd)
+			return -1, fmt.Errorf("%s in the image leads to its root directory; a mount cannot go there", p)
+		}
+		return fd, nil
 	}
 	p = path.Clean("/" + p)
 	parent, err := r.mkdirAll(path.Dir(p))
@@ -150,6 +159,15 @@ func readlinkat(dir int, name string) (string, error) {
 		return "", err
 	}
 	return string(buf[:n]), nil
+}
+
+// isRoot reports whether fd is the root directory itself.
+func (r rootDir) isRoot(fd int) bool {
+	var a, b unix.Stat_t
+	if unix.Fstat(fd, &a) != nil || unix.Fstat(r.fd, &b) != nil {
+		return false
+	}
+	return a.Dev == b.Dev && a.Ino == b.Ino
 }
 
 func openat(dir int, name string, flags int) (int, error) {

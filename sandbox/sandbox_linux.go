@@ -346,5 +346,5 @@ func lookPath(file string, env []string) (string, error) {
 			return p, nil
 		}
 	}
-	return "", fmt.Errorf("%q not found in the image (PATH=%s)", file, pathVar)
+	return "", fmt.Errorf("%q not found in the image (PATH=%q)", file, pathVar)
 }

@@ -62,6 +62,12 @@ func start(ls launchSpec) (l *launch, err error) {
 	l = &launch{}
 	defer func() {
 		if err != nil {
+			if l.cmd != nil {
+				// Killing the init of a pid namespace kills everything in it.
+				_ = l.cmd.Process.Kill()
+				_ = l.cmd.Wait()
+				l.cmd = nil
+			}
 			l.close()
 		}
 	}()
