@@ -328,3 +328,30 @@ func TestProgramGetsOnlyItsDescriptors(t *testing.T) {
 		}
 	}
 }
+
+func TestMountPointsReplaceTheImagesLinks(t *testing.T) {
+	root := probeRoot(t)
+	// /tmp and /dev as links: mounted on where they lead, a tmpfs on /tmp would hide the
+	// /dev made under it. The sandbox mounts on the paths themselves.
+	if err := os.Symlink("/tmp/image-dev", filepath.Join(root, "dev")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/var/tmp", filepath.Join(root, "tmp")); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	err := Run(context.Background(), Spec{
+		Root: root, Upper: filepath.Join(t.TempDir(), "u"), Args: []string{probeArg}, Env: []string{"PATH=/bin"},
+		Stdout: &stdout, Stderr: &stderr,
+	})
+	if err != nil {
+		t.Fatalf("Run: %v\n%s", err, stderr.String())
+	}
+	var r report
+	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
+		t.Fatalf("probe output %q: %v", stdout.String(), err)
+	}
+	if !r.DevNull || r.WroteTmp != "ok" {
+		t.Errorf("/dev/null %v, writing /tmp %q", r.DevNull, r.WroteTmp)
+	}
+}

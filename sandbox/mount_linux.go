@@ -110,7 +110,7 @@ func (r rootDir) mkdirAllLinks(p string, links int) (int, error) {
 // the root.
 func (r rootDir) mountPoint(p string, dir bool) (int, error) {
 	if dir {
-		fd, err := r.mkdirAll(p)
+		fd, err := r.mountDir(p)
 		if err != nil {
 			return -1, err
 		}
@@ -172,6 +172,42 @@ func (r rootDir) isRoot(fd int) bool {
 
 func openat(dir int, name string, flags int) (int, error) {
 	return unix.Openat(dir, name, flags|unix.O_CLOEXEC, 0o644)
+}
+
+// mountDir returns an O_PATH descriptor of the directory p inside the root, made if
+// missing. The directories above it are found as the image's links lead; p itself, if the
+// image has a link there, is replaced by a directory, so that what is mounted on it is
+// where the program looks for it (an image whose /dev or /tmp is a link to somewhere under
+// another mount point would hide it).
+func (r rootDir) mountDir(p string) (int, error) {
+	p = path.Clean("/" + p)
+	if p == "/" {
+		return r.open(p, unix.O_PATH|unix.O_DIRECTORY)
+	}
+	parent, err := r.mkdirAll(path.Dir(p))
+	if err != nil {
+		return -1, err
+	}
+	defer unix.Close(parent)
+	name := path.Base(p)
+	var st unix.Stat_t
+	err = unix.Fstatat(parent, name, &st, unix.AT_SYMLINK_NOFOLLOW)
+	switch {
+	case err == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK:
+		if err := unix.Unlinkat(parent, name, 0); err != nil {
+			return -1, fmt.Errorf("replacing the link %s in the image: %w", p, err)
+		}
+		fallthrough
+	case errors.Is(err, unix.ENOENT):
+		if err := unix.Mkdirat(parent, name, 0o755); err != nil {
+			return -1, fmt.Errorf("making %s in the image: %w", p, err)
+		}
+	case err != nil:
+		return -1, fmt.Errorf("%s in the image: %w", p, err)
+	case st.Mode&unix.S_IFMT != unix.S_IFDIR:
+		return -1, fmt.Errorf("%s in the image is a file, where a directory is mounted", p)
+	}
+	return openat(parent, name, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW)
 }
 
 // fdPath names an open descriptor so that mount(2) acts on exactly what it refers to.
