@@ -244,7 +244,7 @@ func pythonVersion(fsys fs.FS, cfg *Config, proj *project, res *Result) (Fact, e
 	switch {
 	case chosen.Value != "":
 		if req != "" && !spec.AllowsMinor(chosen.Value) {
-			res.warnf("%s picks Python %s, which %s (%s) does not allow; pip refuses to install a project on a Python it excludes", chosen.Source, chosen.Value, reqSource, clip(req, maxExcerpt))
+			res.warnf("%s picks Python %s, which %s (%s) does not allow; pip refuses to install a project on a Python it excludes", chosen.Source, clip(chosen.Value, maxExcerpt), reqSource, clip(req, maxExcerpt))
 		}
 	case req != "":
 		minor, ok := spec.Newest()
@@ -261,7 +261,7 @@ func pythonVersion(fsys fs.FS, cfg *Config, proj *project, res *Result) (Fact, e
 	if !supported(chosen.Value) && (cfg == nil || cfg.Base == "") {
 		file, line := ParseSource(chosen.Source)
 		return Fact{}, &Error{File: file, Line: line,
-			Msg:  fmt.Sprintf("Python %s has no base image", chosen.Value),
+			Msg:  fmt.Sprintf("Python %s has no base image", clip(chosen.Value, maxExcerpt)),
 			Hint: fmt.Sprintf("pyship builds on python:X.Y-slim for %s; pick one of those, or set base in pyship.toml", strings.Join(SupportedPythons, ", "))}
 	}
 	return chosen, nil
@@ -364,7 +364,11 @@ func requirementsTree(fsys fs.FS, root string, allowVCS bool) (reqTree, error) {
 		if seen[file] {
 			return nil
 		}
-		if file == ".." || strings.HasPrefix(file, "../") || path.IsAbs(file) {
+		if path.IsAbs(file) {
+			return &Error{File: from, Line: line, Msg: fmt.Sprintf("includes %s, an absolute path outside the repository", excerpt(file)),
+				Hint: "keep every requirements file inside the repository, and name it relative to the including file"}
+		}
+		if file == ".." || strings.HasPrefix(file, "../") {
 			return &Error{File: from, Line: line, Msg: fmt.Sprintf("includes %s, which is outside the repository", excerpt(file)),
 				Hint: "keep every requirements file inside the repository"}
 		}
@@ -400,7 +404,11 @@ func requirementsTree(fsys fs.FS, root string, allowVCS bool) (reqTree, error) {
 			}
 		}
 		for _, inc := range rf.Includes {
-			if err := visit(path.Join(path.Dir(file), inc.Path), file, inc.Line); err != nil {
+			target := inc.Path
+			if !path.IsAbs(target) {
+				target = path.Join(path.Dir(file), target)
+			}
+			if err := visit(target, file, inc.Line); err != nil {
 				return err
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"testing/fstest"
 )
 
 func TestRequirementsOutsideRepository(t *testing.T) {
@@ -81,5 +82,16 @@ func TestLocksOutsideRepository(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestAbsoluteIncludeIsNamed(t *testing.T) {
+	fsys := fstest.MapFS{
+		"app.py":           {Data: []byte("from flask import Flask\napp = Flask(__name__)\n")},
+		"requirements.txt": {Data: []byte("-r /etc/secret-requirements.txt\nflask\n")},
+	}
+	_, err := Detect(context.Background(), fsys, Options{})
+	if err == nil || !strings.Contains(err.Error(), "requirements.txt:1") || !strings.Contains(err.Error(), "absolute path outside the repository") {
+		t.Errorf("an absolute -r: %v, want requirements.txt:1 naming an absolute path outside the repository", err)
 	}
 }
