@@ -285,6 +285,11 @@ func (r *repoFS) ReadDir(name string) ([]fs.DirEntry, error) {
 // ReadFile reads a regular file, up to its cap.
 func (r *repoFS) ReadFile(name string) ([]byte, error) { return readFile(r, name) }
 
+// ReadFile reads a regular file of the repository as detection does: inside it only, never
+// a FIFO or device, up to its size cap. A problem with the file is an *Error that names it;
+// a missing file is fs.ErrNotExist.
+func ReadFile(fsys fs.FS, name string) ([]byte, error) { return readFile(fsys, name) }
+
 // readFile reads a regular file of the repository, up to its size cap. Problems with the
 // file itself (a link out of the repository, a FIFO, too large) are *Error; a missing file
 // is fs.ErrNotExist.

@@ -27,6 +27,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/pyship/pyship/detect"
 	"github.com/pyship/pyship/plan"
 	"github.com/pyship/pyship/sandbox"
 )
@@ -461,7 +462,12 @@ func appLayer(source string, app plan.App, cacheDir string, epoch time.Time, log
 // appSkip decides which repository paths stay out of the application layer, and tells
 // secret (when not nil) about each credential file among them.
 func appSkip(source string, app plan.App, secret func(rel string)) (func(string, fs.DirEntry) bool, error) {
-	ig, err := NewIgnorer(os.DirFS(source))
+	root, err := os.OpenRoot(source)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	ig, err := NewIgnorer(detect.RootFS(root))
 	if err != nil {
 		return nil, err
 	}

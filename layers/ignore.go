@@ -10,6 +10,8 @@ import (
 	"path"
 	"regexp"
 	"strings"
+
+	"github.com/pyship/pyship/detect"
 )
 
 // AlwaysExcluded are names that never belong in an application layer: version control,
@@ -109,10 +111,16 @@ func NewIgnorer(fsys fs.FS) (*Ignorer, error) {
 		name     string
 		anchored bool
 	}{{".gitignore", false}, {".dockerignore", true}} {
-		data, err := fs.ReadFile(fsys, f.name)
+		// Read as detection reads: an ignore file that is a link out of the repository,
+		// or a FIFO, is refused with its name.
+		data, err := detect.ReadFile(fsys, f.name)
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				continue
+			}
+			var de *detect.Error
+			if errors.As(err, &de) {
+				return nil, err
 			}
 			return nil, fmt.Errorf("reading %q: %w", f.name, err)
 		}

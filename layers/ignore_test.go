@@ -1,10 +1,15 @@
 package layers
 
 import (
+	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"testing/fstest"
+
+	"github.com/pyship/pyship/detect"
 )
 
 func TestIgnorer(t *testing.T) {
@@ -130,5 +135,26 @@ func TestIgnorerSecrets(t *testing.T) {
 				t.Errorf("Why(%q) = %v, %v; want %v", tc.path, got, err, tc.want)
 			}
 		})
+	}
+}
+
+func TestIgnoreFileLinkingOutIsRefused(t *testing.T) {
+	repo, host := t.TempDir(), t.TempDir()
+	secret := filepath.Join(host, "secret.txt")
+	if err := os.WriteFile(secret, []byte("token=hunter2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(secret, filepath.Join(repo, ".dockerignore")); err != nil {
+		t.Fatal(err)
+	}
+	root, err := os.OpenRoot(repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	_, err = NewIgnorer(detect.RootFS(root))
+	var de *detect.Error
+	if !errors.As(err, &de) || !strings.Contains(err.Error(), ".dockerignore") || strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("a .dockerignore linking out of the repository: %v; want an error naming it, without its content", err)
 	}
 }
