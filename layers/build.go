@@ -314,8 +314,13 @@ func dependencyLayer(ctx context.Context, p *plan.Plan, base v1.Image, root, app
 	for _, r := range p.Dependencies.Requirements {
 		fmt.Fprintf(h, "requirements %s\n", r)
 	}
+	src, err := os.OpenRoot(opts.Source)
+	if err != nil {
+		return nil, false, err
+	}
+	defer src.Close()
 	for _, f := range p.Dependencies.Files {
-		data, err := os.ReadFile(filepath.Join(opts.Source, f))
+		data, err := readRegular(src, f)
 		if err != nil {
 			return nil, false, err
 		}
