@@ -13,8 +13,10 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -83,6 +85,10 @@ type InstallError struct {
 	Output string
 	// Where is "file:line" of the requirement pip could not satisfy, when it can be found.
 	Where string
+	// Refused are the connections the build's proxy refused, as "destination (reason)".
+	Refused []string
+	// MemoryLimit is set when the install was killed for going over it.
+	MemoryLimit int64
 }
 
 func (e *InstallError) Error() string {
@@ -90,9 +96,21 @@ func (e *InstallError) Error() string {
 	if e.Where != "" {
 		b.WriteString(e.Where + ": ")
 	}
-	fmt.Fprintf(&b, "installing the dependencies in %s failed (pip exited with code %d)", strings.Join(e.Files, ", "), e.Code)
+	if e.MemoryLimit > 0 {
+		fmt.Fprintf(&b, "installing the dependencies in %s was stopped: it used more than its %d MiB of memory", strings.Join(e.Files, ", "), e.MemoryLimit>>20)
+	} else {
+		fmt.Fprintf(&b, "installing the dependencies in %s failed (pip exited with code %d)", strings.Join(e.Files, ", "), e.Code)
+	}
 	if lines := errorLines(e.Output); lines != "" {
 		b.WriteString(":\n" + lines)
+	}
+	if e.MemoryLimit > 0 {
+		b.WriteString("\nhint: a source distribution that needs more memory to build can be given it with PYSHIP_BUILD_MEMORY (bytes, or with a unit: 8GiB); one that never stops allocating is a bug in it")
+		return b.String()
+	}
+	if len(e.Refused) > 0 {
+		fmt.Fprintf(&b, "\nhint: the build sandbox may not connect to this machine, and was refused %s; a package index that runs here is reachable only when this machine's PIP_INDEX_URL, PIP_EXTRA_INDEX_URL or pip.conf names it (an --index-url in a repository file does not)", strings.Join(e.Refused, ", "))
+		return b.String()
 	}
 	if marker := unreachableIndex(e.Output); marker != "" {
 		fmt.Fprintf(&b, "\nhint: pip could not reach the package index (%s), so every requirement reads as missing; check PIP_INDEX_URL / pip.conf on this machine (pyship passes them on), and that the index answers from here", marker)
@@ -239,7 +257,7 @@ func (pi *PipInstaller) Install(ctx context.Context, req InstallRequest) (string
 	}
 	steps = append(steps, []string{python, "-m", "compileall", "-q", "-f", "--invalidation-mode", "checked-hash", path.Join(req.Venv, "lib")})
 
-	egress := buildEgress(log)
+	egress, refused := buildEgress(log)
 	for _, args := range steps {
 		out := newTail(outputTail)
 		w := io.MultiWriter(out, &logWriter{log: log})
@@ -252,10 +270,10 @@ func (pi *PipInstaller) Install(ctx context.Context, req InstallRequest) (string
 		case errors.Is(err, context.DeadlineExceeded):
 			return "", &TimeoutError{What: "installing the dependencies (" + strings.Join(installInputs(req), ", ") + ")", Limit: timeout, Output: out.String()}
 		case errors.As(err, &exit) && exit.OutOfMemory:
-			return "", fmt.Errorf("%s in the build sandbox: %w\n%s\nhint: a source distribution that needs more memory to build can be given it with PYSHIP_BUILD_MEMORY (bytes, or with a unit: 8GiB)", strings.Join(args, " "), err, errorLines(out.String()))
+			return "", &InstallError{Files: installInputs(req), Code: exit.Code, Output: out.String(), MemoryLimit: exit.MemoryLimit}
 		case errors.As(err, &exit) && args[0] == python && args[2] == "pip":
 			return "", &InstallError{Files: installInputs(req), Code: exit.Code, Output: out.String(),
-				Where: failedRequirement(req.Source, req.Files, out.String())}
+				Where: failedRequirement(req.Source, req.Files, out.String()), Refused: refused()}
 		case errors.As(err, &exit):
 			return "", fmt.Errorf("%s failed in the base image (exit code %d):\n%s", strings.Join(args, " "), exit.Code, errorLines(out.String()))
 		case err != nil:
@@ -475,11 +493,26 @@ func chownTree(dir string) error {
 }
 
 // buildEgress is what a build may reach: the network, through pyship's proxy, and the
-// package indexes the user configured even if they run on this machine.
-func buildEgress(log hclog.Logger) *sandbox.Egress {
-	e := &sandbox.Egress{Refused: func(dest, reason string) {
+// package indexes the user configured even if they run on this machine. refused lists
+// the connections the proxy refused so far, for messages.
+func buildEgress(log hclog.Logger) (e *sandbox.Egress, refused func() []string) {
+	var (
+		mu   sync.Mutex
+		seen []string
+	)
+	e = &sandbox.Egress{Refused: func(dest, reason string) {
 		log.Warn("the build sandbox tried to connect to this machine and was refused", "to", dest, "because", reason)
+		mu.Lock()
+		defer mu.Unlock()
+		if s := dest + " (" + reason + ")"; !slices.Contains(seen, s) && len(seen) < 5 {
+			seen = append(seen, s)
+		}
 	}}
+	refused = func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(seen)
+	}
 	var urls []string
 	for _, k := range []string{"PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL"} {
 		urls = append(urls, strings.Fields(os.Getenv(k))...)
@@ -500,7 +533,7 @@ func buildEgress(log hclog.Logger) *sandbox.Egress {
 		}
 		e.Allow = append(e.Allow, net.JoinHostPort(u.Hostname(), port))
 	}
-	return e
+	return e, refused
 }
 
 // pipConfIndexes finds index-url and extra-index-url values in a pip.conf.

@@ -52,7 +52,7 @@ func stepsLayer(ctx context.Context, p *plan.Plan, base v1.Image, root string, d
 	env := mergeEnv(envOf(base), append(append([]string(nil), p.Config.Env...),
 		"HOME=/root", "PYTHONHASHSEED=0", "SOURCE_DATE_EPOCH="+strconv.FormatInt(opts.Epoch.Unix(), 10)))
 	mounts := []sandbox.Mount{{Type: "overlay", Source: appTree, Target: p.App.Dir, Scratch: srcScratch}}
-	egress := buildEgress(log)
+	egress, _ := buildEgress(log)
 	for _, st := range p.BuildSteps {
 		out := newTail(outputTail)
 		w := io.MultiWriter(out, &logWriter{log: log})
