@@ -150,8 +150,20 @@ func (t *stallTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	w.answered()
 	resp.Body = &responseBody{ReadCloser: resp.Body, w: w}
+	if resp.StatusCode >= 400 {
+		// ggcr refuses an error body over 64 KiB and then loses the status: an error page
+		// is cut short of that, so the message keeps the status and the start of the page.
+		resp.Body = struct {
+			io.Reader
+			io.Closer
+		}{io.LimitReader(resp.Body, maxErrorBody), resp.Body}
+		resp.ContentLength = -1
+	}
 	return resp, nil
 }
+
+// maxErrorBody is how much of a registry's error page pyship reads.
+const maxErrorBody = 16 << 10
 
 // watchdog cancels a request that makes no progress for limit while armed. It is armed
 // whenever pyship waits on the registry, and paused while pyship itself is busy.

@@ -12,6 +12,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
 // silentRegistry accepts connections and never answers: a registry that hangs. accepted is
@@ -228,5 +231,25 @@ func TestCheckTag(t *testing.T) {
 				t.Errorf("error %q does not give the rule", err)
 			}
 		})
+	}
+}
+
+func TestTransportKeepsTheStatusOfAHugeErrorPage(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusInternalServerError)
+		io.WriteString(w, strings.Repeat("<p>an error page</p>", 20000))
+	}))
+	defer srv.Close()
+	tr, err := NewTransport(TransportOptions{Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := name.ParseReference(strings.TrimPrefix(srv.URL, "http://") + "/app:v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = remote.Head(ref, remote.WithTransport(tr))
+	if err == nil || !strings.Contains(err.Error(), "500") || strings.Contains(err.Error(), "body exceeds") {
+		t.Errorf("a 400 KB error page: %v; want the status 500", err)
 	}
 }
