@@ -136,7 +136,7 @@ func hostileCases() []hostileCase {
 		{name: "secret-credentials-json", class: 7, kind: hostileContained, setup: secretCase("credentials.json", `{"type": "service_account", "private_key": "%s"}`+"\n")},
 		{name: "secret-gcloud-credentials", class: 7, kind: hostileContained, setup: secretCase(".config/gcloud/application_default_credentials.json", `{"type": "authorized_user", "refresh_token": "%s"}`+"\n")},
 		{name: "cache-index-truncated", class: 7, kind: hostileContained, setup: damagedCacheCase("oci/index.json")},
-		{name: "cache-layer-truncated", class: 7, kind: hostileContained, setup: damagedCacheCase("layers/deps-*.tar.gz")},
+		{name: "cache-layer-truncated", class: 7, kind: hostileContained, setup: damagedCacheCase("layers/sha256-*.tar.gz")},
 
 		// 9. Deadlines, races, memory, message sizes, layer names, the base registry.
 		{name: "publish-registry-never-answers", class: 9, kind: hostileRefused, early: true, setup: blackholeCase("publish", 0)},
@@ -154,10 +154,12 @@ func hostileCases() []hostileCase {
 
 		// 10. Mistakes refused with a message that says what to fix.
 		{name: "requirements-dangling-link", class: 10, kind: hostileRefused, setup: danglingCase},
-		{name: "procfile-bom", class: 10, kind: hostileRefused, setup: procfileCase("\ufeffweb: python server.py\n", "BOM|byte order mark")},
+		// A BOM and UTF-16 are what editors on Windows write, and pip reads both: pyship
+		// reads them as pip does.
+		{name: "procfile-bom", class: 10, kind: hostileContained, setup: planAccepts("Procfile", "\ufeffweb: python -m http.server $PORT\n", "http.server")},
 		{name: "procfile-garbage", class: 10, kind: hostileRefused, setup: procfileCase("\x00\x01 this is not a Procfile\n", "Procfile:1")},
-		{name: "requirements-utf16le", class: 10, kind: hostileRefused, setup: utf16Case("requirements.txt", "flask==3.1.3\n", false)},
-		{name: "requirements-utf16be", class: 10, kind: hostileRefused, setup: utf16Case("requirements.txt", "flask==3.1.3\n", true)},
+		{name: "requirements-utf16le", class: 10, kind: hostileContained, setup: planAccepts("requirements.txt", utf16Text("flask==3.1.3\n", false), "requirements.txt")},
+		{name: "requirements-utf16be", class: 10, kind: hostileContained, setup: planAccepts("requirements.txt", utf16Text("flask==3.1.3\n", true), "requirements.txt")},
 		{name: "pyproject-utf16le", class: 10, kind: hostileRefused, setup: utf16Case("pyproject.toml", "[project]\nname = \"app\"\nversion = \"1\"\n", false)},
 		{name: "dead-index-url", class: 10, kind: hostileRefused, setup: deadIndexCase},
 		{name: "dockerignore-excludes-start", class: 10, kind: hostileRefused, setup: dockerignoreStartCase},
@@ -904,16 +906,38 @@ func procfileCase(content, cause string) func(*testing.T, *hostileSuite) *hostil
 
 func utf16Case(file, text string, bigEndian bool) func(*testing.T, *hostileSuite) *hostileAttempt {
 	return func(t *testing.T, s *hostileSuite) *hostileAttempt {
-		units := append([]uint16{0xfeff}, utf16.Encode([]rune(text))...)
-		data := make([]byte, 2*len(units))
-		for i, u := range units {
-			if bigEndian {
-				binary.BigEndian.PutUint16(data[2*i:], u)
-			} else {
-				binary.LittleEndian.PutUint16(data[2*i:], u)
+		return planRefusal(s.stdlibRepo(t, map[string]string{file: utf16Text(text, bigEndian)}), file, "UTF-16")
+	}
+}
+
+// utf16Text is text in UTF-16 with a byte order mark, as Windows editors write it.
+func utf16Text(text string, bigEndian bool) string {
+	units := append([]uint16{0xfeff}, utf16.Encode([]rune(text))...)
+	data := make([]byte, 2*len(units))
+	for i, u := range units {
+		if bigEndian {
+			binary.BigEndian.PutUint16(data[2*i:], u)
+		} else {
+			binary.LittleEndian.PutUint16(data[2*i:], u)
+		}
+	}
+	return string(data)
+}
+
+// planAccepts is a case whose file pyship must read as pip or a platform would: the plan
+// succeeds and shows what the file said.
+func planAccepts(file, content, shown string) func(*testing.T, *hostileSuite) *hostileAttempt {
+	return func(t *testing.T, s *hostileSuite) *hostileAttempt {
+		a := &hostileAttempt{
+			spec:     hostileSpec{args: []string{"plan", s.stdlibRepo(t, map[string]string{file: content})}, deadline: 20 * time.Second, limitMemory: true},
+			mustPass: true,
+		}
+		a.check = func(r *hostileResult, fail hostileFail) {
+			if r.code == 0 && !strings.Contains(r.stdout+r.stderr, shown) {
+				fail("unclear message", "the plan does not show %q from %s:\n%s", shown, file, r.stdout)
 			}
 		}
-		return planRefusal(s.stdlibRepo(t, map[string]string{file: string(data)}), file, "UTF-16")
+		return a
 	}
 }
 
