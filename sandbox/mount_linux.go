@@ -122,34 +122,78 @@ func (r rootDir) mountPoint(p string, dir bool) (int, error) {
 		return fd, nil
 	}
 	p = path.Clean("/" + p)
-	parent, err := r.mkdirAll(path.Dir(p))
+	parent, name, mode, err := r.lastComponent(p)
 	if err != nil {
 		return -1, err
 	}
 	defer unix.Close(parent)
-	name := path.Base(p)
+	switch mode {
+	case unix.S_IFDIR:
+		return -1, fmt.Errorf("%s in the image is a directory, where a file is mounted", p)
+	case 0:
+		fd, err := openat(parent, name, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW)
+		if err != nil {
+			return -1, fmt.Errorf("making %s in the image: %w", p, err)
+		}
+		unix.Close(fd)
+	}
+	// An existing file, or the one just made: mount over it.
+	return openat(parent, name, unix.O_PATH|unix.O_NOFOLLOW)
+}
+
+// lastComponent resolves the parent of p inside the root, making it if missing, and looks
+// at p's last component there without following it: its type (0 when missing). A link
+// there is removed, and reported missing, so that what is made in its place is where the
+// program looks for it.
+func (r rootDir) lastComponent(p string) (parent int, name string, mode uint32, err error) {
+	parent, err = r.mkdirAll(path.Dir(p))
+	if err != nil {
+		return -1, "", 0, err
+	}
+	name = path.Base(p)
 	var st unix.Stat_t
 	err = unix.Fstatat(parent, name, &st, unix.AT_SYMLINK_NOFOLLOW)
 	switch {
-	case err == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK:
+	case errors.Is(err, unix.ENOENT):
+		return parent, name, 0, nil
+	case err != nil:
+		unix.Close(parent)
+		return -1, "", 0, fmt.Errorf("%s in the image: %w", p, err)
+	case st.Mode&unix.S_IFMT == unix.S_IFLNK:
 		if err := unix.Unlinkat(parent, name, 0); err != nil {
-			return -1, fmt.Errorf("replacing the link %s in the image: %w", p, err)
+			unix.Close(parent)
+			return -1, "", 0, fmt.Errorf("replacing the link %s in the image: %w", p, err)
 		}
-	case err == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR:
-		return -1, fmt.Errorf("%s in the image is a directory, where a file is mounted", p)
-	case err != nil && !errors.Is(err, unix.ENOENT):
-		return -1, fmt.Errorf("%s in the image: %w", p, err)
+		return parent, name, 0, nil
 	}
-	if err == nil && st.Mode&unix.S_IFMT != unix.S_IFLNK {
-		// An existing file: mount over it.
-		return openat(parent, name, unix.O_PATH|unix.O_NOFOLLOW)
+	return parent, name, st.Mode & unix.S_IFMT, nil
+}
+
+// mountDir returns an O_PATH descriptor of the directory p inside the root, made if
+// missing. The directories above it are found as the image's links lead; p itself, if the
+// image has a link there, is replaced by a directory, so that what is mounted on it is
+// where the program looks for it (an image whose /dev or /tmp is a link to somewhere under
+// another mount point would hide it).
+func (r rootDir) mountDir(p string) (int, error) {
+	p = path.Clean("/" + p)
+	if p == "/" {
+		return r.open(p, unix.O_PATH|unix.O_DIRECTORY)
 	}
-	fd, err := openat(parent, name, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW)
+	parent, name, mode, err := r.lastComponent(p)
 	if err != nil {
-		return -1, fmt.Errorf("making %s in the image: %w", p, err)
+		return -1, err
 	}
-	unix.Close(fd)
-	return openat(parent, name, unix.O_PATH|unix.O_NOFOLLOW)
+	defer unix.Close(parent)
+	switch mode {
+	case 0:
+		if err := unix.Mkdirat(parent, name, 0o755); err != nil {
+			return -1, fmt.Errorf("making %s in the image: %w", p, err)
+		}
+	case unix.S_IFDIR:
+	default:
+		return -1, fmt.Errorf("%s in the image is a file, where a directory is mounted", p)
+	}
+	return openat(parent, name, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW)
 }
 
 func readlinkat(dir int, name string) (string, error) {
@@ -172,42 +216,6 @@ func (r rootDir) isRoot(fd int) bool {
 
 func openat(dir int, name string, flags int) (int, error) {
 	return unix.Openat(dir, name, flags|unix.O_CLOEXEC, 0o644)
-}
-
-// mountDir returns an O_PATH descriptor of the directory p inside the root, made if
-// missing. The directories above it are found as the image's links lead; p itself, if the
-// image has a link there, is replaced by a directory, so that what is mounted on it is
-// where the program looks for it (an image whose /dev or /tmp is a link to somewhere under
-// another mount point would hide it).
-func (r rootDir) mountDir(p string) (int, error) {
-	p = path.Clean("/" + p)
-	if p == "/" {
-		return r.open(p, unix.O_PATH|unix.O_DIRECTORY)
-	}
-	parent, err := r.mkdirAll(path.Dir(p))
-	if err != nil {
-		return -1, err
-	}
-	defer unix.Close(parent)
-	name := path.Base(p)
-	var st unix.Stat_t
-	err = unix.Fstatat(parent, name, &st, unix.AT_SYMLINK_NOFOLLOW)
-	switch {
-	case err == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK:
-		if err := unix.Unlinkat(parent, name, 0); err != nil {
-			return -1, fmt.Errorf("replacing the link %s in the image: %w", p, err)
-		}
-		fallthrough
-	case errors.Is(err, unix.ENOENT):
-		if err := unix.Mkdirat(parent, name, 0o755); err != nil {
-			return -1, fmt.Errorf("making %s in the image: %w", p, err)
-		}
-	case err != nil:
-		return -1, fmt.Errorf("%s in the image: %w", p, err)
-	case st.Mode&unix.S_IFMT != unix.S_IFDIR:
-		return -1, fmt.Errorf("%s in the image is a file, where a directory is mounted", p)
-	}
-	return openat(parent, name, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW)
 }
 
 // fdPath names an open descriptor so that mount(2) acts on exactly what it refers to.
