@@ -152,7 +152,7 @@ func (t *stallTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp.Body = &responseBody{ReadCloser: resp.Body, w: w}
 	if resp.StatusCode >= 400 {
 		// ggcr refuses an error body over 64 KiB and then loses the status: an error page
-		// is cut short of that, so the message keeps the status and the start of the page.
+		// is cut short, so the message keeps the status and the start of the page.
 		resp.Body = struct {
 			io.Reader
 			io.Closer
@@ -162,8 +162,9 @@ func (t *stallTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
-// maxErrorBody is how much of a registry's error page pyship reads.
-const maxErrorBody = 16 << 10
+// maxErrorBody is how much of a registry's error page pyship reads: its JSON errors are
+// far shorter; an HTML page from a proxy says enough in its start.
+const maxErrorBody = 2 << 10
 
 // watchdog cancels a request that makes no progress for limit while armed. It is armed
 // whenever pyship waits on the registry, and paused while pyship itself is busy.
