@@ -9,7 +9,7 @@ import (
 
 // maxQuoted is how much of an underlying error an Error quotes: enough for a registry's
 // JSON error, not for a whole HTML error page.
-const maxQuoted = 4 << 10
+const maxQuoted = 2 << 10
 
 // excerpt escapes the control characters of s (a registry's text could drive a terminal)
 // and cuts it to about max bytes, saying how much was left out. It cuts at a space or line

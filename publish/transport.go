@@ -162,9 +162,9 @@ func (t *stallTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
-// maxErrorBody is how much of a registry's error page pyship reads: its JSON errors are
-// far shorter; an HTML page from a proxy says enough in its start.
-const maxErrorBody = 2 << 10
+// maxErrorBody is how much of a registry's error page pyship reads: less than the 64 KiB
+// ggcr takes, so that the status survives; the message quotes a short excerpt of it.
+const maxErrorBody = 60 << 10
 
 // watchdog cancels a request that makes no progress for limit while armed. It is armed
 // whenever pyship waits on the registry, and paused while pyship itself is busy.
