@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -559,8 +560,9 @@ func assemble(base v1.Image, baseDigest name.Digest, p *plan.Plan, epoch time.Ti
 	return mutate.ConfigFile(img, cf)
 }
 
-// mergeEnv overrides base with add by variable name; "${NAME}" in a value of add expands to
-// the base's value.
+// mergeEnv overrides base with add by variable name. Values are literal, "$" included
+// (a password may hold "$$" or "$HOME"); only "${NAME}", with braces, is replaced by the
+// base's value of NAME, as in pyship's own "PATH=/opt/venv/bin:${PATH}".
 func mergeEnv(base, add []string) []string {
 	vals := map[string]string{}
 	var order []string
@@ -575,7 +577,7 @@ func mergeEnv(base, add []string) []string {
 		set(kv)
 	}
 	for _, kv := range add {
-		set(os.Expand(kv, func(k string) string { return vals[k] }))
+		set(bracedVar.ReplaceAllStringFunc(kv, func(ref string) string { return vals[ref[2:len(ref)-1]] }))
 	}
 	out := make([]string, 0, len(order))
 	for _, k := range order {
@@ -583,6 +585,9 @@ func mergeEnv(base, add []string) []string {
 	}
 	return out
 }
+
+// bracedVar is a "${NAME}" reference.
+var bracedVar = regexp.MustCompile(`\$\{[A-Za-z_][A-Za-z0-9_]*\}`)
 
 func envOf(img v1.Image) []string {
 	cf, err := img.ConfigFile()

@@ -496,3 +496,13 @@ func TestExtractNeverChangesTheHost(t *testing.T) {
 		t.Errorf("extraction changed %s", keep)
 	}
 }
+
+func TestMergeEnvIsLiteral(t *testing.T) {
+	got := mergeEnv([]string{"PATH=/usr/bin", "HOME=/root"}, []string{
+		"PATH=/opt/venv/bin:${PATH}", "DB_PASSWORD=pa$$word", "DATA=$HOME/x", "COST=$5", "UNSET=${NOPE}-x",
+	})
+	want := []string{"PATH=/opt/venv/bin:/usr/bin", "HOME=/root", "DB_PASSWORD=pa$$word", "DATA=$HOME/x", "COST=$5", "UNSET=-x"}
+	if !slices.Equal(got, want) {
+		t.Errorf("mergeEnv:\n got %q\nwant %q", got, want)
+	}
+}
