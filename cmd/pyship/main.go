@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -204,15 +205,60 @@ func escapeControl(s string) string {
 	return b.String()
 }
 
+// commands are pyship's commands; anything else first on the command line is a path.
+var commands = []string{"build", "plan", "test", "run", "publish", "version", "help"}
+
+// unknownCommand refuses a first argument that is no path and reads like a mistyped
+// command ("pyship pubish"), rather than building a directory that does not exist.
+func unknownCommand(arg string) error {
+	if strings.HasPrefix(arg, "-") || strings.ContainsAny(arg, `/\.`) {
+		return nil
+	}
+	if _, err := os.Lstat(arg); err == nil {
+		return nil
+	}
+	for _, c := range commands {
+		if editDistance(arg, c) <= 2 {
+			return usagef("unknown command %q; did you mean %q?\nhint: run pyship help for the commands; a directory to build must exist", arg, c)
+		}
+	}
+	return nil
+}
+
+// editDistance is the Levenshtein distance of a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
+}
+
 func run(ctx context.Context, args []string) error {
 	cmd := "build"
 	if len(args) > 0 {
-		switch args[0] {
-		case "build", "plan", "test", "run", "publish", "version", "help":
+		switch {
+		case slices.Contains(commands, args[0]):
 			cmd, args = args[0], args[1:]
-		case "-h", "--help":
+		case args[0] == "-h" || args[0] == "--help":
 			fmt.Fprint(os.Stderr, usage)
 			return nil
+		default:
+			if err := unknownCommand(args[0]); err != nil {
+				return err
+			}
 		}
 	}
 	switch cmd {
