@@ -22,15 +22,17 @@ import (
 
 // Exit codes, banded by phase so a CI log tells at a glance what failed.
 const (
-	exitInternal    = 1
-	exitUsage       = 2
-	exitDetect      = 20
-	exitPlan        = 30
-	exitBuild       = 50
-	exitBase        = 51
-	exitInstall     = 52
-	exitSandbox     = 53
-	exitPublish     = 60
+	exitInternal = 1
+	exitUsage    = 2
+	exitDetect   = 20
+	exitPlan     = 30
+	exitBuild    = 50
+	exitBase     = 51
+	exitInstall  = 52
+	exitSandbox  = 53
+	exitPublish  = 60
+	// exitTestFailed is a smoke test that ran and failed.
+	exitTestFailed  = 70
 	exitInterrupted = 130
 )
 

@@ -26,8 +26,6 @@ import (
 	"github.com/pyship/pyship/sandbox"
 )
 
-// exitTestFailed is the exit code of a smoke test that ran and failed.
-const exitTestFailed = 70
 
 // runFlags are the flags of the commands that boot an image.
 type runFlags struct {
