@@ -166,22 +166,7 @@ func TestStartRefusesEscapesAsRoot(t *testing.T) {
 	}
 	defer p.Stop(time.Second)
 	r := map[string]string{}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", p.HostPort()))
-		if err == nil {
-			err = json.NewDecoder(resp.Body).Decode(&r)
-			resp.Body.Close()
-			if err != nil {
-				t.Fatal(err)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no answer: %v\n%s", err, strings.Join(p.Output(20), "\n"))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	getJSON(t, p, &r)
 	checkEscapes(t, r)
 }
 

@@ -373,22 +373,7 @@ func TestStartServesThePublishedPort(t *testing.T) {
 	}
 	defer p.Stop(time.Second)
 	var r report
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", p.HostPort()))
-		if err == nil {
-			err = json.NewDecoder(resp.Body).Decode(&r)
-			resp.Body.Close()
-			if err != nil {
-				t.Fatal(err)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no answer on the published port %d: %v\n%s", p.HostPort(), err, strings.Join(p.Output(20), "\n"))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	getJSON(t, p, &r)
 	if r.UID != 65534 || r.GID != 65534 {
 		t.Errorf("the app runs as %d:%d, want 65534:65534", r.UID, r.GID)
 	}
@@ -417,6 +402,28 @@ func TestStartServesThePublishedPort(t *testing.T) {
 	}
 	if leftovers, _ := filepath.Glob(filepath.Join(os.TempDir(), "pyship-run-"+id+"-*")); len(leftovers) > 0 {
 		t.Errorf("directories left after Stop: %v", leftovers)
+	}
+}
+
+// getJSON decodes into v the answer of the app p runs on its published port, waiting up to
+// 10 s for it to listen.
+func getJSON(t *testing.T, p *Process, v any) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", p.HostPort()))
+		if err == nil {
+			err = json.NewDecoder(resp.Body).Decode(v)
+			resp.Body.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no answer on the published port %d: %v\n%s", p.HostPort(), err, strings.Join(p.Output(20), "\n"))
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
