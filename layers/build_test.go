@@ -285,6 +285,21 @@ func TestBuildBaseErrors(t *testing.T) {
 	}
 }
 
+// extractLayer extracts l into a new directory and returns it.
+func extractLayer(t *testing.T, l v1.Layer) string {
+	t.Helper()
+	rc, err := l.Uncompressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	root := t.TempDir()
+	if err := extract(rc, root); err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
 func TestExtractStaysInsideRoot(t *testing.T) {
 	outside := t.TempDir()
 	l := tarLayer(t, []tar.Header{
@@ -298,15 +313,7 @@ func TestExtractStaysInsideRoot(t *testing.T) {
 		{Name: "up/pwned2", Typeflag: tar.TypeReg},
 		{Name: "../../dotdot", Typeflag: tar.TypeReg},
 	}, map[string]string{"lib/libc.so": "libc", "escape/pwned": "x", "up/pwned2": "x", "../../dotdot": "x"})
-	root := t.TempDir()
-	rc, err := l.Uncompressed()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	if err := extract(rc, root); err != nil {
-		t.Fatal(err)
-	}
+	root := extractLayer(t, l)
 	if data, err := os.ReadFile(filepath.Join(root, "usr/lib/libc.so")); err != nil || string(data) != "libc" {
 		t.Errorf("file through an in-image link: %q, %v", data, err)
 	}
@@ -371,15 +378,7 @@ func TestExtractKeepsModTimes(t *testing.T) {
 		{Name: "usr/", Typeflag: tar.TypeDir, Mode: 0o755, ModTime: mtime},
 		{Name: "usr/mod.py", Typeflag: tar.TypeReg, ModTime: mtime},
 	}, map[string]string{"usr/mod.py": "x = 1\n"})
-	rc, err := l.Uncompressed()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	root := t.TempDir()
-	if err := extract(rc, root); err != nil {
-		t.Fatal(err)
-	}
+	root := extractLayer(t, l)
 	for _, p := range []string{"usr", "usr/mod.py"} {
 		st, err := os.Stat(filepath.Join(root, p))
 		if err != nil {
@@ -400,15 +399,7 @@ func TestExtractDropsPrivileges(t *testing.T) {
 		{Name: "home/app/", Typeflag: tar.TypeDir, Mode: 0o755, Uid: 65532, Gid: 65532},
 		{Name: "dev/mem", Typeflag: tar.TypeChar, Mode: 0o666, Devmajor: 1, Devminor: 1},
 	}, map[string]string{"bin/rootshell": "#!/bin/sh\n", "bin/groupshell": "#!/bin/sh\n"})
-	rc, err := l.Uncompressed()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	root := t.TempDir()
-	if err := extract(rc, root); err != nil {
-		t.Fatal(err)
-	}
+	root := extractLayer(t, l)
 	for _, f := range []string{"bin/rootshell", "bin/groupshell"} {
 		st, err := os.Stat(filepath.Join(root, f))
 		if err != nil {
@@ -470,19 +461,11 @@ func TestExtractNeverChangesTheHost(t *testing.T) {
 		{Name: "a/x/", Typeflag: tar.TypeDir, Mode: 0o777},
 		{Name: "a", Typeflag: tar.TypeSymlink, Linkname: outside},
 	}, nil)
-	rc, err := l.Uncompressed()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	root := t.TempDir()
-	// "a/x" was made inside root; outside must keep its mode whatever "a" becomes.
+	// "a/x" is made inside the root; outside must keep its mode whatever "a" becomes.
 	if err := os.Mkdir(filepath.Join(outside, "x"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := extract(rc, root); err != nil {
-		t.Fatal(err)
-	}
+	extractLayer(t, l)
 	for p, want := range map[string]os.FileMode{outside: 0o750, filepath.Join(outside, "x"): 0o700} {
 		st, err := os.Stat(p)
 		if err != nil {
