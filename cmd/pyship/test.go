@@ -26,7 +26,6 @@ import (
 	"github.com/pyship/pyship/sandbox"
 )
 
-
 // runFlags are the flags of the commands that boot an image.
 type runFlags struct {
 	publish string
