@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 
@@ -19,6 +20,8 @@ const DefaultPort = 8080
 type Fact struct {
 	Value  string `json:"value"`
 	Source string `json:"source"`
+	// Reason says why, where the source alone does not.
+	Reason string `json:"reason,omitempty"`
 }
 
 // Start is the command that starts the application, and why it was chosen.
@@ -60,6 +63,9 @@ type Dependencies struct {
 	Lock *Lock `json:"lock,omitempty"`
 	// Names are the declared dependencies' normalised names.
 	Names []string `json:"names,omitempty"`
+	// Pins are the requirements pinned to one version (all of a lock's packages), in file
+	// order: what the Python version must suit.
+	Pins []Pin `json:"pins,omitempty"`
 }
 
 // Has reports whether name (any spelling) is a declared dependency.
@@ -76,8 +82,12 @@ func (d Dependencies) Has(name string) bool {
 // Result is what detection found.
 type Result struct {
 	// Python is the Python minor version, like "3.11".
-	Python       Fact         `json:"python"`
-	Dependencies Dependencies `json:"dependencies"`
+	Python Fact `json:"python"`
+	// PythonChoices are the supported versions the repository allows, newest first, when it
+	// names a range or nothing; empty when it names one version. A later phase may move
+	// Python among them (to one that the pinned requirements have wheels for).
+	PythonChoices []string     `json:"python_choices,omitempty"`
+	Dependencies  Dependencies `json:"dependencies"`
 	// Framework is the web framework the start command was derived from, if any.
 	Framework string `json:"framework,omitempty"`
 	Start     Start  `json:"start"`
@@ -247,24 +257,54 @@ func pythonVersion(fsys fs.FS, cfg *Config, proj *project, res *Result) (Fact, e
 			res.warnf("%s picks Python %s, which %s (%s) does not allow; pip refuses to install a project on a Python it excludes", chosen.Source, clip(chosen.Value, maxExcerpt), reqSource, clip(req, maxExcerpt))
 		}
 	case req != "":
-		minor, ok := spec.Newest()
-		if !ok {
+		allowed := spec.Allowed()
+		if len(allowed) == 0 {
 			file, line := ParseSource(reqSource)
 			return Fact{}, &Error{File: file, Line: line,
 				Msg:  fmt.Sprintf("the Python requirement %s allows none of the versions pyship builds for (%s)", excerpt(req), strings.Join(SupportedPythons, ", ")),
 				Hint: "widen the requirement, or pin a version in .python-version"}
 		}
-		chosen = Fact{Value: minor, Source: reqSource}
+		chosen = Fact{Value: Preferred(allowed), Source: reqSource}
+		if chosen.Value != allowed[0] {
+			chosen.Reason = fmt.Sprintf("the newest allowed version with broad wheel coverage (%s is newer)", strings.Join(allowed[:slices.Index(allowed, chosen.Value)], ", "))
+		}
+		res.PythonChoices = allowed
 	default:
-		return Fact{Value: DefaultPythonVersion, Source: "default"}, nil
+		res.PythonChoices = slices.Clone(SupportedPythons)
+		return Fact{Value: DefaultPythonVersion, Source: "default", Reason: "the newest version with broad wheel coverage; the repository names none"}, nil
 	}
 	if !supported(chosen.Value) && (cfg == nil || cfg.Base == "") {
 		file, line := ParseSource(chosen.Source)
-		return Fact{}, &Error{File: file, Line: line,
-			Msg:  fmt.Sprintf("Python %s has no base image", clip(chosen.Value, maxExcerpt)),
-			Hint: fmt.Sprintf("pyship builds on python:X.Y-slim for %s; pick one of those, or set base in pyship.toml", strings.Join(SupportedPythons, ", "))}
+		return Fact{}, unsupportedPython(file, line, chosen.Value)
+	}
+	if eol := EndOfLife(chosen.Value); eol != "" {
+		res.warnf("%s picks Python %s, which reached its end of life in %s and gets no security fixes: move to %s or newer", chosen.Source, chosen.Value, eol, SupportedPythons[len(SupportedPythons)-2])
 	}
 	return chosen, nil
+}
+
+// unsupportedPython is the error for a version pyship has no base image for.
+func unsupportedPython(file string, line int, minor string) error {
+	oldest, newest := SupportedPythons[len(SupportedPythons)-1], SupportedPythons[0]
+	e := &Error{File: file, Line: line, Msg: fmt.Sprintf("Python %s has no base image", clip(minor, maxExcerpt))}
+	switch {
+	case minorLess(minor, oldest):
+		e.Msg += fmt.Sprintf(": it is past its end of life, and pyship builds for Python %s to %s", oldest, newest)
+		e.Hint = fmt.Sprintf("move the app to Python %s or newer and write that version in %s (or set base in pyship.toml to an image of your own)", oldest, orFile(file))
+	case minorLess(newest, minor):
+		e.Msg += fmt.Sprintf(": it is not released yet; pyship builds for Python %s to %s", oldest, newest)
+		e.Hint = fmt.Sprintf("write %s or older in %s (or set base in pyship.toml)", newest, orFile(file))
+	default:
+		e.Hint = fmt.Sprintf("pyship builds on python:X.Y-slim for %s; pick one of those, or set base in pyship.toml", strings.Join(SupportedPythons, ", "))
+	}
+	return e
+}
+
+func orFile(file string) string {
+	if file == "" || file == "default" {
+		return ".python-version"
+	}
+	return file
 }
 
 // ParseSource splits a source like "file:line" into the file and the line (0 when there
@@ -300,7 +340,7 @@ func dependencies(fsys fs.FS, proj *project, res *Result) (Dependencies, error) 
 	}
 	switch {
 	case lock != nil:
-		deps.Source, deps.Lock, deps.Names = lock.File, lock, lock.Names()
+		deps.Source, deps.Lock, deps.Names, deps.Pins = lock.File, lock, lock.Names(), lockPins(lock)
 		deps.Files = []string{lock.File}
 		for _, f := range []string{"pyproject.toml", "setup.py", "setup.cfg", "Pipfile"} {
 			if exists(fsys, f) {
@@ -318,7 +358,7 @@ func dependencies(fsys fs.FS, proj *project, res *Result) (Dependencies, error) 
 		if err != nil {
 			return deps, err
 		}
-		deps.Source, deps.Requirements, deps.Files, deps.Names, deps.Local = "requirements.txt", []string{"requirements.txt"}, tree.files, tree.names, tree.local
+		deps.Source, deps.Requirements, deps.Files, deps.Names, deps.Local, deps.Pins = "requirements.txt", []string{"requirements.txt"}, tree.files, tree.names, tree.local, tree.pins
 		if proj.pep621 && len(proj.dependencies) > 0 {
 			res.warnf("requirements.txt is installed; the dependencies in pyproject.toml's [project] table are not (list \".\" in requirements.txt to install the project too)")
 		}
@@ -351,6 +391,7 @@ type reqTree struct {
 	files []string // every file involved, sorted
 	names []string // every requirement's name, sorted
 	local []string // local paths installed (not editable)
+	pins  []Pin    // exact pins, in the order read
 }
 
 // requirementsTree parses a requirements file and everything it includes.
@@ -358,6 +399,9 @@ func requirementsTree(fsys fs.FS, root string, allowVCS bool) (reqTree, error) {
 	seen := map[string]bool{}
 	nameSet := map[string]bool{}
 	var local []string
+	var pins []Pin
+	// A constraint file's pins apply only to packages something else requires.
+	constraints := map[string]bool{}
 	var visit func(file, from string, line int) error
 	visit = func(file, from string, line int) error {
 		file = path.Clean(file)
@@ -395,6 +439,9 @@ func requirementsTree(fsys fs.FS, root string, allowVCS bool) (reqTree, error) {
 			if r.Name != "" {
 				nameSet[r.Name] = true
 			}
+			if p, ok := requirementPin(file, r); ok && !constraints[file] {
+				pins = append(pins, p)
+			}
 			if r.Kind == "path" {
 				local = append(local, path.Join(path.Dir(file), localPath(r.Text)))
 			}
@@ -408,6 +455,9 @@ func requirementsTree(fsys fs.FS, root string, allowVCS bool) (reqTree, error) {
 			if !path.IsAbs(target) {
 				target = path.Join(path.Dir(file), target)
 			}
+			if inc.Constraint {
+				constraints[path.Clean(target)] = true
+			}
 			if err := visit(target, file, inc.Line); err != nil {
 				return err
 			}
@@ -417,7 +467,7 @@ func requirementsTree(fsys fs.FS, root string, allowVCS bool) (reqTree, error) {
 	if err := visit(root, "", 0); err != nil {
 		return reqTree{}, err
 	}
-	return reqTree{files: sortedKeys(seen), names: sortedKeys(nameSet), local: local}, nil
+	return reqTree{files: sortedKeys(seen), names: sortedKeys(nameSet), local: local, pins: pins}, nil
 }
 
 func lineOf(src string, offset int) int {

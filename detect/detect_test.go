@@ -217,25 +217,28 @@ func TestDetectPython(t *testing.T) {
 		want   Fact
 		warned string
 	}{
-		{"default", app, Fact{DefaultPythonVersion, "default"}, ""},
-		{"python-version", with(map[string]string{".python-version": "# pinned\n3.11.9\n"}), Fact{"3.11", ".python-version:2"}, ""},
-		{"runtime.txt", with(map[string]string{"runtime.txt": "python-3.12.1\n"}), Fact{"3.12", "runtime.txt:1"}, ""},
-		{"python-version beats runtime.txt", with(map[string]string{".python-version": "3.11", "runtime.txt": "python-3.12.1"}), Fact{"3.11", ".python-version:1"}, ""},
-		{"config beats all", with(map[string]string{".python-version": "3.11", "pyship.toml": "\npython = \"3.12\"\n"}), Fact{"3.12", "pyship.toml:2"}, ""},
-		{"tool.pyship", with(map[string]string{"pyproject.toml": "[project]\nname='a'\nversion='1'\n\n[tool.pyship]\npython = \"3.12\"\n"}), Fact{"3.12", "pyproject.toml:6"}, ""},
-		{"requires-python range", with(map[string]string{"pyproject.toml": "[project]\nname = \"a\"\nrequires-python = \">=3.9,<3.13\"\n"}), Fact{"3.12", "pyproject.toml:3"}, ""},
-		{"poetry python", with(map[string]string{"pyproject.toml": "[tool.poetry]\nname = \"a\"\n\n[tool.poetry.dependencies]\npython = \"~3.11\"\nflask = \"^3\"\n"}), Fact{"3.11", "pyproject.toml:5"}, ""},
-		{"pipfile python", with(map[string]string{"Pipfile": "[packages]\nflask = \"*\"\n\n[requires]\npython_version = \"3.12\"\n", "requirements.txt": "flask\n"}), Fact{"3.12", "Pipfile:5"}, ""},
-		{"setup.cfg python_requires", with(map[string]string{"setup.cfg": "[options]\npackages = find:\npython_requires = >=3.11, <3.12\n"}), Fact{"3.11", "setup.cfg:3"}, ""},
+		{"default", app, Fact{DefaultPythonVersion, "default", ""}, ""},
+		{"python-version", with(map[string]string{".python-version": "# pinned\n3.11.9\n"}), Fact{"3.11", ".python-version:2", ""}, ""},
+		{"runtime.txt", with(map[string]string{"runtime.txt": "python-3.12.1\n"}), Fact{"3.12", "runtime.txt:1", ""}, ""},
+		{"python-version beats runtime.txt", with(map[string]string{".python-version": "3.11", "runtime.txt": "python-3.12.1"}), Fact{"3.11", ".python-version:1", ""}, ""},
+		{"config beats all", with(map[string]string{".python-version": "3.11", "pyship.toml": "\npython = \"3.12\"\n"}), Fact{"3.12", "pyship.toml:2", ""}, ""},
+		{"tool.pyship", with(map[string]string{"pyproject.toml": "[project]\nname='a'\nversion='1'\n\n[tool.pyship]\npython = \"3.12\"\n"}), Fact{"3.12", "pyproject.toml:6", ""}, ""},
+		{"requires-python range", with(map[string]string{"pyproject.toml": "[project]\nname = \"a\"\nrequires-python = \">=3.9,<3.13\"\n"}), Fact{"3.12", "pyproject.toml:3", ""}, ""},
+		{"poetry python", with(map[string]string{"pyproject.toml": "[tool.poetry]\nname = \"a\"\n\n[tool.poetry.dependencies]\npython = \"~3.11\"\nflask = \"^3\"\n"}), Fact{"3.11", "pyproject.toml:5", ""}, ""},
+		{"pipfile python", with(map[string]string{"Pipfile": "[packages]\nflask = \"*\"\n\n[requires]\npython_version = \"3.12\"\n", "requirements.txt": "flask\n"}), Fact{"3.12", "Pipfile:5", ""}, ""},
+		{"setup.cfg python_requires", with(map[string]string{"setup.cfg": "[options]\npackages = find:\npython_requires = >=3.11, <3.12\n"}), Fact{"3.11", "setup.cfg:3", ""}, ""},
 		{"python-version conflicts with requires-python", with(map[string]string{".python-version": "3.11", "pyproject.toml": "[project]\nname = \"a\"\nrequires-python = \">=3.12\"\n"}),
-			Fact{"3.11", ".python-version:1"}, ".python-version:1 picks Python 3.11, which pyproject.toml:3 (>=3.12) does not allow"},
+			Fact{"3.11", ".python-version:1", ""}, ".python-version:1 picks Python 3.11, which pyproject.toml:3 (>=3.12) does not allow"},
+		{"a floor picks the default, not the newest", with(map[string]string{"pyproject.toml": "[project]\nname = \"a\"\nrequires-python = \">=3.10\"\n"}), Fact{DefaultPythonVersion, "pyproject.toml:3", ""}, ""},
+		{"a floor above the default", with(map[string]string{"pyproject.toml": "[project]\nname = \"a\"\nrequires-python = \">=3.15\"\n"}), Fact{"3.15", "pyproject.toml:3", ""}, ""},
+		{"end of life", with(map[string]string{".python-version": "3.10.13\n"}), Fact{"3.10", ".python-version:1", ""}, ".python-version:1 picks Python 3.10, which reached its end of life in October 2026"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			res, err := Detect(context.Background(), files(tc.files), Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if res.Python != tc.want {
+			if got := (Fact{Value: res.Python.Value, Source: res.Python.Source}); got != tc.want {
 				t.Errorf("python %+v, want %+v", res.Python, tc.want)
 			}
 			warned := strings.Join(res.Warnings, "\n")
@@ -304,8 +307,9 @@ func TestDetectErrors(t *testing.T) {
 		{"no start command", map[string]string{"requirements.txt": "flask"}, []string{"no start command", "Procfile", "manage.py", "pyship.toml"}},
 		{"bad python version", map[string]string{"app.py": seedApp, ".python-version": "\n# pinned\npypy3.10\n"}, []string{".python-version:3", "pypy3.10", "hint:"}},
 		{"empty python version", map[string]string{"app.py": seedApp, ".python-version": "\n"}, []string{".python-version", "names no Python version"}},
-		{"unsupported python", map[string]string{"app.py": seedApp, ".python-version": "3.8\n"}, []string{".python-version:1", "Python 3.8 has no base image", "3.13, 3.12, 3.11"}},
-		{"requires-python allows none", map[string]string{"app.py": seedApp, "pyproject.toml": "[project]\nname = 'a'\nrequires-python = '<3.10'\n"}, []string{"pyproject.toml:3", "allows none", "3.13, 3.12, 3.11"}},
+		{"unsupported python", map[string]string{"app.py": seedApp, ".python-version": "3.8\n"}, []string{".python-version:1", "Python 3.8 has no base image", "past its end of life", "3.10 to 3.15", "move the app to Python 3.10"}},
+		{"unreleased python", map[string]string{"app.py": seedApp, ".python-version": "3.16\n"}, []string{".python-version:1", "Python 3.16 has no base image", "not released yet", "write 3.15 or older"}},
+		{"requires-python allows none", map[string]string{"app.py": seedApp, "pyproject.toml": "[project]\nname = 'a'\nrequires-python = '<3.10'\n"}, []string{"pyproject.toml:3", "allows none", "3.15, 3.14, 3.13, 3.12, 3.11, 3.10"}},
 		{"bad requires-python", map[string]string{"app.py": seedApp, "pyproject.toml": "[project]\nname = 'a'\nrequires-python = '>=three'\n"}, []string{"pyproject.toml:3", "not a version"}},
 		{"two web processes", map[string]string{"app.py": seedApp, "Procfile": "web: a\nweb: b\n"}, []string{"Procfile:2", "second web process", "line 1"}},
 		{"empty web process", map[string]string{"app.py": seedApp, "Procfile": "web:\n"}, []string{"Procfile:1", "no command"}},

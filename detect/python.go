@@ -7,12 +7,19 @@ import (
 	"strings"
 )
 
-// SupportedPythons are the Python minor versions pyship builds for, newest first. Each has
-// an official python:X.Y-slim base image and a base in the test bed.
-var SupportedPythons = []string{"3.13", "3.12", "3.11"}
+// SupportedPythons are the Python minor versions pyship builds for, newest first: every
+// released CPython with an official python:X.Y-slim base image. Each has a base in the
+// test bed.
+var SupportedPythons = []string{"3.15", "3.14", "3.13", "3.12", "3.11", "3.10"}
 
-// DefaultPythonVersion is the newest supported minor, used when the repository names none.
-const DefaultPythonVersion = "3.13"
+// DefaultPythonVersion is used when the repository names no version: the newest release
+// that the wheels of popular packages broadly cover. A release a few months old (3.15 in
+// late 2026) still lacks wheels for much of what web apps depend on, so it is used only when
+// the repository asks for it.
+const DefaultPythonVersion = "3.14"
+
+// endOfLife are supported versions past their end of life, with the month it came.
+var endOfLife = map[string]string{"3.10": "October 2026"}
 
 // version is a Python version with three components; missing ones are 0.
 type version [3]int
@@ -182,13 +189,47 @@ func (s Specifier) AllowsVersion(v string) bool {
 
 // Newest returns the newest supported minor version the specifier allows.
 func (s Specifier) Newest() (string, bool) {
-	for _, m := range SupportedPythons {
-		if s.AllowsMinor(m) {
-			return m, true
-		}
+	if a := s.Allowed(); len(a) > 0 {
+		return a[0], true
 	}
 	return "", false
 }
+
+// Allowed returns the supported minor versions the specifier allows, newest first.
+func (s Specifier) Allowed() []string {
+	var out []string
+	for _, m := range SupportedPythons {
+		if s.AllowsMinor(m) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// Preferred returns the version pyship picks among allowed (newest first): the newest one
+// not newer than DefaultPythonVersion, or else the oldest, since a range like ">=3.10" is
+// a floor, not a wish for a release that few wheels cover yet.
+func Preferred(allowed []string) string {
+	for _, m := range allowed {
+		if !minorLess(DefaultPythonVersion, m) {
+			return m
+		}
+	}
+	if len(allowed) == 0 {
+		return ""
+	}
+	return allowed[len(allowed)-1]
+}
+
+// minorLess reports whether minor version a ("3.9") comes before b ("3.10").
+func minorLess(a, b string) bool {
+	va, _, _ := parseVersion(a)
+	vb, _, _ := parseVersion(b)
+	return va.less(vb)
+}
+
+// EndOfLife returns the month a supported version reached its end of life, or "".
+func EndOfLife(minor string) string { return endOfLife[minor] }
 
 func (s Specifier) String() string { return s.text }
 

@@ -2,43 +2,45 @@ package detect
 
 import "testing"
 
-func TestSpecifierNewest(t *testing.T) {
+func TestSpecifierPreferred(t *testing.T) {
 	for _, tc := range []struct {
 		spec string
 		want string // "" for none
 	}{
-		{">=3.8", "3.13"},
+		{">=3.8", "3.14"},
 		{">=3.9,<3.13", "3.12"},
 		{">=3.9, <3.12", "3.11"},
 		{"<3.12", "3.11"},
 		{"<=3.12", "3.12"},
 		{"<=3.12.0", "3.12"},
-		{">3.12", "3.13"},
-		{">3.13", "3.13"}, // 3.13.1 and later
-		{">=3.14", ""},
+		{">3.12", "3.14"},
+		{">3.14", "3.14"}, // 3.14.1 and later
+		{">=3.15", "3.15"},
+		{">=3.16", ""},
 		{"==3.11.*", "3.11"},
 		{"==3.12", "3.12"},
 		{"==3.12.4", "3.12"},
-		{"~=3.11", "3.13"},
+		{"~=3.11", "3.14"},
 		{"~=3.11.2", "3.11"},
-		{"^3.11", "3.13"},
+		{"^3.11", "3.14"},
 		{"~3.11", "3.11"},
 		{"3.12", "3.12"},
 		{"3.12.*", "3.12"},
-		{">=3.11,!=3.13.*", "3.12"},
+		{">=3.11,!=3.14.*", "3.13"},
 		{">=3.11,<3.11.3", "3.11"},
 		{">=3.11.5,<3.11.3", ""},
 		{"<3.0", ""},
-		{"*", "3.13"},
+		{"*", "3.14"},
+		{"<3.10", ""},
 	} {
 		t.Run(tc.spec, func(t *testing.T) {
 			s, err := ParseSpecifier(tc.spec)
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, _ := s.Newest()
+			got := Preferred(s.Allowed())
 			if got != tc.want {
-				t.Errorf("Newest(%q) = %q, want %q", tc.spec, got, tc.want)
+				t.Errorf("Preferred(%q) = %q, want %q", tc.spec, got, tc.want)
 			}
 		})
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/pyship/pyship/detect"
+	"github.com/pyship/pyship/pyindex"
 	"github.com/pyship/pyship/sandbox"
 )
 
@@ -214,11 +215,11 @@ func (pi *PipInstaller) Install(ctx context.Context, req InstallRequest) (string
 		{Type: "tmpfs", Target: sandboxRun},
 		{Type: "overlay", Source: inputs + ":" + req.AppTree, Target: req.AppDir, Scratch: filepath.Join(req.Scratch, "src")},
 	}
-	if ca := hostCABundle(); ca != "" {
+	if ca := pyindex.HostCABundle(); ca != "" {
 		mounts = append(mounts, sandbox.Mount{Type: "bind", Source: ca, Target: sandboxCA, ReadOnly: true})
 		env = append(env, "PIP_CERT="+sandboxCA, "SSL_CERT_FILE="+sandboxCA, "REQUESTS_CA_BUNDLE="+sandboxCA)
 	}
-	if conf := hostPipConf(); conf != "" {
+	if conf := pyindex.HostPipConf(); conf != "" {
 		mounts = append(mounts, sandbox.Mount{Type: "bind", Source: conf, Target: sandboxPip, ReadOnly: true})
 		env = append(env, "PIP_CONFIG_FILE="+sandboxPip)
 	}
@@ -343,43 +344,6 @@ func installInputs(req InstallRequest) []string {
 		inputs = append(inputs, "the project (pip install .)")
 	}
 	return inputs
-}
-
-// hostCABundle finds the host's CA bundle, which may hold a company's TLS-intercepting CA.
-func hostCABundle() string {
-	for _, p := range []string{
-		os.Getenv("PIP_CERT"), os.Getenv("SSL_CERT_FILE"),
-		"/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/cert.pem",
-	} {
-		if p == "" {
-			continue
-		}
-		if info, err := os.Stat(p); err == nil && info.Mode().IsRegular() {
-			return p
-		}
-	}
-	return ""
-}
-
-// hostPipConf finds the pip configuration file pip on the host would use.
-func hostPipConf() string {
-	candidates := []string{os.Getenv("PIP_CONFIG_FILE")}
-	if x := os.Getenv("XDG_CONFIG_HOME"); x != "" {
-		candidates = append(candidates, filepath.Join(x, "pip", "pip.conf"))
-	}
-	if home, err := os.UserHomeDir(); err == nil {
-		candidates = append(candidates, filepath.Join(home, ".config", "pip", "pip.conf"), filepath.Join(home, ".pip", "pip.conf"))
-	}
-	candidates = append(candidates, "/etc/pip.conf", "/etc/xdg/pip/pip.conf")
-	for _, p := range candidates {
-		if p == "" {
-			continue
-		}
-		if info, err := os.Stat(p); err == nil && info.Mode().IsRegular() {
-			return p
-		}
-	}
-	return ""
 }
 
 // logWriter sends a process's output to the logger, a line at a time, at debug level. A
@@ -517,9 +481,9 @@ func buildEgress(log hclog.Logger) (e *sandbox.Egress, refused func() []string) 
 	for _, k := range []string{"PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL"} {
 		urls = append(urls, strings.Fields(os.Getenv(k))...)
 	}
-	if conf := hostPipConf(); conf != "" {
+	if conf := pyindex.HostPipConf(); conf != "" {
 		if data, err := os.ReadFile(conf); err == nil {
-			urls = append(urls, pipConfIndexes(string(data))...)
+			urls = append(urls, pyindex.PipConfIndexes(string(data))...)
 		}
 	}
 	for _, raw := range urls {
@@ -534,20 +498,4 @@ func buildEgress(log hclog.Logger) (e *sandbox.Egress, refused func() []string) 
 		e.Allow = append(e.Allow, net.JoinHostPort(u.Hostname(), port))
 	}
 	return e, refused
-}
-
-// pipConfIndexes finds index-url and extra-index-url values in a pip.conf.
-func pipConfIndexes(conf string) []string {
-	var urls []string
-	for _, line := range strings.Split(conf, "\n") {
-		k, v, ok := strings.Cut(line, "=")
-		if !ok {
-			continue
-		}
-		switch strings.TrimSpace(k) {
-		case "index-url", "extra-index-url", "index_url", "extra_index_url":
-			urls = append(urls, strings.Fields(v)...)
-		}
-	}
-	return urls
 }

@@ -43,7 +43,11 @@ func TestFixturePlans(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !slices.Equal(p.Config.Cmd, want.Start) || p.Base.Python != want.Python || p.Smoke.Port != want.Port {
+			python := p.Base.Python
+			if want.PythonFromIndex && slices.Contains(res.PythonChoices, want.Python) {
+				python = want.Python
+			}
+			if !slices.Equal(p.Config.Cmd, want.Start) || python != want.Python || p.Smoke.Port != want.Port {
 				t.Errorf("plan: cmd %q python %s port %d; expect.json: %q %s %d", p.Config.Cmd, p.Base.Python, p.Smoke.Port, want.Start, want.Python, want.Port)
 			}
 			var buf bytes.Buffer

@@ -160,7 +160,7 @@ func New(res *detect.Result, opts Options) (*Plan, error) {
 		return nil, err
 	}
 	p.Base = Base{Name: baseName, Ref: ref, Python: res.Python.Value}
-	p.decide("python", res.Python.Value, res.Python.Source, "")
+	p.decide("python", res.Python.Value, res.Python.Source, res.Python.Reason)
 	p.decide("base", ref, baseSource, baseReason)
 	switch {
 	case deps.Lock != nil:

@@ -18,6 +18,7 @@ import (
 	"github.com/pyship/pyship/layers"
 	"github.com/pyship/pyship/plan"
 	"github.com/pyship/pyship/publish"
+	"github.com/pyship/pyship/pyindex"
 	"github.com/pyship/pyship/sandbox"
 )
 
@@ -182,6 +183,9 @@ func detectAndPlan(ctx context.Context, path string, c common, log hclog.Logger)
 	if err != nil {
 		return nil, "", repo, inDir(dir, fail(exitDetect, err))
 	}
+	if c.base == "" && (res.Config == nil || res.Config.Base == "") {
+		choosePython(ctx, res, c, log)
+	}
 	p, err := plan.New(res, plan.Options{
 		Base: c.base, BaseMirror: c.baseMirror, Platform: c.platform,
 		Source: repo.source, Revision: repo.revision,
@@ -194,6 +198,32 @@ func detectAndPlan(ctx context.Context, path string, c common, log hclog.Logger)
 	}
 	log.Info("planned", "python", p.Base.Python, "base", p.Base.Ref, "start", strings.Join(p.Config.Cmd, " "), "took", since(start))
 	return p, dir, repo, nil
+}
+
+// choosePython moves res.Python, where the repository leaves the version open, to the
+// newest one that its pinned requirements have wheels for, asking the package index.
+// PYSHIP_OFFLINE=1 skips the question.
+func choosePython(ctx context.Context, res *detect.Result, c common, log hclog.Logger) {
+	if len(res.PythonChoices) == 0 || len(res.Dependencies.Pins) == 0 {
+		return
+	}
+	if os.Getenv("PYSHIP_OFFLINE") == "1" {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("PYSHIP_OFFLINE=1: Python %s is kept without asking the package index which versions the pinned requirements support", res.Python.Value))
+		return
+	}
+	cacheDir := ""
+	if dir, err := c.cache(); err == nil {
+		cacheDir = filepath.Join(dir, "index")
+	}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	choice := pyindex.Choose(ctx, pyindex.NewClient(cacheDir, log), res)
+	res.Warnings = append(res.Warnings, choice.Warnings...)
+	log.Debug("asked the package index for the Python version", "pins", len(res.Dependencies.Pins), "python", choice.Python, "took", since(start))
+	if choice.Python != res.Python.Value {
+		res.Python = detect.Fact{Value: choice.Python, Source: choice.Source, Reason: choice.Reason}
+	}
 }
 
 // buildFailure gives a build error the exit code of what failed.

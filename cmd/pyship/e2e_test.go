@@ -201,6 +201,7 @@ func TestFixturesEndToEnd(t *testing.T) {
 }
 
 func endToEnd(t *testing.T, reg, app string, want *fixtures.Expect) {
+	fixtures.TestbedPython(t, want.Python)
 	src := copyFixture(t, app)
 	repo := reg + "/e2e/" + strings.ReplaceAll(app, "/", "-")
 	tag := repo + ":" + uniqueTag()
@@ -467,7 +468,7 @@ func TestBadInput(t *testing.T) {
 		{name: "no start command", args: []string{"build", noStart}, code: exitDetect,
 			want: []string{"no start command", "Procfile", "pyship.toml", "hint:"}},
 		{name: "python without a base image", args: []string{"build", broken(map[string]string{".python-version": "3.9.18\n"})}, code: exitDetect,
-			want: []string{".python-version:1", "Python 3.9 has no base image", "3.13, 3.12, 3.11"}},
+			want: []string{".python-version:1", "Python 3.9 has no base image", "past its end of life", "move the app to Python 3.10 or newer"}},
 		{name: "lock out of date", args: []string{"build", staleUV}, code: exitDetect,
 			want: []string{"uv.lock", "out of date with pyproject.toml", "httpx", "uv lock"}},
 		{name: "two web processes", args: []string{"build", broken(map[string]string{"Procfile": "web: python app.py\nweb: gunicorn app:app\n"})}, code: exitDetect,
