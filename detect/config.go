@@ -41,6 +41,9 @@ type Config struct {
 	Exclude []string `toml:"exclude" json:"exclude,omitempty"`
 	Smoke   Smoke    `toml:"smoke" json:"smoke,omitempty"`
 	Django  Django   `toml:"django" json:"django,omitempty"`
+	// Apt are Debian packages installed into the image (from the base's own apt), like
+	// "graphviz" or "libmagic1"; source builds of the dependencies see them too.
+	Apt []string `toml:"apt" json:"apt,omitempty"`
 
 	// File is where the configuration came from: "pyship.toml" or "pyproject.toml".
 	File string `toml:"-" json:"file,omitempty"`
@@ -237,6 +240,13 @@ func (c *Config) validate() error {
 	}
 	if c.Smoke.Status != 0 && (c.Smoke.Status < 100 || c.Smoke.Status > 599) {
 		return bad("smoke.status", "smoke.status = %d is not an HTTP status", c.Smoke.Status)
+	}
+	for _, p := range c.Apt {
+		if !debianPackageRe.MatchString(p) {
+			e := bad("apt", "apt = [... %s ...] is not a Debian package name", excerpt(p))
+			e.(*Error).Hint = `write package names as apt-get takes them, like "libpq5" or "graphviz"`
+			return e
+		}
 	}
 	for k := range c.Env {
 		if k == "" || strings.ContainsAny(k, "= \t") {

@@ -92,6 +92,8 @@ type Result struct {
 	Framework string `json:"framework,omitempty"`
 	Start     Start  `json:"start"`
 	Port      Port   `json:"port"`
+	// System are Debian packages to install into the image, when the repository asks.
+	System *System `json:"system,omitempty"`
 	// BuildSteps run at build time, in the build sandbox, after the dependencies.
 	BuildSteps []BuildStep `json:"build_steps,omitempty"`
 	// Config is the user's pyship.toml or [tool.pyship], nil when there is none.
@@ -188,6 +190,9 @@ func Detect(ctx context.Context, fsys fs.FS, opts Options) (*Result, error) {
 		return nil, err
 	}
 	if err := buildSteps(fsys, cfg, res); err != nil {
+		return nil, err
+	}
+	if res.System, err = systemPackages(fsys, cfg); err != nil {
 		return nil, err
 	}
 	log.Debug("detected", "python", res.Python.Value, "start", res.Start.Command, "reason", res.Start.Reason)

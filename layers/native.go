@@ -1,0 +1,276 @@
+package layers
+
+import (
+	"debug/elf"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+// Native code: a source distribution that needs a compiler is built in a builder, the base
+// plus a compiler and the -dev packages it asks for (from the base's own apt), and only what
+// the build made reaches the image, with the runtime libraries it links.
+
+// buildEssentials are what every source build of a C extension needs.
+var buildEssentials = []string{"build-essential", "pkg-config"}
+
+// compileSigns are what pip's output says when a build needs a compiler or a library's
+// headers, and the Debian packages that provide them.
+var compileSigns = []struct {
+	re   *regexp.Regexp
+	pkgs []string
+}{
+	{regexp.MustCompile(`(?i)command '[^']*(?:gcc|cc|g\+\+|c\+\+)' failed|(?:gcc|cc|x86_64-linux-gnu-gcc): (?:not found|No such file)|unable to execute '[^']*gcc'|error: command 'gcc' failed|C compiler cannot create executables|No CMAKE_C_COMPILER could be found|Unknown compiler\(s\)|you need a C compiler`), nil},
+	{regexp.MustCompile(`(?i)Python\.h: No such file`), nil},
+	{regexp.MustCompile(`pg_config executable not found|Error: pg_config|libpq-fe\.h: No such file`), []string{"libpq-dev"}},
+	{regexp.MustCompile(`mysql_config not found|Can not find valid pkg-config name|mysql\.h: No such file`), []string{"default-libmysqlclient-dev"}},
+	{regexp.MustCompile(`libxml/[a-z]+\.h: No such file|libxslt development packages|xslt-config`), []string{"libxml2-dev", "libxslt1-dev"}},
+	{regexp.MustCompile(`ffi\.h: No such file|No package 'libffi' found`), []string{"libffi-dev"}},
+	{regexp.MustCompile(`headers or library files could not be found for jpeg|jpeglib\.h: No such file`), []string{"libjpeg-dev", "zlib1g-dev"}},
+	{regexp.MustCompile(`headers or library files could not be found for zlib|zlib\.h: No such file`), []string{"zlib1g-dev"}},
+	{regexp.MustCompile(`openssl/[a-z]+\.h: No such file`), []string{"libssl-dev"}},
+	{regexp.MustCompile(`krb5-config|gssapi/gssapi\.h: No such file`), []string{"libkrb5-dev"}},
+	{regexp.MustCompile(`lber\.h: No such file|sasl/sasl\.h: No such file|ldap\.h: No such file`), []string{"libldap-dev", "libsasl2-dev"}},
+	{regexp.MustCompile(`sql\.h: No such file`), []string{"unixodbc-dev"}},
+	{regexp.MustCompile(`yaml\.h: No such file`), []string{"libyaml-dev"}},
+	{regexp.MustCompile(`cairo\.h: No such file|No package 'cairo' found`), []string{"libcairo2-dev"}},
+	{regexp.MustCompile(`(?i)can't find Rust compiler|cargo[^\n]*not found|rustc[^\n]*not found`), []string{"cargo"}},
+}
+
+// nativePackages are the -dev packages the source builds of well-known projects need, for
+// when pip's output names the project but not the missing header.
+var nativePackages = map[string][]string{
+	"psycopg2":    {"libpq-dev"},
+	"psycopg":     {"libpq-dev"},
+	"psycopg-c":   {"libpq-dev"},
+	"mysqlclient": {"default-libmysqlclient-dev"},
+	"mariadb":     {"libmariadb-dev"},
+	"lxml":        {"libxml2-dev", "libxslt1-dev"},
+	"pillow":      {"libjpeg-dev", "zlib1g-dev"},
+	"python-ldap": {"libldap-dev", "libsasl2-dev"},
+	"pycairo":     {"libcairo2-dev"},
+	"pyodbc":      {"unixodbc-dev"},
+	"gssapi":      {"libkrb5-dev"},
+	"cffi":        {"libffi-dev"},
+	"pyyaml":      {"libyaml-dev"},
+}
+
+var failedWheelRe = regexp.MustCompile(`(?:Failed building wheel for|Failed to build|Building wheel for) ([A-Za-z0-9][A-Za-z0-9._-]*)`)
+
+// builderNeeds reads a failed install's output: when a source build failed for want of a
+// compiler or headers, it returns the Debian packages a builder needs (sorted) and the
+// projects that failed to build.
+func builderNeeds(output, python string, root *os.Root) (pkgs, projects []string) {
+	set := map[string]bool{}
+	found := false
+	for _, s := range compileSigns {
+		if s.re.MatchString(output) {
+			found = true
+			for _, p := range s.pkgs {
+				set[p] = true
+			}
+		}
+	}
+	for _, m := range failedWheelRe.FindAllStringSubmatch(output, -1) {
+		name := nameSepRe.ReplaceAllString(strings.ToLower(m[1]), "-")
+		if strings.HasPrefix(m[0], "Building") {
+			// A build that ran is not a build that failed.
+			continue
+		}
+		if !slices.Contains(projects, name) {
+			projects = append(projects, name)
+		}
+		for _, p := range nativePackages[name] {
+			set[p] = true
+		}
+	}
+	if !found && len(projects) == 0 {
+		return nil, nil
+	}
+	for _, p := range buildEssentials {
+		set[p] = true
+	}
+	if python != "" && !hasPythonHeaders(root, python) {
+		// Debian's own Python keeps its headers in pythonX.Y-dev; a Python built into
+		// /usr/local, as in the official images, has them already.
+		set["python"+python+"-dev"] = true
+	}
+	for p := range set {
+		pkgs = append(pkgs, p)
+	}
+	slices.Sort(pkgs)
+	slices.Sort(projects)
+	return pkgs, projects
+}
+
+func hasPythonHeaders(root *os.Root, python string) bool {
+	for _, dir := range []string{"usr/local/include", "usr/include"} {
+		if info, err := root.Stat(path.Join(dir, "python"+python, "Python.h")); err == nil && info.Mode().IsRegular() {
+			return true
+		}
+	}
+	return false
+}
+
+// libDirs are where the dynamic linker finds libraries in a Debian image.
+var libDirs = []string{
+	"lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu", "lib/aarch64-linux-gnu", "usr/lib/aarch64-linux-gnu",
+	"lib", "usr/lib", "lib64", "usr/lib64", "usr/local/lib",
+}
+
+// maxELFScan caps the size of a file read as ELF: extension modules are some MiB at most.
+const maxELFScan = 256 << 20
+
+// missingLibraries finds the shared libraries that the ELF files under venv link and that
+// neither the venv itself (auditwheel's .libs directories, RUNPATH $ORIGIN) nor any of
+// roots provides. It returns them sorted, each with the first file (relative to venv) that
+// needs it.
+func missingLibraries(venv string, roots []*os.Root) (map[string]string, error) {
+	type linked struct {
+		rel, dir string
+		needed   []string
+		runpath  []string
+	}
+	var files []linked
+	inVenv := map[string]bool{}
+	err := filepath.WalkDir(venv, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.Type().IsRegular() || !strings.Contains(d.Name(), ".so") {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil || info.Size() > maxELFScan {
+			return err
+		}
+		inVenv[d.Name()] = true
+		f, err := elf.Open(p)
+		if err != nil {
+			return nil // not ELF: a file named like "x.so.py", say
+		}
+		defer f.Close()
+		needed, _ := f.ImportedLibraries()
+		var runpath []string
+		for _, tag := range []elf.DynTag{elf.DT_RUNPATH, elf.DT_RPATH} {
+			if vals, err := f.DynString(tag); err == nil {
+				for _, v := range vals {
+					runpath = append(runpath, strings.Split(v, ":")...)
+				}
+			}
+		}
+		rel, _ := filepath.Rel(venv, p)
+		files = append(files, linked{rel: filepath.ToSlash(rel), dir: filepath.Dir(p), needed: needed, runpath: runpath})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	missing := map[string]string{}
+	for _, f := range files {
+		for _, lib := range f.needed {
+			if inVenv[lib] || inRunpath(f.dir, f.runpath, lib) || inRoots(roots, lib) {
+				continue
+			}
+			if _, ok := missing[lib]; !ok {
+				missing[lib] = f.rel
+			}
+		}
+	}
+	return missing, nil
+}
+
+func inRunpath(dir string, runpath []string, lib string) bool {
+	for _, rp := range runpath {
+		rp = strings.ReplaceAll(strings.ReplaceAll(rp, "${ORIGIN}", dir), "$ORIGIN", dir)
+		if !strings.HasPrefix(rp, dir) && !filepath.IsAbs(rp) {
+			continue
+		}
+		if strings.HasPrefix(rp, dir) {
+			if _, err := os.Stat(filepath.Join(rp, lib)); err == nil {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func inRoots(roots []*os.Root, lib string) bool {
+	for _, r := range roots {
+		for _, dir := range libDirs {
+			if _, err := r.Stat(path.Join(dir, lib)); err == nil {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// owningPackages finds the Debian packages whose files (from dpkg's lists in root) include
+// each library, in the library directories. It returns the packages, sorted, and the
+// libraries no package holds.
+func owningPackages(root *os.Root, libs []string) (pkgs, unowned []string, err error) {
+	want := map[string]bool{}
+	for _, l := range libs {
+		want[l] = true
+	}
+	owner := map[string]string{}
+	entries, err := fs.ReadDir(root.FS(), "var/lib/dpkg/info")
+	if err != nil {
+		return nil, libs, nil
+	}
+	for _, e := range entries {
+		name, ok := strings.CutSuffix(e.Name(), ".list")
+		if !ok || !e.Type().IsRegular() {
+			continue
+		}
+		data, err := readRegular(root, path.Join("var/lib/dpkg/info", e.Name()))
+		if err != nil {
+			continue
+		}
+		pkg, _, _ := strings.Cut(name, ":")
+		for _, line := range strings.Split(string(data), "\n") {
+			base := path.Base(line)
+			if want[base] && isLibDir(path.Dir(strings.TrimPrefix(line, "/"))) {
+				if _, seen := owner[base]; !seen {
+					owner[base] = pkg
+				}
+			}
+		}
+	}
+	set := map[string]bool{}
+	for _, l := range libs {
+		if p, ok := owner[l]; ok {
+			set[p] = true
+		} else {
+			unowned = append(unowned, l)
+		}
+	}
+	for p := range set {
+		pkgs = append(pkgs, p)
+	}
+	slices.Sort(pkgs)
+	slices.Sort(unowned)
+	return pkgs, unowned, nil
+}
+
+func isLibDir(dir string) bool { return slices.Contains(libDirs, dir) }
+
+// debianPackageRe is a Debian package name (Debian policy 5.6.1), optionally with an
+// architecture qualifier.
+var debianPackageRe = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+(?::[a-z0-9]+)?$`)
+
+// CheckPackages reports the first name that is not a Debian package name.
+func CheckPackages(pkgs []string) error {
+	for _, p := range pkgs {
+		if !debianPackageRe.MatchString(p) {
+			return fmt.Errorf("%q is not a Debian package name", p)
+		}
+	}
+	return nil
+}
