@@ -47,6 +47,17 @@ func TestLockFixtures(t *testing.T) {
 		{"poetry-lock", "poetry", nil, []string{"flask", "gunicorn", "packaging"}, []string{"pytest", "colorama"}, nil},
 		{"pipenv-lock", "pipenv", nil, []string{"flask", "gunicorn"}, []string{"pytest"}, map[string]string{"click": "python_version >= '3.10'"}},
 		{"pylock", "pylock", nil, []string{"starlette", "uvicorn"}, []string{"pytest"}, nil},
+		// Poetry 1.1: category says main or dev, [metadata.files] holds the hashes, and the
+		// dependency graph gives the markers Poetry 1 did not write per package.
+		{"poetry-lock-1.1", "poetry", nil, []string{"flask", "gunicorn", "jinja2", "markupsafe", "packaging", "werkzeug"}, []string{"pytest", "pluggy", "iniconfig", "tomli"},
+			map[string]string{"flask": "", "colorama": `platform_system == "Windows"`, "importlib-metadata": `python_version < "3.10" or python_version < "3.8"`, "zipp": `python_version < "3.10" or python_version < "3.8"`}},
+		// Poetry 1.8: neither category nor groups; what uvicorn's "standard" extra adds is
+		// installed, under the markers of the edges that lead to it.
+		{"poetry-lock-nogroups", "poetry", nil, []string{"starlette", "uvicorn", "anyio", "httptools", "uvloop", "watchfiles", "websockets", "pyyaml", "python-dotenv", "h11", "click"}, []string{"pytest", "httpx", "httpcore", "certifi", "pluggy"},
+			map[string]string{"uvloop": `sys_platform != "win32" and sys_platform != "cygwin" and platform_python_implementation != "PyPy"`, "typing-extensions": `python_version < "3.10" or python_version < "3.11" or python_version < "3.8"`, "colorama": `sys_platform == "win32" or platform_system == "Windows"`, "httptools": ""}},
+		// PDM with groups: the default group, the "flask[async]" entry folded into flask.
+		{"pdm-lock", "pdm", nil, []string{"flask", "asgiref", "gunicorn", "werkzeug", "blinker"}, []string{"pytest", "pluggy", "tomli", "exceptiongroup"},
+			map[string]string{"flask": "", "asgiref": "", "typing-extensions": `python_version < "3.11"`}},
 	} {
 		t.Run(tc.fixture, func(t *testing.T) {
 			res, err := Detect(context.Background(), fixtureFS(t, tc.fixture, nil), Options{})
