@@ -720,7 +720,7 @@ func parsePoetryLock(data []byte, proj *project) (*Lock, error) {
 			}
 		}
 		if len(lp.Hashes) == 0 {
-			return nil, &Error{File: "poetry.lock", Msg: fmt.Sprintf("package %s %s has no file hashes", excerpt(p.Name), excerpt(p.Version)), Hint: "run `poetry lock`"}
+			return nil, &Error{File: "poetry.lock", Msg: fmt.Sprintf("package %s %s has no file hashes", clip(p.Name, maxExcerpt), clip(p.Version, maxExcerpt)), Hint: "run `poetry lock`"}
 		}
 		lock.Packages = append(lock.Packages, lp)
 	}
@@ -1017,7 +1017,7 @@ func parsePDMLock(data []byte, proj *project) (*Lock, error) {
 	for _, key := range sortedKeys(merged) {
 		e := merged[key]
 		if len(e.pkg.Hashes) == 0 {
-			return nil, &Error{File: "pdm.lock", Msg: fmt.Sprintf("package %s %s has no file hashes", excerpt(e.pkg.Name), excerpt(e.pkg.Version)), Hint: "run `pdm lock --refresh`"}
+			return nil, &Error{File: "pdm.lock", Msg: fmt.Sprintf("package %s %s has no file hashes", clip(e.pkg.Name, maxExcerpt), clip(e.pkg.Version, maxExcerpt)), Hint: "run `pdm lock --refresh`"}
 		}
 		e.pkg.Marker = markerText(e.cond)
 		lock.Packages = append(lock.Packages, e.pkg)
@@ -1085,7 +1085,7 @@ func parsePEP508(s string) (lockDep, bool) {
 
 // projectRoots reads the project's main dependencies from pyproject.toml: [project]
 // dependencies, else Poetry's [tool.poetry.dependencies] without python and optional
-// ones. nil when there is no pyproject.toml.
+// ones. nil when pyproject.toml declares neither (or there is none).
 func projectRoots(proj *project, file string) ([]lockDep, error) {
 	if proj.pyproject == nil {
 		return nil, nil
@@ -1103,9 +1103,10 @@ func projectRoots(proj *project, file string) ([]lockDep, error) {
 	if _, err := decodeTOML("pyproject.toml", proj.pyproject, &doc); err != nil {
 		return nil, err
 	}
-	roots := []lockDep{}
+	var roots []lockDep
 	switch {
 	case doc.Project != nil && doc.Project.Dependencies != nil:
+		roots = []lockDep{}
 		for _, s := range doc.Project.Dependencies {
 			d, ok := parsePEP508(s)
 			if !ok {
@@ -1115,6 +1116,7 @@ func projectRoots(proj *project, file string) ([]lockDep, error) {
 			roots = append(roots, d)
 		}
 	case doc.Tool.Poetry != nil:
+		roots = []lockDep{}
 		for _, name := range sortedKeys(doc.Tool.Poetry.Dependencies) {
 			if NormalizeName(name) == "python" {
 				continue
