@@ -151,7 +151,7 @@ func (e *Error) Error() string {
 // pythonMarkers are files whose presence makes a directory a Python project.
 var pythonMarkers = []string{
 	"requirements.txt", "pyproject.toml", "setup.py", "setup.cfg", "Pipfile", "Pipfile.lock",
-	"poetry.lock", "uv.lock", "pylock.toml", "manage.py",
+	"poetry.lock", "uv.lock", "pylock.toml", "pdm.lock", "manage.py",
 }
 
 // Detect inspects the repository in fsys.
@@ -354,7 +354,7 @@ func dependencies(fsys fs.FS, proj *project, res *Result) (Dependencies, error) 
 		}
 		sort.Strings(deps.Files)
 		if exists(fsys, "requirements.txt") {
-			res.warnf("%s is installed; requirements.txt is ignored", lock.File)
+			res.warnf("%s", requirementsNote(fsys, lock))
 		}
 	case exists(fsys, "requirements.txt"):
 		// The default slim base has no git; a base the user chose may.

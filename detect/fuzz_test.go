@@ -81,12 +81,23 @@ func FuzzLockFiles(f *testing.F) {
 	f.Add([]byte("version = 1\nx = " + strings.Repeat("{a = ", 70) + "1" + strings.Repeat("}", 70) + "\n"))
 	f.Add([]byte(`{"default": ` + strings.Repeat("[", 70) + strings.Repeat("]", 70) + "}"))
 	f.Add([]byte("lock-version = \"1.0\"\n[[packages]]\nname = \"a\"\nmarker = \"" + strings.Repeat("(", 70) + "extra == 'x'" + strings.Repeat(")", 70) + "\"\n"))
+	// Locks that pyship reads by walking their dependency graph: Poetry 1.5-1.8 and PDM
+	// without groups, with extras, a name at two versions, and a cycle.
+	f.Add([]byte("[[package]]\nname = \"a\"\nversion = \"1\"\nfiles = [{file = \"a\", hash = \"sha256:0\"}]\n[package.dependencies]\n" +
+		"b = [{version = \"<2\", markers = \"python_version < '3.10'\"}, {version = \">=2\", extras = [\"x\"]}]\n" +
+		"[[package]]\nname = \"b\"\nversion = \"2\"\nfiles = [{file = \"b\", hash = \"sha256:1\"}]\n[package.dependencies]\n" +
+		"a = \"*\"\nc = {version = \"*\", optional = true, markers = \"extra == 'x'\"}\n[package.extras]\nx = [\"c (>=1)\"]\n" +
+		"[[package]]\nname = \"c\"\nversion = \"1\"\n[metadata]\nlock-version = \"2.0\"\n[metadata.files]\nc = [{file = \"c\", hash = \"sha256:2\"}]\n"))
+	f.Add([]byte("[metadata]\nlock_version = \"4.2\"\n[[package]]\nname = \"b\"\nversion = \"2\"\nextras = [\"x\"]\ndependencies = [\"b==2\", \"a>=1; extra == 'y'\"]\n" +
+		"[[package]]\nname = \"a\"\nversion = \"1\"\ndependencies = [\"b[x]\"]\n[metadata.files]\n\"a 1\" = [{file = \"a\", hash = \"sha256:0\"}]\n\"b[x] 2\" = [{url = \"https://x/b\", hash = \"sha256:1\"}]\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		proj := &project{pep621: true, scripts: map[string]string{}}
+		// A project whose main dependencies are the roots of those walks.
+		proj := &project{pep621: true, scripts: map[string]string{}, pyproject: []byte("[project]\nname = \"p\"\ndependencies = [\"a\", \"b[x]>=1\"]\n")}
 		for _, parse := range []func() (*Lock, error){
 			func() (*Lock, error) { return parsePylock(data) },
 			func() (*Lock, error) { return parseUVLock(data, proj) },
 			func() (*Lock, error) { return parsePoetryLock(data, proj) },
+			func() (*Lock, error) { return parsePDMLock(data, proj) },
 			func() (*Lock, error) { return parsePipfileLock(data, proj) },
 		} {
 			l, err := parse()

@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"regexp"
+	"slices"
 	"sort"
 	"strings"
 )
 
 // LockFiles are the lock files pyship installs from, in order of precedence.
-var LockFiles = []string{"pylock.toml", "uv.lock", "poetry.lock", "Pipfile.lock"}
+var LockFiles = []string{"pylock.toml", "uv.lock", "poetry.lock", "pdm.lock", "Pipfile.lock"}
 
 // Lock is a lock file translated for pip: every package of the default groups, pinned,
 // with its hashes and the marker pip evaluates in the image.
@@ -75,9 +77,6 @@ func readLock(fsys fs.FS, proj *project, res *Result) (*Lock, error) {
 	if len(found) == 0 {
 		return nil, nil
 	}
-	if len(found) > 1 {
-		res.warnf("%s is installed; %s ignored (pyship takes the first of %s)", found[0], strings.Join(found[1:], " and "), strings.Join(LockFiles, ", "))
-	}
 	file := found[0]
 	data, err := readFile(fsys, file)
 	if err != nil {
@@ -91,6 +90,8 @@ func readLock(fsys fs.FS, proj *project, res *Result) (*Lock, error) {
 		lock, err = parseUVLock(data, proj)
 	case "poetry.lock":
 		lock, err = parsePoetryLock(data, proj)
+	case "pdm.lock":
+		lock, err = parsePDMLock(data, proj)
 	case "Pipfile.lock":
 		lock, err = parsePipfileLock(data, proj)
 	}
@@ -104,13 +105,152 @@ func readLock(fsys fs.FS, proj *project, res *Result) (*Lock, error) {
 	}
 	sort.Slice(lock.Packages, func(i, j int) bool {
 		a, b := lock.Packages[i], lock.Packages[j]
-		if a.Name != b.Name {
-			return a.Name < b.Name
+		if na, nb := NormalizeName(a.Name), NormalizeName(b.Name); na != nb {
+			return na < nb
 		}
 		return a.Version < b.Version
 	})
 	sort.Strings(lock.Local)
+	if len(found) > 1 {
+		res.warnf("%s", otherLocks(fsys, proj, lock, found[1:]))
+	}
 	return lock, nil
+}
+
+// otherLocks explains which lock is installed when there are several, and where the
+// ignored ones disagree with it: two locks that disagree are a build that depends on which
+// tool ran last.
+func otherLocks(fsys fs.FS, proj *project, used *Lock, others []string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s is installed; %s ignored: pyship takes the first of %s", used.File, strings.Join(others, " and "), strings.Join(LockFiles, ", "))
+	disagree := false
+	for _, file := range others {
+		var other *Lock
+		data, err := readFile(fsys, file)
+		if err == nil {
+			switch file {
+			case "uv.lock":
+				other, err = parseUVLock(data, proj)
+			case "poetry.lock":
+				other, err = parsePoetryLock(data, proj)
+			case "pdm.lock":
+				other, err = parsePDMLock(data, proj)
+			case "Pipfile.lock":
+				other, err = parsePipfileLock(data, proj)
+			}
+		}
+		if err != nil {
+			msg := err.Error()
+			var de *Error
+			if errors.As(err, &de) {
+				msg = de.Msg
+			}
+			fmt.Fprintf(&b, "; %s cannot be compared with it: %s", file, clip(msg, 200))
+			continue
+		}
+		if diffs := lockDiff(used, other); len(diffs) > 0 {
+			disagree = true
+			fmt.Fprintf(&b, "; %s disagrees: %s", file, diffs)
+		} else {
+			fmt.Fprintf(&b, "; %s locks the same versions", file)
+		}
+	}
+	if disagree {
+		b.WriteString(" (delete the lock you no longer use)")
+	}
+	return b.String()
+}
+
+// lockVersions maps each locked package's normalised name to its versions.
+func lockVersions(l *Lock) map[string][]string {
+	out := map[string][]string{}
+	for _, p := range l.Packages {
+		n := NormalizeName(p.Name)
+		if !slices.Contains(out[n], p.Version) {
+			out[n] = append(out[n], p.Version)
+			sort.Strings(out[n])
+		}
+	}
+	return out
+}
+
+// maxDiffs bounds the differences a warning lists.
+const maxDiffs = 5
+
+// lockDiff lists, by package name, where lock b differs from lock a.
+func lockDiff(a, b *Lock) string {
+	va, vb := lockVersions(a), lockVersions(b)
+	names := map[string]bool{}
+	for n := range va {
+		names[n] = true
+	}
+	for n := range vb {
+		names[n] = true
+	}
+	var diffs []string
+	for _, n := range sortedKeys(names) {
+		x, y := strings.Join(va[n], ", "), strings.Join(vb[n], ", ")
+		switch {
+		case x == y:
+		case y == "":
+			diffs = append(diffs, fmt.Sprintf("%s only in %s", n, a.File))
+		case x == "":
+			diffs = append(diffs, fmt.Sprintf("%s only in %s", n, b.File))
+		default:
+			diffs = append(diffs, fmt.Sprintf("%s %s there, %s here", n, y, x))
+		}
+	}
+	return joinDiffs(diffs)
+}
+
+func joinDiffs(diffs []string) string {
+	if len(diffs) > maxDiffs {
+		return strings.Join(diffs[:maxDiffs], ", ") + fmt.Sprintf(" and %d more", len(diffs)-maxDiffs)
+	}
+	return strings.Join(diffs, ", ")
+}
+
+// pinRe reads an exact pin (name==version) from a requirement.
+var pinRe = regexp.MustCompile(`^[A-Za-z0-9._-]+\s*(?:\[[^\]]*\])?\s*===?\s*([A-Za-z0-9.+!_-]+)\s*(?:;.*)?$`)
+
+// requirementsNote is the warning for a requirements.txt next to a lock: the lock is
+// installed, and where requirements.txt pins other versions or lists other packages.
+func requirementsNote(fsys fs.FS, lock *Lock) string {
+	note := fmt.Sprintf("%s is installed; requirements.txt is ignored (a lock pins every package with its hashes)", lock.File)
+	data, err := readFile(fsys, "requirements.txt")
+	if err != nil {
+		return note
+	}
+	rf, err := ParseRequirements("requirements.txt", data)
+	if err != nil {
+		return note
+	}
+	held := lockVersions(lock)
+	byName := map[string]string{}
+	for _, r := range rf.Requirements {
+		if r.Kind != "name" || r.Name == "" {
+			continue
+		}
+		versions, ok := held[r.Name]
+		pin := ""
+		if m := pinRe.FindStringSubmatch(r.Text); m != nil {
+			pin = m[1]
+		}
+		switch {
+		case !ok:
+			byName[r.Name] = fmt.Sprintf("%s is not in %s", r.Name, lock.File)
+		case pin != "" && !slices.Contains(versions, pin):
+			byName[r.Name] = fmt.Sprintf("%s %s there, %s here", r.Name, pin, strings.Join(versions, ", "))
+		}
+	}
+	if len(byName) == 0 {
+		return note
+	}
+	var diffs []string
+	for _, n := range sortedKeys(byName) {
+		diffs = append(diffs, byName[n])
+	}
+	return note + "; requirements.txt disagrees: " + joinDiffs(diffs) + " (delete requirements.txt, or export it from the lock)"
 }
 
 // vcsError explains why a package from version control cannot be installed as locked.
@@ -393,6 +533,11 @@ func canonicalSpec(s string) string {
 
 // poetry.lock.
 
+type poetryFile struct {
+	File string `toml:"file"`
+	Hash string `toml:"hash"`
+}
+
 type poetryPackage struct {
 	Name     string   `toml:"name"`
 	Version  string   `toml:"version"`
@@ -400,41 +545,150 @@ type poetryPackage struct {
 	Groups   []string `toml:"groups"`
 	Optional bool     `toml:"optional"`
 	Markers  any      `toml:"markers"`
-	Files    []struct {
-		File string `toml:"file"`
-		Hash string `toml:"hash"`
-	} `toml:"files"`
-	Source *struct {
+	// Files is absent before lock-version 2.0: the hashes are in [metadata.files].
+	Files []poetryFile `toml:"files"`
+	// Dependencies map a name to a version string, a table (version, markers, optional,
+	// extras) or an array of those.
+	Dependencies map[string]any      `toml:"dependencies"`
+	Extras       map[string][]string `toml:"extras"`
+	Source       *struct {
 		Type string `toml:"type"`
 		URL  string `toml:"url"`
 	} `toml:"source"`
 }
+
+// How a poetry.lock says which packages the main group needs.
+const (
+	poetryGroups   = "groups"   // Poetry 2: groups = ["main", ...] and markers per group
+	poetryCategory = "category" // Poetry 1.0 to 1.4: category = "main" or "dev"
+	poetryGraph    = "graph"    // Poetry 1.5 to 1.8: neither; only the dependency graph tells
+)
 
 func parsePoetryLock(data []byte, proj *project) (*Lock, error) {
 	var doc struct {
 		Package  []poetryPackage `toml:"package"`
 		Metadata struct {
 			LockVersion string `toml:"lock-version"`
+			// lock-version 1.x keeps the files and hashes here, by package name.
+			Files map[string][]poetryFile `toml:"files"`
+			// Before Poetry 1.0: bare sha256 digests, by package name.
+			Hashes map[string][]string `toml:"hashes"`
 		} `toml:"metadata"`
 	}
 	if _, err := decodeTOML("poetry.lock", data, &doc); err != nil {
 		return nil, err
 	}
+	lockVersion := doc.Metadata.LockVersion
+	if lockVersion == "" {
+		lockVersion = "1.0" // what Poetry assumes of a lock without one
+	}
+	if major, _, _ := strings.Cut(lockVersion, "."); major != "1" && major != "2" {
+		return nil, &Error{File: "poetry.lock", Msg: fmt.Sprintf("lock-version %s is not one pyship reads", excerpt(lockVersion)),
+			Hint: "pyship reads poetry.lock versions 1.x and 2.x (Poetry 1.0 to 2.x); run `poetry lock` with one of those"}
+	}
+	mode := poetryGraph
+	for _, p := range doc.Package {
+		switch {
+		case p.Groups != nil:
+			mode = poetryGroups
+		case p.Category != "" && mode == poetryGraph:
+			mode = poetryCategory
+		}
+	}
+	roots, err := projectRoots(proj, "poetry.lock")
+	if err != nil {
+		return nil, err
+	}
+	if mode == poetryGraph && roots == nil {
+		return nil, &Error{File: "poetry.lock", Msg: "the lock says neither the group nor the category of its packages, and there is no pyproject.toml with the project's dependencies to find the main ones from",
+			Hint: "commit pyproject.toml next to poetry.lock, or run `poetry lock` with Poetry 2"}
+	}
+
+	g := newLockGraph("poetry.lock", "poetry lock", len(doc.Package))
+	deps := make([][]lockDep, len(doc.Package))
+	for i, p := range doc.Package {
+		g.add(i, NormalizeName(p.Name), p.Version)
+		for _, name := range sortedKeys(p.Dependencies) {
+			deps[i] = append(deps[i], poetryDeps(name, p.Dependencies[name])...)
+		}
+		for _, extra := range sortedKeys(p.Extras) {
+			g.addExtra(i, NormalizeName(extra))
+		}
+	}
+	g.deps = func(i int, extra string) []lockDep {
+		if extra == "" {
+			var out []lockDep
+			for _, d := range deps[i] {
+				if !d.optional {
+					out = append(out, d)
+				}
+			}
+			return out
+		}
+		// An extra turns on the optional dependencies it lists in [package.extras].
+		listed := map[string]bool{}
+		for k, reqs := range doc.Package[i].Extras {
+			if NormalizeName(k) != extra {
+				continue
+			}
+			for _, r := range reqs {
+				if d, ok := parsePEP508(r); ok {
+					listed[d.name] = true
+				}
+			}
+		}
+		var out []lockDep
+		for _, d := range deps[i] {
+			if d.optional && (listed[d.name] || mentionsExtra(d.marker, extra)) {
+				out = append(out, d)
+			}
+		}
+		return out
+	}
+	// The graph gives every package the condition it is needed under: the whole answer
+	// for a lock that records no groups, and the markers for one that records categories
+	// (Poetry 1 wrote no markers per package; pip must not install pywin32 on Linux).
+	var conds []marker
+	if roots != nil && mode != poetryGroups {
+		if conds, err = g.walk(roots, proj); err != nil {
+			return nil, err
+		}
+	}
+
 	lock := &Lock{File: "poetry.lock", Format: "poetry"}
 	if proj.installable() {
 		// The project itself, installed after its dependencies.
 		lock.Local = append(lock.Local, ".")
 	}
-	lockedVersions := map[string]string{}
-	for _, p := range doc.Package {
-		main := p.Category == "main"
-		for _, g := range p.Groups {
-			main = main || g == "main"
+	held := map[string][]string{}
+	for i, p := range doc.Package {
+		var mark string
+		switch mode {
+		case poetryGroups:
+			if !slices.Contains(p.Groups, "main") || p.Optional {
+				continue
+			}
+			switch m := p.Markers.(type) {
+			case string:
+				mark = m
+			case map[string]any:
+				mark, _ = m["main"].(string)
+			}
+		case poetryCategory:
+			if p.Category != "main" || p.Optional {
+				continue
+			}
+			if conds != nil && conds[i] != nil {
+				mark = markerText(conds[i])
+			}
+		case poetryGraph:
+			if conds[i] == nil {
+				continue
+			}
+			mark = markerText(conds[i])
 		}
-		if !main || p.Optional {
-			continue
-		}
-		lockedVersions[NormalizeName(p.Name)] = p.Version
+		name := NormalizeName(p.Name)
+		held[name] = append(held[name], p.Version)
 		if p.Source != nil {
 			switch p.Source.Type {
 			case "git":
@@ -442,42 +696,627 @@ func parsePoetryLock(data []byte, proj *project) (*Lock, error) {
 			case "directory", "file":
 				lock.Local = append(lock.Local, path.Clean(p.Source.URL))
 				continue
-			case "url":
-				// The URL below, with its hash.
 			}
 		}
-		lp := LockedPackage{Name: p.Name, Version: p.Version}
-		switch m := p.Markers.(type) {
-		case string:
-			lp.Marker = m
-		case map[string]any:
-			if s, ok := m["main"].(string); ok {
-				lp.Marker = s
-			}
-		}
+		lp := LockedPackage{Name: p.Name, Version: p.Version, Marker: mark}
 		if p.Source != nil && p.Source.Type == "url" {
 			lp.URL = p.Source.URL
 		}
-		for _, f := range p.Files {
-			lp.Hashes = append(lp.Hashes, f.Hash)
+		files := p.Files
+		if files == nil {
+			files = byPackageName(doc.Metadata.Files, p.Name)
+		}
+		for _, f := range files {
+			if f.Hash != "" {
+				lp.Hashes = append(lp.Hashes, f.Hash)
+			}
 		}
 		if len(lp.Hashes) == 0 {
-			return nil, &Error{File: "poetry.lock", Msg: fmt.Sprintf("package %s %s has no file hashes", p.Name, p.Version), Hint: "run `poetry lock`"}
+			for _, h := range byPackageName(doc.Metadata.Hashes, p.Name) {
+				if !strings.Contains(h, ":") {
+					h = "sha256:" + h
+				}
+				lp.Hashes = append(lp.Hashes, h)
+			}
+		}
+		if len(lp.Hashes) == 0 {
+			return nil, &Error{File: "poetry.lock", Msg: fmt.Sprintf("package %s %s has no file hashes", clip(p.Name, maxExcerpt), clip(p.Version, maxExcerpt)), Hint: "run `poetry lock`"}
 		}
 		lock.Packages = append(lock.Packages, lp)
 	}
-	// Out of date: a declared dependency missing from the lock, or locked at a version its
-	// declared range excludes.
-	for _, d := range proj.requirements {
-		v, ok := lockedVersions[d.name]
-		if !ok {
-			return nil, staleLock("poetry.lock", proj, d.name, fmt.Sprintf("pyproject.toml requires %s, which the lock does not hold", d.name), "poetry lock")
-		}
-		if spec, err := ParseSpecifier(d.spec); err == nil && d.spec != "" && !spec.AllowsVersion(v) {
-			return nil, staleLock("poetry.lock", proj, d.name, fmt.Sprintf("pyproject.toml requires %s %s, the lock holds %s", d.name, d.spec, v), "poetry lock")
-		}
+	if err := checkRoots("poetry.lock", "poetry lock", proj, roots, held); err != nil {
+		return nil, err
 	}
 	return lock, nil
+}
+
+// byPackageName finds a package's entry in a table keyed by package name, as written or
+// normalised.
+func byPackageName[V any](m map[string][]V, name string) []V {
+	if v, ok := m[name]; ok {
+		return v
+	}
+	for _, k := range sortedKeys(m) {
+		if NormalizeName(k) == NormalizeName(name) {
+			return m[k]
+		}
+	}
+	return nil
+}
+
+// poetryDeps reads one entry of a Poetry dependency table: a version string, a table, or
+// an array of tables (one per marker).
+func poetryDeps(name string, v any) []lockDep {
+	switch v := v.(type) {
+	case string:
+		return []lockDep{{name: NormalizeName(name), spec: v}}
+	case map[string]any:
+		d := lockDep{name: NormalizeName(name)}
+		d.spec, _ = v["version"].(string)
+		d.marker, _ = v["markers"].(string)
+		if py, ok := v["python"].(string); ok {
+			d.marker = andMarkers(d.marker, pythonMarker(py))
+		}
+		d.optional, _ = v["optional"].(bool)
+		if xs, ok := v["extras"].([]any); ok {
+			for _, x := range xs {
+				if s, ok := x.(string); ok {
+					d.extras = append(d.extras, NormalizeName(s))
+				}
+			}
+		}
+		for _, k := range []string{"git", "path", "url", "file"} {
+			if s, ok := v[k].(string); ok {
+				d.url = s
+			}
+		}
+		return []lockDep{d}
+	case []any:
+		var out []lockDep
+		for _, e := range v {
+			switch e.(type) {
+			case string, map[string]any:
+				out = append(out, poetryDeps(name, e)...)
+			}
+		}
+		return out
+	}
+	return nil
+}
+
+// pythonMarker turns a Poetry python constraint ("^3.8", ">=3.7,<3.11", "~3.9 || ^3.11")
+// into a PEP 508 marker for pip; "" when it allows every version, or cannot be read (the
+// dependency is then installed on every Python).
+func pythonMarker(constraint string) string {
+	var alts []string
+	for _, alt := range strings.Split(constraint, "||") {
+		spec, err := ParseSpecifier(strings.TrimSpace(alt))
+		if err != nil {
+			return ""
+		}
+		var clauses []string
+		if lo := spec.allowed.lo; lo != anyVersion.lo {
+			clauses = append(clauses, fmt.Sprintf(`python_full_version >= "%d.%d.%d"`, lo[0], lo[1], lo[2]))
+		}
+		if hi := spec.allowed.hi; hi != anyVersion.hi {
+			clauses = append(clauses, fmt.Sprintf(`python_full_version < "%d.%d.%d"`, hi[0], hi[1], hi[2]))
+		}
+		var excluded []string
+		for m := range spec.excluded {
+			excluded = append(excluded, fmt.Sprintf(`python_version != "%d.%d"`, m[0], m[1]))
+		}
+		sort.Strings(excluded)
+		clauses = append(clauses, excluded...)
+		if len(clauses) == 0 {
+			return ""
+		}
+		alts = append(alts, strings.Join(clauses, " and "))
+	}
+	if len(alts) == 1 {
+		return alts[0]
+	}
+	return "(" + strings.Join(alts, ") or (") + ")"
+}
+
+func andMarkers(a, b string) string {
+	switch {
+	case a == "":
+		return b
+	case b == "":
+		return a
+	}
+	return "(" + a + ") and (" + b + ")"
+}
+
+// mentionsExtra reports whether a marker holds only when extra is selected.
+func mentionsExtra(text, extra string) bool {
+	m, err := parseMarker(text)
+	if err != nil || text == "" {
+		return false
+	}
+	without, with := decide(m, nil, nil), decide(m, map[string]bool{extra: true}, nil)
+	return without.String() == "false" && with.String() != "false"
+}
+
+// pdm.lock.
+
+type pdmFile struct {
+	File string `toml:"file"`
+	URL  string `toml:"url"`
+	Hash string `toml:"hash"`
+}
+
+type pdmPackage struct {
+	Name    string `toml:"name"`
+	Version string `toml:"version"`
+	// Extras is set on the entry PDM writes for a package installed with extras: its
+	// dependencies are the package itself and what the extras add.
+	Extras       []string  `toml:"extras"`
+	Editable     bool      `toml:"editable"`
+	Path         string    `toml:"path"`
+	URL          string    `toml:"url"`
+	Git          string    `toml:"git"`
+	Hg           string    `toml:"hg"`
+	Svn          string    `toml:"svn"`
+	Bzr          string    `toml:"bzr"`
+	Dependencies []string  `toml:"dependencies"`
+	Groups       []string  `toml:"groups"`
+	Marker       string    `toml:"marker"`
+	Files        []pdmFile `toml:"files"`
+}
+
+// pdmKey names a PDM lock entry: the name, and its extras as PDM writes them in brackets.
+func pdmKey(name string, extras []string) string {
+	key := NormalizeName(name)
+	if len(extras) == 0 {
+		return key
+	}
+	norm := make([]string, len(extras))
+	for i, x := range extras {
+		norm[i] = NormalizeName(x)
+	}
+	sort.Strings(norm)
+	return key + "[" + strings.Join(norm, ",") + "]"
+}
+
+func parsePDMLock(data []byte, proj *project) (*Lock, error) {
+	// The version first: an older layout may not decode into the newer one.
+	var head struct {
+		Metadata struct {
+			LockVersion string   `toml:"lock_version"`
+			Groups      []string `toml:"groups"`
+		} `toml:"metadata"`
+	}
+	if _, err := decodeTOML("pdm.lock", data, &head); err != nil {
+		return nil, err
+	}
+	if major, _, _ := strings.Cut(head.Metadata.LockVersion, "."); major != "3" && major != "4" {
+		return nil, &Error{File: "pdm.lock", Msg: fmt.Sprintf("lock_version %s is not one pyship reads", excerpt(head.Metadata.LockVersion)),
+			Hint: "pyship reads pdm.lock versions 3.x and 4.x (PDM 2); run `pdm lock` with PDM 2"}
+	}
+	if len(head.Metadata.Groups) > 0 && !slices.Contains(head.Metadata.Groups, "default") {
+		return nil, &Error{File: "pdm.lock", Msg: fmt.Sprintf("the lock holds the groups %s but not default, the project's dependencies", excerpt(strings.Join(head.Metadata.Groups, ", "))),
+			Hint: "run `pdm lock` without --no-default, and commit pdm.lock"}
+	}
+	var doc struct {
+		Metadata struct {
+			// Before lock_version 4.x the files are here, keyed "name version".
+			Files map[string][]pdmFile `toml:"files"`
+		} `toml:"metadata"`
+		Package []pdmPackage `toml:"package"`
+	}
+	if _, err := decodeTOML("pdm.lock", data, &doc); err != nil {
+		return nil, err
+	}
+	grouped := false
+	for _, p := range doc.Package {
+		grouped = grouped || p.Groups != nil
+	}
+	roots, err := projectRoots(proj, "pdm.lock")
+	if err != nil {
+		return nil, err
+	}
+	var conds []marker
+	if !grouped {
+		// Locked without the inherit_metadata strategy: the default group is what the
+		// project's dependencies reach.
+		if roots == nil {
+			return nil, &Error{File: "pdm.lock", Msg: "the lock does not say the groups of its packages, and there is no pyproject.toml with the project's dependencies to find the default ones from",
+				Hint: "commit pyproject.toml next to pdm.lock, or run `pdm lock --strategy inherit_metadata`"}
+		}
+		g := newLockGraph("pdm.lock", "pdm lock", len(doc.Package))
+		for i, p := range doc.Package {
+			g.add(i, pdmKey(p.Name, p.Extras), p.Version)
+		}
+		g.deps = func(i int, extra string) []lockDep {
+			var out []lockDep
+			for _, s := range doc.Package[i].Dependencies {
+				if d, ok := parsePEP508(s); ok {
+					// PDM writes a separate entry per set of extras, named with them.
+					d.name, d.extras = pdmKey(d.name, d.extras), nil
+					out = append(out, d)
+				}
+			}
+			return out
+		}
+		keyed := make([]lockDep, len(roots))
+		for i, r := range roots {
+			keyed[i] = r
+			keyed[i].name, keyed[i].extras = pdmKey(r.name, r.extras), nil
+		}
+		if conds, err = g.walk(keyed, proj); err != nil {
+			return nil, err
+		}
+	}
+
+	lock := &Lock{File: "pdm.lock", Format: "pdm"}
+	if pdmInstallsProject(proj) {
+		lock.Local = append(lock.Local, ".")
+	}
+	// One package may have several entries (one per set of extras): install it once,
+	// under the union of their conditions.
+	type entry struct {
+		pkg  LockedPackage
+		cond marker
+	}
+	merged := map[string]*entry{}
+	local := map[string]bool{}
+	held := map[string][]string{}
+	for i, p := range doc.Package {
+		var cond marker
+		switch {
+		case grouped:
+			if !slices.Contains(p.Groups, "default") {
+				continue
+			}
+			cond = markerConst(true)
+			if p.Marker != "" {
+				m, err := parseMarker(p.Marker)
+				if err != nil {
+					return nil, &Error{File: "pdm.lock", Msg: fmt.Sprintf("package %s: %v", excerpt(p.Name), err), Hint: "run `pdm lock`"}
+				}
+				cond = m
+			}
+		case conds[i] == nil:
+			continue
+		default:
+			cond = conds[i]
+		}
+		name := NormalizeName(p.Name)
+		held[name] = append(held[name], p.Version)
+		switch {
+		case p.Git != "" || p.Hg != "" || p.Svn != "" || p.Bzr != "":
+			return nil, vcsError("pdm.lock", p.Name, p.Git+p.Hg+p.Svn+p.Bzr)
+		case p.Path != "":
+			local[path.Clean(p.Path)] = true
+			continue
+		case strings.HasPrefix(p.URL, "file:///${PROJECT_ROOT}/"):
+			local[path.Clean(strings.TrimPrefix(p.URL, "file:///${PROJECT_ROOT}/"))] = true
+			continue
+		}
+		key := name + " " + p.Version
+		e := merged[key]
+		if e == nil {
+			e = &entry{pkg: LockedPackage{Name: p.Name, Version: p.Version, URL: p.URL}}
+			merged[key] = e
+		}
+		e.cond = or(e.cond, cond)
+		files := p.Files
+		if files == nil {
+			files = doc.Metadata.Files[pdmKey(p.Name, p.Extras)+" "+p.Version]
+		}
+		if files == nil {
+			files = doc.Metadata.Files[name+" "+p.Version]
+		}
+		for _, f := range files {
+			if f.Hash != "" && !slices.Contains(e.pkg.Hashes, f.Hash) {
+				e.pkg.Hashes = append(e.pkg.Hashes, f.Hash)
+			}
+		}
+	}
+	for _, key := range sortedKeys(merged) {
+		e := merged[key]
+		if len(e.pkg.Hashes) == 0 {
+			return nil, &Error{File: "pdm.lock", Msg: fmt.Sprintf("package %s %s has no file hashes", clip(e.pkg.Name, maxExcerpt), clip(e.pkg.Version, maxExcerpt)), Hint: "run `pdm lock --refresh`"}
+		}
+		e.pkg.Marker = markerText(e.cond)
+		lock.Packages = append(lock.Packages, e.pkg)
+	}
+	lock.Local = append(lock.Local, sortedKeys(local)...)
+	if err := checkRoots("pdm.lock", "pdm lock", proj, roots, held); err != nil {
+		return nil, err
+	}
+	return lock, nil
+}
+
+// pdmInstallsProject reports whether PDM installs the project itself: [tool.pdm]
+// distribution says so, else a project with a build backend is a distribution.
+func pdmInstallsProject(proj *project) bool {
+	if proj.pyproject == nil || !proj.pep621 {
+		return false
+	}
+	var doc struct {
+		Tool struct {
+			PDM struct {
+				Distribution *bool `toml:"distribution"`
+			} `toml:"pdm"`
+		} `toml:"tool"`
+	}
+	if _, err := decodeTOML("pyproject.toml", proj.pyproject, &doc); err == nil && doc.Tool.PDM.Distribution != nil {
+		return *doc.Tool.PDM.Distribution
+	}
+	return proj.buildBackend != ""
+}
+
+// Walking a lock's dependency graph from the project's main dependencies, for the locks
+// that record the graph but not which group needs a package.
+
+// lockDep is one dependency as a lock or pyproject.toml writes it.
+type lockDep struct {
+	name     string   // normalised
+	spec     string   // version range, empty for any
+	extras   []string // normalised
+	marker   string
+	optional bool
+	url      string // a direct reference instead of a version
+}
+
+// parsePEP508 reads a requirement like `uvicorn[standard] (>=0.30) ; python_version < "3.11"`.
+func parsePEP508(s string) (lockDep, bool) {
+	req, mark, _ := strings.Cut(s, ";")
+	m := reqNameRe.FindStringSubmatch(strings.TrimSpace(req))
+	if m == nil {
+		return lockDep{}, false
+	}
+	d := lockDep{name: NormalizeName(m[1]), marker: strings.TrimSpace(mark)}
+	for _, x := range strings.Split(strings.Trim(m[2], "[]"), ",") {
+		if x = strings.TrimSpace(x); x != "" {
+			d.extras = append(d.extras, NormalizeName(x))
+		}
+	}
+	rest := strings.TrimSpace(m[3])
+	if u, ok := strings.CutPrefix(rest, "@"); ok {
+		d.url = strings.TrimSpace(u)
+	} else {
+		d.spec = strings.ReplaceAll(strings.Trim(rest, "()"), " ", "")
+	}
+	return d, true
+}
+
+// projectRoots reads the project's main dependencies from pyproject.toml: [project]
+// dependencies, else Poetry's [tool.poetry.dependencies] without python and optional
+// ones. nil when pyproject.toml declares neither (or there is none).
+func projectRoots(proj *project, file string) ([]lockDep, error) {
+	if proj.pyproject == nil {
+		return nil, nil
+	}
+	var doc struct {
+		Project *struct {
+			Dependencies []string `toml:"dependencies"`
+		} `toml:"project"`
+		Tool struct {
+			Poetry *struct {
+				Dependencies map[string]any `toml:"dependencies"`
+			} `toml:"poetry"`
+		} `toml:"tool"`
+	}
+	if _, err := decodeTOML("pyproject.toml", proj.pyproject, &doc); err != nil {
+		return nil, err
+	}
+	var roots []lockDep
+	switch {
+	case doc.Project != nil && doc.Project.Dependencies != nil:
+		roots = []lockDep{}
+		for _, s := range doc.Project.Dependencies {
+			d, ok := parsePEP508(s)
+			if !ok {
+				return nil, &Error{File: "pyproject.toml", Line: proj.requirementLine(NormalizeName(strings.TrimSpace(s))),
+					Msg: fmt.Sprintf("dependency %s is not a PEP 508 requirement", excerpt(s)), Hint: fmt.Sprintf("fix it, then run `%s`", lockFix(file))}
+			}
+			roots = append(roots, d)
+		}
+	case doc.Tool.Poetry != nil:
+		roots = []lockDep{}
+		for _, name := range sortedKeys(doc.Tool.Poetry.Dependencies) {
+			if NormalizeName(name) == "python" {
+				continue
+			}
+			for _, d := range poetryDeps(name, doc.Tool.Poetry.Dependencies[name]) {
+				if !d.optional {
+					roots = append(roots, d)
+				}
+			}
+		}
+	}
+	sort.SliceStable(roots, func(i, j int) bool { return roots[i].name < roots[j].name })
+	return roots, nil
+}
+
+func lockFix(file string) string {
+	switch file {
+	case "poetry.lock":
+		return "poetry lock"
+	case "pdm.lock":
+		return "pdm lock"
+	}
+	return "uv lock"
+}
+
+// checkRoots refuses a lock out of date with pyproject.toml: a main dependency it does
+// not hold, or holds at a version outside the declared range. held maps the names
+// installed to their versions. A dependency with a marker may be missing: the locker
+// leaves out what no Python the project supports needs.
+func checkRoots(file, fix string, proj *project, roots []lockDep, held map[string][]string) error {
+	for _, r := range roots {
+		if r.url != "" {
+			continue
+		}
+		versions, ok := held[r.name]
+		if !ok {
+			if r.marker != "" {
+				continue
+			}
+			return staleLock(file, proj, r.name, fmt.Sprintf("pyproject.toml requires %s, which the lock does not hold", r.name), fix)
+		}
+		if !slices.ContainsFunc(versions, func(v string) bool { return specAllows(r.spec, v) }) {
+			return staleLock(file, proj, r.name, fmt.Sprintf("pyproject.toml requires %s %s, the lock holds %s", r.name, clip(r.spec, maxExcerpt), strings.Join(versions, ", ")), fix)
+		}
+	}
+	return nil
+}
+
+// specAllows reports whether version v satisfies a range (PEP 440 or Poetry's, with ||
+// alternatives); a range pyship cannot read allows it.
+func specAllows(spec, v string) bool {
+	if spec == "" || spec == "*" {
+		return true
+	}
+	for _, alt := range strings.Split(spec, "||") {
+		s, err := ParseSpecifier(strings.TrimSpace(alt))
+		if err != nil || s.AllowsVersion(v) {
+			return true
+		}
+	}
+	return false
+}
+
+// lockGraph is a lock's packages as nodes (each package, and each package with one of
+// its extras) that pyship walks from the project's main dependencies.
+type lockGraph struct {
+	file, fix string
+	pkgs      int
+	names     []string         // the key of each package: its normalised name (PDM: with extras)
+	versions  []string         // the version of each package
+	byName    map[string][]int // packages by key
+	nodes     []lockNode       // 0..pkgs-1 are the packages themselves
+	extraNode map[lockNode]int
+	// deps lists what package i needs, or what its extra adds when extra is set.
+	deps func(i int, extra string) []lockDep
+}
+
+type lockNode struct {
+	pkg   int
+	extra string
+}
+
+func newLockGraph(file, fix string, n int) *lockGraph {
+	g := &lockGraph{file: file, fix: fix, pkgs: n, names: make([]string, n), versions: make([]string, n),
+		byName: map[string][]int{}, extraNode: map[lockNode]int{}}
+	for i := range n {
+		g.nodes = append(g.nodes, lockNode{pkg: i})
+	}
+	return g
+}
+
+func (g *lockGraph) add(i int, name, version string) {
+	g.names[i], g.versions[i] = name, version
+	g.byName[name] = append(g.byName[name], i)
+}
+
+func (g *lockGraph) addExtra(i int, extra string) {
+	n := lockNode{pkg: i, extra: extra}
+	if _, ok := g.extraNode[n]; !ok {
+		g.extraNode[n] = len(g.nodes)
+		g.nodes = append(g.nodes, n)
+	}
+}
+
+// pick finds the package a dependency resolves to: the only one of its name, or the one
+// whose version its range allows.
+func (g *lockGraph) pick(d lockDep) (int, bool) {
+	cands := g.byName[d.name]
+	if len(cands) == 1 {
+		return cands[0], true
+	}
+	for _, i := range cands {
+		if specAllows(d.spec, g.versions[i]) {
+			return i, true
+		}
+	}
+	return 0, false
+}
+
+// walk returns, for every package, the condition under which the main dependencies need
+// it (nil: not needed). A dependency the lock does not hold makes it out of date, unless
+// a marker makes it conditional: the locker leaves out what no supported Python needs.
+func (g *lockGraph) walk(roots []lockDep, proj *project) ([]marker, error) {
+	root := len(g.nodes)
+	missing := map[string]string{} // name -> the package that requires it ("" for the project)
+	edges := func(id int) ([]edge, error) {
+		var deps []lockDep
+		var extras map[string]bool
+		var out []edge
+		from := ""
+		switch {
+		case id == root:
+			deps = roots
+		default:
+			n := g.nodes[id]
+			from = g.names[n.pkg]
+			deps = g.deps(n.pkg, n.extra)
+			if n.extra != "" {
+				extras = map[string]bool{n.extra: true}
+				out = append(out, edge{to: n.pkg})
+			}
+		}
+		for _, d := range deps {
+			mark := ""
+			if d.marker != "" {
+				m, err := parseMarker(d.marker)
+				if err != nil {
+					return nil, &Error{File: g.file, Msg: fmt.Sprintf("a dependency of %s on %s: %v", excerpt(from), excerpt(d.name), err), Hint: fmt.Sprintf("run `%s`", g.fix)}
+				}
+				switch m := decide(m, extras, nil).(type) {
+				case markerConst:
+					if !m {
+						continue
+					}
+				default:
+					mark = m.String()
+				}
+			}
+			t, ok := g.pick(d)
+			if !ok {
+				// The requirer reported is the project, else the first by name: the same on
+				// every run.
+				if prev, seen := missing[d.name]; mark == "" && (!seen || from < prev) {
+					missing[d.name] = from
+				}
+				continue
+			}
+			out = append(out, edge{to: t, marker: mark})
+			for _, x := range d.extras {
+				if n, ok := g.extraNode[lockNode{pkg: t, extra: x}]; ok {
+					out = append(out, edge{to: n, marker: mark})
+				}
+			}
+		}
+		return out, nil
+	}
+	conds, err := reach(root+1, root, edges)
+	var de *Error
+	switch {
+	case errors.As(err, &de):
+		return nil, err
+	case err != nil:
+		return nil, &Error{File: g.file, Msg: err.Error(), Hint: fmt.Sprintf("run `%s`", g.fix)}
+	}
+	if len(missing) > 0 {
+		names := sortedKeys(missing)
+		for _, n := range names {
+			if missing[n] == "" {
+				return nil, staleLock(g.file, proj, n, fmt.Sprintf("pyproject.toml requires %s, which the lock does not hold", n), g.fix)
+			}
+		}
+		var what []string
+		for _, n := range names {
+			what = append(what, fmt.Sprintf("%s (required by %s)", n, missing[n]))
+		}
+		return nil, &Error{File: g.file, Msg: "out of date: the lock does not hold " + clip(strings.Join(what, ", "), 2000),
+			Hint: fmt.Sprintf("run `%s` and commit %s", g.fix, g.file)}
+	}
+	// The package nodes come first; the extras only lead to them.
+	return conds[:g.pkgs], nil
 }
 
 // Pipfile.lock.
@@ -583,11 +1422,8 @@ func and(a, b marker) marker {
 }
 
 func or(a, b marker) marker {
-	switch {
-	case a == nil:
+	if a == nil {
 		return b
-	case a.String() == b.String():
-		return a
 	}
 	if c, ok := a.(markerConst); ok && bool(c) {
 		return a
@@ -595,11 +1431,39 @@ func or(a, b marker) marker {
 	if c, ok := b.(markerConst); ok && bool(c) {
 		return b
 	}
-	m := markerOr{a, b}
+	// Each term once: the same condition reached by two paths is one condition.
+	m := a
+	for _, t := range disjuncts(b) {
+		if !hasDisjunct(m, t.String()) {
+			m = markerOr{m, t}
+		}
+	}
 	if len(m.String()) > maxMarker {
 		return markerConst(true)
 	}
 	return m
+}
+
+func disjuncts(m marker) []marker {
+	if o, ok := m.(markerOr); ok {
+		return append(disjuncts(o.l), disjuncts(o.r)...)
+	}
+	return []marker{m}
+}
+
+// hasDisjunct reports whether m is text, or an "or" with text as one of its terms: adding
+// it again changes nothing.
+func hasDisjunct(m marker, text string) bool {
+	for {
+		o, ok := m.(markerOr)
+		if !ok {
+			return m.String() == text
+		}
+		if o.r.String() == text {
+			return true
+		}
+		m = o.l
+	}
 }
 
 func markerText(m marker) string {
