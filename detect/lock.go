@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
-	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -210,9 +209,6 @@ func joinDiffs(diffs []string) string {
 	return strings.Join(diffs, ", ")
 }
 
-// pinRe reads an exact pin (name==version) from a requirement.
-var pinRe = regexp.MustCompile(`^[A-Za-z0-9._-]+\s*(?:\[[^\]]*\])?\s*===?\s*([A-Za-z0-9.+!_-]+)\s*(?:;.*)?$`)
-
 // requirementsNote is the warning for a requirements.txt next to a lock: the lock is
 // installed, and where requirements.txt pins other versions or lists other packages.
 func requirementsNote(fsys fs.FS, lock *Lock) string {
@@ -233,8 +229,8 @@ func requirementsNote(fsys fs.FS, lock *Lock) string {
 		}
 		versions, ok := held[r.Name]
 		pin := ""
-		if m := pinRe.FindStringSubmatch(r.Text); m != nil {
-			pin = m[1]
+		if p, ok := requirementPin("requirements.txt", r); ok {
+			pin = p.Version
 		}
 		switch {
 		case !ok:

@@ -19,7 +19,7 @@ type Pin struct {
 
 // pinRe matches an exact pin: name, optional extras, "==" and a plain version, optional
 // marker.
-var pinRe = regexp.MustCompile(`^([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*==\s*([0-9][A-Za-z0-9.+!_-]*)\s*(?:;(.*))?$`)
+var pinRe = regexp.MustCompile(`^([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*===?\s*([0-9][A-Za-z0-9.+!_-]*)\s*(?:;(.*))?$`)
 
 // requirementPin returns the pin a requirement line makes, if it makes one.
 func requirementPin(file string, r Requirement) (Pin, bool) {
