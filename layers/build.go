@@ -156,8 +156,26 @@ func Build(ctx context.Context, p *plan.Plan, opts Options) (*Result, error) {
 	}
 	log.Info("application layer written", "took", since(start))
 
+	// Packages the repository asks for come first: source builds of the dependencies may
+	// need them.
+	baseHash, err := base.Digest()
+	if err != nil {
+		return nil, err
+	}
+	var asked, system []string
+	if p.System != nil && len(p.System.Packages) > 0 {
+		start = time.Now()
+		asked = p.System.Packages
+		tree, err := systemTree(ctx, root, nil, systemKey("system", baseHash, nil, asked), asked, "the image", opts)
+		if err != nil {
+			return nil, err
+		}
+		system = []string{tree}
+		log.Info("system packages installed", "packages", strings.Join(asked, " "), "took", since(start))
+	}
+
 	start = time.Now()
-	deps, cached, err := dependencyLayer(ctx, p, base, root, appTree, opts)
+	deps, cached, linked, err := dependencyLayer(ctx, p, base, root, system, appTree, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -167,10 +185,28 @@ func Build(ctx context.Context, p *plan.Plan, opts Options) (*Result, error) {
 		log.Info("dependencies installed", "took", since(start))
 	}
 
+	// The image's system layer: what the repository asked for, and the runtime libraries
+	// that dependencies built from source link.
+	var sysLayer v1.Layer
+	var sysPackages []string
+	if all := union(asked, linked); len(all) > 0 {
+		start = time.Now()
+		key := systemKey("system", baseHash, nil, all)
+		tree, err := systemTree(ctx, root, nil, key, all, "the image", opts)
+		if err != nil {
+			return nil, err
+		}
+		if sysLayer, err = systemLayer(tree, key, opts); err != nil {
+			return nil, err
+		}
+		system, sysPackages = []string{tree}, all
+		log.Info("system layer written", "packages", strings.Join(all, " "), "took", since(start))
+	}
+
 	var steps v1.Layer
 	if len(p.BuildSteps) > 0 {
 		start = time.Now()
-		if steps, err = stepsLayer(ctx, p, base, root, deps, appTree, opts, log); err != nil {
+		if steps, err = stepsLayer(ctx, p, base, root, system, deps, appTree, opts, log); err != nil {
 			return nil, err
 		}
 		log.Info("build steps run", "steps", len(p.BuildSteps), "took", since(start))
@@ -191,11 +227,15 @@ func Build(ctx context.Context, p *plan.Plan, opts Options) (*Result, error) {
 	if l := p.Dependencies.Lock; l != nil {
 		depsStep += " && pip install --require-hashes --no-deps (" + l.File + ")"
 	}
-	adds := []addendum{
+	var adds []addendum
+	if sysLayer != nil {
+		adds = append(adds, addendum{sysLayer, "apt-get install " + strings.Join(sysPackages, " ")})
+	}
+	adds = append(adds, []addendum{
 		{deps, depsStep},
 		{user, fmt.Sprintf("user %s (%d:%d)", plan.UserName, plan.UserID, plan.GroupID)},
 		{app, "application files to " + p.App.Dir},
-	}
+	}...)
 	if steps != nil {
 		// One layer holds what all the steps wrote.
 		var cmds []string
@@ -301,29 +341,34 @@ func cachedBase(img v1.Image, d v1.Hash, dir string, log hclog.Logger) (v1.Image
 	return lp.Image(d)
 }
 
-// dependencyLayer returns the venv layer from the cache, or has the installer make it. The
-// cache key covers everything the install depends on: the base digest, the platform, the
-// installer and the bytes of every requirements file.
-func dependencyLayer(ctx context.Context, p *plan.Plan, base v1.Image, root, appTree string, opts Options) (v1.Layer, bool, error) {
+// dependencyLayer returns the venv layer from the cache, or has the installer make it, on
+// the base with the system trees stacked on it. The cache key covers everything the install
+// depends on: the base digest, the system packages, the platform, the installer and the
+// bytes of every requirements file. It also returns the Debian packages holding runtime
+// libraries that what the install built from source links.
+func dependencyLayer(ctx context.Context, p *plan.Plan, base v1.Image, root string, system []string, appTree string, opts Options) (v1.Layer, bool, []string, error) {
 	d, err := base.Digest()
 	if err != nil {
-		return nil, false, err
+		return nil, false, nil, err
 	}
 	h := sha256.New()
-	fmt.Fprintf(h, "pyship dependencies v1\nbase %s\nplatform %s\ninstaller %s\nvenv %s\nproject %v\n",
+	fmt.Fprintf(h, "pyship dependencies v2\nbase %s\nplatform %s\ninstaller %s\nvenv %s\nproject %v\n",
 		d, p.Platform, opts.Installer.Name(), p.Dependencies.Venv, p.Dependencies.Project)
+	for _, s := range system {
+		fmt.Fprintf(h, "system %s\n", filepath.Base(s))
+	}
 	for _, r := range p.Dependencies.Requirements {
 		fmt.Fprintf(h, "requirements %s\n", r)
 	}
 	src, err := os.OpenRoot(opts.Source)
 	if err != nil {
-		return nil, false, err
+		return nil, false, nil, err
 	}
 	defer src.Close()
 	for _, f := range p.Dependencies.Files {
 		data, err := readRegular(src, f)
 		if err != nil {
-			return nil, false, err
+			return nil, false, nil, err
 		}
 		fmt.Fprintf(h, "file %s %d\n", f, len(data))
 		h.Write(data)
@@ -332,36 +377,62 @@ func dependencyLayer(ctx context.Context, p *plan.Plan, base v1.Image, root, app
 		// The project's own code is copied into the venv, so the venv depends on it too.
 		fmt.Fprintf(h, "source\n")
 		if err := hashTree(h, opts.Source, p.App); err != nil {
-			return nil, false, err
+			return nil, false, nil, err
 		}
 	}
 	key := "deps-" + hex.EncodeToString(h.Sum(nil))
 	layersDir := filepath.Join(opts.CacheDir, "layers")
 	if l, err := cachedLayer(layersDir, key, opts.Logger); l != nil || err != nil {
-		return l, l != nil, err
+		if l == nil {
+			return nil, false, nil, err
+		}
+		runtime, err := readRuntimePackages(layersDir, key)
+		if err == nil {
+			return l, true, runtime, nil
+		}
+		opts.Logger.Warn("a cache entry is unreadable; installing again", "key", key, "error", err)
 	}
 	if hostPlatform := "linux/" + runtime.GOARCH; p.Platform != hostPlatform {
-		return nil, false, fmt.Errorf("installing dependencies for %s on a %s machine is not supported; build on a %s machine", p.Platform, hostPlatform, p.Platform)
+		return nil, false, nil, fmt.Errorf("installing dependencies for %s on a %s machine is not supported; build on a %s machine", p.Platform, hostPlatform, p.Platform)
 	}
 	if err := os.MkdirAll(layersDir, 0o700); err != nil {
-		return nil, false, err
+		return nil, false, nil, err
 	}
 	tmp, err := os.MkdirTemp(layersDir, ".install-")
 	if err != nil {
-		return nil, false, err
+		return nil, false, nil, err
 	}
 	defer os.RemoveAll(tmp)
-	venv, err := opts.Installer.Install(ctx, InstallRequest{
-		Root: root, Scratch: tmp, Source: opts.Source, AppTree: appTree, AppDir: p.App.Dir, Requirements: p.Dependencies.Requirements,
+	req := InstallRequest{
+		Root: root, Over: system, Scratch: filepath.Join(tmp, "1"), Source: opts.Source, AppTree: appTree, AppDir: p.App.Dir, Requirements: p.Dependencies.Requirements,
 		Project: p.Dependencies.Project, Lock: p.Dependencies.Lock, Files: p.Dependencies.Files, Venv: p.Dependencies.Venv, Env: envOf(base),
-	})
+	}
+	if err := os.Mkdir(req.Scratch, 0o700); err != nil {
+		return nil, false, nil, err
+	}
+	venv, err := opts.Installer.Install(ctx, req)
+	var builder string
+	var failed *InstallError
+	if errors.As(err, &failed) && failed.MemoryLimit == 0 {
+		// A source build that needs a compiler: once more, in a builder.
+		if builder, venv, err = installInBuilder(ctx, p, root, d, req, failed, tmp, opts); err != nil {
+			return nil, false, nil, err
+		}
+	}
 	if err != nil {
-		return nil, false, err
+		return nil, false, nil, err
+	}
+	runtime, err := runtimePackages(venv, root, system, builder, opts)
+	if err != nil {
+		return nil, false, nil, err
+	}
+	if err := writeRuntimePackages(layersDir, key, runtime); err != nil {
+		return nil, false, nil, err
 	}
 	l, err := writeLayerFile(layersDir, key, DefaultEpoch, 0, 0, func(w *normalisingWriter) error {
 		return writeTree(w, venv, treeOptions{Prefix: p.Dependencies.Venv, AllowOutsideLinks: true})
 	})
-	return l, false, err
+	return l, false, runtime, err
 }
 
 // installsSource reports whether the install copies repository code into the venv: the

@@ -1,15 +1,23 @@
 package layers
 
 import (
+	"context"
 	"debug/elf"
+	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/pyship/pyship/plan"
 )
 
 // Native code: a source distribution that needs a compiler is built in a builder, the base
@@ -60,7 +68,12 @@ var nativePackages = map[string][]string{
 	"pyyaml":      {"libyaml-dev"},
 }
 
-var failedWheelRe = regexp.MustCompile(`(?:Failed building wheel for|Failed to build|Building wheel for) ([A-Za-z0-9][A-Za-z0-9._-]*)`)
+var (
+	failedWheelRe = regexp.MustCompile(`(?:Failed building wheel for|Failed to build|Building wheel for) ([A-Za-z0-9][A-Za-z0-9._-]*)`)
+	// collectingRe finds what pip was getting when a build's metadata step failed, which
+	// pip does not name: the last project it collected.
+	collectingRe = regexp.MustCompile(`(?m)^\s*Collecting ([A-Za-z0-9][A-Za-z0-9._-]*)`)
+)
 
 // builderNeeds reads a failed install's output: when a source build failed for want of a
 // compiler or headers, it returns the Debian packages a builder needs (sorted) and the
@@ -91,6 +104,13 @@ func builderNeeds(output, python string, root *os.Root) (pkgs, projects []string
 	}
 	if !found && len(projects) == 0 {
 		return nil, nil
+	}
+	if all := collectingRe.FindAllStringSubmatch(output, -1); len(projects) == 0 && len(all) > 0 {
+		name := nameSepRe.ReplaceAllString(strings.ToLower(all[len(all)-1][1]), "-")
+		projects = []string{name}
+		for _, p := range nativePackages[name] {
+			set[p] = true
+		}
 	}
 	for _, p := range buildEssentials {
 		set[p] = true
@@ -273,4 +293,119 @@ func CheckPackages(pkgs []string) error {
 		}
 	}
 	return nil
+}
+
+// installInBuilder runs the install once more in a builder, when the first attempt failed
+// for want of a compiler or headers: the base (and system trees) with build-essential and
+// the -dev packages the failure asks for, from the base's own apt, cached by base and
+// packages. It returns the builder's tree and the venv.
+func installInBuilder(ctx context.Context, p *plan.Plan, root string, baseDigest v1.Hash, req InstallRequest, failed *InstallError, scratch string, opts Options) (string, string, error) {
+	rootFS, err := os.OpenRoot(root)
+	if err != nil {
+		return "", "", err
+	}
+	defer rootFS.Close()
+	pkgs, projects := builderNeeds(failed.Output, p.Base.Python, rootFS)
+	if pkgs == nil {
+		return "", "", failed
+	}
+	log := opts.Logger
+	what := "a source distribution"
+	if len(projects) > 0 {
+		what = strings.Join(projects, ", ")
+	}
+	log.Info("building from source needs a compiler: installing again in a builder", "for", what, "packages", strings.Join(pkgs, " "))
+	start := time.Now()
+	builder, err := systemTree(ctx, root, req.Over, systemKey("builder", baseDigest, req.Over, pkgs), pkgs, "a builder for "+what, opts)
+	if err != nil {
+		return "", "", err
+	}
+	log.Info("builder ready", "took", since(start))
+	req.Over = append([]string{builder}, req.Over...)
+	req.Scratch = filepath.Join(scratch, "2")
+	if err := os.Mkdir(req.Scratch, 0o700); err != nil {
+		return "", "", err
+	}
+	venv, err := opts.Installer.Install(ctx, req)
+	var again *InstallError
+	if errors.As(err, &again) {
+		again.Builder = pkgs
+		_, again.Unbuilt = builderNeeds(again.Output, "", rootFS)
+		return "", "", again
+	}
+	return builder, venv, err
+}
+
+// runtimePackages finds the shared libraries that the venv's ELF files link and that the
+// image would lack (neither the venv, the base nor the system trees has them), and the
+// Debian packages, installed in the builder, that hold them. A library no package holds is
+// reported as a warning: the app fails to import that module.
+func runtimePackages(venv, root string, system []string, builder string, opts Options) ([]string, error) {
+	var roots []*os.Root
+	defer func() {
+		for _, r := range roots {
+			r.Close()
+		}
+	}()
+	for _, dir := range append(slices.Clone(system), root) {
+		r, err := os.OpenRoot(dir)
+		if err != nil {
+			return nil, err
+		}
+		roots = append(roots, r)
+	}
+	missing, err := missingLibraries(venv, roots)
+	if err != nil || len(missing) == 0 {
+		return nil, err
+	}
+	libs := slices.Sorted(maps.Keys(missing))
+	if builder == "" {
+		for _, l := range libs {
+			opts.Logger.Warn("a dependency links a library the image lacks; add the Debian package that has it to apt in pyship.toml", "library", l, "needed by", missing[l])
+		}
+		return nil, nil
+	}
+	b, err := os.OpenRoot(builder)
+	if err != nil {
+		return nil, err
+	}
+	defer b.Close()
+	pkgs, unowned, err := owningPackages(b, libs)
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range unowned {
+		opts.Logger.Warn("a dependency built from source links a library no Debian package in the builder holds; the image lacks it", "library", l, "needed by", missing[l])
+	}
+	if len(pkgs) > 0 {
+		opts.Logger.Info("runtime libraries for what was built from source", "packages", strings.Join(pkgs, " "), "libraries", strings.Join(libs, " "))
+	}
+	return pkgs, nil
+}
+
+// runtimeSuffix names the file beside a cached dependency layer that lists the Debian
+// packages its source builds link.
+const runtimeSuffix = ".system"
+
+func writeRuntimePackages(dir, key string, pkgs []string) error {
+	return writeFileAtomic(filepath.Join(dir, key+runtimeSuffix), []byte(strings.Join(pkgs, "\n")))
+}
+
+func readRuntimePackages(dir, key string) ([]string, error) {
+	data, err := readSmall(filepath.Join(dir, key+runtimeSuffix), 64<<10)
+	if err != nil {
+		return nil, err
+	}
+	pkgs := strings.Fields(string(data))
+	if err := CheckPackages(pkgs); err != nil {
+		return nil, err
+	}
+	return pkgs, nil
+}
+
+// union merges package lists, sorted, without repeats.
+func union(a, b []string) []string {
+	out := slices.Concat(a, b)
+	slices.Sort(out)
+	return slices.Compact(out)
 }

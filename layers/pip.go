@@ -60,6 +60,9 @@ type InstallRequest struct {
 	Venv string
 	// Env is the base image's environment.
 	Env []string
+	// Over are trees stacked on Root for the install, topmost first, never written to:
+	// system packages, a builder's compiler and headers.
+	Over []string
 }
 
 // PipInstaller runs the base image's own Python in the build sandbox: `python -m venv`, then
@@ -90,6 +93,10 @@ type InstallError struct {
 	Refused []string
 	// MemoryLimit is set when the install was killed for going over it.
 	MemoryLimit int64
+	// Builder are the Debian packages (compiler, headers) of the builder the install ran
+	// in, when a source build needed one; Unbuilt are the projects that failed to build.
+	Builder []string
+	Unbuilt []string
 }
 
 func (e *InstallError) Error() string {
@@ -107,6 +114,14 @@ func (e *InstallError) Error() string {
 	}
 	if e.MemoryLimit > 0 {
 		b.WriteString("\nhint: a source distribution that needs more memory to build can be given it with PYSHIP_BUILD_MEMORY (bytes, or with a unit: 8GiB); one that never stops allocating is a bug in it")
+		return b.String()
+	}
+	if len(e.Builder) > 0 {
+		what := "a source distribution"
+		if len(e.Unbuilt) > 0 {
+			what = strings.Join(e.Unbuilt, ", ")
+		}
+		fmt.Fprintf(&b, "\nhint: %s failed to build from source even in a builder with %s; its output above names the header, library or tool it lacks: add the Debian package that has it (usually NAME-dev) to apt in pyship.toml, or pin a version that has a wheel for Python on linux/amd64", what, strings.Join(e.Builder, " "))
 		return b.String()
 	}
 	if len(e.Refused) > 0 {
@@ -196,6 +211,10 @@ func (pi *PipInstaller) Install(ctx context.Context, req InstallRequest) (string
 		"PIP_PROGRESS_BAR=off",
 		"PIP_NO_INPUT=1",
 		"PIP_DISABLE_PIP_VERSION_CHECK=1",
+		// Source builds compile in a directory with a random name: without debug
+		// information, it stays out of the extension, which is then the same every build.
+		"CFLAGS=-g0",
+		"CXXFLAGS=-g0",
 	})
 	timeout := pi.Timeout
 	if timeout <= 0 {
@@ -263,7 +282,7 @@ func (pi *PipInstaller) Install(ctx context.Context, req InstallRequest) (string
 		out := newTail(outputTail)
 		w := io.MultiWriter(out, &logWriter{log: log})
 		err := sandbox.Run(ctx, sandbox.Spec{
-			Root: req.Root, Upper: upper, Args: args, Env: env, Dir: req.AppDir,
+			Root: req.Root, Over: req.Over, Upper: upper, Args: args, Env: env, Dir: req.AppDir,
 			Hostname: "pyship-build", Mounts: mounts, Egress: egress, Limits: pi.Limits, Stdout: w, Stderr: w,
 		})
 		var exit *sandbox.ExitError

@@ -34,7 +34,7 @@ func (e *StepError) Error() string {
 // stepsLayer runs the plan's build steps on the base with the dependency layer and the
 // repository (an overlay, so the user's files stay untouched), and returns what they wrote
 // in the application directory as a layer.
-func stepsLayer(ctx context.Context, p *plan.Plan, base v1.Image, root string, deps v1.Layer, appTree string, opts Options, log hclog.Logger) (v1.Layer, error) {
+func stepsLayer(ctx context.Context, p *plan.Plan, base v1.Image, root string, system []string, deps v1.Layer, appTree string, opts Options, log hclog.Logger) (v1.Layer, error) {
 	venv, err := layerTree(deps, opts.CacheDir)
 	if err != nil {
 		return nil, err
@@ -58,7 +58,7 @@ func stepsLayer(ctx context.Context, p *plan.Plan, base v1.Image, root string, d
 		w := io.MultiWriter(out, &logWriter{log: log})
 		stepCtx, cancel := context.WithTimeout(ctx, opts.StepTimeout)
 		err := sandbox.Run(stepCtx, sandbox.Spec{
-			Root: root, Over: []string{venv}, Upper: filepath.Join(scratch, "upper"),
+			Root: root, Over: append([]string{venv}, system...), Upper: filepath.Join(scratch, "upper"),
 			Args: st.Command, Env: env, Dir: p.App.Dir, Hostname: "pyship-build", Mounts: mounts,
 			Egress: egress, Limits: opts.BuildLimits, Stdout: w, Stderr: w,
 		})

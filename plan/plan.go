@@ -28,8 +28,11 @@ const (
 
 // Plan is everything the build does, as data.
 type Plan struct {
-	Base         Base         `json:"base"`
-	Platform     string       `json:"platform"`
+	Base     Base   `json:"base"`
+	Platform string `json:"platform"`
+	// System are Debian packages installed on the base, from its own apt, in a layer of
+	// their own below the dependencies.
+	System       *System      `json:"system,omitempty"`
 	Dependencies Dependencies `json:"dependencies"`
 	App          App          `json:"app"`
 	// BuildSteps run after the dependencies are installed; what they write in the app
@@ -39,6 +42,12 @@ type Plan struct {
 	Smoke      Smoke              `json:"smoke"`
 	Decisions  []Decision         `json:"decisions"`
 	Warnings   []string           `json:"warnings,omitempty"`
+}
+
+// System says which Debian packages the image gets on top of the base. Source builds of
+// dependencies may add the runtime libraries they link; the build reports those.
+type System struct {
+	Packages []string `json:"packages"`
 }
 
 // Base is the image the build starts from.
@@ -180,6 +189,10 @@ func New(res *detect.Result, opts Options) (*Plan, error) {
 	}
 	if res.Framework != "" {
 		p.decide("framework", res.Framework, res.Start.Source, "")
+	}
+	if res.System != nil {
+		p.System = &System{Packages: res.System.Packages}
+		p.decide("system packages", "apt-get install "+strings.Join(res.System.Packages, " "), res.System.Source, "installed from the base's Debian archive, in a layer below the dependencies")
 	}
 	p.BuildSteps = res.BuildSteps
 	for _, st := range res.BuildSteps {

@@ -42,6 +42,7 @@ type verdict struct {
 	ok     bool
 	python string
 	wheel  bool   // ruled out for want of a wheel for python
+	sdist  bool   // a source distribution of the release installs on python
 	reason string // why not, like "has no cp313 wheel"
 }
 
@@ -86,12 +87,27 @@ func Choose(ctx context.Context, c *Client, res *detect.Result) Choice {
 		return keep
 	}
 
+	// verdicts[pi][ci] is what pin pi says about candidate ci.
+	verdicts := make([][]verdict, len(pins))
+	for pi, p := range pins {
+		for _, m := range candidates {
+			verdicts[pi] = append(verdicts[pi], judge(p, pages[pi], m))
+		}
+		if sourceOnly(verdicts[pi]) {
+			// No candidate has a wheel, and the release has a source distribution: it is
+			// built from source (in a builder, when it needs a compiler) whichever
+			// version is picked, so it picks none.
+			for ci := range verdicts[pi] {
+				verdicts[pi][ci] = verdict{ok: true}
+			}
+		}
+	}
 	// blocked[pi] are the versions pin pi rules out, newest first, with the reasons.
 	blocked := make([][]verdict, len(pins))
 	for ci, m := range candidates {
 		fits := true
-		for pi, p := range pins {
-			if v := judge(p, pages[pi], m); !v.ok {
+		for pi := range pins {
+			if v := verdicts[pi][ci]; !v.ok {
 				blocked[pi] = append(blocked[pi], v)
 				fits = false
 			}
@@ -130,6 +146,17 @@ func Choose(ctx context.Context, c *Client, res *detect.Result) Choice {
 	keep.Warnings = append(keep.Warnings, fmt.Sprintf("no Python version pyship builds for suits every pinned requirement, so Python %s is kept and these may fail to install or run: %s",
 		preferred, strings.Join(why, "; ")))
 	return keep
+}
+
+// sourceOnly reports whether a pin is ruled out of every candidate only for want of a
+// wheel, while it has a source distribution.
+func sourceOnly(vs []verdict) bool {
+	for _, v := range vs {
+		if v.ok || !v.wheel || !v.sdist {
+			return false
+		}
+	}
+	return len(vs) > 0
 }
 
 // summarize merges one pin's verdicts over several versions: "has no cp314 or cp313 wheel".
@@ -203,7 +230,7 @@ func judge(p detect.Pin, files []File, m string) verdict {
 	case excluded != "" && !native && !sdist:
 		return verdict{python: m, reason: fmt.Sprintf("requires Python %s", excluded)}
 	case native:
-		return verdict{python: m, wheel: true, reason: fmt.Sprintf("has no %s wheel", cpTag(m))}
+		return verdict{python: m, wheel: true, sdist: sdist, reason: fmt.Sprintf("has no %s wheel", cpTag(m))}
 	case excluded != "":
 		return verdict{python: m, reason: fmt.Sprintf("requires Python %s", excluded)}
 	default:

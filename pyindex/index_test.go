@@ -47,6 +47,8 @@ const fastlibPage = `<!DOCTYPE html><html><body>
 <a href="../files/fastlib-2.0-cp314-cp314-manylinux_2_17_x86_64.whl#sha256=03" data-yanked="">fastlib-2.0-cp314-cp314-manylinux_2_17_x86_64.whl</a>
 </body></html>`
 
+const wheelOnlyPage = `<html><body><a href="../files/wheelonly-1.0-cp312-cp312-manylinux2014_x86_64.whl">wheelonly-1.0-cp312-cp312-manylinux2014_x86_64.whl</a></body></html>`
+
 const purePage = `<html><body><a href="../files/purelib-1.0-py3-none-any.whl">purelib-1.0-py3-none-any.whl</a></body></html>`
 
 func result(pins ...detect.Pin) *detect.Result {
@@ -98,7 +100,7 @@ func TestChooseFromAnIndex(t *testing.T) {
 }
 
 func TestChooseKeepsThePreferredVersion(t *testing.T) {
-	index, _ := staticIndex(t, map[string]string{"purelib": purePage, "fastlib": fastlibPage}, false)
+	index, _ := staticIndex(t, map[string]string{"purelib": purePage, "fastlib": fastlibPage, "wheelonly": wheelOnlyPage}, false)
 	c := &Client{Indexes: []string{index}, HTTP: http.DefaultClient}
 	pure := detect.Pin{Name: "purelib", Version: "1.0", Source: "requirements.txt:1"}
 
@@ -113,11 +115,19 @@ func TestChooseKeepsThePreferredVersion(t *testing.T) {
 		t.Errorf("a named version moved: %+v", got)
 	}
 
-	// A range that allows only versions the wheels miss: kept, with a warning naming it.
+	// A range that allows only versions the wheels miss, where the release has a source
+	// distribution: it is built from source, and picks nothing.
 	narrow := result(detect.Pin{Name: "fastlib", Version: "1.0", Source: "requirements.txt:2"})
 	narrow.PythonChoices = []string{"3.14", "3.13"}
+	if got := Choose(context.Background(), c, narrow); got.Python != "3.14" || got.Reason != "" || len(got.Warnings) > 0 {
+		t.Errorf("source build: %+v", got)
+	}
+
+	// Without one: kept, with a warning naming it.
+	narrow = result(detect.Pin{Name: "wheelonly", Version: "1.0", Source: "requirements.txt:3"})
+	narrow.PythonChoices = []string{"3.14", "3.13"}
 	got := Choose(context.Background(), c, narrow)
-	if got.Python != "3.14" || len(got.Warnings) != 1 || !strings.Contains(got.Warnings[0], "fastlib 1.0 (requirements.txt:2) has no cp314 or cp313 wheel") {
+	if got.Python != "3.14" || len(got.Warnings) != 1 || !strings.Contains(got.Warnings[0], "wheelonly 1.0 (requirements.txt:3) has no cp314 or cp313 wheel") {
 		t.Errorf("no version fits: %+v", got)
 	}
 }
