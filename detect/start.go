@@ -121,7 +121,7 @@ func procfileCommand(fsys fs.FS, res *Result) (bool, error) {
 		return false, nil
 	}
 	// A shell, so that $PORT in the command expands as it does on Heroku.
-	res.Start = Start{Command: []string{"/bin/sh", "-c", "exec " + pf.Web}, Source: fmt.Sprintf("Procfile:%d", pf.WebLine), Reason: "Procfile declares a web process"}
+	res.Start = Start{Command: shellCommand(pf.Web), Source: fmt.Sprintf("Procfile:%d", pf.WebLine), Reason: "Procfile declares a web process"}
 	return true, nil
 }
 
@@ -362,7 +362,8 @@ func callTarget(target string, factory bool) string {
 	return target
 }
 
-func shell(cmd string) []string { return []string{"/bin/sh", "-c", "exec " + cmd} }
+// shell runs a command line pyship writes, which is one simple command.
+func shell(cmd string) []string { return shellCommand(cmd) }
 
 // scriptCommand runs a script: a top-level one, a package's __main__.py, or the one
 // [project.scripts] entry.
