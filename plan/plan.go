@@ -181,6 +181,9 @@ func New(res *detect.Result, opts Options) (*Plan, error) {
 	if res.Framework != "" {
 		p.decide("framework", res.Framework, res.Start.Source, "")
 	}
+	for _, n := range res.Notes {
+		p.decide(n.What, n.Value, n.Source, n.Reason)
+	}
 	p.BuildSteps = res.BuildSteps
 	for _, st := range res.BuildSteps {
 		p.decide("build step", strings.Join(st.Command, " "), st.Source, st.Reason)
@@ -200,6 +203,8 @@ func New(res *detect.Result, opts Options) (*Plan, error) {
 	if res.Start.PythonPath != "" {
 		env = append(env, "PYTHONPATH="+path.Join(AppDir, res.Start.PythonPath))
 	}
+	// What the start command needs comes before the user's [env], which may override it.
+	env = append(env, res.Start.Env...)
 	for _, k := range sortedKeys(cfg.Env) {
 		env = append(env, k+"="+cfg.Env[k])
 	}
