@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
-	"slices"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -101,7 +101,7 @@ func aiohttpCommand(c candidate, res *Result) (bool, error) {
 		return true, nil
 	}
 	return false, &Error{File: c.file, Line: lineOf(c.src, m[0]),
-		Msg: fmt.Sprintf("defines the aiohttp application %s but never runs it, and no server can import it", name),
+		Msg:  fmt.Sprintf("defines the aiohttp application %s but never runs it, and no server can import it", name),
 		Hint: fmt.Sprintf(`run it from the script: add web.run_app(%s, port=int(os.environ.get("PORT", "8080"))) under if __name__ == "__main__":, or make it in a factory (def create_app(argv): ...) that python -m aiohttp.web can call`, name)}
 }
 
