@@ -258,9 +258,22 @@ var serverModules = map[string]string{
 	"waitress": "waitress", "streamlit": "streamlit", "sanic": "sanic", "flask": "flask", "aiohttp.web": "aiohttp",
 }
 
-// needs lists what the start command and the app need installed, in the order found.
+// needs lists what the app and the start command need installed.
 func needs(fsys fs.FS, res *Result) []need {
+	// The imports first: they name the line that needs the package.
 	var out []need
+	if a := res.app; a != nil && res.Framework != "" {
+		if m := frameworkImportRe[res.Framework].FindStringIndex(a.src); m != nil {
+			out = append(out, need{dist: res.Framework, what: "imports " + res.Framework, source: fmt.Sprintf("%s:%d", a.file, lineOf(a.src, m[0]))})
+		}
+	}
+	if res.django != nil {
+		if data, err := readSource(fsys, "manage.py"); err == nil {
+			if m := frameworkImportRe["django"].FindIndex(data); m != nil {
+				out = append(out, need{dist: "django", what: "imports django", source: fmt.Sprintf("manage.py:%d", lineOf(string(data), m[0]))})
+			}
+		}
+	}
 	for _, words := range startCommands(res.Start.Command) {
 		name, args := programOf(words)
 		dist, what := serverPrograms[path.Base(name)], path.Base(name)
@@ -275,18 +288,6 @@ func needs(fsys fs.FS, res *Result) []need {
 		}
 		if dist != "" {
 			out = append(out, need{dist: dist, what: "the start command runs " + what, source: res.Start.Source})
-		}
-	}
-	if a := res.app; a != nil && res.Framework != "" {
-		if m := frameworkImportRe[res.Framework].FindStringIndex(a.src); m != nil {
-			out = append(out, need{dist: res.Framework, what: "imports " + res.Framework, source: fmt.Sprintf("%s:%d", a.file, lineOf(a.src, m[0]))})
-		}
-	}
-	if res.django != nil {
-		if data, err := readSource(fsys, "manage.py"); err == nil {
-			if m := frameworkImportRe["django"].FindIndex(data); m != nil {
-				out = append(out, need{dist: "django", what: "imports django", source: fmt.Sprintf("manage.py:%d", lineOf(string(data), m[0]))})
-			}
 		}
 	}
 	return out
