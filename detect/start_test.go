@@ -3,6 +3,8 @@ package detect
 import (
 	"context"
 	"errors"
+	"maps"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -503,5 +505,34 @@ func TestCollectstatic(t *testing.T) {
 				t.Errorf("warnings %q, want %q", warned, tc.warned)
 			}
 		})
+	}
+}
+
+// TestRefusalsWithALock checks that a lock file counts as the whole list of what is
+// installed: a transitive package is there, a package it lacks is surely missing.
+func TestRefusalsWithALock(t *testing.T) {
+	base := map[string]string{}
+	for _, f := range []string{"pyproject.toml", "uv.lock", "notes/__init__.py", "notes/main.py"} {
+		data, err := os.ReadFile("../fixtures/uv-lock/" + f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		base[f] = string(data)
+	}
+	with := func(extra map[string]string) map[string]string {
+		m := maps.Clone(base)
+		maps.Copy(m, extra)
+		return m
+	}
+	// starlette is locked only as FastAPI's dependency.
+	res, err := Detect(context.Background(), files(with(map[string]string{"notes/main.py": "from starlette.applications import Starlette\napp = Starlette()\n"})), Options{})
+	if err != nil || res.Framework != "starlette" {
+		t.Errorf("transitive starlette: framework %q, err %v", res.Framework, err)
+	}
+	_, err = Detect(context.Background(), files(with(map[string]string{"Procfile": "web: gunicorn -k uvicorn.workers.UvicornWorker notes.main:app\n"})), Options{})
+	var ce *CannotStartError
+	if !errors.As(err, &ce) || ce.Package != "gunicorn" || !strings.HasPrefix(err.Error(), "Procfile:1: the start command runs gunicorn, which none of the dependency inputs installs (uv.lock)") ||
+		!strings.Contains(err.Error(), "hint: add gunicorn to pyproject.toml's dependencies, then run uv lock") {
+		t.Errorf("got %v, want gunicorn refused with the uv lock fix", err)
 	}
 }
