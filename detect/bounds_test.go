@@ -129,7 +129,7 @@ func TestParsersAreLinear(t *testing.T) {
 		}()}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			fsys := files(map[string]string{"app.py": seedApp})
+			fsys := files(map[string]string{"app.py": seedApp, "requirements.txt": "flask\n"})
 			for k, v := range tc.files {
 				fsys[k] = files(map[string]string{k: v})[k]
 			}

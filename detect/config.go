@@ -80,7 +80,7 @@ func (c *Command) UnmarshalTOML(v any) error {
 		if strings.TrimSpace(v) == "" {
 			return errors.New("start is empty")
 		}
-		*c = Command{"/bin/sh", "-c", "exec " + v}
+		*c = Command(shellCommand(v))
 	case []any:
 		if len(v) == 0 {
 			return errors.New("start is an empty list")

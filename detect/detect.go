@@ -33,6 +33,18 @@ type Start struct {
 	// PythonPath is a directory (relative to the repository) the app's modules are
 	// imported from, like "src"; empty for the root.
 	PythonPath string `json:"python_path,omitempty"`
+	// Env are variables ("NAME=value") the app and the build steps need, like the
+	// DJANGO_SETTINGS_MODULE pyship picked.
+	Env []string `json:"env,omitempty"`
+}
+
+// Note is a decision detection made besides the facts above, like which of the Django
+// settings modules manage.py names is used: what, the value, the file and line, and why.
+type Note struct {
+	What   string `json:"what"`
+	Value  string `json:"value"`
+	Source string `json:"source"`
+	Reason string `json:"reason"`
 }
 
 // Port is the port the application listens on.
@@ -97,10 +109,14 @@ type Result struct {
 	// BuildSteps run at build time, in the build sandbox, after the dependencies.
 	BuildSteps []BuildStep `json:"build_steps,omitempty"`
 	// Config is the user's pyship.toml or [tool.pyship], nil when there is none.
-	Config   *Config  `json:"config,omitempty"`
+	Config *Config `json:"config,omitempty"`
+	// Notes are other decisions, with their sources and reasons.
+	Notes    []Note   `json:"notes,omitempty"`
 	Warnings []string `json:"warnings,omitempty"`
 
 	django *djangoProject
+	// app is the module the start command serves, when pyship found it.
+	app *candidate
 }
 
 func (r *Result) warnf(format string, args ...any) {
@@ -189,7 +205,7 @@ func Detect(ctx context.Context, fsys fs.FS, opts Options) (*Result, error) {
 	if err := startCommand(fsys, cfg, proj, res); err != nil {
 		return nil, err
 	}
-	if err := buildSteps(fsys, cfg, res); err != nil {
+	if err := buildSteps(fsys, cfg, proj, res); err != nil {
 		return nil, err
 	}
 	if res.System, err = systemPackages(fsys, cfg); err != nil {

@@ -47,6 +47,7 @@ func TestDetectStart(t *testing.T) {
 			startFrom: "app.py:2",
 			port:      Port{8080, "app.py:9", true},
 			framework: "flask",
+			warned:    "app.py:9: app.run starts Flask's development server",
 		},
 		{
 			name:      "hard-coded port",
@@ -72,6 +73,7 @@ func TestDetectStart(t *testing.T) {
 			startFrom: "main.py:2",
 			port:      Port{8080, "default", false},
 			framework: "flask",
+			warned:    "main.py:2: flask run is Flask's development server",
 		},
 		{
 			name: "flask factory in a package with gunicorn",
@@ -135,7 +137,7 @@ func TestDetectStart(t *testing.T) {
 		},
 		{
 			name:      "procfile wins",
-			files:     map[string]string{"app.py": seedApp, "Procfile": "# web server\nworker: celery\nweb: gunicorn app:app\n"},
+			files:     map[string]string{"app.py": seedApp, "Procfile": "# web server\nworker: celery\nweb: gunicorn app:app\n", "requirements.txt": "flask\ngunicorn\n"},
 			start:     sh("gunicorn app:app"),
 			startFrom: "Procfile:3",
 			port:      Port{8080, "default", false},
@@ -200,7 +202,8 @@ func TestDetectStart(t *testing.T) {
 }
 
 func TestDetectPython(t *testing.T) {
-	app := map[string]string{"app.py": seedApp}
+	// The seed app imports flask: an image without it would be refused.
+	app := map[string]string{"app.py": seedApp, "requirements.txt": "flask\n"}
 	with := func(extra map[string]string) map[string]string {
 		m := map[string]string{}
 		for k, v := range app {

@@ -78,7 +78,7 @@ func TestPythonVersionWithBOM(t *testing.T) {
 		{"python-version utf-16", ".python-version", utf16Bytes("3.12\r\n", false)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			res, err := Detect(context.Background(), files(map[string]string{"app.py": seedApp, tc.file: tc.data}), Options{})
+			res, err := Detect(context.Background(), files(map[string]string{"app.py": seedApp, "requirements.txt": "flask\n", tc.file: tc.data}), Options{})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -16,50 +16,65 @@ var (
 	// procfileLineRe matches a Procfile line: a process type, a colon, the command.
 	procfileLineRe = regexp.MustCompile(`^([A-Za-z0-9_-]+)\s*:(.*)$`)
 	mainBlockRe    = regexp.MustCompile(`(?m)^if\s+__name__\s*==\s*['"]__main__['"]\s*:`)
-	settingsRe     = regexp.MustCompile(`DJANGO_SETTINGS_MODULE['"]\s*,\s*['"]([A-Za-z_][\w.]*)['"]`)
 	readsPortRe    = regexp.MustCompile(`(?:environ\.get|getenv|environ\[)\(?\s*['"]PORT['"]`)
 	// hardPortRes find a literal port given to a server started from the script.
 	hardPortRes = []*regexp.Regexp{
 		regexp.MustCompile(`\.run\([^)]*\bport\s*=\s*(\d+)`),
 		regexp.MustCompile(`\brun_app\([^)]*\bport\s*=\s*(\d+)`),
 		regexp.MustCompile(`\bserve\([^)]*\bport\s*=\s*(\d+)`),
+		regexp.MustCompile(`\.launch\([^)]*\bserver_port\s*=\s*(\d+)`),
 		regexp.MustCompile(`HTTPServer\(\s*\(\s*['"][^'"]*['"]\s*,\s*(\d+)\s*\)`),
 	}
+)
+
+// Servers an app object is served by.
+const (
+	serveASGI  = "asgi"  // uvicorn, or the ASGI server among the dependencies
+	serveWSGI  = "wsgi"  // gunicorn or waitress, else the module's own runner
+	serveQuart = "quart" // hypercorn, which Quart installs
+	serveSanic = "sanic" // Sanic's own server
 )
 
 // appKind is a kind of web application object pyship can find in source.
 type appKind struct {
 	framework string
-	asgi      bool
+	serve     string
 	re        *regexp.Regexp
 }
 
 // appKinds are matched against module source as text: no Python is needed on the host.
 var appKinds = []appKind{
-	{"fastapi", true, regexp.MustCompile(`(?m)^(\w+)\s*(?::\s*[\w.]+\s*)?=\s*(?:fastapi\.)?FastAPI\(`)},
-	{"starlette", true, regexp.MustCompile(`(?m)^(\w+)\s*(?::\s*[\w.]+\s*)?=\s*(?:starlette\.applications\.)?Starlette\(`)},
-	{"quart", true, regexp.MustCompile(`(?m)^(\w+)\s*=\s*(?:quart\.)?Quart\(`)},
-	{"flask", false, regexp.MustCompile(`(?m)^(\w+)\s*(?::\s*[\w.]+\s*)?=\s*(?:flask\.)?Flask\(`)},
-	{"falcon", false, regexp.MustCompile(`(?m)^(\w+)\s*=\s*falcon\.(?:App|API)\(`)},
-	{"bottle", false, regexp.MustCompile(`(?m)^(\w+)\s*=\s*(?:bottle\.)?Bottle\(`)},
+	{"fastapi", serveASGI, regexp.MustCompile(`(?m)^(\w+)\s*(?::\s*[\w.]+\s*)?=\s*(?:fastapi\.)?FastAPI\(`)},
+	{"starlette", serveASGI, regexp.MustCompile(`(?m)^(\w+)\s*(?::\s*[\w.]+\s*)?=\s*(?:starlette\.applications\.)?Starlette\(`)},
+	{"litestar", serveASGI, regexp.MustCompile(`(?m)^(\w+)\s*(?::\s*[\w.]+\s*)?=\s*(?:litestar\.)?Litestar\(`)},
+	{"quart", serveQuart, regexp.MustCompile(`(?m)^(\w+)\s*(?::\s*[\w.]+\s*)?=\s*(?:quart\.)?Quart\(`)},
+	{"sanic", serveSanic, regexp.MustCompile(`(?m)^(\w+)\s*(?::\s*[\w.]+\s*)?=\s*(?:sanic\.)?Sanic\(`)},
+	{"flask", serveWSGI, regexp.MustCompile(`(?m)^(\w+)\s*(?::\s*[\w.]+\s*)?=\s*(?:flask\.)?Flask\(`)},
+	{"falcon", serveWSGI, regexp.MustCompile(`(?m)^(\w+)\s*=\s*falcon\.(?:App|API)\(`)},
+	{"bottle", serveWSGI, regexp.MustCompile(`(?m)^(\w+)\s*=\s*(?:bottle\.)?Bottle\(`)},
 }
 
 // factoryRe finds an application factory; the framework comes from the module's imports.
 var factoryRe = regexp.MustCompile(`(?m)^def\s+(create_app|make_app|get_app|app_factory)\s*\(`)
 
+// frameworks are the frameworks pyship recognises, by import name (which is also the name
+// of the distribution that installs them).
+var frameworks = []string{"fastapi", "starlette", "litestar", "quart", "sanic", "flask", "falcon", "bottle", "aiohttp", "streamlit", "gradio", "django"}
+
+// frameworkImportRe finds the import of each framework.
 var frameworkImportRe = map[string]*regexp.Regexp{}
 
 func init() {
-	for _, k := range appKinds {
-		frameworkImportRe[k.framework] = regexp.MustCompile(`(?m)^\s*(?:from|import)\s+` + k.framework + `\b`)
+	for _, f := range frameworks {
+		frameworkImportRe[f] = regexp.MustCompile(`(?m)^[ \t]*(?:from|import)[ \t]+` + f + `\b`)
 	}
 }
 
 // entryFiles are module names that usually hold the app, in order of preference.
-var entryFiles = []string{"app.py", "main.py", "server.py", "wsgi.py", "asgi.py", "application.py", "api.py", "__init__.py"}
+var entryFiles = []string{"app.py", "main.py", "server.py", "wsgi.py", "asgi.py", "application.py", "api.py", "streamlit_app.py", "run.py", "__init__.py"}
 
 // scriptFiles are files that can be run as scripts, in order of preference.
-var scriptFiles = []string{"main.py", "app.py", "server.py", "wsgi.py", "asgi.py"}
+var scriptFiles = []string{"main.py", "app.py", "server.py", "run.py", "wsgi.py", "asgi.py"}
 
 // candidate is a module that may hold the application.
 type candidate struct {
@@ -70,14 +85,32 @@ type candidate struct {
 }
 
 // startCommand fills res.Start, res.Framework and res.Port. In order: pyship config,
-// Procfile, Django, a web app object, a script.
+// Procfile, gunicorn.conf.py's wsgi_app, Django, a web app in the source, a script. Then
+// it refuses a start command that cannot work in the image, and warns about one that
+// should not serve production traffic.
 func startCommand(fsys fs.FS, cfg *Config, proj *project, res *Result) error {
 	res.Port = Port{Number: DefaultPort, Source: "default"}
-	defer func() {
-		if cfg != nil && cfg.Port != 0 {
-			res.Port = Port{Number: cfg.Port, Source: cfg.Source("port")}
-		}
-	}()
+	var err error
+	if res.django, err = findDjango(fsys, res); err != nil {
+		return err
+	}
+	gconf, err := readGunicornConf(fsys)
+	if err != nil {
+		return err
+	}
+	if err := chooseStart(fsys, cfg, proj, gconf, res); err != nil {
+		return err
+	}
+	gconf.portOfCommand(res)
+	if cfg != nil && cfg.Port != 0 {
+		res.Port = Port{Number: cfg.Port, Source: cfg.Source("port")}
+	}
+	djangoNotes(cfg, res)
+	warnDevServer(fsys, res)
+	return checkStartable(fsys, proj, res)
+}
+
+func chooseStart(fsys fs.FS, cfg *Config, proj *project, gconf *gunicornConf, res *Result) error {
 	if cfg != nil && len(cfg.Start) > 0 {
 		res.Start = Start{Command: cfg.Start, Source: cfg.Source("start"), Reason: "set in " + cfg.File}
 		return nil
@@ -85,14 +118,22 @@ func startCommand(fsys fs.FS, cfg *Config, proj *project, res *Result) error {
 	if found, err := procfileCommand(fsys, res); found || err != nil {
 		return err
 	}
-	if found, err := djangoCommand(fsys, res); found || err != nil {
-		return err
+	if gconf != nil && gconf.wsgiApp != "" {
+		gconf.command(res)
+		return nil
+	}
+	if res.django != nil {
+		djangoCommand(fsys, gconf, res)
+		return nil
 	}
 	cands, err := candidates(fsys)
 	if err != nil {
 		return err
 	}
-	if appCommand(cands, res) {
+	if found, err := appCommand(cands, gconf, res); found || err != nil {
+		return err
+	}
+	if moduleAppCommand(cands, gconf, res) {
 		return nil
 	}
 	if scriptCommand(fsys, cands, proj, res) {
@@ -100,7 +141,7 @@ func startCommand(fsys fs.FS, cfg *Config, proj *project, res *Result) error {
 	}
 	return &Error{
 		Msg: "no start command found",
-		Hint: "pyship looked for start in pyship.toml, a Procfile web: line, a Django manage.py, a FastAPI/Starlette/Flask app in " +
+		Hint: "pyship looked for start in pyship.toml, a Procfile web: line, wsgi_app in gunicorn.conf.py, a Django manage.py, a FastAPI/Starlette/Litestar/Quart/Sanic/Flask/aiohttp app, a Streamlit or Gradio script in " +
 			strings.Join(entryFiles, ", ") + " (at the top, in packages and under src/), a script (" + strings.Join(scriptFiles, ", ") +
 			", a package's __main__.py) and a single [project.scripts] entry; add one, or set start = \"...\" in pyship.toml",
 	}
@@ -121,7 +162,7 @@ func procfileCommand(fsys fs.FS, res *Result) (bool, error) {
 		return false, nil
 	}
 	// A shell, so that $PORT in the command expands as it does on Heroku.
-	res.Start = Start{Command: []string{"/bin/sh", "-c", "exec " + pf.Web}, Source: fmt.Sprintf("Procfile:%d", pf.WebLine), Reason: "Procfile declares a web process"}
+	res.Start = Start{Command: shellCommand(pf.Web), Source: fmt.Sprintf("Procfile:%d", pf.WebLine), Reason: "Procfile declares a web process"}
 	return true, nil
 }
 
@@ -176,39 +217,6 @@ func ParseProcfile(data []byte) (*Procfile, error) {
 		return nil, &Error{File: "Procfile", Line: pf.WebLine, Msg: "the web process has no command", Hint: "write the command after web:"}
 	}
 	return pf, nil
-}
-
-// djangoCommand serves a Django project's WSGI (or ASGI) application.
-func djangoCommand(fsys fs.FS, res *Result) (bool, error) {
-	data, err := readOptional(fsys, "manage.py")
-	if err != nil || data == nil {
-		return false, err
-	}
-	m := settingsRe.FindSubmatchIndex(data)
-	if m == nil {
-		res.warnf("manage.py does not set DJANGO_SETTINGS_MODULE; not treated as a Django project")
-		return false, nil
-	}
-	settings := string(data[m[2]:m[3]])
-	pkg, _, _ := strings.Cut(settings, ".")
-	res.Framework = "django"
-	res.django = &djangoProject{settings: settings}
-	source := fmt.Sprintf("manage.py:%d", lineOf(string(data), m[0]))
-	deps := res.Dependencies
-	wsgi, asgi := exists(fsys, pkg+"/wsgi.py"), exists(fsys, pkg+"/asgi.py")
-	switch {
-	case wsgi && deps.Has("gunicorn"):
-		res.Start = Start{Command: shell(fmt.Sprintf(`gunicorn %s.wsgi:application --bind "0.0.0.0:$PORT"`, pkg)), Source: source,
-			Reason: fmt.Sprintf("Django project %s (settings %s) served by gunicorn, a dependency", pkg, settings)}
-	case asgi && deps.Has("uvicorn"):
-		res.Start = Start{Command: shell(fmt.Sprintf(`uvicorn %s.asgi:application --host 0.0.0.0 --port "$PORT"`, pkg)), Source: source,
-			Reason: fmt.Sprintf("Django project %s (settings %s) served by uvicorn, a dependency", pkg, settings)}
-	default:
-		res.Start = Start{Command: shell(`python manage.py runserver "0.0.0.0:$PORT" --noreload`), Source: source,
-			Reason: fmt.Sprintf("Django project %s (settings %s) without gunicorn", pkg, settings)}
-		res.warnf("%s: Django runs on its development server; add gunicorn to the dependencies for production", source)
-	}
-	return true, nil
 }
 
 // candidates lists the modules that may hold the app: top-level files, then packages under
@@ -279,8 +287,9 @@ func packages(fsys fs.FS, root string) ([]string, error) {
 	return out, nil
 }
 
-// appCommand serves the first web application object found.
-func appCommand(cands []candidate, res *Result) bool {
+// appCommand serves the first web application found in the candidates. An app that
+// pyship finds but that nothing can serve is an error.
+func appCommand(cands []candidate, gconf *gunicornConf, res *Result) (bool, error) {
 	for _, c := range cands {
 		for _, kind := range appKinds {
 			var target, what string
@@ -294,49 +303,59 @@ func appCommand(cands []candidate, res *Result) bool {
 				continue
 			}
 			res.Framework = kind.framework
+			res.app = &c
 			source := fmt.Sprintf("%s:%d", c.file, line)
-			cmd, reason := serverCommand(kind, target, factory, c, res)
+			cmd, reason := serverCommand(kind, target, factory, c, gconf, res)
 			res.Start = Start{Command: cmd, Source: source, PythonPath: c.root,
 				Reason: fmt.Sprintf("%s defines the %s %s %s; %s", c.file, kind.framework, what, target, reason)}
-			return true
+			return true, nil
+		}
+		for _, find := range []func(candidate, *Result) (bool, error){aiohttpCommand, streamlitCommand, gradioCommand} {
+			if found, err := find(c, res); found || err != nil {
+				if found {
+					res.app = &c
+				}
+				return found, err
+			}
 		}
 	}
-	return false
+	return false, nil
 }
 
 // serverCommand picks the server for an app: the production server among the
 // dependencies, else the module's own __main__ runner, else the framework's own.
-func serverCommand(kind appKind, target string, factory bool, c candidate, res *Result) ([]string, string) {
+func serverCommand(kind appKind, target string, factory bool, c candidate, gconf *gunicornConf, res *Result) ([]string, string) {
 	deps := res.Dependencies
-	if kind.asgi {
+	flag := func(name string) string {
+		if factory {
+			return "--" + name + " "
+		}
+		return ""
+	}
+	switch kind.serve {
+	case serveQuart:
+		return shell(fmt.Sprintf(`hypercorn %s --bind "0.0.0.0:$PORT"`, callTarget(target, factory))), "served by hypercorn, which Quart installs"
+	case serveSanic:
+		if c.root == "" && !strings.Contains(c.module, ".") && runsItself(c.src) && readsPortRe.MatchString(c.src) {
+			return []string{"python", c.file}, "it runs itself (app.run) on $PORT"
+		}
+		return shell(fmt.Sprintf(`sanic %s %s--host 0.0.0.0 --port "$PORT"`, target, flag("factory"))), "served by Sanic's own server"
+	case serveASGI:
 		switch {
-		case deps.Has("uvicorn") || deps.Has("fastapi") && !deps.Has("hypercorn") && !deps.Has("granian") && !deps.Has("daphne"):
-			f := ""
-			if factory {
-				f = "--factory "
-			}
-			if !deps.Has("uvicorn") {
-				res.warnf("uvicorn is not among the declared dependencies; the start command needs it (add uvicorn, or fastapi[standard])")
-			}
-			return shell(fmt.Sprintf(`uvicorn %s%s --host 0.0.0.0 --port "$PORT"`, f, target)), "served by uvicorn"
+		case deps.Has("uvicorn") || !deps.Has("hypercorn") && !deps.Has("granian") && !deps.Has("daphne"):
+			return shell(fmt.Sprintf(`uvicorn %s%s --host 0.0.0.0 --port "$PORT"`, flag("factory"), target)), "served by uvicorn"
 		case deps.Has("hypercorn"):
 			return shell(fmt.Sprintf(`hypercorn %s --bind "0.0.0.0:$PORT"`, callTarget(target, factory))), "served by hypercorn, a dependency"
 		case deps.Has("granian"):
-			f := ""
-			if factory {
-				f = "--factory "
-			}
-			return shell(fmt.Sprintf(`granian --interface asgi --host 0.0.0.0 --port "$PORT" %s%s`, f, target)), "served by granian, a dependency"
-		case deps.Has("daphne"):
-			return shell(fmt.Sprintf(`daphne -b 0.0.0.0 -p "$PORT" %s`, target)), "served by daphne, a dependency"
+			return shell(fmt.Sprintf(`granian --interface asgi --host 0.0.0.0 --port "$PORT" %s%s`, flag("factory"), target)), "served by granian, a dependency"
 		default:
-			res.warnf("no ASGI server among the declared dependencies; the start command uses uvicorn: add it")
-			return shell(fmt.Sprintf(`uvicorn %s --host 0.0.0.0 --port "$PORT"`, target)), "served by uvicorn"
+			return shell(fmt.Sprintf(`daphne -b 0.0.0.0 -p "$PORT" %s`, target)), "served by daphne, a dependency"
 		}
 	}
 	switch {
 	case deps.Has("gunicorn"):
-		return shell(fmt.Sprintf(`gunicorn '%s' --bind "0.0.0.0:$PORT"`, callTarget(target, factory))), "served by gunicorn, a dependency"
+		cmd, why := gconf.gunicorn("'"+strings.Trim(callTarget(target, factory), "'")+"'", res)
+		return shell(cmd), "served by gunicorn, a dependency" + why
 	case deps.Has("waitress"):
 		call := ""
 		if factory {
@@ -349,20 +368,59 @@ func serverCommand(kind appKind, target string, factory bool, c candidate, res *
 	case kind.framework == "flask":
 		return shell(fmt.Sprintf(`python -m flask --app %s run --host 0.0.0.0 --port "$PORT"`, target)), "served by flask run (no gunicorn among the dependencies)"
 	default:
-		res.warnf("no WSGI server among the declared dependencies; the start command uses gunicorn: add it")
-		return shell(fmt.Sprintf(`gunicorn '%s' --bind "0.0.0.0:$PORT"`, callTarget(target, factory))), "served by gunicorn"
+		cmd, why := gconf.gunicorn("'"+strings.Trim(callTarget(target, factory), "'")+"'", res)
+		return shell(cmd), "served by gunicorn" + why
 	}
 }
 
-// callTarget writes a factory as a call, the way gunicorn and hypercorn take it.
+// callTarget writes a factory as a call, the way gunicorn and hypercorn take it, quoted
+// for the shell.
 func callTarget(target string, factory bool) string {
 	if factory {
-		return target + "()"
+		return "'" + target + "()'"
 	}
 	return target
 }
 
-func shell(cmd string) []string { return []string{"/bin/sh", "-c", "exec " + cmd} }
+// runsItself reports whether a module starts its server when run: app.run(...).
+func runsItself(src string) bool { return runCallRe.MatchString(src) }
+
+var runCallRe = regexp.MustCompile(`(?m)^[ \t]*\w+\.run\(`)
+
+// shell runs a command line pyship writes.
+func shell(cmd string) []string { return shellCommand(cmd) }
+
+// moduleAppRe finds an application object made by a call, like app = create_app(), in a
+// wsgi.py, asgi.py or run.py whose framework pyship cannot tell.
+var moduleAppRe = regexp.MustCompile(`(?m)^(application|app)\s*(?::\s*[\w.]+\s*)?=\s*[\w.]+\(`)
+
+// moduleAppCommand serves the application object of a wsgi.py or asgi.py (or run.py, when
+// a WSGI server is a dependency): the module is the app's entry point whatever makes it.
+func moduleAppCommand(cands []candidate, gconf *gunicornConf, res *Result) bool {
+	deps := res.Dependencies
+	for _, c := range cands {
+		base := path.Base(c.file)
+		kind := appKind{serve: serveWSGI}
+		switch {
+		case base == "asgi.py":
+			kind.serve = serveASGI
+		case base == "wsgi.py":
+		case base == "run.py" && (deps.Has("gunicorn") || deps.Has("waitress")):
+		default:
+			continue
+		}
+		m := moduleAppRe.FindStringSubmatchIndex(c.src)
+		if m == nil {
+			continue
+		}
+		target := c.module + ":" + c.src[m[2]:m[3]]
+		cmd, reason := serverCommand(kind, target, false, c, gconf, res)
+		res.Start = Start{Command: cmd, Source: fmt.Sprintf("%s:%d", c.file, lineOf(c.src, m[0])), PythonPath: c.root,
+			Reason: fmt.Sprintf("%s makes the %s application %s; %s", c.file, strings.ToUpper(kind.serve), target, reason)}
+		return true
+	}
+	return false
+}
 
 // scriptCommand runs a script: a top-level one, a package's __main__.py, or the one
 // [project.scripts] entry.

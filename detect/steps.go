@@ -8,46 +8,79 @@ import (
 	"strings"
 )
 
-// djangoProject is what the start command learnt about a Django project.
-type djangoProject struct {
-	// settings is the settings module, like "mysite.settings".
-	settings string
-}
-
 var staticRootRe = regexp.MustCompile(`(?m)^STATIC_ROOT\s*=\s*(.+)$`)
 
 // buildSteps decides the framework build steps: Django's collectstatic when the settings
-// set STATIC_ROOT, unless the configuration says otherwise.
-func buildSteps(fsys fs.FS, cfg *Config, res *Result) error {
-	if res.django == nil {
-		return nil
-	}
+// set STATIC_ROOT, whatever gives the start command, unless the configuration says
+// otherwise. django.collectstatic = true is never dropped: when the step cannot run, that
+// is an error that says why.
+func buildSteps(fsys fs.FS, cfg *Config, proj *project, res *Result) error {
 	var forced *bool
 	if cfg != nil {
 		forced = cfg.Django.Collectstatic
+	}
+	if forced != nil && !*forced {
+		return nil
+	}
+	if res.django == nil && forced == nil {
+		return nil
 	}
 	collect := BuildStep{
 		Name:    "collectstatic",
 		Command: []string{"python", "manage.py", "collectstatic", "--noinput"},
 	}
-	switch {
-	case forced != nil && !*forced:
-		return nil
-	case forced != nil:
-		collect.Source, collect.Reason = cfg.Source("django.collectstatic"), "django.collectstatic = true in "+cfg.File
-	default:
+	if forced != nil {
+		key := cfg.Source("django.collectstatic")
+		file, line := ParseSource(key)
+		if !exists(fsys, "manage.py") {
+			return &Error{File: file, Line: line, Msg: "django.collectstatic = true, but there is no manage.py at the top of the repository to run collectstatic with",
+				Hint: "run pyship on the directory that holds manage.py, or remove django.collectstatic"}
+		}
+		if found, maybe := readInstalls(fsys, proj, res).has("django"); !found && maybe == "" {
+			return &Error{File: file, Line: line, Msg: fmt.Sprintf("django.collectstatic = true, but none of the dependency inputs installs Django (%s)", inputsOf(res)),
+				Hint: "add django to the dependencies, or remove django.collectstatic"}
+		}
+		collect.Source, collect.Reason = key, "django.collectstatic = true in "+cfg.File
+	}
+	var staticFile string
+	if res.django != nil {
 		file, line, value, err := findStaticRoot(fsys, res.django.settings)
-		if err != nil || file == "" {
+		if err != nil {
 			return err
 		}
-		collect.Source = fmt.Sprintf("%s:%d", file, line)
-		collect.Reason = "the settings set STATIC_ROOT = " + value
-		if strings.HasPrefix(strings.Trim(value, `"'`), "/") {
-			res.warnf("%s: STATIC_ROOT is an absolute path; pyship keeps only what collectstatic writes inside the project, so make it relative to BASE_DIR", collect.Source)
+		staticFile = file
+		if file != "" && forced == nil {
+			collect.Source = fmt.Sprintf("%s:%d", file, line)
+			collect.Reason = "the settings set STATIC_ROOT = " + value
 		}
+		if file != "" && strings.HasPrefix(strings.Trim(value, `"'`), "/") {
+			res.warnf("%s:%d: STATIC_ROOT is an absolute path; pyship keeps only what collectstatic writes inside the project, so make it relative to BASE_DIR", file, line)
+		}
+	}
+	switch {
+	case forced == nil && staticFile == "":
+		return nil
+	case forced != nil && res.django == nil:
+		res.warnf("%s: manage.py names no settings module pyship can read, so pyship cannot check that the settings set STATIC_ROOT; collectstatic fails without it", collect.Source)
+	case forced != nil && staticFile == "":
+		res.warnf("%s: pyship finds no STATIC_ROOT in the settings (%s); collectstatic fails unless they set it in a way pyship cannot see", collect.Source, res.django.settings)
+	}
+	if atStart := collectstaticAtStart(res); atStart {
+		res.warnf("%s: the start command runs collectstatic too; pyship already runs it at build time, and the app's user cannot write to /app", res.Start.Source)
 	}
 	res.BuildSteps = append(res.BuildSteps, collect)
 	return nil
+}
+
+// collectstaticAtStart reports whether the start command runs manage.py collectstatic.
+func collectstaticAtStart(res *Result) bool {
+	for _, words := range startCommands(res.Start.Command) {
+		name, args := programOf(words)
+		if (name == "python" || name == "python3") && len(args) > 1 && path.Base(unquote(args[0])) == "manage.py" && unquote(args[1]) == "collectstatic" {
+			return true
+		}
+	}
+	return false
 }
 
 // findStaticRoot looks for STATIC_ROOT in the settings module (a file, or every file of a

@@ -190,6 +190,9 @@ func New(res *detect.Result, opts Options) (*Plan, error) {
 	if res.Framework != "" {
 		p.decide("framework", res.Framework, res.Start.Source, "")
 	}
+	for _, n := range res.Notes {
+		p.decide(n.What, n.Value, n.Source, n.Reason)
+	}
 	if res.System != nil {
 		p.System = &System{Packages: res.System.Packages}
 		p.decide("system packages", "apt-get install "+strings.Join(res.System.Packages, " "), res.System.Source, "installed from the base's Debian archive, in a layer below the dependencies")
@@ -213,6 +216,8 @@ func New(res *detect.Result, opts Options) (*Plan, error) {
 	if res.Start.PythonPath != "" {
 		env = append(env, "PYTHONPATH="+path.Join(AppDir, res.Start.PythonPath))
 	}
+	// What the start command needs comes before the user's [env], which may override it.
+	env = append(env, res.Start.Env...)
 	for _, k := range sortedKeys(cfg.Env) {
 		env = append(env, k+"="+cfg.Env[k])
 	}

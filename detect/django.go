@@ -1,0 +1,146 @@
+package detect
+
+import (
+	"fmt"
+	"io/fs"
+	"regexp"
+	"strings"
+)
+
+// djangoProject is what manage.py says about a Django project.
+type djangoProject struct {
+	// settings is the settings module, like "mysite.settings".
+	settings string
+	// source is manage.py's line that names it.
+	source string
+	// reason says how the settings module was picked, when manage.py names several.
+	reason string
+	// variable is true when manage.py sets DJANGO_SETTINGS_MODULE from a variable: the
+	// image then sets it, so that every process uses the module pyship picked.
+	variable bool
+}
+
+var (
+	settingsRe = regexp.MustCompile(`DJANGO_SETTINGS_MODULE['"]\s*,\s*['"]([A-Za-z_][\w.]*)['"]`)
+	// settingsVarRe finds os.environ.setdefault("DJANGO_SETTINGS_MODULE", name).
+	settingsVarRe = regexp.MustCompile(`DJANGO_SETTINGS_MODULE['"]\s*,\s*([A-Za-z_]\w*)\s*\)`)
+	// dottedLiteralRe finds a quoted dotted module name.
+	dottedLiteralRe = regexp.MustCompile(`['"]([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)['"]`)
+	productionRe    = regexp.MustCompile(`(?i)(?:^|[._])(?:prod|production|live|deploy|deployment|release)$`)
+)
+
+// findDjango reads manage.py: the settings module it names, directly or through a variable.
+func findDjango(fsys fs.FS, res *Result) (*djangoProject, error) {
+	data, err := readOptional(fsys, "manage.py")
+	if err != nil || data == nil {
+		return nil, err
+	}
+	src := string(data)
+	if m := settingsRe.FindStringSubmatchIndex(src); m != nil {
+		return &djangoProject{settings: src[m[2]:m[3]], source: fmt.Sprintf("manage.py:%d", lineOf(src, m[0]))}, nil
+	}
+	m := settingsVarRe.FindStringSubmatchIndex(src)
+	if m == nil {
+		res.warnf("manage.py does not set DJANGO_SETTINGS_MODULE; not treated as a Django project")
+		return nil, nil
+	}
+	variable := src[m[2]:m[3]]
+	setLine := lineOf(src, m[0])
+	// Every module name assigned to the variable: "a.prod" if ... else "a.dev", or one per
+	// branch of an if.
+	assignRe := regexp.MustCompile(`(?m)^[ \t]*` + regexp.QuoteMeta(variable) + `[ \t]*(?::[^=\n]*)?=[ \t]*([^\n]+)`)
+	type option struct {
+		module string
+		line   int
+	}
+	var options []option
+	seen := map[string]bool{}
+	for _, a := range assignRe.FindAllStringSubmatchIndex(src, -1) {
+		for _, lit := range dottedLiteralRe.FindAllStringSubmatch(src[a[2]:a[3]], -1) {
+			if !seen[lit[1]] {
+				seen[lit[1]] = true
+				options = append(options, option{lit[1], lineOf(src, a[0])})
+			}
+		}
+	}
+	if len(options) == 0 {
+		res.warnf("manage.py:%d sets DJANGO_SETTINGS_MODULE from %s, which is assigned no module name pyship can read; not treated as a Django project (set DJANGO_SETTINGS_MODULE in [env] in pyship.toml)", setLine, variable)
+		return nil, nil
+	}
+	names := make([]string, len(options))
+	for i, o := range options {
+		names[i] = o.module
+	}
+	all := strings.Join(names, ", ")
+	pick := func(o option, why string) *djangoProject {
+		return &djangoProject{settings: o.module, source: fmt.Sprintf("manage.py:%d", o.line), variable: true,
+			reason: fmt.Sprintf("manage.py:%d sets DJANGO_SETTINGS_MODULE from %s, which is one of %s; %s", setLine, variable, all, why)}
+	}
+	for _, o := range options {
+		if productionRe.MatchString(o.module) && moduleExists(fsys, o.module) {
+			return pick(o, o.module+" looks like the production settings"), nil
+		}
+	}
+	for _, o := range options {
+		if moduleExists(fsys, o.module) {
+			return pick(o, "none looks like production settings, and "+o.module+" is the first that exists"), nil
+		}
+	}
+	res.warnf("manage.py:%d: none of the settings modules %s exists in the repository; pyship uses %s", setLine, all, options[0].module)
+	return pick(options[0], "none exists in the repository; the first is used"), nil
+}
+
+// moduleExists reports whether a dotted module is a file or a package in the repository.
+func moduleExists(fsys fs.FS, module string) bool {
+	base := strings.ReplaceAll(module, ".", "/")
+	return exists(fsys, base+".py") || exists(fsys, base+"/__init__.py")
+}
+
+// djangoCommand serves a Django project's WSGI (or ASGI) application.
+func djangoCommand(fsys fs.FS, gconf *gunicornConf, res *Result) {
+	dj := res.django
+	pkg, _, _ := strings.Cut(dj.settings, ".")
+	res.Framework = "django"
+	deps := res.Dependencies
+	wsgi, asgi := exists(fsys, pkg+"/wsgi.py"), exists(fsys, pkg+"/asgi.py")
+	switch {
+	case wsgi && deps.Has("gunicorn"):
+		cmd, why := gconf.gunicorn(pkg+".wsgi:application", res)
+		res.Start = Start{Command: shell(cmd), Source: dj.source,
+			Reason: fmt.Sprintf("Django project %s (settings %s) served by gunicorn, a dependency%s", pkg, dj.settings, why)}
+	case asgi && deps.Has("uvicorn"):
+		res.Start = Start{Command: shell(fmt.Sprintf(`uvicorn %s.asgi:application --host 0.0.0.0 --port "$PORT"`, pkg)), Source: dj.source,
+			Reason: fmt.Sprintf("Django project %s (settings %s) served by uvicorn, a dependency", pkg, dj.settings)}
+	default:
+		res.Start = Start{Command: shell(`python manage.py runserver "0.0.0.0:$PORT" --noreload`), Source: dj.source,
+			Reason: fmt.Sprintf("Django project %s (settings %s) without gunicorn", pkg, dj.settings)}
+	}
+}
+
+// djangoNotes records the settings module pyship picked and makes the image use it. A
+// DJANGO_SETTINGS_MODULE set in the configuration's [env] wins over manage.py.
+func djangoNotes(cfg *Config, res *Result) {
+	dj := res.django
+	if dj == nil {
+		return
+	}
+	if v, ok := cfg.envValue("DJANGO_SETTINGS_MODULE"); ok {
+		dj.settings, dj.variable = v, false
+		res.Notes = append(res.Notes, Note{What: "django settings", Value: v, Source: cfg.Source("env.DJANGO_SETTINGS_MODULE"), Reason: "DJANGO_SETTINGS_MODULE is set in [env] in " + cfg.File})
+		return
+	}
+	if !dj.variable {
+		return
+	}
+	res.Notes = append(res.Notes, Note{What: "django settings", Value: dj.settings, Source: dj.source, Reason: dj.reason})
+	res.Start.Env = append(res.Start.Env, "DJANGO_SETTINGS_MODULE="+dj.settings)
+}
+
+// envValue returns a variable the configuration's [env] sets.
+func (c *Config) envValue(name string) (string, bool) {
+	if c == nil {
+		return "", false
+	}
+	v, ok := c.Env[name]
+	return v, ok
+}

@@ -1,0 +1,189 @@
+package detect
+
+import (
+	"fmt"
+	"io/fs"
+	"path"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+// Frameworks whose apps are scripts rather than objects a server imports: aiohttp, which
+// runs itself or is started by its own module; Streamlit, whose script streamlit runs;
+// Gradio, whose script launches its server.
+
+var (
+	aiohttpAppRe = regexp.MustCompile(`(?m)^(\w+)\s*(?::\s*[\w.]+\s*)?=\s*(?:aiohttp\.)?(?:web\.)?Application\(`)
+	// aiohttpFactoryRe finds a function that makes the application: one with a factory's
+	// name, or one annotated to return an Application.
+	aiohttpFactoryRe = regexp.MustCompile(`(?m)^(?:async[ \t]+)?def[ \t]+(\w+)[ \t]*\(([^)]*)\)[ \t]*(->[ \t]*[\w.]*Application)?`)
+	factoryNameRe    = regexp.MustCompile(`^(?:create|make|get|build|init|setup)_?app(?:lication)?$|^app_factory$|^init$`)
+	runAppRe         = regexp.MustCompile(`\brun_app\(`)
+	gradioAppRe      = regexp.MustCompile(`(?m)^(\w+)\s*=\s*(?:gr|gradio)\.(?:Blocks|Interface|ChatInterface|TabbedInterface)\(|\bwith\s+(?:gr|gradio)\.Blocks\([^\n]*\)\s+as\s+(\w+)\s*:`)
+	launchRe         = regexp.MustCompile(`\.launch\(`)
+	mountGradioRe    = regexp.MustCompile(`\bmount_gradio_app\(`)
+	gradioLocalRe    = regexp.MustCompile(`\.launch\([^)]*\bserver_name\s*=\s*['"](127\.0\.0\.1|localhost)['"]`)
+)
+
+// scriptArgs runs a candidate as a script: python FILE at the top, python -m MODULE in a
+// package.
+func scriptArgs(c candidate) []string {
+	if c.root == "" && !strings.Contains(c.module, ".") {
+		return []string{"python", c.file}
+	}
+	return []string{"python", "-m", c.module}
+}
+
+// aiohttpCommand serves an aiohttp application: the script that runs it on $PORT, else
+// aiohttp's own runner on its factory, else the script on the port it fixes. An
+// application that nothing runs is an error.
+func aiohttpCommand(c candidate, res *Result) (bool, error) {
+	imp := frameworkImportRe["aiohttp"].FindStringIndex(c.src)
+	if imp == nil || !strings.Contains(c.src, "Application(") && !runAppRe.MatchString(c.src) {
+		return false, nil
+	}
+	res.Framework = "aiohttp"
+	run := runAppRe.FindStringIndex(c.src)
+	factory, params, factoryLine := "", "", 0
+	for _, m := range aiohttpFactoryRe.FindAllStringSubmatchIndex(c.src, -1) {
+		name := c.src[m[2]:m[3]]
+		if factoryNameRe.MatchString(name) || m[6] >= 0 {
+			factory, params, factoryLine = name, strings.TrimSpace(c.src[m[4]:m[5]]), lineOf(c.src, m[0])
+			break
+		}
+	}
+	switch {
+	case run != nil && readsPortRe.MatchString(c.src):
+		res.Start = Start{Command: scriptArgs(c), Source: fmt.Sprintf("%s:%d", c.file, lineOf(c.src, run[0])), PythonPath: c.root,
+			Reason: c.file + " runs its aiohttp application with web.run_app on $PORT"}
+		return true, nil
+	case factory != "":
+		target := c.module + ":" + factory
+		source := fmt.Sprintf("%s:%d", c.file, factoryLine)
+		if params != "" {
+			// aiohttp's runner calls the factory with the command line's extra arguments.
+			res.Start = Start{Command: shell(fmt.Sprintf(`python -m aiohttp.web -H 0.0.0.0 -P "$PORT" %s`, target)), Source: source, PythonPath: c.root,
+				Reason: fmt.Sprintf("%s defines the aiohttp app factory %s; served by aiohttp's runner (python -m aiohttp.web) on $PORT", c.file, factory)}
+		} else {
+			// aiohttp's runner passes an argument the factory does not take: run_app is
+			// called directly instead.
+			res.Start = Start{Command: shell(fmt.Sprintf(`python -c 'import os; from aiohttp import web; import %s as m; web.run_app(m.%s(), host="0.0.0.0", port=int(os.environ["PORT"]))'`, c.module, factory)),
+				Source: source, PythonPath: c.root,
+				Reason: fmt.Sprintf("%s defines the aiohttp app factory %s, which takes no argument; served by web.run_app on $PORT", c.file, factory)}
+		}
+		if run != nil {
+			res.Start.Reason += fmt.Sprintf(" (the web.run_app on line %d ignores $PORT)", lineOf(c.src, run[0]))
+		}
+		return true, nil
+	case run != nil:
+		line := lineOf(c.src, run[0])
+		res.Start = Start{Command: scriptArgs(c), Source: fmt.Sprintf("%s:%d", c.file, line), PythonPath: c.root,
+			Reason: c.file + " runs its aiohttp application with web.run_app"}
+		portOf(c.file, c.src, res)
+		if !res.Port.HardCoded {
+			// run_app listens on 8080 when it is given no port.
+			res.Port = Port{Number: 8080, Source: fmt.Sprintf("%s:%d", c.file, line), HardCoded: true}
+		}
+		return true, nil
+	}
+	m := aiohttpAppRe.FindStringSubmatchIndex(c.src)
+	if m == nil {
+		res.Framework = ""
+		return false, nil
+	}
+	name := c.src[m[2]:m[3]]
+	if res.Dependencies.Has("gunicorn") {
+		target := c.module + ":" + name
+		res.Start = Start{Command: shell(fmt.Sprintf(`gunicorn '%s' --worker-class aiohttp.GunicornWebWorker --bind "0.0.0.0:$PORT"`, target)),
+			Source: fmt.Sprintf("%s:%d", c.file, lineOf(c.src, m[0])), PythonPath: c.root,
+			Reason: fmt.Sprintf("%s defines the aiohttp application %s; served by gunicorn, a dependency, with aiohttp's worker", c.file, target)}
+		return true, nil
+	}
+	return false, &Error{File: c.file, Line: lineOf(c.src, m[0]),
+		Msg:  fmt.Sprintf("defines the aiohttp application %s but never runs it, and no server can import it", name),
+		Hint: fmt.Sprintf(`run it from the script: add web.run_app(%s, port=int(os.environ.get("PORT", "8080"))) under if __name__ == "__main__":, or make it in a factory (def create_app(argv): ...) that python -m aiohttp.web can call`, name)}
+}
+
+// streamlitCommand runs a script that imports Streamlit with streamlit run.
+func streamlitCommand(c candidate, res *Result) (bool, error) {
+	m := frameworkImportRe["streamlit"].FindStringIndex(c.src)
+	if m == nil || path.Base(c.file) == "__init__.py" {
+		return false, nil
+	}
+	res.Framework = "streamlit"
+	res.Start = Start{Command: shell(fmt.Sprintf(`streamlit run %s --server.port "$PORT" --server.address 0.0.0.0 --server.headless true`, c.file)),
+		Source: fmt.Sprintf("%s:%d", c.file, lineOf(c.src, m[0])), PythonPath: c.root,
+		Reason: c.file + " imports streamlit: a Streamlit script, run by streamlit run on $PORT"}
+	return true, nil
+}
+
+// gradioCommand runs a script that launches a Gradio app, telling Gradio the address and
+// port through the variables it reads. A Gradio app that is never launched (nor mounted
+// in another app) is an error.
+func gradioCommand(c candidate, res *Result) (bool, error) {
+	if !frameworkImportRe["gradio"].MatchString(c.src) {
+		return false, nil
+	}
+	m := gradioAppRe.FindStringSubmatchIndex(c.src)
+	if m == nil {
+		return false, nil
+	}
+	name := ""
+	if m[2] >= 0 {
+		name = c.src[m[2]:m[3]]
+	} else {
+		name = c.src[m[4]:m[5]]
+	}
+	line := lineOf(c.src, m[0])
+	launch := launchRe.FindStringIndex(c.src)
+	if launch == nil {
+		if mountGradioRe.MatchString(c.src) {
+			return false, nil // the app that mounts it is what serves
+		}
+		return false, &Error{File: c.file, Line: line, Msg: fmt.Sprintf("defines the Gradio app %s but never launches it", name),
+			Hint: fmt.Sprintf("add %s.launch() at the end of %s (pyship sets GRADIO_SERVER_NAME and GRADIO_SERVER_PORT), or mount it in a FastAPI app with gr.mount_gradio_app", name, c.file)}
+	}
+	res.Framework = "gradio"
+	args := scriptArgs(c)
+	res.Start = Start{Command: shell(`GRADIO_SERVER_NAME=0.0.0.0 GRADIO_SERVER_PORT="$PORT" ` + strings.Join(args, " ")),
+		Source: fmt.Sprintf("%s:%d", c.file, lineOf(c.src, launch[0])), PythonPath: c.root,
+		Reason: fmt.Sprintf("%s launches the Gradio app %s (line %d); GRADIO_SERVER_NAME and GRADIO_SERVER_PORT make it listen on 0.0.0.0:$PORT", c.file, name, line)}
+	portOf(c.file, c.src, res)
+	if loc := gradioLocalRe.FindStringIndex(c.src); loc != nil {
+		res.warnf("%s:%d: launch(server_name=...) binds the loopback address, which nothing outside the container can reach; remove server_name", c.file, lineOf(c.src, loc[0]))
+	}
+	return true, nil
+}
+
+// warnDevServer warns when the start command serves with a framework's development
+// server: Flask's app.run or flask run, Django's runserver. They serve one request at a
+// time and say themselves that they are not for production.
+func warnDevServer(fsys fs.FS, res *Result) {
+	for _, words := range startCommands(res.Start.Command) {
+		name, args := programOf(words)
+		var a []string
+		for _, w := range args {
+			a = append(a, unquote(w))
+		}
+		switch {
+		case name == "flask" && slices.Contains(a, "run"),
+			(name == "python" || name == "python3") && len(a) > 1 && a[0] == "-m" && a[1] == "flask" && slices.Contains(a, "run"):
+			res.warnf("%s: flask run is Flask's development server, not made for production; add gunicorn to the dependencies and pyship serves the app with it", res.Start.Source)
+		case (name == "python" || name == "python3") && len(a) > 1 && path.Base(a[0]) == "manage.py" && a[1] == "runserver":
+			res.warnf("%s: Django runs on its development server (manage.py runserver), not made for production; add gunicorn to the dependencies", res.Start.Source)
+		case (name == "python" || name == "python3") && len(a) > 0 && strings.HasSuffix(a[0], ".py"):
+			data, err := readSource(fsys, a[0])
+			if err != nil {
+				continue
+			}
+			src := string(data)
+			if !frameworkImportRe["flask"].MatchString(src) {
+				continue
+			}
+			if m := runCallRe.FindStringIndex(src); m != nil {
+				res.warnf("%s:%d: app.run starts Flask's development server, not made for production; add gunicorn to the dependencies and pyship serves the app with it", a[0], lineOf(src, m[0]))
+			}
+		}
+	}
+}
