@@ -233,13 +233,14 @@ func buildFailure(err error) error {
 		install *layers.InstallError
 		step    *layers.StepError
 		timeout *layers.TimeoutError
+		apt     *layers.AptError
 		priv    *sandbox.PrivilegeError
 		repo    *detect.Error
 	)
 	switch {
 	case errors.As(err, &base):
 		return fail(exitBase, err)
-	case errors.As(err, &install), errors.As(err, &step), errors.As(err, &timeout):
+	case errors.As(err, &install), errors.As(err, &step), errors.As(err, &timeout), errors.As(err, &apt):
 		return fail(exitInstall, err)
 	case errors.As(err, &priv), errors.Is(err, sandbox.ErrUnsupported):
 		return fail(exitSandbox, err)
