@@ -238,6 +238,13 @@ func endToEnd(t *testing.T, reg, app string, want *fixtures.Expect) {
 		t.Errorf("config: user %q cmd %q", cf.Config.User, cf.Config.Cmd)
 	}
 
+	if want.Rebuild {
+		again := pyship(t, []string{"PYSHIP_CACHE_DIR=" + t.TempDir()}, "build", src, "--image", repo+":"+uniqueTag(), "--push")
+		if d2 := builtDigest(t, again); d2 != d {
+			t.Errorf("a second build with an empty cache gave %s, the first %s", d2, d)
+		}
+	}
+
 	port := freePort(t)
 	pinned := strings.TrimSpace(r.stdout)
 	id := podman(t, "run", "-d", "--rm", "--init", "-p", fmt.Sprintf("127.0.0.1:%d:%d", port, want.Port), pinned)
@@ -250,6 +257,10 @@ func endToEnd(t *testing.T, reg, app string, want *fixtures.Expect) {
 	})
 	if uid := podman(t, "exec", id, "id", "-u"); uid != "65532" {
 		t.Errorf("the app runs as uid %s, want 65532", uid)
+	}
+	// A source build's compiler stays in its builder.
+	if cc := podman(t, "exec", id, "sh", "-c", "command -v gcc cc x86_64-linux-gnu-gcc || echo none"); cc != "none" {
+		t.Errorf("the image has a compiler: %s", cc)
 	}
 	if v := podman(t, "exec", id, "python", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"); v != want.Python {
 		t.Errorf("the image runs Python %s, want %s", v, want.Python)
