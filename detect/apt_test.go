@@ -9,16 +9,7 @@ import (
 
 func TestSystemPackages(t *testing.T) {
 	app := map[string]string{"app.py": seedApp, "requirements.txt": "flask\n"}
-	with := func(extra map[string]string) map[string]string {
-		m := map[string]string{}
-		for k, v := range app {
-			m[k] = v
-		}
-		for k, v := range extra {
-			m[k] = v
-		}
-		return m
-	}
+	with := func(extra map[string]string) map[string]string { return union(app, extra) }
 	for _, tc := range []struct {
 		name   string
 		files  map[string]string

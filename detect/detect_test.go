@@ -3,6 +3,7 @@ package detect
 import (
 	"context"
 	"errors"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -18,6 +19,13 @@ var seedApp = func() string {
 	}
 	return string(data)
 }()
+
+// union returns the files of a, replaced and added to by those of b.
+func union(a, b map[string]string) map[string]string {
+	m := maps.Clone(a)
+	maps.Copy(m, b)
+	return m
+}
 
 func files(m map[string]string) fstest.MapFS {
 	fsys := fstest.MapFS{}
@@ -204,16 +212,7 @@ func TestDetectStart(t *testing.T) {
 func TestDetectPython(t *testing.T) {
 	// The seed app imports flask: an image without it would be refused.
 	app := map[string]string{"app.py": seedApp, "requirements.txt": "flask\n"}
-	with := func(extra map[string]string) map[string]string {
-		m := map[string]string{}
-		for k, v := range app {
-			m[k] = v
-		}
-		for k, v := range extra {
-			m[k] = v
-		}
-		return m
-	}
+	with := func(extra map[string]string) map[string]string { return union(app, extra) }
 	for _, tc := range []struct {
 		name   string
 		files  map[string]string

@@ -109,16 +109,7 @@ func TestDetectReadsOnlyRepositoryFiles(t *testing.T) {
 	t.Setenv("PYSHIP_TEST_SENTINEL", "environ-SENTINEL-7d1c")
 	environ := environExcerpt(t)
 	app := map[string]string{"app.py": seedApp}
-	with := func(extra map[string]string) map[string]string {
-		m := map[string]string{}
-		for k, v := range app {
-			m[k] = v
-		}
-		for k, v := range extra {
-			m[k] = v
-		}
-		return m
-	}
+	with := func(extra map[string]string) map[string]string { return union(app, extra) }
 	for _, tc := range []struct {
 		name  string
 		files map[string]string

@@ -152,36 +152,23 @@ func (in *installs) readProject(proj *project, source string) {
 		in.opaque = source // setup.py: its dependencies are code
 		return
 	}
-	var doc struct {
-		Project *struct {
-			Dependencies []string `toml:"dependencies"`
-			Dynamic      []string `toml:"dynamic"`
-		} `toml:"project"`
-		Tool struct {
-			Poetry *struct {
-				Dependencies map[string]any `toml:"dependencies"`
-			} `toml:"poetry"`
-		} `toml:"tool"`
-	}
-	if _, err := decodeTOML("pyproject.toml", proj.pyproject, &doc); err != nil {
+	doc, err := proj.declared()
+	if err != nil {
 		in.opaque = "pyproject.toml"
 		return
 	}
-	if p := doc.Project; p != nil {
-		for _, d := range p.Dependencies {
-			name, extras := splitExtras(d)
-			if name != "" {
-				in.declared[name] = append(in.declared[name], extras...)
-			}
-		}
-		for _, d := range p.Dynamic {
-			if d == "dependencies" {
-				in.opaque = "pyproject.toml (dynamic dependencies)"
-			}
+	for _, d := range doc.pep621 {
+		name, extras := splitExtras(d)
+		if name != "" {
+			in.declared[name] = append(in.declared[name], extras...)
 		}
 	}
-	if p := doc.Tool.Poetry; p != nil {
-		for name, spec := range p.Dependencies {
+	if doc.dynamic {
+		in.opaque = "pyproject.toml (dynamic dependencies)"
+	}
+	if doc.poetry != nil {
+		p := doc.poetry
+		for name, spec := range p {
 			var extras []string
 			if m, ok := spec.(map[string]any); ok {
 				if list, ok := m["extras"].([]any); ok {

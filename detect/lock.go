@@ -1086,24 +1086,15 @@ func projectRoots(proj *project, file string) ([]lockDep, error) {
 	if proj.pyproject == nil {
 		return nil, nil
 	}
-	var doc struct {
-		Project *struct {
-			Dependencies []string `toml:"dependencies"`
-		} `toml:"project"`
-		Tool struct {
-			Poetry *struct {
-				Dependencies map[string]any `toml:"dependencies"`
-			} `toml:"poetry"`
-		} `toml:"tool"`
-	}
-	if _, err := decodeTOML("pyproject.toml", proj.pyproject, &doc); err != nil {
+	doc, err := proj.declared()
+	if err != nil {
 		return nil, err
 	}
 	var roots []lockDep
 	switch {
-	case doc.Project != nil && doc.Project.Dependencies != nil:
+	case doc.pep621 != nil:
 		roots = []lockDep{}
-		for _, s := range doc.Project.Dependencies {
+		for _, s := range doc.pep621 {
 			d, ok := parsePEP508(s)
 			if !ok {
 				return nil, &Error{File: "pyproject.toml", Line: proj.requirementLine(NormalizeName(strings.TrimSpace(s))),
@@ -1111,13 +1102,13 @@ func projectRoots(proj *project, file string) ([]lockDep, error) {
 			}
 			roots = append(roots, d)
 		}
-	case doc.Tool.Poetry != nil:
+	case doc.poetry != nil:
 		roots = []lockDep{}
-		for _, name := range sortedKeys(doc.Tool.Poetry.Dependencies) {
+		for _, name := range sortedKeys(doc.poetry) {
 			if NormalizeName(name) == "python" {
 				continue
 			}
-			for _, d := range poetryDeps(name, doc.Tool.Poetry.Dependencies[name]) {
+			for _, d := range poetryDeps(name, doc.poetry[name]) {
 				if !d.optional {
 					roots = append(roots, d)
 				}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io/fs"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -231,4 +232,39 @@ func parsePipfile(data []byte) (*pipfile, error) {
 	}
 	sort.Strings(pf.packages)
 	return pf, nil
+}
+
+// declaredDependencies are a pyproject.toml's dependencies as written: [project]'s list
+// (nil when the table has none), whether it marks them dynamic, and Poetry's table.
+type declaredDependencies struct {
+	pep621  []string
+	dynamic bool
+	poetry  map[string]any
+}
+
+// declared decodes the project's pyproject.toml for its dependencies.
+func (proj *project) declared() (declaredDependencies, error) {
+	var doc struct {
+		Project *struct {
+			Dependencies []string `toml:"dependencies"`
+			Dynamic      []string `toml:"dynamic"`
+		} `toml:"project"`
+		Tool struct {
+			Poetry *struct {
+				Dependencies map[string]any `toml:"dependencies"`
+			} `toml:"poetry"`
+		} `toml:"tool"`
+	}
+	if _, err := decodeTOML("pyproject.toml", proj.pyproject, &doc); err != nil {
+		return declaredDependencies{}, err
+	}
+	var d declaredDependencies
+	if p := doc.Project; p != nil {
+		d.pep621 = p.Dependencies
+		d.dynamic = slices.Contains(p.Dynamic, "dependencies")
+	}
+	if p := doc.Tool.Poetry; p != nil {
+		d.poetry = p.Dependencies
+	}
+	return d, nil
 }
