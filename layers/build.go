@@ -11,9 +11,11 @@ import (
 	"io/fs"
 	"net/http"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -115,6 +117,10 @@ func Build(ctx context.Context, p *plan.Plan, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("platform %q: %w", p.Platform, err)
 	}
+	rules, err := dirRules(p.Writable)
+	if err != nil {
+		return nil, err
+	}
 
 	// One build at a time changes a cache: the extracted file systems and the OCI layout's
 	// index cannot take two writers.
@@ -142,7 +148,7 @@ func Build(ctx context.Context, p *plan.Plan, opts Options) (*Result, error) {
 	// The application layer comes first: the install and the build steps see the
 	// application as the image will hold it, in a tree that belongs to the sandbox.
 	start = time.Now()
-	app, err := appLayer(opts.Source, p.App, opts.CacheDir, opts.Epoch, log)
+	app, err := appLayer(opts.Source, p.App, rules, opts.CacheDir, opts.Epoch, log)
 	if err != nil {
 		return nil, err
 	}
@@ -206,13 +212,13 @@ func Build(ctx context.Context, p *plan.Plan, opts Options) (*Result, error) {
 	var steps v1.Layer
 	if len(p.BuildSteps) > 0 {
 		start = time.Now()
-		if steps, err = stepsLayer(ctx, p, base, root, system, deps, appTree, opts, log); err != nil {
+		if steps, err = stepsLayer(ctx, p, base, root, system, deps, appTree, rules, opts, log); err != nil {
 			return nil, err
 		}
 		log.Info("build steps run", "steps", len(p.BuildSteps), "took", since(start))
 	}
 
-	user, err := userLayer(root, opts.CacheDir, log)
+	user, err := userLayer(root, opts.CacheDir, p.App.Dir, rules, log)
 	if err != nil {
 		return nil, err
 	}
@@ -429,7 +435,7 @@ func dependencyLayer(ctx context.Context, p *plan.Plan, base v1.Image, root stri
 	if err := writeRuntimePackages(layersDir, key, runtime); err != nil {
 		return nil, false, nil, err
 	}
-	l, err := writeLayerFile(layersDir, key, DefaultEpoch, 0, 0, func(w *normalisingWriter) error {
+	l, err := writeLayerFile(layersDir, key, DefaultEpoch, nil, func(w *normalisingWriter) error {
 		return writeTree(w, venv, treeOptions{Prefix: p.Dependencies.Venv, AllowOutsideLinks: true})
 	})
 	return l, false, runtime, err
@@ -455,9 +461,9 @@ func hashTree(h io.Writer, source string, app plan.App) error {
 	return tw.Close()
 }
 
-// userLayer adds the non-root user to the base's /etc/passwd and /etc/group, and gives it
-// a home directory.
-func userLayer(root, cacheDir string, log hclog.Logger) (v1.Layer, error) {
+// userLayer adds the non-root user to the base's /etc/passwd and /etc/group, and holds the
+// writable directories (its home) that are not the application's, with their parents.
+func userLayer(root, cacheDir, appDir string, rules []dirRule, log hclog.Logger) (v1.Layer, error) {
 	read := func(name string) (string, error) {
 		p, err := resolveIn(root, name)
 		if err != nil {
@@ -477,24 +483,46 @@ func userLayer(root, cacheDir string, log hclog.Logger) (v1.Layer, error) {
 	if err != nil {
 		return nil, err
 	}
-	home := "/home/" + plan.UserName
-	passwd = addLine(passwd, fmt.Sprintf("%s:x:%d:%d::%s:/usr/sbin/nologin", plan.UserName, plan.UserID, plan.GroupID, home))
+	passwd = addLine(passwd, fmt.Sprintf("%s:x:%d:%d::%s:/usr/sbin/nologin", plan.UserName, plan.UserID, plan.GroupID, plan.HomeDir))
 	group = addLine(group, fmt.Sprintf("%s:x:%d:", plan.UserName, plan.GroupID))
-	sum := sha256.Sum256([]byte(passwd + "\x00" + group))
-	key := "user-" + hex.EncodeToString(sum[:])
+	// The application layer holds the application's directories; this one the others.
+	app := strings.Trim(appDir, "/")
+	dirs := map[string]bool{}
+	for _, r := range rules {
+		if r.name == app || strings.HasPrefix(r.name, app+"/") {
+			continue
+		}
+		for d := r.name; d != "."; d = path.Dir(d) {
+			dirs[d] = true
+		}
+	}
+	names := []string{"etc/", "etc/group", "etc/passwd"}
+	for d := range dirs {
+		names = append(names, d+"/")
+	}
+	sort.Strings(names)
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%s\x00", passwd, group)
+	for _, r := range rules {
+		fmt.Fprintf(h, "%s %v %d:%d %o\n", r.name, r.subdirs, r.uid, r.gid, r.mode)
+	}
+	key := "user-" + hex.EncodeToString(h.Sum(nil))
 	dir := filepath.Join(cacheDir, "layers")
 	if l, err := cachedLayer(dir, key, log); l != nil || err != nil {
 		return l, err
 	}
-	return writeLayerFile(dir, key, DefaultEpoch, 0, 0, func(w *normalisingWriter) error {
-		for _, step := range []func() error{
-			func() error { return w.dir("etc") },
-			func() error { return w.file("etc/group", false, int64(len(group)), strings.NewReader(group)) },
-			func() error { return w.file("etc/passwd", false, int64(len(passwd)), strings.NewReader(passwd)) },
-			func() error { return w.dir("home") },
-			func() error { return w.ownedDir(strings.TrimPrefix(home, "/"), plan.UserID, plan.GroupID) },
-		} {
-			if err := step(); err != nil {
+	return writeLayerFile(dir, key, DefaultEpoch, rules, func(w *normalisingWriter) error {
+		for _, name := range names {
+			var err error
+			switch name {
+			case "etc/group":
+				err = w.file(name, false, int64(len(group)), strings.NewReader(group))
+			case "etc/passwd":
+				err = w.file(name, false, int64(len(passwd)), strings.NewReader(passwd))
+			default:
+				err = w.dir(name)
+			}
+			if err != nil {
 				return err
 			}
 		}
@@ -517,8 +545,9 @@ func addLine(file, line string) string {
 }
 
 // appLayer packs the repository at /app, leaving out what the ignore files and pyship's
-// built-in rules exclude, and warning about each credential file it leaves out.
-func appLayer(source string, app plan.App, cacheDir string, epoch time.Time, log hclog.Logger) (v1.Layer, error) {
+// built-in rules exclude, and warning about each credential file it leaves out. Its
+// directories get their owners from rules.
+func appLayer(source string, app plan.App, rules []dirRule, cacheDir string, epoch time.Time, log hclog.Logger) (v1.Layer, error) {
 	skip, err := appSkip(source, app, func(rel string) {
 		// A TOML literal string needs no escapes, so the hint reads as it is to be typed.
 		quoted := "'" + rel + "'"
@@ -531,7 +560,7 @@ func appLayer(source string, app plan.App, cacheDir string, epoch time.Time, log
 	if err != nil {
 		return nil, err
 	}
-	return writeLayerFile(filepath.Join(cacheDir, "layers"), "", epoch, 0, 0, func(w *normalisingWriter) error {
+	return writeLayerFile(filepath.Join(cacheDir, "layers"), "", epoch, rules, func(w *normalisingWriter) error {
 		return writeTree(w, source, treeOptions{Prefix: app.Dir, Skip: skip, Warn: log.Warn})
 	})
 }

@@ -225,6 +225,27 @@ func TestBuildConfig(t *testing.T) {
 	if !strings.Contains(user["etc/passwd"], "root:x:0:0") || !strings.Contains(user["etc/passwd"], "app:x:65532:65532::/home/app:") {
 		t.Errorf("/etc/passwd = %q", user["etc/passwd"])
 	}
+	// The plan's writable directories: HOME in the user layer, the app user's; /app in the
+	// application layer, root's with the app's group and the sticky bit.
+	for _, w := range []struct {
+		layer    v1.Layer
+		name     string
+		uid, gid int
+		mode     int64
+	}{
+		{ls[2], "home/app/", 65532, 65532, 0o755},
+		{ls[2], "home/", 0, 0, 0o755},
+		{ls[3], "app/", 0, 65532, 0o1775},
+		{ls[3], "app/app.py", 0, 0, 0o644},
+	} {
+		h := layerHeaders(t, w.layer)[w.name]
+		if h == nil || h.Uid != w.uid || h.Gid != w.gid || h.Mode != w.mode {
+			t.Errorf("%s: %+v, want %d:%d %o", w.name, h, w.uid, w.gid, w.mode)
+		}
+	}
+	if !slices.Contains(c.Env, "HOME=/home/app") {
+		t.Errorf("env %v does not set HOME", c.Env)
+	}
 	deps := layerEntries(t, ls[1])
 	if deps["opt/venv/bin/python"] != "->/usr/bin/python3" || deps["opt/venv/installed.txt"] != "-r base.txt\nflask\n" {
 		t.Errorf("dependency layer: %v", deps)

@@ -33,8 +33,8 @@ func (e *StepError) Error() string {
 
 // stepsLayer runs the plan's build steps on the base with the dependency layer and the
 // repository (an overlay, so the user's files stay untouched), and returns what they wrote
-// in the application directory as a layer.
-func stepsLayer(ctx context.Context, p *plan.Plan, base v1.Image, root string, system []string, deps v1.Layer, appTree string, opts Options, log hclog.Logger) (v1.Layer, error) {
+// in the application directory as a layer, its directories owned as rules say.
+func stepsLayer(ctx context.Context, p *plan.Plan, base v1.Image, root string, system []string, deps v1.Layer, appTree string, rules []dirRule, opts Options, log hclog.Logger) (v1.Layer, error) {
 	venv, err := layerTree(deps, opts.CacheDir)
 	if err != nil {
 		return nil, err
@@ -75,7 +75,7 @@ func stepsLayer(ctx context.Context, p *plan.Plan, base v1.Image, root string, s
 		}
 	}
 	written := filepath.Join(srcScratch, "upper")
-	return writeLayerFile(layersDir, "", opts.Epoch, 0, 0, func(w *normalisingWriter) error {
+	return writeLayerFile(layersDir, "", opts.Epoch, rules, func(w *normalisingWriter) error {
 		return writeTree(w, written, treeOptions{
 			Prefix: p.App.Dir,
 			Skip: func(rel string, d fs.DirEntry) bool {

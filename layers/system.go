@@ -147,7 +147,7 @@ func systemLayer(tree, key string, opts Options) (v1.Layer, error) {
 	if l, err := cachedLayer(layersDir, key, opts.Logger); l != nil || err != nil {
 		return l, err
 	}
-	return writeLayerFile(layersDir, key, DefaultEpoch, 0, 0, func(w *normalisingWriter) error {
+	return writeLayerFile(layersDir, key, DefaultEpoch, nil, func(w *normalisingWriter) error {
 		return writeTree(w, tree, treeOptions{Skip: systemSkip, AllowOutsideLinks: true})
 	})
 }

@@ -11,12 +11,15 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/pyship/pyship/plan"
 )
 
 // CompressionLevel is the gzip level of every layer pyship writes. It is pinned because the
@@ -47,12 +50,56 @@ type treeOptions struct {
 }
 
 // normalisingWriter writes tar entries that depend only on file names, contents and the
-// executable bit: fixed owner, mtime and modes, no user or group names, no xattrs.
+// executable bit: owned by root, fixed mtime and modes, no user or group names, no xattrs.
+// Only directories that a rule names (the plan's writable ones) get another owner and mode.
 type normalisingWriter struct {
 	tw      *tar.Writer
 	modTime time.Time
-	uid     int
-	gid     int
+	rules   []dirRule
+}
+
+// dirRule gives a directory of a layer, and with subdirs every directory below it, an
+// owner and mode: one of the plan's writable directories.
+type dirRule struct {
+	// name is the directory's path in the layer, like "app" or "home/app".
+	name     string
+	subdirs  bool
+	uid, gid int
+	mode     int64
+}
+
+// dirRules turns the plan's writable directories into rules for the tar writer. It refuses
+// one it cannot apply exactly as written, so the image holds what the plan says.
+func dirRules(ws []plan.Writable) ([]dirRule, error) {
+	var rules []dirRule
+	for _, w := range ws {
+		if !path.IsAbs(w.Path) || path.Clean(w.Path) != w.Path || w.Path == "/" {
+			return nil, fmt.Errorf("the plan makes %q writable: want a clean absolute path below /", w.Path)
+		}
+		mode, err := strconv.ParseInt(w.Mode, 8, 64)
+		if err != nil || mode&^0o1777 != 0 {
+			return nil, fmt.Errorf("the plan gives %s the mode %q: want octal permission bits and at most the sticky bit, like \"1775\"", w.Path, w.Mode)
+		}
+		if w.UID < 0 || w.GID < 0 {
+			return nil, fmt.Errorf("the plan gives %s the owner %d:%d", w.Path, w.UID, w.GID)
+		}
+		rules = append(rules, dirRule{name: strings.TrimPrefix(w.Path, "/"), subdirs: w.Subdirs, uid: w.UID, gid: w.GID, mode: mode})
+	}
+	return rules, nil
+}
+
+// rule returns the rule for the directory name: the one naming it, else the nearest
+// directory above it whose rule covers its subdirectories.
+func (w *normalisingWriter) rule(name string) (dirRule, bool) {
+	var best dirRule
+	found := false
+	for _, r := range w.rules {
+		match := r.name == name || (r.subdirs && strings.HasPrefix(name, r.name+"/"))
+		if match && (!found || len(r.name) > len(best.name)) {
+			best, found = r, true
+		}
+	}
+	return best, found
 }
 
 func (w *normalisingWriter) header(name string, typ byte, mode int64) *tar.Header {
@@ -60,20 +107,16 @@ func (w *normalisingWriter) header(name string, typ byte, mode int64) *tar.Heade
 		Typeflag: typ,
 		Name:     name,
 		Mode:     mode,
-		Uid:      w.uid,
-		Gid:      w.gid,
 		ModTime:  w.modTime,
 	}
 }
 
 func (w *normalisingWriter) dir(name string) error {
-	return w.tw.WriteHeader(w.header(strings.TrimSuffix(name, "/")+"/", tar.TypeDir, 0o755))
-}
-
-// ownedDir writes a directory owned by uid:gid, for a home the application may write to.
-func (w *normalisingWriter) ownedDir(name string, uid, gid int) error {
-	h := w.header(strings.TrimSuffix(name, "/")+"/", tar.TypeDir, 0o755)
-	h.Uid, h.Gid = uid, gid
+	name = strings.Trim(name, "/")
+	h := w.header(name+"/", tar.TypeDir, 0o755)
+	if r, ok := w.rule(name); ok {
+		h.Uid, h.Gid, h.Mode = r.uid, r.gid, r.mode
+	}
 	return w.tw.WriteHeader(h)
 }
 
@@ -207,10 +250,10 @@ func linkEscapes(rel, target string) bool {
 }
 
 // writeLayerFile writes a gzip-compressed tar made by fill into dir, named after its digest,
-// and returns it as an OCI layer. When key is not "", the cache records the layer for key
-// (see cachedLayer). Both files appear whole or not at all, and a second writer of the same
-// layer renames identical bytes onto the first one's.
-func writeLayerFile(dir, key string, modTime time.Time, uid, gid int, fill func(*normalisingWriter) error) (v1.Layer, error) {
+// and returns it as an OCI layer; rules give directories their owners. When key is not "",
+// the cache records the layer for key (see cachedLayer). Both files appear whole or not at
+// all, and a second writer of the same layer renames identical bytes onto the first one's.
+func writeLayerFile(dir, key string, modTime time.Time, rules []dirRule, fill func(*normalisingWriter) error) (v1.Layer, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -226,7 +269,7 @@ func writeLayerFile(dir, key string, modTime time.Time, uid, gid int, fill func(
 		return nil, err
 	}
 	tw := tar.NewWriter(zw)
-	if err := fill(&normalisingWriter{tw: tw, modTime: modTime.UTC().Truncate(time.Second), uid: uid, gid: gid}); err != nil {
+	if err := fill(&normalisingWriter{tw: tw, modTime: modTime.UTC().Truncate(time.Second), rules: rules}); err != nil {
 		return nil, err
 	}
 	if err := tw.Close(); err != nil {

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -75,7 +77,7 @@ func layerEntries(t *testing.T, l v1.Layer) map[string]string {
 
 func appLayerFor(t *testing.T, src string) v1.Layer {
 	t.Helper()
-	l, err := appLayer(src, plan.App{Dir: plan.AppDir}, t.TempDir(), DefaultEpoch, hclog.NewNullLogger())
+	l, err := appLayer(src, plan.App{Dir: plan.AppDir}, nil, t.TempDir(), DefaultEpoch, hclog.NewNullLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,7 +264,7 @@ func appLayerLogged(t *testing.T, src string, app plan.App) (v1.Layer, string) {
 	var logged strings.Builder
 	log := hclog.New(&hclog.LoggerOptions{Output: &logged, Level: hclog.Warn})
 	app.Dir = plan.AppDir
-	l, err := appLayer(src, app, t.TempDir(), DefaultEpoch, log)
+	l, err := appLayer(src, app, nil, t.TempDir(), DefaultEpoch, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -357,7 +359,7 @@ func TestAppLayerRefusesWhiteoutNames(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			src := t.TempDir()
 			writeFiles(t, src, map[string]string{"app.py": "print(1)\n", tc.file: "x"})
-			_, err := appLayer(src, plan.App{Dir: plan.AppDir}, t.TempDir(), DefaultEpoch, hclog.NewNullLogger())
+			_, err := appLayer(src, plan.App{Dir: plan.AppDir}, nil, t.TempDir(), DefaultEpoch, hclog.NewNullLogger())
 			var we *WhiteoutNameError
 			bad := tc.file
 			if i := strings.Index(bad, "/.wh.cache"); i >= 0 {
@@ -369,7 +371,7 @@ func TestAppLayerRefusesWhiteoutNames(t *testing.T) {
 
 			// Left out on purpose, it is no problem.
 			for range 2 {
-				l, err := appLayer(src, plan.App{Dir: plan.AppDir, Exclude: []string{bad}}, t.TempDir(), DefaultEpoch, hclog.NewNullLogger())
+				l, err := appLayer(src, plan.App{Dir: plan.AppDir, Exclude: []string{bad}}, nil, t.TempDir(), DefaultEpoch, hclog.NewNullLogger())
 				if err != nil {
 					t.Fatalf("excluded %s: %v", bad, err)
 				}
@@ -392,4 +394,106 @@ func withoutFile(t *testing.T, src, rel string) string {
 		t.Fatal(err)
 	}
 	return dst
+}
+
+// layerHeaders lists a layer's tar headers by name.
+func layerHeaders(t *testing.T, l v1.Layer) map[string]*tar.Header {
+	t.Helper()
+	rc, err := l.Uncompressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	out := map[string]*tar.Header{}
+	tr := tar.NewReader(rc)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[h.Name] = h
+	}
+}
+
+// TestAppLayerOwnsDirectoriesByRule checks the plan's writable directories in the tar: the
+// application's directories get the rule's owner and mode, and nothing else does, files
+// least of all (the app user must not be able to rewrite its code).
+func TestAppLayerOwnsDirectoriesByRule(t *testing.T) {
+	src := t.TempDir()
+	writeFiles(t, src, map[string]string{"app.py": "", "run.sh": "#!/bin/sh\n", "pkg/sub/mod.py": "", "link.py": "->app.py"})
+	if err := os.Chmod(filepath.Join(src, "run.sh"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	rules, err := dirRules([]plan.Writable{
+		{Path: "/app", Subdirs: true, UID: 0, GID: 65532, Mode: "1775"},
+		{Path: "/app/pkg/sub", UID: 7, GID: 8, Mode: "0700"},
+		{Path: "/home/app", UID: 65532, GID: 65532, Mode: "0755"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := appLayer(src, plan.App{Dir: plan.AppDir}, rules, t.TempDir(), DefaultEpoch, hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	type owner struct {
+		uid, gid int
+		mode     int64
+	}
+	want := map[string]owner{
+		"app/":               {0, 65532, 0o1775},
+		"app/pkg/":           {0, 65532, 0o1775},
+		"app/pkg/sub/":       {7, 8, 0o700}, // the rule naming a directory wins over one above it
+		"app/app.py":         {0, 0, 0o644},
+		"app/run.sh":         {0, 0, 0o755},
+		"app/link.py":        {0, 0, 0o777},
+		"app/pkg/sub/mod.py": {0, 0, 0o644},
+	}
+	got := layerHeaders(t, l)
+	if len(got) != len(want) {
+		t.Errorf("entries %v, want %d", slices.Sorted(maps.Keys(got)), len(want))
+	}
+	for name, w := range want {
+		h, ok := got[name]
+		if !ok {
+			t.Errorf("%s is missing", name)
+			continue
+		}
+		if (owner{h.Uid, h.Gid, h.Mode}) != w {
+			t.Errorf("%s: %d:%d %o, want %d:%d %o", name, h.Uid, h.Gid, h.Mode, w.uid, w.gid, w.mode)
+		}
+	}
+	// The same files and rules give the same layer.
+	again, err := appLayer(src, plan.App{Dir: plan.AppDir}, rules, t.TempDir(), DefaultEpoch, hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, b := digestOf(t, l), digestOf(t, again); a != b {
+		t.Errorf("the same tree and rules gave layers %s and %s", a, b)
+	}
+}
+
+func TestDirRulesRefuseWhatTheyCannotApply(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		w    plan.Writable
+	}{
+		{"relative path", plan.Writable{Path: "app", Mode: "0755"}},
+		{"unclean path", plan.Writable{Path: "/app/../etc", Mode: "0755"}},
+		{"the root", plan.Writable{Path: "/", Mode: "0755"}},
+		{"set-uid mode", plan.Writable{Path: "/app", Mode: "4755"}},
+		{"set-gid mode", plan.Writable{Path: "/app", Mode: "2775"}},
+		{"decimal mode", plan.Writable{Path: "/app", Mode: "493"}},
+		{"empty mode", plan.Writable{Path: "/app"}},
+		{"negative owner", plan.Writable{Path: "/app", UID: -1, Mode: "0755"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if r, err := dirRules([]plan.Writable{tc.w}); err == nil {
+				t.Errorf("dirRules(%+v) = %+v, want an error", tc.w, r)
+			}
+		})
+	}
 }

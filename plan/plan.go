@@ -22,6 +22,8 @@ const (
 	GroupID = 65532
 	// UserName is the name given to UserID in /etc/passwd.
 	UserName = "app"
+	// HomeDir is the home of UserName: HOME in the image's environment, and writable.
+	HomeDir = "/home/" + UserName
 	// DockerHub is the registry that unqualified base names live on.
 	DockerHub = "docker.io"
 )
@@ -39,9 +41,12 @@ type Plan struct {
 	// directory becomes a layer of its own.
 	BuildSteps []detect.BuildStep `json:"build_steps,omitempty"`
 	Config     Config             `json:"config"`
-	Smoke      Smoke              `json:"smoke"`
-	Decisions  []Decision         `json:"decisions"`
-	Warnings   []string           `json:"warnings,omitempty"`
+	// Writable are the directories the application may create files in; every other entry
+	// of pyship's layers belongs to root.
+	Writable  []Writable `json:"writable"`
+	Smoke     Smoke      `json:"smoke"`
+	Decisions []Decision `json:"decisions"`
+	Warnings  []string   `json:"warnings,omitempty"`
 }
 
 // System says which Debian packages the image gets on top of the base. Source builds of
@@ -93,6 +98,20 @@ type Config struct {
 	User         string            `json:"user"`
 	ExposedPorts []string          `json:"exposed_ports"`
 	Labels       map[string]string `json:"labels,omitempty"`
+}
+
+// Writable is a directory of the image that the application's user may create files in:
+// the owner and mode pyship's layers give it.
+type Writable struct {
+	// Path is the directory, absolute.
+	Path string `json:"path"`
+	// Subdirs gives every directory below Path that pyship's layers hold the same owner
+	// and mode. Files are never affected: they stay root's, 0644 or 0755.
+	Subdirs bool `json:"subdirs,omitempty"`
+	UID     int  `json:"uid"`
+	GID     int  `json:"gid"`
+	// Mode is the directory's mode, in octal: permission bits and the sticky bit only.
+	Mode string `json:"mode"`
 }
 
 // Smoke is how the smoke test checks the app.
@@ -213,6 +232,9 @@ func New(res *detect.Result, opts Options) (*Plan, error) {
 		"PYTHONDONTWRITEBYTECODE=1",
 		"PORT=" + port,
 	}
+	// Apps expect a writable home (~/.cache, ~/.config); runtimes set HOME from the image's
+	// /etc/passwd only when the environment lacks it, and a numeric user may have no entry.
+	env = append(env, "HOME="+HomeDir)
 	if res.Start.PythonPath != "" {
 		env = append(env, "PYTHONPATH="+path.Join(AppDir, res.Start.PythonPath))
 	}
@@ -221,11 +243,38 @@ func New(res *detect.Result, opts Options) (*Plan, error) {
 	for _, k := range sortedKeys(cfg.Env) {
 		env = append(env, k+"="+cfg.Env[k])
 	}
-	user := fmt.Sprintf("%d:%d", UserID, GroupID)
+	uid, gid := UserID, GroupID
 	if cfg.User != "" {
-		user = cfg.User
-		p.decide("user", user, cfg.Source("user"), "")
+		u, g, hasGroup := strings.Cut(cfg.User, ":")
+		var err error
+		if uid, err = strconv.Atoi(u); err != nil || uid < 0 {
+			return nil, fmt.Errorf("user %q is not \"uid\" or \"uid:gid\"", cfg.User)
+		}
+		gid = uid
+		reason := ""
+		if hasGroup {
+			if gid, err = strconv.Atoi(g); err != nil || gid < 0 {
+				return nil, fmt.Errorf("user %q is not \"uid\" or \"uid:gid\"", cfg.User)
+			}
+		} else {
+			// Runtimes disagree on the group of a uid that /etc/passwd lacks (podman: 0);
+			// naming it makes every runtime give the app the group that may write to /app.
+			reason = "the group is the user id when not given"
+		}
+		p.decide("user", fmt.Sprintf("%d:%d", uid, gid), cfg.Source("user"), reason)
 	}
+	user := fmt.Sprintf("%d:%d", uid, gid)
+	// The application's directories belong to root and its user's group, with the sticky
+	// bit: the app may create files and directories there (Flask's instance/, Django's
+	// db.sqlite3, uploads) but may remove or rename only its own, so it cannot rewrite its
+	// code. Were they the app user's, the sticky bit would not bind it: it could unlink
+	// app.py and write another. Its home is its own.
+	p.Writable = []Writable{
+		{Path: AppDir, Subdirs: true, UID: 0, GID: gid, Mode: "1775"},
+		{Path: HomeDir, UID: uid, GID: gid, Mode: "0755"},
+	}
+	p.decide("writable", fmt.Sprintf("%s and its directories (0:%d 1775), %s (%d:%d 0755)", AppDir, gid, HomeDir, uid, gid), "default",
+		"apps write beside their code and in HOME; files stay root's and read-only, and only root may remove them")
 	p.Config = Config{
 		Cmd:          res.Start.Command,
 		Env:          env,

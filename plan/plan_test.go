@@ -94,3 +94,58 @@ func TestNew(t *testing.T) {
 		t.Errorf("--base: ref %q", p.Base.Ref)
 	}
 }
+
+// TestWritable checks who may write where: the plan is what the layers give owners by, so
+// an app user that could not write /app or HOME, or could own its code, starts here.
+func TestWritable(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		user     string
+		wantUser string
+		want     []Writable
+	}{
+		{"default user", "", "65532:65532", []Writable{
+			{Path: "/app", Subdirs: true, UID: 0, GID: 65532, Mode: "1775"},
+			{Path: "/home/app", UID: 65532, GID: 65532, Mode: "0755"},
+		}},
+		{"configured user and group", "10001:20002", "10001:20002", []Writable{
+			{Path: "/app", Subdirs: true, UID: 0, GID: 20002, Mode: "1775"},
+			{Path: "/home/app", UID: 10001, GID: 20002, Mode: "0755"},
+		}},
+		// Without a group the plan names one, so that podman (group 0 for a uid missing
+		// from /etc/passwd) and pyship's sandbox run the app with the same group.
+		{"configured user alone", "10001", "10001:10001", []Writable{
+			{Path: "/app", Subdirs: true, UID: 0, GID: 10001, Mode: "1775"},
+			{Path: "/home/app", UID: 10001, GID: 10001, Mode: "0755"},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res := &detect.Result{
+				Python: detect.Fact{Value: "3.12", Source: "default"},
+				Start:  detect.Start{Command: []string{"python", "app.py"}, Source: "app.py:1"},
+				Port:   detect.Port{Number: 8080, Source: "default"},
+				Config: &detect.Config{File: "pyship.toml", User: tc.user},
+			}
+			p, err := New(res, Options{Platform: "linux/amd64"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Config.User != tc.wantUser {
+				t.Errorf("user %q, want %q", p.Config.User, tc.wantUser)
+			}
+			if !slices.Equal(p.Writable, tc.want) {
+				t.Errorf("writable %+v, want %+v", p.Writable, tc.want)
+			}
+			if !slices.Contains(p.Config.Env, "HOME="+HomeDir) {
+				t.Errorf("env %v does not set HOME to the writable home", p.Config.Env)
+			}
+		})
+	}
+	bad := &detect.Result{
+		Python: detect.Fact{Value: "3.12"}, Start: detect.Start{Command: []string{"python", "app.py"}},
+		Port: detect.Port{Number: 8080}, Config: &detect.Config{User: "app"},
+	}
+	if _, err := New(bad, Options{}); err == nil {
+		t.Errorf("a user name was planned; the writable directories need numeric ids")
+	}
+}

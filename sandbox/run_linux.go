@@ -49,6 +49,9 @@ func Start(ctx context.Context, spec RunSpec) (*Process, error) {
 	if spec.Limits == (Limits{}) {
 		spec.Limits = DefaultLimits
 	}
+	if spec.Writable <= 0 {
+		spec.Writable = DefaultWritable
+	}
 	CleanLeftovers()
 	p := &Process{id: newID(), lines: newLineBuffer(500), done: make(chan struct{})}
 	ok := false
@@ -65,7 +68,7 @@ func Start(ctx context.Context, spec RunSpec) (*Process, error) {
 	}
 	child := childSpec{
 		Spec: Spec{Over: spec.Layers, Args: spec.Args, Env: spec.Env, Dir: spec.Dir, Hostname: spec.Hostname},
-		Run:  &runChild{Port: spec.Port, User: spec.User},
+		Run:  &runChild{Port: spec.Port, User: spec.User, Writable: spec.Writable},
 		// The work directory becomes a tmpfs inside the sandbox's mount namespace.
 		Merged: filepath.Join(p.tmp, "merged"), Work: filepath.Join(p.tmp, "work"),
 		Shifted: os.Geteuid() == 0,

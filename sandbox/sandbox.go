@@ -79,7 +79,8 @@ type Egress struct {
 // childSpec is what Run and Start hand to the sandbox's first process.
 type childSpec struct {
 	Spec Spec `json:"spec"`
-	// Run is set in run mode: the program gets a published port and a read-only root.
+	// Run is set in run mode: the program gets a published port, and its writes go to a
+	// tmpfs of the sandbox's own.
 	Run *runChild `json:"run,omitempty"`
 	// Merged is where the root is assembled; Work is the overlay's work directory.
 	Merged string `json:"merged"`
@@ -150,14 +151,18 @@ var DefaultLimits = Limits{Memory: 512 << 20, CPUs: 1, Pids: 256}
 // compile a large source distribution, not enough to take the machine down.
 var DefaultBuildLimits = Limits{Memory: 4 << 30, CPUs: float64(runtime.NumCPU()), Pids: 2048}
 
-// RunSpec describes an application to boot in run mode: its own network namespace, a
-// read-only root, a cgroup, and one port published on the host's loopback.
+// RunSpec describes an application to boot in run mode: its own network namespace, the
+// image's file system with the writable layer a container runtime gives (in memory, and
+// gone with the sandbox), a cgroup, and one port published on the host's loopback.
 type RunSpec struct {
 	// Layers are the image's file systems, topmost first, as directories that are only read.
 	Layers []string
-	Args   []string
-	Env    []string
-	Dir    string
+	// Writable is how many bytes the app may write to the image's file system (and /tmp
+	// each): a tmpfs that the sandbox's mount namespace holds; zero means DefaultWritable.
+	Writable int64
+	Args     []string
+	Env      []string
+	Dir      string
 	// User is the image's user: "uid[:gid]" or a name from the image's /etc/passwd.
 	User     string
 	Hostname string
@@ -172,9 +177,14 @@ type RunSpec struct {
 
 // runChild is the run mode's part of the spec the init process gets.
 type runChild struct {
-	Port int    `json:"port"`
-	User string `json:"user"`
+	Port     int    `json:"port"`
+	User     string `json:"user"`
+	Writable int64  `json:"writable_bytes"`
 }
+
+// DefaultWritable is how much an app may write in run mode: enough for an SQLite file, a
+// cache or uploads in a smoke test, not enough to eat the machine's memory.
+const DefaultWritable = 256 << 20
 
 // Usage is what a sandbox used, from its cgroup: what `docker stats` shows.
 type Usage struct {

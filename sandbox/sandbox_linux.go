@@ -163,9 +163,6 @@ func initSandbox() error {
 	}
 	uid, gid := uint32(0), uint32(0)
 	if child.Run != nil {
-		if err := unix.Mount("", "/", "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY|unix.MS_NODEV|unix.MS_NOSUID, ""); err != nil {
-			return fmt.Errorf("making the root read-only: %w", err)
-		}
 		var err error
 		if uid, gid, err = lookupUser(child.Run.User); err != nil {
 			return err
@@ -203,11 +200,15 @@ func assembleRoot(child childSpec) error {
 		}
 	}
 	upper, work := spec.Upper, child.Work
+	tmpSize := ""
 	if child.Run != nil {
-		// The image's file system takes no writes: the overlay's upper directory is a tmpfs
-		// that goes with the sandbox, only there to hold mount points; the root is made
-		// read-only once they exist.
-		if err := unix.Mount("tmpfs", child.Work, "tmpfs", unix.MS_NODEV|unix.MS_NOSUID, "mode=755"); err != nil {
+		// The app writes to the image's file system as in a container runtime (Flask's
+		// instance/, an SQLite file, ~/.cache), but its writes go to a size-capped tmpfs
+		// that only the sandbox's mount namespace holds: they never reach the host's disk,
+		// the layers (shared by every run) or the next run, and they are gone with the
+		// sandbox's last process. Its pages count against the sandbox's memory limit.
+		opts := fmt.Sprintf("mode=755,size=%d", child.Run.Writable)
+		if err := unix.Mount("tmpfs", child.Work, "tmpfs", unix.MS_NODEV|unix.MS_NOSUID, opts); err != nil {
 			return fmt.Errorf("mounting a tmpfs for the overlay: %w", err)
 		}
 		upper, work = filepath.Join(child.Work, "upper"), filepath.Join(child.Work, "work")
@@ -216,6 +217,12 @@ func assembleRoot(child childSpec) error {
 				return err
 			}
 		}
+		// The upper directory is the root directory the app sees: the image's root's, as
+		// every extracted layer's root is.
+		if err := chownToSandbox(upper, child.Shifted); err != nil {
+			return err
+		}
+		tmpSize = fmt.Sprintf(",size=%d", child.Run.Writable)
 	}
 	if err := mountOverlay(child.Merged, strings.Join(lowers, ":"), upper, work); err != nil {
 		return err
@@ -232,7 +239,7 @@ func assembleRoot(child childSpec) error {
 	if err := root.mountDev(); err != nil {
 		return err
 	}
-	if err := root.tmpfs("/tmp", "mode=1777", 0); err != nil {
+	if err := root.tmpfs("/tmp", "mode=1777"+tmpSize, 0); err != nil {
 		return err
 	}
 	for _, mt := range spec.Mounts {

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
@@ -15,6 +17,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -112,6 +115,13 @@ func probe(args []string) int {
 			body, _ := io.ReadAll(resp.Body)
 			fmt.Printf("%d %s", resp.StatusCode, body)
 			return 0
+		case "serve-writes":
+			// serve-writes ADDR: answer every request with what writing to the image gave.
+			err := http.ListenAndServe(args[1], http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				_ = json.NewEncoder(w).Encode(tryWrites())
+			}))
+			fmt.Fprintln(os.Stderr, err)
+			return 3
 		case "serve":
 			// serve ADDR: answer every request with what the probe sees.
 			err := http.ListenAndServe(args[1], http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -159,6 +169,53 @@ func look() report {
 	r.EnvMarker = os.Getenv("MARKER")
 	r.HostEnvSeen = os.Getenv("PYSHIP_HOST_ONLY") != ""
 	return r
+}
+
+// tryWrites does to the image's file system what apps do, and what an app that rewrites
+// its own code would: it reports each result, "ok" or the error.
+func tryWrites() map[string]string {
+	result := func(err error) string {
+		if err == nil {
+			return "ok"
+		}
+		var errno syscall.Errno
+		if errors.As(err, &errno) {
+			return errno.Error()
+		}
+		return err.Error()
+	}
+	got := map[string]string{}
+	f, err := os.OpenFile("/app/app.py", os.O_WRONLY|os.O_APPEND, 0)
+	if err == nil {
+		_, err = f.WriteString("print('rewritten')\n")
+		f.Close()
+	}
+	got["append /app/app.py"] = result(err)
+	got["rename /app/views.py"] = result(os.Rename("/app/views.py", "/app/moved.py"))
+	got["remove /app/models.py"] = result(os.Remove("/app/models.py"))
+	err = os.MkdirAll("/app/instance", 0o755)
+	if err == nil {
+		err = os.WriteFile("/app/instance/app.sqlite3", []byte("db"), 0o644)
+	}
+	got["create /app/instance/app.sqlite3"] = result(err)
+	err = os.MkdirAll("/home/app/.cache", 0o755)
+	if err == nil {
+		err = os.WriteFile("/home/app/.cache/hit", []byte("x"), 0o644)
+	}
+	got["create /home/app/.cache/hit"] = result(err)
+	got["create /etc/written"] = result(os.WriteFile("/etc/written", []byte("x"), 0o644))
+	got["create /written"] = result(os.WriteFile("/written", []byte("x"), 0o644))
+	// Past the cap, the kernel refuses: the app cannot fill the machine's memory.
+	f, err = os.Create("/app/instance/big")
+	if err == nil {
+		chunk := make([]byte, 1<<20)
+		for i := 0; i < 64 && err == nil; i++ {
+			_, err = f.Write(chunk)
+		}
+		f.Close()
+	}
+	got["fill /app/instance/big"] = result(err)
+	return got
 }
 
 // probeRoot makes a root file system holding only the probe.
@@ -380,8 +437,9 @@ func TestStartServesThePublishedPort(t *testing.T) {
 	if r.PID == 1 || r.SeesHost {
 		t.Errorf("pid %d (init must be pyship's), sees host file %v", r.PID, r.SeesHost)
 	}
-	if !strings.Contains(r.WroteRoot, "read-only") || r.WroteTmp != "ok" {
-		t.Errorf("writes: root %q (want read-only), /tmp %q", r.WroteRoot, r.WroteTmp)
+	// The root directory is root's, as in the image: another user may not write there.
+	if !strings.Contains(r.WroteRoot, "permission denied") || r.WroteTmp != "ok" {
+		t.Errorf("writes: root %q (want permission denied), /tmp %q", r.WroteRoot, r.WroteTmp)
 	}
 	if got := p.Listening(); !slices.Contains(got, 8080) {
 		t.Errorf("listening ports %v, want 8080", got)
@@ -442,4 +500,132 @@ func TestStartReportsExit(t *testing.T) {
 	if code := p.ExitCode(); code != 7 {
 		t.Errorf("exit code %d, want 7", code)
 	}
+}
+
+// TestStartGivesAWritableView checks the writable layer of run mode: the app writes to the
+// image's file system as a container runtime lets it (its directories, its home), the
+// image's owners and modes still bind it (it cannot rewrite root's code), its writes stop
+// at the size cap, and nothing it wrote reaches the layers on the host.
+func TestStartGivesAWritableView(t *testing.T) {
+	const capBytes = 16 << 20
+	for _, tc := range []struct {
+		name string
+		user string
+		want map[string]string
+	}{
+		{"app user", "65532:65532", map[string]string{
+			"append /app/app.py":               "permission denied",
+			"rename /app/views.py":             "operation not permitted",
+			"remove /app/models.py":            "operation not permitted",
+			"create /app/instance/app.sqlite3": "ok",
+			"create /home/app/.cache/hit":      "ok",
+			"create /etc/written":              "permission denied",
+			"create /written":                  "permission denied",
+			"fill /app/instance/big":           "no space left on device",
+		}},
+		// Root inside may change anything, as in a container, and still nothing on the host.
+		{"root", "0:0", map[string]string{
+			"append /app/app.py":               "ok",
+			"rename /app/views.py":             "ok",
+			"remove /app/models.py":            "ok",
+			"create /app/instance/app.sqlite3": "ok",
+			"create /home/app/.cache/hit":      "ok",
+			"create /etc/written":              "ok",
+			"create /written":                  "ok",
+			"fill /app/instance/big":           "no space left on device",
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := probeRoot(t)
+			imageLayout(t, root)
+			before := treeState(t, root)
+			p, err := Start(context.Background(), RunSpec{
+				Layers: []string{root}, Args: []string{probeArg, "serve-writes", ":8080"},
+				Env: []string{"PATH=/bin"}, Dir: "/app", User: tc.user, Port: 8080, Writable: capBytes,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Stop(time.Second)
+			var got map[string]string
+			getJSON(t, p, &got)
+			for _, op := range slices.Sorted(maps.Keys(tc.want)) {
+				if got[op] != tc.want[op] {
+					t.Errorf("%s: %q, want %q", op, got[op], tc.want[op])
+				}
+			}
+			p.Stop(time.Second)
+			if after := treeState(t, root); !maps.Equal(before, after) {
+				t.Errorf("the run changed the image's files on the host:\nbefore %v\nafter  %v", before, after)
+			}
+		})
+	}
+}
+
+// imageLayout lays out in root what pyship's image holds, as layers.Unpack extracts it
+// (owners are the sandbox's ids on the host): code owned by root in /app, which is root's
+// and the app group's with the sticky bit, and the app user's home.
+func imageLayout(t *testing.T, root string) {
+	t.Helper()
+	for _, d := range []struct {
+		path     string
+		uid, gid int
+		mode     os.FileMode
+	}{
+		{"/", 0, 0, 0o755},
+		{"/etc", 0, 0, 0o755},
+		{"/home", 0, 0, 0o755},
+		{"/home/app", 65532, 65532, 0o755},
+		{"/app", 0, 65532, 0o775 | os.ModeSticky},
+	} {
+		p := filepath.Join(root, d.path)
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(p, HostID(d.uid), HostID(d.gid)); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, d.mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range []string{"app.py", "views.py", "models.py"} {
+		p := filepath.Join(root, "app", name)
+		if err := os.WriteFile(p, []byte("print('"+name+"')\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(p, HostID(0), HostID(0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// treeState lists every entry under root with its mode, owner and content.
+func treeState(t *testing.T, root string) map[string]string {
+	t.Helper()
+	state := map[string]string{}
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		st := info.Sys().(*syscall.Stat_t)
+		v := fmt.Sprintf("%s %d:%d", info.Mode(), st.Uid, st.Gid)
+		if info.Mode().IsRegular() && info.Size() < 1<<20 {
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			v += " " + string(data)
+		}
+		state[strings.TrimPrefix(p, root)] = v
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return state
 }

@@ -205,10 +205,16 @@ func endToEnd(t *testing.T, reg, app string, want *fixtures.Expect) {
 	src := copyFixture(t, app)
 	repo := reg + "/e2e/" + strings.ReplaceAll(app, "/", "-")
 	tag := repo + ":" + uniqueTag()
-	r := pyship(t, []string{"PYSHIP_CACHE_DIR=" + t.TempDir()}, "build", src, "--image", tag, "--push")
+	cache := []string{"PYSHIP_CACHE_DIR=" + t.TempDir()}
+	r := pyship(t, cache, "build", src, "--image", tag, "--push")
 	d := builtDigest(t, r)
 	if !strings.HasPrefix(r.stdout, repo+"@sha256:") {
 		t.Errorf("stdout %q does not name the pushed repository", r.stdout)
+	}
+	// Built again (the dependency layer from the cache, every other layer written anew),
+	// the image is the same: owners and modes included.
+	if again := builtDigest(t, pyship(t, cache, "build", src)); again != d {
+		t.Errorf("built twice: %s, then %s", d, again)
 	}
 
 	// The tag points at exactly the digest pyship printed, and the image is valid.
@@ -269,11 +275,70 @@ func endToEnd(t *testing.T, reg, app string, want *fixtures.Expect) {
 	if status != want.Status || !strings.Contains(body, want.Body) {
 		t.Errorf("GET %s: %d %q, want %d %q", want.Path, status, body, want.Status, want.Body)
 	}
+	checkWritable(t, id, src)
 	for pkg, version := range want.Versions {
 		got := podman(t, "exec", id, "python", "-c", "import importlib.metadata as m, sys; print(m.version(sys.argv[1]))", pkg)
 		if got != version {
 			t.Errorf("%s %s is installed, the lock file says %s", pkg, got, version)
 		}
+	}
+}
+
+// writeProbe tries, as the container's user, what an app does (create files in /app and
+// in HOME) and what an app that rewrites its code would (write to, rename or remove each
+// file given), printing one "WHAT PATH: RESULT" line each.
+const writeProbe = `
+import os, sys
+def attempt(what, path, f):
+    try:
+        f()
+        print(what, path + ": ok")
+    except OSError as e:
+        print(what, path + ":", type(e).__name__)
+for path in sys.argv[1:]:
+    if not os.path.isfile(path):
+        continue
+    attempt("write", path, lambda: os.close(os.open(path, os.O_WRONLY | os.O_APPEND)))
+    attempt("rename", path, lambda: os.rename(path, path + ".moved"))
+    attempt("remove", path, lambda: os.remove(path))
+for d in ("/app", "/app/.pyship-new", os.environ["HOME"]):
+    probe = os.path.join(d, ".pyship-write-probe")
+    attempt("create", probe, lambda: (os.makedirs(d, exist_ok=True), open(probe, "w").close()))
+`
+
+// checkWritable checks, in the running container id, that the app's user may create files
+// in /app (and in a directory it makes there) and in HOME, and may not change, rename or
+// remove any file of the repository src: the app cannot rewrite its own code.
+func checkWritable(t *testing.T, id, src string) {
+	t.Helper()
+	args := []string{"exec", id, "python", "-c", writeProbe}
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		args = append(args, "/app/"+filepath.ToSlash(rel))
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := podman(t, args...)
+	code := 0
+	for _, line := range strings.Split(out, "\n") {
+		what, result, _ := strings.Cut(line, ": ")
+		want := "PermissionError"
+		if strings.HasPrefix(what, "create ") {
+			want = "ok"
+		} else if strings.HasPrefix(what, "write ") {
+			code++
+		}
+		if result != want {
+			t.Errorf("as the app's user, %s: %s, want %s", what, result, want)
+		}
+	}
+	if code == 0 || !strings.Contains(out, "create /home/app/") {
+		t.Errorf("the probe checked no code file, or not HOME:\n%s", out)
 	}
 }
 
