@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -30,6 +32,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
 	"github.com/pyship/pyship/fixtures"
+	"github.com/pyship/pyship/sandbox"
 )
 
 // pyshipBin is the CLI under test, built once for all tests.
@@ -183,6 +186,12 @@ func TestFixturesEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Builds wait on PyPI and podman as much as on the CPU: a few at a time finish sooner.
+	parallel := 3
+	if n, err := strconv.Atoi(os.Getenv("PYSHIP_E2E_PARALLEL")); err == nil && n > 0 {
+		parallel = n
+	}
+	slots := make(chan struct{}, parallel)
 	ran := 0
 	for _, app := range apps {
 		want, err := fixtures.Load(filepath.Join(root, filepath.FromSlash(app)))
@@ -193,7 +202,12 @@ func TestFixturesEndToEnd(t *testing.T) {
 			continue
 		}
 		ran++
-		t.Run(app, func(t *testing.T) { endToEnd(t, reg, app, want) })
+		t.Run(app, func(t *testing.T) {
+			t.Parallel()
+			slots <- struct{}{}
+			defer func() { <-slots }()
+			endToEnd(t, reg, app, want)
+		})
 	}
 	if ran < 3 {
 		t.Errorf("only %d fixtures are marked e2e", ran)
@@ -276,6 +290,13 @@ func endToEnd(t *testing.T, reg, app string, want *fixtures.Expect) {
 		t.Errorf("GET %s: %d %q, want %d %q", want.Path, status, body, want.Status, want.Body)
 	}
 	checkWritable(t, id, src)
+	// pyship's own smoke test passes on the image it pushed, as podman ran it.
+	smoke := pyship(t, []string{"PYSHIP_CACHE_DIR=" + t.TempDir()}, "test", "--json", "--image", pinned,
+		"--path", want.Path, "--status", strconv.Itoa(want.Status), "--body", want.Body)
+	var report sandbox.Report
+	if err := json.Unmarshal([]byte(smoke.stdout), &report); err != nil || smoke.code != 0 || report.Verdict != "pass" {
+		t.Errorf("pyship test --image: exit %d, verdict %q (%s: %s), %v\n%s", smoke.code, report.Verdict, report.Failure, report.Reason, err, smoke.stderr)
+	}
 	for pkg, version := range want.Versions {
 		got := podman(t, "exec", id, "python", "-c", "import importlib.metadata as m, sys; print(m.version(sys.argv[1]))", pkg)
 		if got != version {
