@@ -22,6 +22,9 @@ type Choice struct {
 	// Warnings are for the user: an index that could not be asked, requirements that no
 	// candidate version has a wheel for.
 	Warnings []string
+	// SourceBuilds are the pins that have no wheel for any candidate version but a source
+	// distribution: they are built from source whichever version is picked.
+	SourceBuilds []detect.Pin
 }
 
 // runtimeLimit is a requirement that installs on a Python where it cannot run: nothing in
@@ -94,6 +97,7 @@ func Choose(ctx context.Context, c *Client, res *detect.Result) Choice {
 			verdicts[pi] = append(verdicts[pi], judge(p, pages[pi], m))
 		}
 		if sourceOnly(verdicts[pi]) {
+			keep.SourceBuilds = append(keep.SourceBuilds, p)
 			// No candidate has a wheel, and the release has a source distribution: it is
 			// built from source (in a builder, when it needs a compiler) whichever
 			// version is picked, so it picks none.
@@ -118,6 +122,7 @@ func Choose(ctx context.Context, c *Client, res *detect.Result) Choice {
 		if ci == 0 {
 			return keep
 		}
+		chosen := Choice{Python: m, SourceBuilds: keep.SourceBuilds}
 		var why []string
 		source := ""
 		for pi, p := range pins {
@@ -128,7 +133,8 @@ func Choose(ctx context.Context, c *Client, res *detect.Result) Choice {
 				}
 			}
 		}
-		return Choice{Python: m, Source: source, Reason: "the newest version the pinned requirements support: " + strings.Join(why, "; ")}
+		chosen.Source, chosen.Reason = source, "the newest version the pinned requirements support: "+strings.Join(why, "; ")
+		return chosen
 	}
 	var why []string
 	for pi, p := range pins {

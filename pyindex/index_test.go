@@ -119,7 +119,8 @@ func TestChooseKeepsThePreferredVersion(t *testing.T) {
 	// distribution: it is built from source, and picks nothing.
 	narrow := result(detect.Pin{Name: "fastlib", Version: "1.0", Source: "requirements.txt:2"})
 	narrow.PythonChoices = []string{"3.14", "3.13"}
-	if got := Choose(context.Background(), c, narrow); got.Python != "3.14" || got.Reason != "" || len(got.Warnings) > 0 {
+	if got := Choose(context.Background(), c, narrow); got.Python != "3.14" || got.Reason != "" || len(got.Warnings) > 0 ||
+		len(got.SourceBuilds) != 1 || got.SourceBuilds[0].Name != "fastlib" {
 		t.Errorf("source build: %+v", got)
 	}
 

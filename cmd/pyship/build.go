@@ -220,6 +220,10 @@ func choosePython(ctx context.Context, res *detect.Result, c common, log hclog.L
 	defer cancel()
 	choice := pyindex.Choose(ctx, pyindex.NewClient(cacheDir, log), res)
 	res.Warnings = append(res.Warnings, choice.Warnings...)
+	for _, p := range choice.SourceBuilds {
+		res.Notes = append(res.Notes, detect.Note{What: "source build", Value: p.Name + " " + p.Version, Source: p.Source,
+			Reason: "no wheel for CPython on linux/amd64: built from source, in a builder with a compiler if it needs one"})
+	}
 	log.Debug("asked the package index for the Python version", "pins", len(res.Dependencies.Pins), "python", choice.Python, "took", since(start))
 	if choice.Python != res.Python.Value {
 		res.Python = detect.Fact{Value: choice.Python, Source: choice.Source, Reason: choice.Reason}
