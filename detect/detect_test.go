@@ -173,6 +173,14 @@ func TestDetectStart(t *testing.T) {
 			warned:    "main.py has no __main__ block",
 		},
 		{
+			name:      "app in a namespace package",
+			files:     map[string]string{"requirements.txt": "fastapi\nuvicorn\n", "app/main.py": "from fastapi import FastAPI\napp = FastAPI()\n"},
+			start:     []string{"/bin/sh", "-c", `exec uvicorn app.main:app --host 0.0.0.0 --port "$PORT"`},
+			startFrom: "app/main.py:2",
+			port:      Port{8080, "default", false},
+			framework: "fastapi",
+		},
+		{
 			name:      "package main",
 			files:     map[string]string{"setup.py": "from setuptools import setup\nsetup(name='tool')\n", "tool/__init__.py": "", "tool/__main__.py": "print(1)\n"},
 			start:     []string{"python", "-m", "tool"},

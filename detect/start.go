@@ -265,7 +265,8 @@ func candidates(fsys fs.FS) ([]candidate, error) {
 // notPackages are directories that hold no application code.
 var notPackages = map[string]bool{"tests": true, "test": true, "docs": true, "migrations": true, "node_modules": true, "venv": true, "build": true, "dist": true}
 
-// packages lists the Python packages (directories with __init__.py) directly under root.
+// packages lists the Python packages directly under root: directories with __init__.py,
+// and namespace packages (PEP 420, importable all the same) that hold an entry file.
 func packages(fsys fs.FS, root string) ([]string, error) {
 	entries, err := fs.ReadDir(fsys, root)
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
@@ -280,8 +281,11 @@ func packages(fsys fs.FS, root string) ([]string, error) {
 		if !e.IsDir() || strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_") || notPackages[name] {
 			continue
 		}
-		if exists(fsys, path.Join(root, name, "__init__.py")) {
-			out = append(out, name)
+		for _, f := range entryFiles {
+			if exists(fsys, path.Join(root, name, f)) {
+				out = append(out, name)
+				break
+			}
 		}
 	}
 	return out, nil

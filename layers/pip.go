@@ -294,6 +294,15 @@ func (pi *PipInstaller) Install(ctx context.Context, req InstallRequest) (string
 		case errors.As(err, &exit) && args[0] == python && args[2] == "pip":
 			return "", &InstallError{Files: installInputs(req), Code: exit.Code, Output: out.String(),
 				Where: failedRequirement(req.Source, req.Files, out.String()), Refused: refused()}
+		case errors.As(err, &exit) && exit.Code == 1 && args[2] == "compileall":
+			// Files this Python cannot compile (Python 2 code in an old package's unused
+			// modules, say) fail at import only if imported, as they would after pip's
+			// own compile step; the rest of the venv is compiled.
+			if failed := uncompiled(out.String()); len(failed) > 0 {
+				log.Warn("some files in the dependencies are not valid Python for this version; they fail if imported", "files", strings.Join(failed, " "))
+				continue
+			}
+			return "", fmt.Errorf("%s failed in the base image (exit code %d):\n%s", strings.Join(args, " "), exit.Code, errorLines(out.String()))
 		case errors.As(err, &exit):
 			return "", fmt.Errorf("%s failed in the base image (exit code %d):\n%s", strings.Join(args, " "), exit.Code, errorLines(out.String()))
 		case err != nil:
@@ -310,6 +319,17 @@ func (pi *PipInstaller) Install(ctx context.Context, req InstallRequest) (string
 		return "", fmt.Errorf("the base image's python3 made no venv at %s: %w", req.Venv, err)
 	}
 	return venv, nil
+}
+
+var uncompiledRe = regexp.MustCompile(`\*\*\* Error compiling '([^']+)'`)
+
+// uncompiled lists (up to 10) the files compileall's output says it could not compile.
+func uncompiled(output string) []string {
+	var files []string
+	for _, m := range uncompiledRe.FindAllStringSubmatch(output, 10) {
+		files = append(files, m[1])
+	}
+	return files
 }
 
 var (
