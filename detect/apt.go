@@ -16,8 +16,11 @@ type System struct {
 }
 
 // debianPackageRe is a Debian package name (Debian policy 5.6.1), optionally with an
-// architecture qualifier.
-var debianPackageRe = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+(?::[a-z0-9]+)?$`)
+// architecture qualifier; not ending in "-", which apt-get reads as "remove".
+var debianPackageRe = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]*[a-z0-9+](?::[a-z0-9]+)?$`)
+
+// IsDebianPackage reports whether name is a Debian package name apt-get installs.
+func IsDebianPackage(name string) bool { return debianPackageRe.MatchString(name) }
 
 // maxPackages bounds an Aptfile: each package is installed in the build sandbox.
 const maxPackages = 200

@@ -251,7 +251,7 @@ func requirementsNote(fsys fs.FS, lock *Lock) string {
 
 // vcsError explains why a package from version control cannot be installed as locked.
 func vcsError(file, name, url string) error {
-	return &Error{File: file, Msg: fmt.Sprintf("package %s is locked to a version-control source (%s)", excerpt(name), excerpt(withoutCredentials(url))),
+	return &Error{File: file, Msg: fmt.Sprintf("package %s is locked to a version-control source (%s)", excerpt(name), excerpt(WithoutCredentials(url))),
 		Hint: "the slim base image has no git, and pip cannot hash-check a checkout: publish the package to an index, or vendor it into the repository"}
 }
 

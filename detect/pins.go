@@ -46,7 +46,7 @@ func lockPins(l *Lock) []Pin {
 
 // MarkerApplies evaluates an environment marker on CPython minor version python on
 // linux/amd64. ok is false when the marker cannot be read or needs what pyship does not
-// know (an extra's value, say).
+// know (an extra's value, the patch release).
 func MarkerApplies(text, python string) (applies, ok bool) {
 	if strings.TrimSpace(text) == "" {
 		return true, true
@@ -55,9 +55,9 @@ func MarkerApplies(text, python string) (applies, ok bool) {
 	if err != nil {
 		return false, false
 	}
+	// python_full_version is left unknown: the image's patch release is not known here.
 	env := map[string]string{
 		"python_version":                 python,
-		"python_full_version":            python + ".0",
 		"sys_platform":                   "linux",
 		"platform_system":                "Linux",
 		"os_name":                        "posix",

@@ -385,10 +385,21 @@ func excerpt(s string) string {
 	return strconv.Quote(s[:cut]) + "..."
 }
 
-// withoutCredentials drops the user and password from a URL, for a message.
-func withoutCredentials(s string) string {
+// WithoutCredentials drops the user and password from a URL, for a message or a cache key.
+// A URL that does not parse loses everything up to its last "@" after the scheme.
+func WithoutCredentials(s string) string {
 	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
+	if err != nil {
+		scheme, rest, ok := strings.Cut(s, "://")
+		if i := strings.LastIndex(rest, "@"); ok && i >= 0 {
+			return scheme + "://" + rest[i+1:]
+		}
+		if i := strings.LastIndex(s, "@"); i >= 0 {
+			return s[i+1:]
+		}
+		return s
+	}
+	if u.User == nil {
 		return s
 	}
 	u.User = nil

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -218,7 +219,7 @@ func Build(ctx context.Context, p *plan.Plan, opts Options) (*Result, error) {
 		log.Info("build steps run", "steps", len(p.BuildSteps), "took", since(start))
 	}
 
-	user, err := userLayer(root, opts.CacheDir, p.App.Dir, rules, log)
+	user, err := userLayer(append(slices.Clone(system), root), opts.CacheDir, p.App.Dir, rules, log)
 	if err != nil {
 		return nil, err
 	}
@@ -463,17 +464,22 @@ func hashTree(h io.Writer, source string, app plan.App) error {
 
 // userLayer adds the non-root user to the base's /etc/passwd and /etc/group, and holds the
 // writable directories (its home) that are not the application's, with their parents.
-func userLayer(root, cacheDir, appDir string, rules []dirRule, log hclog.Logger) (v1.Layer, error) {
+func userLayer(roots []string, cacheDir, appDir string, rules []dirRule, log hclog.Logger) (v1.Layer, error) {
+	// The topmost tree that has the file holds its current version: a system layer whose
+	// packages added users has the base's users and theirs.
 	read := func(name string) (string, error) {
-		p, err := resolveIn(root, name)
-		if err != nil {
-			return "", err
+		for _, root := range roots {
+			p, err := resolveIn(root, name)
+			if err != nil {
+				return "", err
+			}
+			data, err := os.ReadFile(p)
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			return string(data), err
 		}
-		data, err := os.ReadFile(p)
-		if errors.Is(err, fs.ErrNotExist) {
-			return "root:x:0:0:root:/root:/bin/sh\n", nil
-		}
-		return string(data), err
+		return "root:x:0:0:root:/root:/bin/sh\n", nil
 	}
 	passwd, err := read("/etc/passwd")
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/pyship/pyship/detect"
 	"github.com/pyship/pyship/plan"
 )
 
@@ -69,7 +70,10 @@ var nativePackages = map[string][]string{
 }
 
 var (
-	failedWheelRe = regexp.MustCompile(`(?:Failed building wheel for|Failed to build|Building wheel for) ([A-Za-z0-9][A-Za-z0-9._-]*)`)
+	failedWheelRe = regexp.MustCompile(`Failed building wheel for ([A-Za-z0-9][A-Za-z0-9._-]*)`)
+	// failedListRe is pip's summary: "Failed to build a b" (before 24.1), "Failed to build
+	// installable wheels for some pyproject.toml based projects (a, b)" (since).
+	failedListRe = regexp.MustCompile(`(?m)^(?:ERROR: )?Failed to build (?:installable wheels for some pyproject\.toml based projects \(([^)\n]*)\)|([A-Za-z0-9._ -]+)$)`)
 	// collectingRe finds what pip was getting when a build's metadata step failed, which
 	// pip does not name: the last project it collected.
 	collectingRe = regexp.MustCompile(`(?m)^\s*Collecting ([A-Za-z0-9][A-Za-z0-9._-]*)`)
@@ -89,12 +93,15 @@ func builderNeeds(output, python string, root *os.Root) (pkgs, projects []string
 			}
 		}
 	}
+	var names []string
 	for _, m := range failedWheelRe.FindAllStringSubmatch(output, -1) {
-		name := nameSepRe.ReplaceAllString(strings.ToLower(m[1]), "-")
-		if strings.HasPrefix(m[0], "Building") {
-			// A build that ran is not a build that failed.
-			continue
-		}
+		names = append(names, m[1])
+	}
+	for _, m := range failedListRe.FindAllStringSubmatch(output, -1) {
+		names = append(names, strings.FieldsFunc(m[1]+" "+m[2], func(r rune) bool { return r == ',' || r == ' ' })...)
+	}
+	for _, n := range names {
+		name := detect.NormalizeName(n)
 		if !slices.Contains(projects, name) {
 			projects = append(projects, name)
 		}
@@ -106,7 +113,7 @@ func builderNeeds(output, python string, root *os.Root) (pkgs, projects []string
 		return nil, nil
 	}
 	if all := collectingRe.FindAllStringSubmatch(output, -1); len(projects) == 0 && len(all) > 0 {
-		name := nameSepRe.ReplaceAllString(strings.ToLower(all[len(all)-1][1]), "-")
+		name := detect.NormalizeName(all[len(all)-1][1])
 		projects = []string{name}
 		for _, p := range nativePackages[name] {
 			set[p] = true
@@ -191,10 +198,15 @@ func missingLibraries(venv string, roots []*os.Root) (map[string]string, error) 
 	if err != nil {
 		return nil, err
 	}
+	vr, err := os.OpenRoot(venv)
+	if err != nil {
+		return nil, err
+	}
+	defer vr.Close()
 	missing := map[string]string{}
 	for _, f := range files {
 		for _, lib := range f.needed {
-			if inVenv[lib] || inRunpath(f.dir, f.runpath, lib) || inRoots(roots, lib) {
+			if inVenv[lib] || inRunpath(vr, venv, f.dir, f.runpath, lib) || inRoots(roots, lib) {
 				continue
 			}
 			if _, ok := missing[lib]; !ok {
@@ -205,16 +217,28 @@ func missingLibraries(venv string, roots []*os.Root) (map[string]string, error) 
 	return missing, nil
 }
 
-func inRunpath(dir string, runpath []string, lib string) bool {
+// inRunpath reports whether lib is in one of the RUNPATH directories of a file in dir (an
+// absolute host path inside the venv), of those that name a place in the venv by $ORIGIN.
+// The lookup stays inside the venv: a RUNPATH cannot make pyship look at the host.
+func inRunpath(venv *os.Root, venvDir, dir string, runpath []string, lib string) bool {
+	origin, err := filepath.Rel(venvDir, dir)
+	if err != nil {
+		return false
+	}
 	for _, rp := range runpath {
-		rp = strings.ReplaceAll(strings.ReplaceAll(rp, "${ORIGIN}", dir), "$ORIGIN", dir)
-		if !strings.HasPrefix(rp, dir) && !filepath.IsAbs(rp) {
+		rest, ok := strings.CutPrefix(rp, "$ORIGIN")
+		if !ok {
+			rest, ok = strings.CutPrefix(rp, "${ORIGIN}")
+		}
+		if !ok {
 			continue
 		}
-		if strings.HasPrefix(rp, dir) {
-			if _, err := os.Stat(filepath.Join(rp, lib)); err == nil {
-				return true
-			}
+		p := filepath.Join(origin, rest, lib)
+		if p == ".." || strings.HasPrefix(p, "../") || filepath.IsAbs(p) {
+			continue
+		}
+		if _, err := venv.Lstat(p); err == nil {
+			return true
 		}
 	}
 	return false
@@ -223,7 +247,9 @@ func inRunpath(dir string, runpath []string, lib string) bool {
 func inRoots(roots []*os.Root, lib string) bool {
 	for _, r := range roots {
 		for _, dir := range libDirs {
-			if _, err := r.Stat(path.Join(dir, lib)); err == nil {
+			// The name is enough: Debian's alternatives are absolute links, which a
+			// lookup inside the root does not follow.
+			if _, err := r.Lstat(path.Join(dir, lib)); err == nil {
 				return true
 			}
 		}
@@ -281,14 +307,10 @@ func owningPackages(root *os.Root, libs []string) (pkgs, unowned []string, err e
 
 func isLibDir(dir string) bool { return slices.Contains(libDirs, dir) }
 
-// debianPackageRe is a Debian package name (Debian policy 5.6.1), optionally with an
-// architecture qualifier.
-var debianPackageRe = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+(?::[a-z0-9]+)?$`)
-
 // CheckPackages reports the first name that is not a Debian package name.
 func CheckPackages(pkgs []string) error {
 	for _, p := range pkgs {
-		if !debianPackageRe.MatchString(p) {
+		if !detect.IsDebianPackage(p) {
 			return fmt.Errorf("%q is not a Debian package name", p)
 		}
 	}

@@ -54,6 +54,13 @@ Failed to build uvloop
 			projects: []string{"lxml"},
 		},
 		{
+			name:   "pip 24.1's summary names several",
+			output: "error: command 'gcc' failed: No such file or directory\nERROR: Failed to build installable wheels for some pyproject.toml based projects (mysqlclient, uvloop)\n",
+			python: "3.12", root: local,
+			pkgs:     []string{"build-essential", "default-libmysqlclient-dev", "pkg-config"},
+			projects: []string{"mysqlclient", "uvloop"},
+		},
+		{
 			name:   "not a compile failure",
 			output: "ERROR: No matching distribution found for flask==99\n",
 			python: "3.12", root: local,

@@ -35,8 +35,12 @@ func (e *AptError) Error() string {
 	if e.Code == 127 {
 		return fmt.Sprintf("cannot install %s for %s: the base image has no apt-get\nhint: Debian packages come from the base's own apt; use a Debian-based base (the default python:X.Y-slim is one), or a base of your own that already has them", strings.Join(e.Packages, " "), e.Purpose)
 	}
-	return fmt.Sprintf("apt-get could not install %s for %s (exit code %d):\n%s\nhint: check that each package exists in the base's Debian release (https://packages.debian.org), and fix apt in pyship.toml or the Aptfile",
-		strings.Join(e.Packages, " "), e.Purpose, e.Code, errorLines(e.Output))
+	hint := "check that each package exists in the base's Debian release (https://packages.debian.org), and fix apt in pyship.toml or the Aptfile"
+	if e.Purpose != "the image" {
+		hint = "pyship chose these packages for a source build; if one does not exist in the base's Debian release (https://packages.debian.org), pin a version of the failing requirement that has a wheel, or name the right -dev package in apt in pyship.toml"
+	}
+	return fmt.Sprintf("apt-get could not install %s for %s (exit code %d):\n%s\nhint: %s",
+		strings.Join(e.Packages, " "), e.Purpose, e.Code, errorLines(e.Output), hint)
 }
 
 // aptInstall runs apt-get install pkgs in the build sandbox on root (with over stacked on
@@ -72,10 +76,9 @@ func aptInstall(ctx context.Context, root string, over []string, upper string, p
 
 // aptInstallScript installs "$@" with the base's own apt, through pyship's proxy. apt runs
 // as root in the sandbox (dropping to its _apt user needs nothing the sandbox grants), and
-// reads archives whose Release files may be past their Valid-Until, as snapshot mirrors
-// serve them.
+// honours the base's own apt configuration.
 const aptInstallScript = `set -e
-o="-o APT::Sandbox::User=root -o Acquire::Check-Valid-Until=false -o Acquire::Retries=3 -o Dpkg::Use-Pty=0 -o APT::Install-Recommends=false"
+o="-o APT::Sandbox::User=root -o Acquire::Retries=3 -o Dpkg::Use-Pty=0 -o APT::Install-Recommends=false"
 if [ -n "$HTTP_PROXY" ]; then o="$o -o Acquire::http::Proxy=$HTTP_PROXY -o Acquire::https::Proxy=$HTTPS_PROXY"; fi
 apt-get -q $o update
 apt-get -q -y $o install -- "$@"
@@ -116,7 +119,7 @@ func systemTree(ctx context.Context, root string, over []string, key string, pkg
 // systemKey names a set of packages installed on a base (and on trees below it).
 func systemKey(kind string, baseDigest v1.Hash, below []string, pkgs []string) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "pyship %s v1\nbase %s\n", kind, baseDigest)
+	fmt.Fprintf(h, "pyship %s v1\nbase %s\nscript %s\n", kind, baseDigest, aptInstallScript)
 	for _, b := range below {
 		fmt.Fprintf(h, "below %s\n", filepath.Base(b))
 	}
@@ -138,7 +141,11 @@ func systemSkip(rel string, d fs.DirEntry) bool {
 		"etc/ld.so.cache~", "var/lib/apt/extended_states":
 		return true
 	}
-	return strings.HasSuffix(rel, "-old") || strings.HasSuffix(rel, "~") || d.Type()&fs.ModeCharDevice != 0
+	switch rel {
+	case "etc/passwd-", "etc/group-", "etc/shadow-", "etc/gshadow-", "etc/subuid-", "etc/subgid-":
+		return true
+	}
+	return strings.HasSuffix(rel, "-old") || strings.HasSuffix(rel, "~")
 }
 
 // systemLayer packs a system tree as a layer, cached by key.

@@ -116,7 +116,7 @@ func TestMarkerApplies(t *testing.T) {
 		{`platform_system == "Windows" or python_version < "3.11"`, "3.12", false, true},
 		{`extra == "dev"`, "3.12", false, false},
 		{`extra == "dev" and sys_platform == "win32"`, "3.12", false, true},
-		{`python_full_version >= "3.12.1"`, "3.12", false, true},
+		{`python_full_version >= "3.12.1"`, "3.12", false, false},
 		{`"linux" in sys_platform`, "3.12", true, true},
 	} {
 		got, ok := detect.MarkerApplies(tc.marker, tc.python)

@@ -14,12 +14,15 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/pyship/pyship/detect"
 )
 
 // DefaultIndex is PyPI's simple API, pip's default index.
@@ -195,7 +198,8 @@ const (
 func (c *Client) fetch(ctx context.Context, index, name string) ([]File, error) {
 	u, err := url.Parse(strings.TrimSuffix(index, "/") + "/" + name + "/")
 	if err != nil {
-		return nil, fmt.Errorf("index URL %q: %w", redact(index), err)
+		// The parser's error quotes the URL, credentials and all.
+		return nil, fmt.Errorf("index URL %q cannot be read as a URL", redact(index))
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
@@ -213,6 +217,11 @@ func (c *Client) fetch(ctx context.Context, index, name string) ([]File, error) 
 	start := time.Now()
 	resp, err := client.Do(req)
 	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			// Its message quotes the URL; the credentials are in the request's header.
+			err = ue.Err
+		}
 		return nil, fmt.Errorf("asking %s about %s: %w", redact(index), name, err)
 	}
 	defer resp.Body.Close()
@@ -263,21 +272,31 @@ func parseJSON(body []byte) ([]File, error) {
 }
 
 var (
-	anchorRe = regexp.MustCompile(`(?is)<a\s([^>]*)>([^<]*)</a>`)
-	attrRe   = regexp.MustCompile(`(?is)([a-z-]+)\s*=\s*(?:"([^"]*)"|'([^']*)')`)
+	anchorRe = regexp.MustCompile(`(?is)<a\s((?:[^>"']|"[^"]*"|'[^']*')*)>`)
+	attrRe   = regexp.MustCompile(`(?is)([a-z-]+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+)))?`)
 )
 
-// parseHTML reads a PEP 503 project page: one anchor per file, the file name as its text,
-// data-requires-python and data-yanked as attributes.
+// parseHTML reads a PEP 503 project page: one anchor per file, the file name the last
+// segment of its href (as pip takes it), data-requires-python and data-yanked as
+// attributes. Attribute values may hold an unescaped ">".
 func parseHTML(body []byte) []File {
 	var files []File
 	for _, m := range anchorRe.FindAllSubmatch(body, -1) {
-		f := File{Name: strings.TrimSpace(html.UnescapeString(string(m[2])))}
+		var f File
 		for _, a := range attrRe.FindAllSubmatch(m[1], -1) {
-			v := string(a[2]) + string(a[3])
+			v := html.UnescapeString(string(a[2]) + string(a[3]) + string(a[4]))
 			switch strings.ToLower(string(a[1])) {
+			case "href":
+				u, err := url.Parse(v)
+				if err != nil {
+					continue
+				}
+				name, err := url.PathUnescape(path.Base(u.Path))
+				if err == nil && name != "." && name != "/" {
+					f.Name = name
+				}
 			case "data-requires-python":
-				f.RequiresPython = html.UnescapeString(v)
+				f.RequiresPython = v
 			case "data-yanked":
 				f.Yanked = true
 			}
@@ -289,20 +308,11 @@ func parseHTML(body []byte) []File {
 	return files
 }
 
-var nameSepRe = regexp.MustCompile(`[-_.]+`)
-
 // normalize is PEP 503's name normalisation.
-func normalize(name string) string { return nameSepRe.ReplaceAllString(strings.ToLower(name), "-") }
+func normalize(name string) string { return detect.NormalizeName(name) }
 
 // redact drops the credentials from an index URL, for messages and cache keys.
-func redact(index string) string {
-	u, err := url.Parse(index)
-	if err != nil || u.User == nil {
-		return index
-	}
-	u.User = nil
-	return u.String()
-}
+func redact(index string) string { return detect.WithoutCredentials(index) }
 
 func redactAll(indexes []string) []string {
 	out := make([]string, len(indexes))

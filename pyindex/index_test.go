@@ -171,3 +171,43 @@ func TestPipConf(t *testing.T) {
 		t.Errorf("parsePipConf = %+v", c)
 	}
 }
+
+func TestParseHTML(t *testing.T) {
+	page := `<html><body>
+<a href="https://files.example/packages/ab/cd/foo-1.0-py3-none-any.whl#sha256=00" data-requires-python=">=3.8">ignored text</a>
+<a data-yanked href='../../packages/foo-0.9.tar.gz' >foo-0.9.tar.gz</a>
+<a href=foo-0.8.zip data-requires-python="&gt;=3.6,&lt;4">foo-0.8.zip</a>
+</body></html>`
+	files := parseHTML([]byte(page))
+	want := []File{
+		{Name: "foo-1.0-py3-none-any.whl", RequiresPython: ">=3.8"},
+		{Name: "foo-0.9.tar.gz", Yanked: true},
+		{Name: "foo-0.8.zip", RequiresPython: ">=3.6,<4"},
+	}
+	if len(files) != len(want) {
+		t.Fatalf("parseHTML = %+v", files)
+	}
+	for i := range want {
+		if files[i] != want[i] {
+			t.Errorf("file %d = %+v, want %+v", i, files[i], want[i])
+		}
+	}
+}
+
+func TestRedact(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://user:secret@pkgs.example/simple/":   "https://pkgs.example/simple/",
+		"https://user:se%zzcret@pkgs.example/simple": "https://pkgs.example/simple",
+		"https://pypi.org/simple/":                   "https://pypi.org/simple/",
+	} {
+		if got := redact(in); got != want || strings.Contains(got, "secret") {
+			t.Errorf("redact(%q) = %q, want %q", in, got, want)
+		}
+	}
+	// An index that cannot be reached: the error names it without the password.
+	c := &Client{Indexes: []string{"http://user:secret@127.0.0.1:1/simple/"}, HTTP: http.DefaultClient}
+	_, err := c.Files(context.Background(), "flask")
+	if err == nil || strings.Contains(err.Error(), "secret") {
+		t.Errorf("error %v", err)
+	}
+}

@@ -185,6 +185,9 @@ func detectAndPlan(ctx context.Context, path string, c common, log hclog.Logger)
 	}
 	if c.base == "" && (res.Config == nil || res.Config.Base == "") {
 		choosePython(ctx, res, c, log)
+		if err := ctx.Err(); err != nil {
+			return nil, "", repo, err
+		}
 	}
 	p, err := plan.New(res, plan.Options{
 		Base: c.base, BaseMirror: c.baseMirror, Platform: c.platform,
