@@ -279,6 +279,12 @@ func pythonVersion(fsys fs.FS, cfg *Config, proj *project, res *Result) (Fact, e
 		}
 	case req != "":
 		allowed := spec.Allowed()
+		oldest := SupportedPythons[len(SupportedPythons)-1]
+		if len(allowed) == 0 && spec.allowsBelow(oldest) {
+			// Written for a Python past its end of life: the closest one pyship builds.
+			res.warnf("%s (%s) allows only Pythons past their end of life, which have no base image: building on %s, the oldest pyship supports; if the app needs the old version, set base in pyship.toml to an image of your own, else widen the requirement", reqSource, clip(req, maxExcerpt), oldest)
+			return Fact{Value: oldest, Source: reqSource, Reason: fmt.Sprintf("the closest supported version to %s, which has no base image", clip(req, maxExcerpt))}, nil
+		}
 		if len(allowed) == 0 {
 			file, line := ParseSource(reqSource)
 			return Fact{}, &Error{File: file, Line: line,
@@ -295,7 +301,15 @@ func pythonVersion(fsys fs.FS, cfg *Config, proj *project, res *Result) (Fact, e
 		return Fact{Value: DefaultPythonVersion, Source: "default", Reason: "the newest version with broad wheel coverage; the repository names none"}, nil
 	}
 	if !supported(chosen.Value) && (cfg == nil || cfg.Base == "") {
+		oldest := SupportedPythons[len(SupportedPythons)-1]
 		file, line := ParseSource(chosen.Source)
+		if minorLess(chosen.Value, oldest) && (cfg == nil || cfg.Python == "") {
+			// A file written for a Python past its end of life (a runtime.txt from
+			// 2019, say): the closest one pyship builds, rather than no image at all.
+			// pyship.toml's own python is the user's word for pyship, and stays refused.
+			res.warnf("%s picks Python %s, which is past its end of life and has no base image: building on %s, the oldest pyship supports; write %s (or newer) in %s to say so, or set base in pyship.toml to an image of your own", chosen.Source, chosen.Value, oldest, oldest, orFile(file))
+			return Fact{Value: oldest, Source: chosen.Source, Reason: fmt.Sprintf("the closest supported version to %s, which has no base image", chosen.Value)}, nil
+		}
 		return Fact{}, unsupportedPython(file, line, chosen.Value)
 	}
 	if eol := EndOfLife(chosen.Value); eol != "" {

@@ -206,6 +206,15 @@ func (s Specifier) Allowed() []string {
 	return out
 }
 
+// allowsBelow reports whether the specifier allows some Python 3 release older than minor.
+func (s Specifier) allowsBelow(minor string) bool {
+	v, _, ok := parseVersion(minor)
+	if !ok {
+		return false
+	}
+	return !s.allowed.and(interval{lo: version{3, 0, 0}, hi: v}).empty()
+}
+
 // Preferred returns the version pyship picks among allowed (newest first): the newest one
 // not newer than DefaultPythonVersion, or else the oldest, since a range like ">=3.10" is
 // a floor, not a wish for a release that few wheels cover yet.
