@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io/fs"
 	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -16,8 +17,9 @@ type djangoProject struct {
 	// reason says how the settings module was picked, when manage.py names several.
 	reason string
 	// variable is true when manage.py sets DJANGO_SETTINGS_MODULE from a variable: the
-	// image then sets it, so that every process uses the module pyship picked.
-	variable bool
+	// image then sets it, so that every process uses the module pyship picked, unless
+	// decided: pyship evaluated the choice as the app makes it in the image.
+	variable, decided bool
 }
 
 var (
@@ -29,8 +31,44 @@ var (
 	productionRe    = regexp.MustCompile(`(?i)(?:^|[._])(?:prod|production|live|deploy|deployment|release)$`)
 )
 
+// ternaryRe is a settings choice written as a conditional expression: "A" if COND else "B".
+var ternaryRe = regexp.MustCompile(`^['"]([A-Za-z_][\w.]*)['"]\s+if\s+(.+?)\s+else\s+['"]([A-Za-z_][\w.]*)['"]\s*(?:#.*)?$`)
+
+// envConditionRe are conditions on one environment variable: "N" [not] in os.environ,
+// os.environ.get("N"[, d]) or os.getenv("N"[, d]), compared with == or != to a string or
+// tested for truth.
+var (
+	envInRe  = regexp.MustCompile(`^['"](\w+)['"]\s+(not\s+)?in\s+os\.environ$`)
+	envGetRe = regexp.MustCompile(`^os\.(?:environ\.get|getenv)\(\s*['"](\w+)['"]\s*(?:,\s*['"]([^'"]*)['"]\s*)?\)(?:\s*(==|!=)\s*['"]([^'"]*)['"])?$`)
+)
+
+// evalEnvCondition evaluates cond as Python would in the image, whose environment is env
+// (what pyship.toml's [env] sets; nothing else is set in a plain run). ok is false for a
+// condition it cannot read; name is the variable it tests.
+func evalEnvCondition(cond string, env map[string]string) (value bool, name string, ok bool) {
+	cond = strings.TrimSpace(cond)
+	if m := envInRe.FindStringSubmatch(cond); m != nil {
+		_, set := env[m[1]]
+		return set != (m[2] != ""), m[1], true
+	}
+	if m := envGetRe.FindStringSubmatch(cond); m != nil {
+		v, set := env[m[1]]
+		if !set {
+			v = m[2]
+		}
+		switch m[3] {
+		case "==":
+			return v == m[4], m[1], true
+		case "!=":
+			return v != m[4], m[1], true
+		}
+		return v != "", m[1], true
+	}
+	return false, "", false
+}
+
 // findDjango reads manage.py: the settings module it names, directly or through a variable.
-func findDjango(fsys fs.FS, res *Result) (*djangoProject, error) {
+func findDjango(fsys fs.FS, cfg *Config, res *Result) (*djangoProject, error) {
 	data, err := readOptional(fsys, "manage.py")
 	if err != nil || data == nil {
 		return nil, err
@@ -75,6 +113,32 @@ func findDjango(fsys fs.FS, res *Result) (*djangoProject, error) {
 	pick := func(o option, why string) *djangoProject {
 		return &djangoProject{settings: o.module, source: fmt.Sprintf("manage.py:%d", o.line), variable: true,
 			reason: fmt.Sprintf("manage.py:%d sets DJANGO_SETTINGS_MODULE from %s, which is one of %s; %s", setLine, variable, all, why)}
+	}
+	// A choice by an environment variable is made as the app makes it at run time, in the
+	// image's environment: the image does not override the app's own choice.
+	var env map[string]string
+	if cfg != nil {
+		env = cfg.Env
+	}
+	for _, a := range assignRe.FindAllStringSubmatchIndex(src, -1) {
+		m := ternaryRe.FindStringSubmatch(strings.TrimSpace(src[a[2]:a[3]]))
+		if m == nil {
+			continue
+		}
+		value, name, ok := evalEnvCondition(m[2], env)
+		if !ok {
+			continue
+		}
+		chosen, other := m[1], m[3]
+		if !value {
+			chosen, other = other, chosen
+		}
+		how := "is not set"
+		if _, set := env[name]; set {
+			how = "is " + strconv.Quote(env[name]) + " ([env] in " + cfg.File + ")"
+		}
+		return &djangoProject{settings: chosen, source: fmt.Sprintf("manage.py:%d", lineOf(src, a[0])), variable: true, decided: true,
+			reason: fmt.Sprintf("manage.py:%d picks %s when %s %s, as in the image; %s otherwise (set %s in [env] in pyship.toml, or where the image runs)", lineOf(src, a[0]), chosen, name, how, other, name)}, nil
 	}
 	for _, o := range options {
 		if productionRe.MatchString(o.module) && moduleExists(fsys, o.module) {
@@ -133,7 +197,11 @@ func djangoNotes(cfg *Config, res *Result) {
 		return
 	}
 	res.Notes = append(res.Notes, Note{What: "django settings", Value: dj.settings, Source: dj.source, Reason: dj.reason})
-	res.Start.Env = append(res.Start.Env, "DJANGO_SETTINGS_MODULE="+dj.settings)
+	if !dj.decided {
+		// manage.py chooses in a way pyship cannot follow: the image uses the module
+		// pyship picked, so the app, its build steps and the plan agree.
+		res.Start.Env = append(res.Start.Env, "DJANGO_SETTINGS_MODULE="+dj.settings)
+	}
 }
 
 // envValue returns a variable the configuration's [env] sets.

@@ -91,7 +91,7 @@ type candidate struct {
 func startCommand(fsys fs.FS, cfg *Config, proj *project, res *Result) error {
 	res.Port = Port{Number: DefaultPort, Source: "default"}
 	var err error
-	if res.django, err = findDjango(fsys, res); err != nil {
+	if res.django, err = findDjango(fsys, cfg, res); err != nil {
 		return err
 	}
 	gconf, err := readGunicornConf(fsys)

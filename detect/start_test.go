@@ -291,9 +291,18 @@ func TestDjangoSettingsVariable(t *testing.T) {
 		env      []string
 		warned   string
 	}{
-		{"production wins", project(ternary, "prod", "dev"), "site1.settings.prod", "manage.py:4", "site1.settings.prod looks like the production settings",
+		{"a choice by the environment, made as in the image", project(ternary, "prod", "dev"), "site1.settings.dev", "manage.py:4", "picks site1.settings.dev when ENV is not set, as in the image; site1.settings.prod otherwise",
+			nil, ""},
+		{"the environment pyship.toml gives", func() map[string]string {
+			m := project(ternary, "prod", "dev")
+			m["pyship.toml"] = "[env]\nENV = \"production\"\n"
+			return m
+		}(), "site1.settings.prod", "manage.py:4", `picks site1.settings.prod when ENV is "production" ([env] in pyship.toml)`, nil, ""},
+		{"a membership test", project("import os\ns = 'site1.settings.prod' if 'WEBSITE_HOSTNAME' in os.environ else 'site1.settings.dev'\nos.environ.setdefault('DJANGO_SETTINGS_MODULE', s)\n", "prod", "dev"),
+			"site1.settings.dev", "manage.py:2", "when WEBSITE_HOSTNAME is not set", nil, ""},
+		{"production wins where the choice cannot be followed", project(strings.Replace(ternary, "os.environ.get('ENV') == 'production'", "is_prod()", 1), "prod", "dev"), "site1.settings.prod", "manage.py:4", "site1.settings.prod looks like the production settings",
 			[]string{"DJANGO_SETTINGS_MODULE=site1.settings.prod"}, ""},
-		{"production that does not exist loses", project(ternary, "dev"), "site1.settings.dev", "manage.py:4", "site1.settings.dev is the first that exists",
+		{"production that does not exist loses", project(strings.Replace(ternary, "os.environ.get('ENV') == 'production'", "is_prod()", 1), "dev"), "site1.settings.dev", "manage.py:4", "site1.settings.dev is the first that exists",
 			[]string{"DJANGO_SETTINGS_MODULE=site1.settings.dev"}, ""},
 		{"first existing of two branches", project(branches, "local", "test"), "site1.settings.test", "manage.py:3", "one of site1.settings.test, site1.settings.local",
 			[]string{"DJANGO_SETTINGS_MODULE=site1.settings.test"}, ""},
