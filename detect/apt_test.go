@@ -50,3 +50,32 @@ func TestSystemPackages(t *testing.T) {
 		})
 	}
 }
+
+func TestEmptyWheel(t *testing.T) {
+	const poetry = "[tool.poetry]\nname = \"rocky-app\"\nversion = \"0.1.0\"\n\n[build-system]\nrequires = [\"poetry-core\"]\nbuild-backend = \"poetry.core.masonry.api\"\n"
+	const hatch = "[project]\nname = \"hello-app\"\nversion = \"1\"\n[build-system]\nrequires = [\"hatchling\"]\nbuild-backend = \"hatchling.build\"\n"
+	for _, tc := range []struct {
+		name  string
+		files map[string]string
+		empty bool
+	}{
+		{"poetry, app.py only", map[string]string{"pyproject.toml": poetry, "app.py": ""}, true},
+		{"poetry, a package of the name", map[string]string{"pyproject.toml": poetry, "rocky_app/__init__.py": ""}, false},
+		{"poetry, packages configured", map[string]string{"pyproject.toml": poetry + "packages = [{include = \"web\"}]\n", "web/__init__.py": ""}, false},
+		{"hatchling, app.py only", map[string]string{"pyproject.toml": hatch, "app.py": ""}, true},
+		{"hatchling, src layout", map[string]string{"pyproject.toml": hatch, "src/hello_app/__init__.py": ""}, false},
+		{"hatchling, a module of the name", map[string]string{"pyproject.toml": hatch, "hello_app.py": ""}, false},
+		{"hatchling, configured", map[string]string{"pyproject.toml": hatch + "[tool.hatch.build.targets.wheel]\npackages = [\"app\"]\n", "app/__init__.py": ""}, false},
+		{"setuptools finds what it finds", map[string]string{"pyproject.toml": strings.Replace(hatch, "hatchling.build", "setuptools.build_meta", 1), "app.py": ""}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			proj, err := readProject(files(tc.files))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := proj.noPackage != ""; got != tc.empty {
+				t.Errorf("noPackage = %q, want empty wheel %v", proj.noPackage, tc.empty)
+			}
+		})
+	}
+}

@@ -376,6 +376,10 @@ func dependencies(fsys fs.FS, proj *project, res *Result) (Dependencies, error) 
 	switch {
 	case lock != nil:
 		deps.Source, deps.Lock, deps.Names, deps.Pins = lock.File, lock, lock.Names(), lockPins(lock)
+		if proj.noPackage != "" && proj.installable() && lock.Format != "uv" {
+			res.Notes = append(res.Notes, Note{What: "project", Value: "not installed, only its dependencies", Source: "pyproject.toml",
+				Reason: proj.noPackage + "; the app runs from " + "/app" + " as it is"})
+		}
 		deps.Files = []string{lock.File}
 		for _, f := range []string{"pyproject.toml", "setup.py", "setup.cfg", "Pipfile"} {
 			if exists(fsys, f) {

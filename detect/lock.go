@@ -652,7 +652,7 @@ func parsePoetryLock(data []byte, proj *project) (*Lock, error) {
 	}
 
 	lock := &Lock{File: "poetry.lock", Format: "poetry"}
-	if proj.installable() {
+	if proj.installable() && proj.noPackage == "" {
 		// The project itself, installed after its dependencies.
 		lock.Local = append(lock.Local, ".")
 	}
@@ -946,7 +946,7 @@ func parsePDMLock(data []byte, proj *project) (*Lock, error) {
 	}
 
 	lock := &Lock{File: "pdm.lock", Format: "pdm"}
-	if pdmInstallsProject(proj) {
+	if pdmInstallsProject(proj) && proj.noPackage == "" {
 		lock.Local = append(lock.Local, ".")
 	}
 	// One package may have several entries (one per set of extras): install it once,

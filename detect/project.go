@@ -30,6 +30,9 @@ type project struct {
 	packageMode bool
 	// setup.py or setup.cfg exists.
 	setuptools bool
+	// noPackage, when set, says why the build backend would find nothing to put in the
+	// project's own wheel: an app kept as a project only for its dependencies.
+	noPackage string
 	// Pipfile.
 	pipfile *pipfile
 }
@@ -157,6 +160,7 @@ func readProject(fsys fs.FS) (*project, error) {
 		}
 	}
 	p.setuptools = exists(fsys, "setup.py") || exists(fsys, "setup.cfg")
+	p.noPackage = emptyWheel(fsys, p)
 	if p.setuptools && p.requiresPython == "" {
 		if p.requiresPython, p.pythonSource, err = setupPythonRequires(fsys); err != nil {
 			return nil, err
@@ -267,4 +271,35 @@ func (proj *project) declared() (declaredDependencies, error) {
 		d.poetry = p.Dependencies
 	}
 	return d, nil
+}
+
+// wheelBackends are the build backends that, unless configured otherwise, put in a
+// project's wheel the package or module named after the project (at the top or under src/)
+// and fail when there is none; the text that configures them otherwise.
+var wheelBackends = map[string][]string{
+	"poetry.core.masonry.api": {"packages", "include"},
+	"hatchling.build":         {"[tool.hatch.build"},
+	"flit_core.buildapi":      {"[tool.flit.module"},
+}
+
+// emptyWheel says why the project's build backend would find nothing to build (the app is
+// app.py beside pyproject.toml, say), or "".
+func emptyWheel(fsys fs.FS, p *project) string {
+	configured, ok := wheelBackends[p.buildBackend]
+	if !ok || p.name == "" || p.setuptools {
+		return ""
+	}
+	text := string(p.pyproject)
+	for _, c := range configured {
+		if strings.Contains(text, c) {
+			return ""
+		}
+	}
+	mod := strings.ReplaceAll(NormalizeName(p.name), "-", "_")
+	for _, c := range []string{mod + "/__init__.py", "src/" + mod + "/__init__.py", mod + ".py", "src/" + mod + ".py"} {
+		if exists(fsys, c) {
+			return ""
+		}
+	}
+	return fmt.Sprintf("%s (%s) builds a package named %s, and the repository has no %s/, src/%s/ or %s.py", p.buildBackend, "pyproject.toml", mod, mod, mod, mod)
 }
