@@ -109,7 +109,13 @@ func builderNeeds(output, python string, root *os.Root) (pkgs, projects []string
 			set[p] = true
 		}
 	}
-	if !found && len(projects) == 0 {
+	known := false
+	for _, p := range projects {
+		known = known || nativePackages[p] != nil
+	}
+	if !found && !known {
+		// A build that failed for another reason (no package to put in a wheel, a
+		// syntax error): a compiler would not help.
 		return nil, nil
 	}
 	if all := collectingRe.FindAllStringSubmatch(output, -1); len(projects) == 0 && len(all) > 0 {

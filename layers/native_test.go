@@ -61,6 +61,11 @@ Failed to build uvloop
 			projects: []string{"mysqlclient", "uvloop"},
 		},
 		{
+			name:   "a build that fails for another reason",
+			output: "ValueError: No file/folder found for package rocky-wheels\nERROR: Failed building wheel for rocky-wheels\nFailed to build rocky-wheels\n",
+			python: "3.12", root: local,
+		},
+		{
 			name:   "not a compile failure",
 			output: "ERROR: No matching distribution found for flask==99\n",
 			python: "3.12", root: local,
