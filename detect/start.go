@@ -71,7 +71,7 @@ func init() {
 }
 
 // entryFiles are module names that usually hold the app, in order of preference.
-var entryFiles = []string{"app.py", "main.py", "server.py", "wsgi.py", "asgi.py", "application.py", "api.py", "streamlit_app.py", "run.py", "__init__.py"}
+var entryFiles = []string{"app.py", "main.py", "server.py", "wsgi.py", "asgi.py", "application.py", "api.py", "streamlit_app.py", "run.py", "index.py", "__init__.py"}
 
 // scriptFiles are files that can be run as scripts, in order of preference.
 var scriptFiles = []string{"main.py", "app.py", "server.py", "run.py", "wsgi.py", "asgi.py"}

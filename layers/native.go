@@ -74,6 +74,8 @@ var (
 	// failedListRe is pip's summary: "Failed to build a b" (before 24.1), "Failed to build
 	// installable wheels for some pyproject.toml based projects (a, b)" (since).
 	failedListRe = regexp.MustCompile(`(?m)^(?:ERROR: )?Failed to build (?:installable wheels for some pyproject\.toml based projects \(([^)\n]*)\)|([A-Za-z0-9._ -]+)$)`)
+	// encounteredRe is pip's own summary of the package whose install failed.
+	encounteredRe = regexp.MustCompile(`Encountered error while trying to install package\.\s*╰─>\s*([A-Za-z0-9][A-Za-z0-9._-]*)`)
 	// collectingRe finds what pip was getting when a build's metadata step failed, which
 	// pip does not name: the last project it collected.
 	collectingRe = regexp.MustCompile(`(?m)^\s*Collecting ([A-Za-z0-9][A-Za-z0-9._-]*)`)
@@ -95,6 +97,9 @@ func builderNeeds(output, python string, root *os.Root) (pkgs, projects []string
 	}
 	var names []string
 	for _, m := range failedWheelRe.FindAllStringSubmatch(output, -1) {
+		names = append(names, m[1])
+	}
+	for _, m := range encounteredRe.FindAllStringSubmatch(output, -1) {
 		names = append(names, m[1])
 	}
 	for _, m := range failedListRe.FindAllStringSubmatch(output, -1) {

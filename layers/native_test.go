@@ -61,6 +61,13 @@ Failed to build uvloop
 			projects: []string{"mysqlclient", "uvloop"},
 		},
 		{
+			name:   "a legacy install names its package at the end",
+			output: "Collecting psycopg2==2.8.3\nCollecting werkzeug==0.15.4\n  error: command '/usr/bin/gcc' failed with exit code 1\n  error: legacy-install-failure\n\n  × Encountered error while trying to install package.\n  ╰─> psycopg2\n",
+			python: "3.12", root: local,
+			pkgs:     []string{"build-essential", "libpq-dev", "pkg-config"},
+			projects: []string{"psycopg2"},
+		},
+		{
 			name:   "a build that fails for another reason",
 			output: "ValueError: No file/folder found for package rocky-wheels\nERROR: Failed building wheel for rocky-wheels\nFailed to build rocky-wheels\n",
 			python: "3.12", root: local,

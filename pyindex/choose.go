@@ -38,6 +38,7 @@ type runtimeLimit struct {
 
 var runtimeLimits = []runtimeLimit{
 	{"gunicorn", "21", "3.11", "imports pkg_resources, which a Python 3.12+ venv lacks (setuptools is no longer seeded)"},
+	{"falcon", "2", "3.10", "calls inspect.getargspec, which Python 3.11 removed"},
 }
 
 // verdict is what one pin says about one Python version.
