@@ -41,6 +41,9 @@ type Config struct {
 	Exclude []string `toml:"exclude" json:"exclude,omitempty"`
 	Smoke   Smoke    `toml:"smoke" json:"smoke,omitempty"`
 	Django  Django   `toml:"django" json:"django,omitempty"`
+	// Resolve is "commit" (the default: versions the requirements leave open are resolved
+	// as of the commit's time) or "latest".
+	Resolve string `toml:"resolve" json:"resolve,omitempty"`
 	// Apt are Debian packages installed into the image (from the base's own apt), like
 	// "graphviz" or "libmagic1"; source builds of the dependencies see them too.
 	Apt []string `toml:"apt" json:"apt,omitempty"`
@@ -240,6 +243,11 @@ func (c *Config) validate() error {
 	}
 	if c.Smoke.Status != 0 && (c.Smoke.Status < 100 || c.Smoke.Status > 599) {
 		return bad("smoke.status", "smoke.status = %d is not an HTTP status", c.Smoke.Status)
+	}
+	if c.Resolve != "" && c.Resolve != "commit" && c.Resolve != "latest" {
+		e := bad("resolve", "resolve = %s is neither \"commit\" nor \"latest\"", excerpt(c.Resolve))
+		e.(*Error).Hint = `"commit" resolves open versions as of the commit's time (the default); "latest" takes the newest`
+		return e
 	}
 	for _, p := range c.Apt {
 		if !debianPackageRe.MatchString(p) {

@@ -228,6 +228,9 @@ func Build(ctx context.Context, p *plan.Plan, opts Options) (*Result, error) {
 	for _, r := range p.Dependencies.Requirements {
 		depsStep += " && pip install -r " + r
 	}
+	if t := p.Dependencies.UploadedBefore; t != "" {
+		depsStep += " (as uploaded before " + t + ")"
+	}
 	if p.Dependencies.Project {
 		depsStep += " && pip install ."
 	}
@@ -367,6 +370,9 @@ func dependencyLayer(ctx context.Context, p *plan.Plan, base v1.Image, root stri
 	for _, r := range p.Dependencies.Requirements {
 		fmt.Fprintf(h, "requirements %s\n", r)
 	}
+	if t := p.Dependencies.UploadedBefore; t != "" {
+		fmt.Fprintf(h, "uploaded before %s\n", t)
+	}
 	src, err := os.OpenRoot(opts.Source)
 	if err != nil {
 		return nil, false, nil, err
@@ -413,6 +419,7 @@ func dependencyLayer(ctx context.Context, p *plan.Plan, base v1.Image, root stri
 	req := InstallRequest{
 		Root: root, Over: system, Scratch: filepath.Join(tmp, "1"), Source: opts.Source, AppTree: appTree, AppDir: p.App.Dir, Requirements: p.Dependencies.Requirements,
 		Project: p.Dependencies.Project, Lock: p.Dependencies.Lock, Files: p.Dependencies.Files, Venv: p.Dependencies.Venv, Env: envOf(base),
+		UploadedBefore: p.Dependencies.UploadedBefore,
 	}
 	if err := os.Mkdir(req.Scratch, 0o700); err != nil {
 		return nil, false, nil, err

@@ -63,6 +63,8 @@ type InstallRequest struct {
 	// Over are trees stacked on Root for the install, topmost first, never written to:
 	// system packages, a builder's compiler and headers.
 	Over []string
+	// UploadedBefore, when set, has pip consider only files uploaded before it (RFC 3339).
+	UploadedBefore string
 }
 
 // PipInstaller runs the base image's own Python in the build sandbox: `python -m venv`, then
@@ -186,6 +188,10 @@ const (
 	sandboxLock = sandboxRun + "/locked-requirements.txt"
 )
 
+// CutoffPip is the pip a venv gets when the install resolves as of a time
+// (--uploaded-prior-to): pinned, so the venv is the same on every build.
+const CutoffPip = "26.3"
+
 // forwardedEnv are the host's settings that pip and the builds it runs may need: the
 // package index. They reach the sandbox only, never the image. The host's proxies are
 // not among them: the sandbox reaches the network only through pyship's proxy, which
@@ -252,15 +258,21 @@ func (pi *PipInstaller) Install(ctx context.Context, req InstallRequest) (string
 	steps := [][]string{
 		{"python3", "-m", "venv", req.Venv},
 	}
+	pipInstall := []string{python, "-m", "pip", "install", "--no-cache-dir", "--no-compile"}
+	if req.UploadedBefore != "" {
+		// The option came with pip 25.3; the venv gets a known pip that has it.
+		steps = append(steps, append(slices.Clone(pipInstall), "--upgrade", "pip=="+CutoffPip))
+		pipInstall = append(pipInstall, "--uploaded-prior-to="+req.UploadedBefore)
+	}
 	if len(req.Requirements) > 0 {
-		install := []string{python, "-m", "pip", "install", "--no-cache-dir", "--no-compile"}
+		install := slices.Clone(pipInstall)
 		for _, r := range req.Requirements {
 			install = append(install, "-r", r)
 		}
 		steps = append(steps, install)
 	}
 	if req.Project {
-		steps = append(steps, []string{python, "-m", "pip", "install", "--no-cache-dir", "--no-compile", "."})
+		steps = append(steps, append(slices.Clone(pipInstall), "."))
 	}
 	if req.Lock != nil {
 		locked := filepath.Join(req.Scratch, "locked-requirements.txt")

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/pyship/pyship/detect"
 )
@@ -79,6 +80,9 @@ type Dependencies struct {
 	// Files are every repository file the install depends on; they key its cache.
 	Files []string `json:"files,omitempty"`
 	Venv  string   `json:"venv"`
+	// UploadedBefore, when set (RFC 3339, UTC), has pip consider only files the index
+	// received before it: the commit's time, for versions the requirements leave open.
+	UploadedBefore string `json:"uploaded_before,omitempty"`
 }
 
 // App says how the application layer is made.
@@ -143,6 +147,9 @@ type Options struct {
 	// Source and Revision become OCI labels when set.
 	Source   string
 	Revision string
+	// Committed is the time of the commit being built, zero when unknown: versions the
+	// requirements leave open are resolved as the index had them then.
+	Committed time.Time
 }
 
 // DefaultSmokeTimeout is how long the smoke test waits for the app by default.
@@ -205,6 +212,9 @@ func New(res *detect.Result, opts Options) (*Plan, error) {
 		p.decide("dependencies", "pip install . (the project and its dependencies)", deps.Source, "")
 	default:
 		p.decide("dependencies", "none", "default", "no requirements file or installable project")
+	}
+	if err := resolveAsOf(p, cfg, opts.Committed); err != nil {
+		return nil, err
 	}
 	if res.Framework != "" {
 		p.decide("framework", res.Framework, res.Start.Source, "")
@@ -359,4 +369,27 @@ func splitRef(ref string) (repo, suffix string) {
 		repo, suffix = repo[:colon], repo[colon:]+suffix
 	}
 	return repo, suffix
+}
+
+// resolveAsOf has pip resolve the versions that requirements leave open as the package
+// index had them when the commit was made: what the authors tested, and the same versions
+// on every build of the commit. A lock pins everything already; resolve = "latest" in the
+// configuration turns it off.
+func resolveAsOf(p *Plan, cfg *detect.Config, committed time.Time) error {
+	d := &p.Dependencies
+	if d.Lock != nil || (len(d.Requirements) == 0 && !d.Project) {
+		return nil
+	}
+	switch {
+	case cfg.Resolve == "latest":
+		p.decide("dependency versions", "the newest the index has", cfg.Source("resolve"), "resolve = \"latest\"")
+		return nil
+	case committed.IsZero():
+		p.decide("dependency versions", "the newest the index has", "default", "no commit time to resolve as of (no .git)")
+		return nil
+	}
+	d.UploadedBefore = committed.UTC().Format(time.RFC3339)
+	p.decide("dependency versions", "as the index had them before "+d.UploadedBefore, ".git (the last commit)",
+		"versions the requirements leave open are resolved as of the commit, as its authors had them; resolve = \"latest\" in pyship.toml for the newest")
+	return nil
 }

@@ -191,7 +191,7 @@ func detectAndPlan(ctx context.Context, path string, c common, log hclog.Logger)
 	}
 	p, err := plan.New(res, plan.Options{
 		Base: c.base, BaseMirror: c.baseMirror, Platform: c.platform,
-		Source: repo.source, Revision: repo.revision,
+		Source: repo.source, Revision: repo.revision, Committed: repo.committed,
 	})
 	if err != nil {
 		return nil, "", repo, fail(exitPlan, err)

@@ -32,6 +32,8 @@ type repository struct {
 	epoch    time.Time
 	revision string
 	source   string
+	// committed is the last commit's time, zero when there is no readable .git.
+	committed time.Time
 }
 
 // repoInfo reads the last commit and the origin remote from the repository's .git. It
@@ -44,6 +46,7 @@ func repoInfo(dir string) (repository, error) {
 		if head, err := g.head(); err == nil {
 			if t, err := g.commitTime(head); err == nil {
 				info.epoch = t.UTC()
+				info.committed = t.UTC()
 				info.revision = head
 			}
 		}
