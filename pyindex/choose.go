@@ -129,7 +129,8 @@ func Choose(ctx context.Context, c *Client, res *detect.Result) Choice {
 		for pi, p := range pins {
 			if len(blocked[pi]) > 0 {
 				why = append(why, fmt.Sprintf("%s %s (%s) %s", p.Name, p.Version, p.Source, summarize(blocked[pi])))
-				if source == "" {
+				if last := blocked[pi][len(blocked[pi])-1]; source == "" && last.python == candidates[ci-1] {
+					// The pin that rules out the next newer version says why this one.
 					source = p.Source
 				}
 			}
