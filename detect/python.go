@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // SupportedPythons are the Python minor versions pyship builds for, newest first: every
@@ -17,6 +18,39 @@ var SupportedPythons = []string{"3.15", "3.14", "3.13", "3.12", "3.11", "3.10"}
 // late 2026) still lacks wheels for much of what web apps depend on, so it is used only when
 // the repository asks for it.
 const DefaultPythonVersion = "3.14"
+
+// released are the supported versions' release dates. Wheels for the packages web apps use
+// cover a release broadly about six months after it (BroadWheels).
+var released = map[string]time.Time{
+	"3.10": date(2021, 10, 4), "3.11": date(2022, 10, 24), "3.12": date(2023, 10, 2),
+	"3.13": date(2024, 10, 7), "3.14": date(2025, 10, 7), "3.15": date(2026, 10, 1),
+}
+
+func date(y int, m time.Month, d int) time.Time { return time.Date(y, m, d, 0, 0, 0, 0, time.UTC) }
+
+// BroadWheels returns when the wheels of popular packages came to cover Python minor: six
+// months after its release (zero for a version pyship does not know).
+func BroadWheels(minor string) time.Time {
+	t, ok := released[minor]
+	if !ok {
+		return time.Time{}
+	}
+	return t.AddDate(0, 6, 0)
+}
+
+// ForTime returns the newest of choices (newest first) whose wheels were broad at t, or the
+// oldest of them when none was: the Python a repository of that time was written for.
+func ForTime(choices []string, t time.Time) string {
+	for _, m := range choices {
+		if b := BroadWheels(m); !b.IsZero() && !t.Before(b) {
+			return m
+		}
+	}
+	if len(choices) == 0 {
+		return ""
+	}
+	return choices[len(choices)-1]
+}
 
 // endOfLife are supported versions past their end of life, with the month it came.
 var endOfLife = map[string]string{"3.10": "October 2026"}

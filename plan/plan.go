@@ -388,8 +388,13 @@ func resolveAsOf(p *Plan, cfg *detect.Config, committed time.Time) error {
 		p.decide("dependency versions", "the newest the index has", "default", "no commit time to resolve as of (no .git)")
 		return nil
 	}
-	d.UploadedBefore = committed.UTC().Format(time.RFC3339)
+	cutoff, why := committed.UTC(), "versions the requirements leave open are resolved as of the commit, as its authors had them"
+	if broad := detect.BroadWheels(p.Base.Python); cutoff.Before(broad) {
+		// Libraries older than the Python do not build or import on it.
+		cutoff, why = broad, fmt.Sprintf("versions the requirements leave open are resolved as of the commit (%s), or of when Python %s's wheels became broad, which is later", committed.UTC().Format("2006-01-02"), p.Base.Python)
+	}
+	d.UploadedBefore = cutoff.Format(time.RFC3339)
 	p.decide("dependency versions", "as the index had them before "+d.UploadedBefore, ".git (the last commit)",
-		"versions the requirements leave open are resolved as of the commit, as its authors had them; resolve = \"latest\" in pyship.toml for the newest")
+		why+"; resolve = \"latest\" in pyship.toml for the newest")
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -184,6 +185,7 @@ func detectAndPlan(ctx context.Context, path string, c common, log hclog.Logger)
 		return nil, "", repo, inDir(dir, fail(exitDetect, err))
 	}
 	if c.base == "" && (res.Config == nil || res.Config.Base == "") {
+		pythonForCommit(res, repo.committed)
 		choosePython(ctx, res, c, log)
 		if err := ctx.Err(); err != nil {
 			return nil, "", repo, err
@@ -201,6 +203,35 @@ func detectAndPlan(ctx context.Context, path string, c common, log hclog.Logger)
 	}
 	log.Info("planned", "python", p.Base.Python, "base", p.Base.Ref, "start", strings.Join(p.Config.Cmd, " "), "took", since(start))
 	return p, dir, repo, nil
+}
+
+// pythonForCommit moves res.Python, where the repository leaves the version open and its
+// requirements leave versions open too (they are resolved as of the commit), to the Python
+// of the commit's time: the newest whose wheels were broad then. Old libraries on a much
+// newer Python fail to build or import; the other way round they were tested.
+func pythonForCommit(res *detect.Result, committed time.Time) {
+	d := res.Dependencies
+	if committed.IsZero() || d.Lock != nil || (len(d.Requirements) == 0 && !d.Project) ||
+		(res.Config != nil && res.Config.Resolve == "latest") {
+		return
+	}
+	i := slices.Index(res.PythonChoices, res.Python.Value)
+	if i < 0 {
+		return
+	}
+	choices := res.PythonChoices[i:]
+	m := detect.ForTime(choices, committed)
+	if m == res.Python.Value {
+		return
+	}
+	why := fmt.Sprintf("Python %s is the newest whose wheels were broad then", m)
+	if committed.Before(detect.BroadWheels(m)) {
+		why = fmt.Sprintf("Python %s is the oldest pyship builds", m)
+	}
+	res.Python = detect.Fact{Value: m, Source: ".git (the last commit)",
+		Reason: fmt.Sprintf("the requirements leave versions open and are resolved as of the commit (%s); %s", committed.Format("2006-01-02"), why)}
+	// Versions below it remain for the pinned requirements to pick.
+	res.PythonChoices = res.PythonChoices[slices.Index(res.PythonChoices, m):]
 }
 
 // choosePython moves res.Python, where the repository leaves the version open, to the

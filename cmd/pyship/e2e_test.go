@@ -669,40 +669,40 @@ func TestNoSandboxPrivileges(t *testing.T) {
 }
 
 // TestResolveAsOfCommit builds a repository whose requirements pin nothing from a commit
-// made in mid-2021: pip resolves as the index was then, so the image has the Flask of that
-// time, and the plan says why.
+// made in mid-2022: pyship picks the Python of that time (3.10) and pip resolves as the
+// index was then, so the image has the Flask of that time, and the plan says why.
 func TestResolveAsOfCommit(t *testing.T) {
 	reg := fixtures.Testbed(t)
 	fixtures.TestbedPython(t, "3.10")
 	git, err := exec.LookPath("git")
 	fixtures.Need(t, err == nil, "git is not installed: run fixtures/testbed/up")
-	src := copyFixture(t, "unpinned-2021")
-	for _, args := range [][]string{{"init", "-q"}, {"add", "."}, {"-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "2021"}} {
+	src := copyFixture(t, "unpinned-2022")
+	for _, args := range [][]string{{"init", "-q"}, {"add", "."}, {"-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "2022"}} {
 		cmd := exec.Command(git, args...)
 		cmd.Dir = src
-		cmd.Env = append(os.Environ(), "GIT_COMMITTER_DATE=2021-06-01T00:00:00Z", "GIT_AUTHOR_DATE=2021-06-01T00:00:00Z")
+		cmd.Env = append(os.Environ(), "GIT_COMMITTER_DATE=2022-06-01T00:00:00Z", "GIT_AUTHOR_DATE=2022-06-01T00:00:00Z")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("git %v: %v\n%s", args, err, out)
 		}
 	}
 	plan := pyship(t, nil, "plan", src)
-	if plan.code != 0 || !strings.Contains(plan.stdout, "as the index had them before 2021-06-01T00:00:00Z") {
+	if plan.code != 0 || !strings.Contains(plan.stdout, "as the index had them before 2022-06-01T00:00:00Z") || !regexp.MustCompile(`(?m)^python +3\.10 +\.git`).MatchString(plan.stdout) {
 		t.Errorf("plan does not resolve as of the commit:\n%s%s", plan.stdout, plan.stderr)
 	}
-	tag := reg + "/e2e/unpinned-2021:" + uniqueTag()
+	tag := reg + "/e2e/unpinned-2022:" + uniqueTag()
 	built := pyship(t, []string{"PYSHIP_CACHE_DIR=" + t.TempDir()}, "build", src, "--image", tag, "--push")
 	d := builtDigest(t, built)
-	smoke := pyship(t, []string{"PYSHIP_CACHE_DIR=" + t.TempDir()}, "test", "--json", "--image", tag+"@"+d.String(), "--body", "flask 2.0.1, werkzeug 2.0.1")
+	smoke := pyship(t, []string{"PYSHIP_CACHE_DIR=" + t.TempDir()}, "test", "--json", "--image", tag+"@"+d.String(), "--body", "flask 2.1.2, werkzeug 2.1.2")
 	var report sandbox.Report
 	if err := json.Unmarshal([]byte(smoke.stdout), &report); err != nil || report.Verdict != "pass" {
-		t.Errorf("the image does not serve Flask 2.0.1: %v %+v\n%s", err, report, smoke.stderr)
+		t.Errorf("the image does not serve Flask 2.1.2: %v %+v\n%s", err, report, smoke.stderr)
 	}
 	// resolve = "latest" takes today's versions instead.
 	if err := os.WriteFile(filepath.Join(src, "pyship.toml"), []byte("resolve = \"latest\"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	latest := pyship(t, nil, "plan", src)
-	if latest.code != 0 || strings.Contains(latest.stdout, "2021-06-01") || !strings.Contains(latest.stdout, "the newest the index has") {
+	if latest.code != 0 || strings.Contains(latest.stdout, "2022-06-01") || !strings.Contains(latest.stdout, "the newest the index has") {
 		t.Errorf("resolve = latest still resolves as of the commit:\n%s%s", latest.stdout, latest.stderr)
 	}
 }
