@@ -173,6 +173,15 @@ func TestDetectStart(t *testing.T) {
 			warned:    "main.py has no __main__ block",
 		},
 		{
+			name:      "a server started on import",
+			files:     map[string]string{"requirements.txt": "flask\ngunicorn\n", "app.py": "from flask import Flask\napp = Flask(__name__)\n\napp.run(host='0.0.0.0')\n"},
+			start:     []string{"python", "app.py"},
+			startFrom: "app.py:2",
+			port:      Port{5000, "app.py:4", true},
+			framework: "flask",
+			warned:    "app.py:4 runs the development server on its default port, 5000",
+		},
+		{
 			name:      "app in a namespace package",
 			files:     map[string]string{"requirements.txt": "fastapi\nuvicorn\n", "app/main.py": "from fastapi import FastAPI\napp = FastAPI()\n"},
 			start:     []string{"/bin/sh", "-c", `exec uvicorn app.main:app --host 0.0.0.0 --port "$PORT"`},

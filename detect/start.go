@@ -336,6 +336,16 @@ func serverCommand(kind appKind, target string, factory bool, c candidate, gconf
 		}
 		return ""
 	}
+	if loc := moduleRunRe.FindStringIndex(c.src); loc != nil && c.root == "" && !strings.Contains(c.module, ".") && (kind.framework == "flask" || kind.serve == serveQuart) {
+		// app.run(...) outside any block starts the development server as soon as the
+		// module is imported: a server that imported it would never get to serve.
+		portOf(c.file, c.src, res)
+		if !res.Port.HardCoded && !readsPortRe.MatchString(c.src) && !portArgRe.MatchString(c.src[loc[0]:]) {
+			res.Port = Port{Number: 5000, Source: fmt.Sprintf("%s:%d", c.file, lineOf(c.src, loc[0])), HardCoded: true}
+			res.warnf("%s runs the development server on its default port, 5000, and ignores $PORT; the image exposes 5000", res.Port.Source)
+		}
+		return []string{"python", c.file}, fmt.Sprintf("it starts its server when imported (%s.run at line %d, outside any block)", strings.SplitN(c.src[loc[0]:loc[1]], ".", 2)[0], lineOf(c.src, loc[0]))
+	}
 	switch kind.serve {
 	case serveQuart:
 		return shell(fmt.Sprintf(`hypercorn %s --bind "0.0.0.0:$PORT"`, callTarget(target, factory))), "served by hypercorn, which Quart installs"
@@ -389,7 +399,13 @@ func callTarget(target string, factory bool) string {
 // runsItself reports whether a module starts its server when run: app.run(...).
 func runsItself(src string) bool { return runCallRe.MatchString(src) }
 
-var runCallRe = regexp.MustCompile(`(?m)^[ \t]*\w+\.run\(`)
+var (
+	runCallRe = regexp.MustCompile(`(?m)^[ \t]*\w+\.run\(`)
+	// moduleRunRe is app.run( at the top level of a module, run on import.
+	moduleRunRe = regexp.MustCompile(`(?m)^\w+\.run\(`)
+	// portArgRe is a port given to a run call.
+	portArgRe = regexp.MustCompile(`^\w+\.run\([^)]*\bport\s*=`)
+)
 
 // shell runs a command line pyship writes.
 func shell(cmd string) []string { return shellCommand(cmd) }

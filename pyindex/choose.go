@@ -38,7 +38,7 @@ type runtimeLimit struct {
 
 var runtimeLimits = []runtimeLimit{
 	{"gunicorn", "21", "3.11", "imports pkg_resources, which a Python 3.12+ venv lacks (setuptools is no longer seeded)"},
-	{"falcon", "2", "3.10", "calls inspect.getargspec, which Python 3.11 removed"},
+	{"falcon", "2", "3.9", "uses collections.MutableMapping and inspect.getargspec, which Pythons 3.10 and 3.11 removed"},
 }
 
 // verdict is what one pin says about one Python version.
@@ -151,7 +151,7 @@ func Choose(ctx context.Context, c *Client, res *detect.Result) Choice {
 			}
 		}
 	}
-	keep.Warnings = append(keep.Warnings, fmt.Sprintf("no Python version pyship builds for suits every pinned requirement, so Python %s is kept and these may fail to install or run: %s",
+	keep.Warnings = append(keep.Warnings, fmt.Sprintf("no Python version pyship builds for suits every pinned requirement, so Python %s is kept and these may fail to install or run: %s; pin newer versions of them, or set base in pyship.toml to an image with an older Python",
 		preferred, strings.Join(why, "; ")))
 	return keep
 }

@@ -79,7 +79,7 @@ func TestJudge(t *testing.T) {
 		{"marker leaves it out", detect.Pin{Name: "uvloop", Version: "0.19.0", Marker: `sys_platform == "win32"`}, native, "3.13", true, ""},
 		{"marker keeps it", detect.Pin{Name: "uvloop", Version: "0.19.0", Marker: `python_version >= "3.8"`}, native, "3.13", false, "has no cp313 wheel"},
 		{"runtime limit", detect.Pin{Name: "gunicorn", Version: "20.1.0"}, gunicorn, "3.12", false, "pkg_resources"},
-		{"falcon 1 on 3.11", detect.Pin{Name: "falcon", Version: "1.0.0"}, []File{{Name: "falcon-1.0.0-py2.py3-none-any.whl"}}, "3.11", false, "getargspec"},
+		{"falcon 1 on 3.10", detect.Pin{Name: "falcon", Version: "1.0.0"}, []File{{Name: "falcon-1.0.0-py2.py3-none-any.whl"}}, "3.10", false, "collections.MutableMapping"},
 		{"runtime limit not reached", detect.Pin{Name: "gunicorn", Version: "20.1.0"}, gunicorn, "3.11", true, ""},
 		{"unknown version is pip's to report", detect.Pin{Name: "uvloop", Version: "9.9"}, native, "3.13", true, ""},
 	} {

@@ -3,6 +3,7 @@ package sandbox
 import (
 	"fmt"
 	"net/http"
+	"regexp"
 	"strings"
 	"time"
 )
@@ -99,4 +100,50 @@ func joinPorts(ports []int) string {
 		s[i] = fmt.Sprint(p)
 	}
 	return strings.Join(s, ", ")
+}
+
+var (
+	// exceptionRe is the line that ends a Python traceback: the exception (its name maybe
+	// qualified) and its message.
+	exceptionRe = regexp.MustCompile(`^(?:[A-Za-z_]\w*\.)*[A-Z]\w*(?::.*)?$`)
+	// frameRe is a traceback's frame line.
+	frameRe = regexp.MustCompile(`^\s*File "([^"]+)", line (\d+)`)
+)
+
+// lastException finds, in an app's last output lines, the exception of the last Python
+// traceback and the frame that raised it ("AttributeError: ... (raised at /app/x.py:22)"),
+// or "".
+func lastException(lines []string) string {
+	start := -1
+	for i := len(lines) - 1; i >= 0; i-- {
+		if strings.HasPrefix(strings.TrimSpace(lines[i]), "Traceback (most recent call last)") {
+			start = i
+			break
+		}
+	}
+	if start < 0 {
+		return ""
+	}
+	frame := ""
+	for _, line := range lines[start+1:] {
+		if m := frameRe.FindStringSubmatch(line); m != nil {
+			frame = m[1] + ":" + m[2]
+			continue
+		}
+		if line == "" || line[0] == ' ' || line[0] == '\t' || !exceptionRe.MatchString(line) {
+			continue
+		}
+		if frame != "" {
+			return fmt.Sprintf("%s (raised at %s)", clipLine(line), frame)
+		}
+		return clipLine(line)
+	}
+	return ""
+}
+
+func clipLine(s string) string {
+	if len(s) > 300 {
+		return s[:300] + "..."
+	}
+	return s
 }

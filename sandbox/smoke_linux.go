@@ -36,6 +36,11 @@ func Smoke(ctx context.Context, spec RunSpec, check Check) (*Report, error) {
 		r.Teardown, r.Killed = p.Stopped()
 		r.Usage = p.Usage()
 		r.Output = p.Output(outputLines)
+		if r.Failure == FailExited {
+			if e := lastException(r.Output); e != "" {
+				r.Reason += ": " + e
+			}
+		}
 		if r.Failure == FailExited && r.Usage.OOMKills > 0 {
 			r.Failure = FailOutOfMemory
 			r.Reason = fmt.Sprintf("killed for using more than its %d MiB of memory (%s)", spec.Limits.Memory>>20, r.Reason)

@@ -32,3 +32,28 @@ func TestJudge(t *testing.T) {
 		})
 	}
 }
+
+func TestLastException(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		lines []string
+		want  string
+	}{
+		{"traceback", []string{
+			"Traceback (most recent call last):",
+			`  File "/opt/venv/lib/python3.10/site-packages/falcon/util/structures.py", line 22, in <module>`,
+			"    class CaseInsensitiveDict(collections.MutableMapping):",
+			"AttributeError: module 'collections' has no attribute 'MutableMapping'",
+			"[INFO] Worker exiting (pid: 15)",
+			"[INFO] Reason: Worker failed to boot.",
+		}, "AttributeError: module 'collections' has no attribute 'MutableMapping' (raised at /opt/venv/lib/python3.10/site-packages/falcon/util/structures.py:22)"},
+		{"a module's own exception class", []string{"INFO: starting", "Traceback (most recent call last):", `  File "/app/settings.py", line 92, in <module>`, "    raise Exception(\"x\")", "Exception: DATABASE_URL environment variable not defined"},
+			"Exception: DATABASE_URL environment variable not defined (raised at /app/settings.py:92)"},
+		{"qualified name", []string{"Traceback (most recent call last):", "django.core.exceptions.ImproperlyConfigured: SECRET_KEY must not be empty"}, "django.core.exceptions.ImproperlyConfigured: SECRET_KEY must not be empty"},
+		{"no traceback", []string{"INFO: listening on 8080", "Hello: bye"}, ""},
+	} {
+		if got := lastException(tc.lines); got != tc.want {
+			t.Errorf("%s: lastException = %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
