@@ -303,12 +303,13 @@ func pythonVersion(fsys fs.FS, cfg *Config, proj *project, res *Result) (Fact, e
 	if !supported(chosen.Value) && (cfg == nil || cfg.Base == "") {
 		oldest := SupportedPythons[len(SupportedPythons)-1]
 		file, line := ParseSource(chosen.Source)
-		if minorLess(chosen.Value, oldest) && (cfg == nil || cfg.Python == "") {
+		_, _, parsed := parseVersion(chosen.Value)
+		if parsed && minorLess(chosen.Value, oldest) && (cfg == nil || cfg.Python == "") {
 			// A file written for a Python past its end of life (a runtime.txt from
 			// 2019, say): the closest one pyship builds, rather than no image at all.
 			// pyship.toml's own python is the user's word for pyship, and stays refused.
-			res.warnf("%s picks Python %s, which is past its end of life and has no base image: building on %s, the oldest pyship supports; write %s (or newer) in %s to say so, or set base in pyship.toml to an image of your own", chosen.Source, chosen.Value, oldest, oldest, orFile(file))
-			return Fact{Value: oldest, Source: chosen.Source, Reason: fmt.Sprintf("the closest supported version to %s, which has no base image", chosen.Value)}, nil
+			res.warnf("%s picks Python %s, which is past its end of life and has no base image: building on %s, the oldest pyship supports; write %s (or newer) in %s to say so, or set base in pyship.toml to an image of your own", chosen.Source, clip(chosen.Value, maxExcerpt), oldest, oldest, orFile(file))
+			return Fact{Value: oldest, Source: chosen.Source, Reason: fmt.Sprintf("the closest supported version to %s, which has no base image", clip(chosen.Value, maxExcerpt))}, nil
 		}
 		return Fact{}, unsupportedPython(file, line, chosen.Value)
 	}
@@ -322,7 +323,11 @@ func pythonVersion(fsys fs.FS, cfg *Config, proj *project, res *Result) (Fact, e
 func unsupportedPython(file string, line int, minor string) error {
 	oldest, newest := SupportedPythons[len(SupportedPythons)-1], SupportedPythons[0]
 	e := &Error{File: file, Line: line, Msg: fmt.Sprintf("Python %s has no base image", clip(minor, maxExcerpt))}
+	_, _, parsed := parseVersion(minor)
 	switch {
+	case !parsed:
+		e.Msg += fmt.Sprintf(": it is no CPython release; pyship builds for Python %s to %s", oldest, newest)
+		e.Hint = fmt.Sprintf("write a version like %s in %s", DefaultPythonVersion, orFile(file))
 	case minorLess(minor, oldest):
 		e.Msg += fmt.Sprintf(": it is past its end of life, and pyship builds for Python %s to %s", oldest, newest)
 		e.Hint = fmt.Sprintf("move the app to Python %s or newer and write that version in %s (or set base in pyship.toml to an image of your own)", oldest, orFile(file))
@@ -406,6 +411,7 @@ func dependencies(fsys fs.FS, proj *project, res *Result) (Dependencies, error) 
 		}
 	case proj.installable():
 		deps.Source, deps.Project, deps.Names = "pyproject.toml", true, proj.dependencies
+		deps.Pins = projectPins(proj)
 		if !proj.pep621 && !proj.poetry {
 			deps.Source = "setup.py"
 			if !exists(fsys, "setup.py") {

@@ -134,10 +134,14 @@ func findDjango(fsys fs.FS, cfg *Config, res *Result) (*djangoProject, error) {
 			chosen, other = other, chosen
 		}
 		how := "is not set"
-		if _, set := env[name]; set {
+		_, set := env[name]
+		if set {
 			how = "is " + strconv.Quote(env[name]) + " ([env] in " + cfg.File + ")"
 		}
-		return &djangoProject{settings: chosen, source: fmt.Sprintf("manage.py:%d", lineOf(src, a[0])), variable: true, decided: true,
+		// Left to the app when nothing is configured; when [env] makes the choice, the
+		// image sets the module, so that every entry point (a wsgi.py that names its own
+		// default, say) agrees with it.
+		return &djangoProject{settings: chosen, source: fmt.Sprintf("manage.py:%d", lineOf(src, a[0])), variable: true, decided: !set,
 			reason: fmt.Sprintf("manage.py:%d picks %s when %s %s, as in the image; %s otherwise (set %s in [env] in pyship.toml, or where the image runs)", lineOf(src, a[0]), chosen, name, how, other, name)}, nil
 	}
 	for _, o := range options {

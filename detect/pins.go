@@ -139,3 +139,19 @@ func markerValue(s string, env map[string]string) (value string, version, ok boo
 	v, ok := env[s]
 	return v, strings.HasSuffix(s, "_version"), ok
 }
+
+// projectPins are the exact pins among pyproject.toml's [project] dependencies.
+func projectPins(proj *project) []Pin {
+	if !proj.pep621 {
+		return nil
+	}
+	var pins []Pin
+	for _, d := range proj.requirements {
+		m := pinRe.FindStringSubmatch(d.name + " " + d.spec)
+		if m == nil {
+			continue
+		}
+		pins = append(pins, Pin{Name: d.name, Version: m[2], Marker: strings.TrimSpace(m[3]), Source: fmt.Sprintf("pyproject.toml:%d", proj.requirementLine(d.name))})
+	}
+	return pins
+}

@@ -297,7 +297,7 @@ func TestDjangoSettingsVariable(t *testing.T) {
 			m := project(ternary, "prod", "dev")
 			m["pyship.toml"] = "[env]\nENV = \"production\"\n"
 			return m
-		}(), "site1.settings.prod", "manage.py:4", `picks site1.settings.prod when ENV is "production" ([env] in pyship.toml)`, nil, ""},
+		}(), "site1.settings.prod", "manage.py:4", `picks site1.settings.prod when ENV is "production" ([env] in pyship.toml)`, []string{"DJANGO_SETTINGS_MODULE=site1.settings.prod"}, ""},
 		{"a membership test", project("import os\ns = 'site1.settings.prod' if 'WEBSITE_HOSTNAME' in os.environ else 'site1.settings.dev'\nos.environ.setdefault('DJANGO_SETTINGS_MODULE', s)\n", "prod", "dev"),
 			"site1.settings.dev", "manage.py:2", "when WEBSITE_HOSTNAME is not set", nil, ""},
 		{"production wins where the choice cannot be followed", project(strings.Replace(ternary, "os.environ.get('ENV') == 'production'", "is_prod()", 1), "prod", "dev"), "site1.settings.prod", "manage.py:4", "site1.settings.prod looks like the production settings",
