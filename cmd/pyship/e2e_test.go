@@ -187,7 +187,7 @@ func TestFixturesEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Builds wait on PyPI and podman as much as on the CPU: a few at a time finish sooner.
-	parallel := 3
+	parallel := 4
 	if n, err := strconv.Atoi(os.Getenv("PYSHIP_E2E_PARALLEL")); err == nil && n > 0 {
 		parallel = n
 	}
@@ -291,7 +291,8 @@ func endToEnd(t *testing.T, reg, app string, want *fixtures.Expect) {
 	}
 	checkWritable(t, id, src)
 	// pyship's own smoke test passes on the image it pushed, as podman ran it.
-	smoke := pyship(t, []string{"PYSHIP_CACHE_DIR=" + t.TempDir()}, "test", "--json", "--image", pinned,
+	// The build's cache holds the base already: only the image's own layers are pulled.
+	smoke := pyship(t, cache, "test", "--json", "--image", pinned,
 		"--path", want.Path, "--status", strconv.Itoa(want.Status), "--body", want.Body)
 	var report sandbox.Report
 	if err := json.Unmarshal([]byte(smoke.stdout), &report); err != nil || smoke.code != 0 || report.Verdict != "pass" {
