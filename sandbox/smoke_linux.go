@@ -36,7 +36,8 @@ func Smoke(ctx context.Context, spec RunSpec, check Check) (*Report, error) {
 		r.Teardown, r.Killed = p.Stopped()
 		r.Usage = p.Usage()
 		r.Output = p.Output(outputLines)
-		if r.Failure == FailExited {
+		if r.Failure == FailExited || r.Failure == FailStatus && r.Status >= 500 {
+			// The app's own traceback says why it ended, or why it answered an error.
 			if e := lastException(r.Output); e != "" {
 				r.Reason += ": " + e
 			}

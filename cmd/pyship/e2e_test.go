@@ -187,7 +187,7 @@ func TestFixturesEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Builds wait on PyPI and podman as much as on the CPU: a few at a time finish sooner.
-	parallel := 4
+	parallel := 3
 	if n, err := strconv.Atoi(os.Getenv("PYSHIP_E2E_PARALLEL")); err == nil && n > 0 {
 		parallel = n
 	}
