@@ -219,9 +219,6 @@ func judge(p detect.Pin, files []File, m string) verdict {
 			sdist = sdist || isSdist(f.Name)
 			continue
 		}
-		if !w.pure() {
-			native = true
-		}
 		if w.supports(m) {
 			return verdict{ok: true}
 		}
@@ -235,8 +232,6 @@ func judge(p detect.Pin, files []File, m string) verdict {
 	case sdist && !native:
 		// Pure Python published only as source: pip builds it without a compiler.
 		return verdict{ok: true}
-	case excluded != "" && !native && !sdist:
-		return verdict{python: m, reason: fmt.Sprintf("requires Python %s", excluded)}
 	case native:
 		return verdict{python: m, wheel: true, sdist: sdist, reason: fmt.Sprintf("has no %s wheel", cpTag(m))}
 	case excluded != "":
@@ -305,7 +300,7 @@ func (w wheel) supports(m string) bool {
 // as pip's tag list has it.
 func tagSupports(py, abi string, minor int) bool {
 	switch {
-	case py == "py3" || py == "py2.py3":
+	case py == "py3":
 		return abi == "none"
 	case strings.HasPrefix(py, "py3"):
 		n, err := strconv.Atoi(py[3:])
@@ -345,8 +340,11 @@ func linuxAMD64(p string) bool {
 	return err == nil && n <= maxGlibc
 }
 
+// sdistExts are the file name endings of source distributions.
+var sdistExts = []string{".tar.gz", ".zip", ".tar.bz2", ".tgz", ".tar"}
+
 func isSdist(file string) bool {
-	for _, ext := range []string{".tar.gz", ".zip", ".tar.bz2", ".tgz", ".tar"} {
+	for _, ext := range sdistExts {
 		if strings.HasSuffix(file, ext) {
 			return true
 		}
@@ -363,7 +361,7 @@ func fileVersion(file, name string) (string, bool) {
 		}
 		return parts[1], true
 	}
-	for _, ext := range []string{".tar.gz", ".zip", ".tar.bz2", ".tgz", ".tar"} {
+	for _, ext := range sdistExts {
 		if base, ok := strings.CutSuffix(file, ext); ok {
 			// The name part may itself hold dashes ("python-dateutil-2.9.0.tar.gz").
 			for i := strings.LastIndex(base, "-"); i > 0; i = strings.LastIndex(base[:i], "-") {
@@ -382,7 +380,7 @@ func fileVersion(file, name string) (string, bool) {
 func sameVersion(a, b string) bool { return trimZeros(a) == trimZeros(b) }
 
 func trimZeros(v string) string {
-	v = strings.ToLower(strings.TrimPrefix(strings.ToLower(v), "v"))
+	v = strings.TrimPrefix(strings.ToLower(v), "v")
 	for strings.HasSuffix(v, ".0") {
 		v = strings.TrimSuffix(v, ".0")
 	}

@@ -76,21 +76,15 @@ func NewClient(cacheDir string, log hclog.Logger) *Client {
 	}
 }
 
-// caPool adds pip's own CA bundle to the system's, for an index behind a company's CA.
+// caPool adds the CA bundle pip would use (PIP_CERT, say) to the system's, for an index
+// behind a company's CA.
 func caPool() *x509.CertPool {
 	pool, err := x509.SystemCertPool()
 	if err != nil {
 		pool = x509.NewCertPool()
 	}
-	added := false
-	for _, k := range []string{"PIP_CERT", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"} {
-		if p := os.Getenv(k); p != "" {
-			if data, err := os.ReadFile(p); err == nil && pool.AppendCertsFromPEM(data) {
-				added = true
-			}
-		}
-	}
-	if !added {
+	data, err := os.ReadFile(HostCABundle())
+	if err != nil || !pool.AppendCertsFromPEM(data) {
 		return nil
 	}
 	return pool
