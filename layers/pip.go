@@ -99,6 +99,8 @@ type InstallError struct {
 	// in, when a source build needed one; Unbuilt are the projects that failed to build.
 	Builder []string
 	Unbuilt []string
+	// Stdlib is the unsatisfied requirement when it names a standard library module.
+	Stdlib string
 }
 
 func (e *InstallError) Error() string {
@@ -128,6 +130,14 @@ func (e *InstallError) Error() string {
 	}
 	if len(e.Refused) > 0 {
 		fmt.Fprintf(&b, "\nhint: the build sandbox may not connect to this machine, and was refused %s; a package index that runs here is reachable only when this machine's PIP_INDEX_URL, PIP_EXTRA_INDEX_URL or pip.conf names it (an --index-url in a repository file does not)", strings.Join(e.Refused, ", "))
+		return b.String()
+	}
+	if e.Stdlib != "" {
+		where := "its line"
+		if e.Where != "" {
+			where = e.Where
+		}
+		fmt.Fprintf(&b, "\nhint: %s is a module of Python's standard library, which comes with Python: it is no package to install; delete %s", e.Stdlib, where)
 		return b.String()
 	}
 	if marker := unreachableIndex(e.Output); marker != "" {
@@ -160,7 +170,9 @@ func unreachableIndex(out string) string {
 	return ""
 }
 
-// errorLines picks pip's ERROR lines, or the last lines of its output.
+// errorLines picks pip's ERROR lines, or the last lines of its output. The first errors a
+// compiler or a setup script printed come before them: pip's own summary of a failed
+// source build ("command '/usr/bin/gcc' failed") does not say what was missing.
 func errorLines(out string) string {
 	var errs []string
 	lines := strings.Split(strings.TrimSpace(out), "\n")
@@ -177,7 +189,35 @@ func errorLines(out string) string {
 			errs = append(errs, "  "+l)
 		}
 	}
+	if diag := buildErrors(out); len(diag) > 0 {
+		errs = append(append([]string{"  the build's first errors:"}, diag...), errs...)
+	}
 	return strings.Join(errs, "\n")
+}
+
+// buildErrorRe finds a compiler's diagnostic (file.c:12:5: error: ..., fatal error: ...)
+// or a setup script's own "Error: ..." line.
+var buildErrorRe = regexp.MustCompile(`\.(?:c|cc|cpp|cxx|h|hpp|pyx|f90|rs):\d+(?::\d+)?:\s+(?:fatal )?error\b|\bfatal error:|^\s*Error: `)
+
+// buildErrors lists the first few distinct build diagnostics in out, trimmed.
+func buildErrors(out string) []string {
+	var diag []string
+	for _, l := range strings.Split(out, "\n") {
+		if !buildErrorRe.MatchString(l) {
+			continue
+		}
+		l = "    " + strings.TrimSpace(l)
+		if len(l) > 240 {
+			l = l[:240] + "..."
+		}
+		if !slices.Contains(diag, l) {
+			diag = append(diag, l)
+		}
+		if len(diag) == 5 {
+			break
+		}
+	}
+	return diag
 }
 
 const (
@@ -305,7 +345,7 @@ func (pi *PipInstaller) Install(ctx context.Context, req InstallRequest) (string
 			return "", &InstallError{Files: installInputs(req), Code: exit.Code, Output: out.String(), MemoryLimit: exit.MemoryLimit}
 		case errors.As(err, &exit) && args[0] == python && args[2] == "pip":
 			return "", &InstallError{Files: installInputs(req), Code: exit.Code, Output: out.String(),
-				Where: failedRequirement(req.Source, req.Files, out.String()), Refused: refused()}
+				Where: failedRequirement(req.Source, req.Files, out.String()), Refused: refused(), Stdlib: stdlibRequirement(out.String())}
 		case errors.As(err, &exit) && exit.Code == 1 && args[2] == "compileall":
 			// Files this Python cannot compile (Python 2 code in an old package's unused
 			// modules, say) fail at import only if imported, as they would after pip's

@@ -39,6 +39,11 @@ type runtimeLimit struct {
 var runtimeLimits = []runtimeLimit{
 	{"gunicorn", "21", "3.11", "imports pkg_resources, which a Python 3.12+ venv lacks (setuptools is no longer seeded)"},
 	{"falcon", "2", "3.9", "uses collections.MutableMapping and inspect.getargspec, which Pythons 3.10 and 3.11 removed"},
+	// Flask's stack as pinned in 2017-2018: each imports an ABC from collections, which
+	// Python 3.10 removed (checked on 3.10: 0.15, 2.11 and 1.1 import cleanly).
+	{"werkzeug", "0.15", "3.9", "imports collections.Container, which Python 3.10 removed"},
+	{"jinja2", "2.11", "3.9", "imports collections.Mapping, which Python 3.10 removed"},
+	{"markupsafe", "1.1", "3.9", "imports collections.Mapping, which Python 3.10 removed"},
 }
 
 // verdict is what one pin says about one Python version.

@@ -1,0 +1,57 @@
+package layers
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestInstallErrorNamesTheCompilerError(t *testing.T) {
+	out := strings.Join([]string{
+		"Collecting psycopg2==2.8.3",
+		"  Building wheel for psycopg2 (setup.py): started",
+		"  gcc -pthread -fPIC -I/usr/include/postgresql -c psycopg/psycopgmodule.c -o build/psycopgmodule.o",
+		"  psycopg/psycopgmodule.c:1009:5: error: 'PyEval_InitThreads' is deprecated",
+		"  In file included from psycopg/psycopgmodule.c:28:",
+		"  ./psycopg/psycopg.h:30:10: fatal error: libpq-fe.h: No such file or directory",
+		"  psycopg/psycopgmodule.c:1009:5: error: 'PyEval_InitThreads' is deprecated",
+	}, "\n") + strings.Repeat("\n  note: filler line", 20) + "\n  error: command '/usr/bin/gcc' failed with exit code 1\n  error: legacy-install-failure"
+	msg := (&InstallError{Files: []string{"Pipfile.lock"}, Code: 1, Output: out, Builder: []string{"build-essential"}, Unbuilt: []string{"psycopg2"}}).Error()
+	for _, want := range []string{
+		"the build's first errors:",
+		"psycopg/psycopgmodule.c:1009:5: error: 'PyEval_InitThreads' is deprecated",
+		"fatal error: libpq-fe.h: No such file or directory",
+		"error: legacy-install-failure", // pip's own tail is still there
+		"hint: psycopg2 failed to build from source",
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("message lacks %q:\n%s", want, msg)
+		}
+	}
+	if n := strings.Count(msg, "PyEval_InitThreads"); n != 1 {
+		t.Errorf("the same diagnostic is shown %d times, want once:\n%s", n, msg)
+	}
+	if strings.Index(msg, "fatal error") > strings.Index(msg, "legacy-install-failure") {
+		t.Errorf("the compiler's errors come after pip's summary:\n%s", msg)
+	}
+}
+
+func TestInstallErrorWithoutBuildErrorsIsUnchanged(t *testing.T) {
+	msg := errorLines("Collecting nothing\nERROR: No matching distribution found for nothing")
+	if strings.Contains(msg, "first errors") || msg != "  ERROR: No matching distribution found for nothing" {
+		t.Errorf("errorLines = %q", msg)
+	}
+}
+
+func TestInstallErrorStandardLibraryRequirement(t *testing.T) {
+	out := "ERROR: Could not find a version that satisfies the requirement base64 (from versions: none)\nERROR: No matching distribution found for base64"
+	e := &InstallError{Files: []string{"requirements.txt"}, Code: 1, Output: out, Where: "requirements.txt:4", Stdlib: stdlibRequirement(out)}
+	msg := e.Error()
+	if !strings.Contains(msg, "hint: base64 is a module of Python's standard library") || !strings.Contains(msg, "delete requirements.txt:4") {
+		t.Errorf("message = %s", msg)
+	}
+	for _, name := range []string{"flask", "typing-extensions", "json5"} {
+		if got := stdlibRequirement("ERROR: No matching distribution found for " + name); got != "" {
+			t.Errorf("stdlibRequirement(%s) = %q, want none", name, got)
+		}
+	}
+}
