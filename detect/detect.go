@@ -314,7 +314,7 @@ func pythonVersion(fsys fs.FS, cfg *Config, proj *project, res *Result) (Fact, e
 		return Fact{}, unsupportedPython(file, line, chosen.Value)
 	}
 	if eol := EndOfLife(chosen.Value); eol != "" {
-		res.warnf("%s picks Python %s, which reached its end of life in %s and gets no security fixes: move to %s or newer", chosen.Source, chosen.Value, eol, SupportedPythons[len(SupportedPythons)-2])
+		res.warnf("%s picks Python %s, which reached its end of life in %s and gets no security fixes: move to %s or newer", chosen.Source, chosen.Value, eol, OldestMaintained())
 	}
 	return chosen, nil
 }
@@ -330,7 +330,7 @@ func unsupportedPython(file string, line int, minor string) error {
 		e.Hint = fmt.Sprintf("write a version like %s in %s", DefaultPythonVersion, orFile(file))
 	case minorLess(minor, oldest):
 		e.Msg += fmt.Sprintf(": it is past its end of life, and pyship builds for Python %s to %s", oldest, newest)
-		e.Hint = fmt.Sprintf("move the app to Python %s or newer and write that version in %s (or set base in pyship.toml to an image of your own)", oldest, orFile(file))
+		e.Hint = fmt.Sprintf("move the app to Python %s or newer (%s, still maintained, if you can) and write that version in %s (or set base in pyship.toml to an image of your own)", oldest, OldestMaintained(), orFile(file))
 	case minorLess(newest, minor):
 		e.Msg += fmt.Sprintf(": it is not released yet; pyship builds for Python %s to %s", oldest, newest)
 		e.Hint = fmt.Sprintf("write %s or older in %s (or set base in pyship.toml)", newest, orFile(file))

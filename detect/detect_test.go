@@ -77,7 +77,7 @@ func TestDetectStart(t *testing.T) {
 		{
 			name:      "flask app without runner",
 			files:     map[string]string{"main.py": "import flask\napplication = flask.Flask(__name__)\n", "requirements.txt": "flask"},
-			start:     sh(`python -m flask --app main:application run --host 0.0.0.0 --port "$PORT"`),
+			start:     sh(`env FLASK_APP=main:application python -m flask run --host 0.0.0.0 --port "$PORT"`),
 			startFrom: "main.py:2",
 			port:      Port{8080, "default", false},
 			framework: "flask",
@@ -251,8 +251,8 @@ func TestDetectPython(t *testing.T) {
 		{"a floor picks the default, not the newest", with(map[string]string{"pyproject.toml": "[project]\nname = \"a\"\nrequires-python = \">=3.10\"\n"}), Fact{DefaultPythonVersion, "pyproject.toml:3", ""}, ""},
 		{"a floor above the default", with(map[string]string{"pyproject.toml": "[project]\nname = \"a\"\nrequires-python = \">=3.15\"\n"}), Fact{"3.15", "pyproject.toml:3", ""}, ""},
 		{"end of life", with(map[string]string{".python-version": "3.10.13\n"}), Fact{"3.10", ".python-version:1", ""}, ".python-version:1 picks Python 3.10, which reached its end of life in October 2026"},
-		{"past end of life: the closest supported", with(map[string]string{"runtime.txt": "python-3.6.8\n"}), Fact{"3.10", "runtime.txt:1", ""}, "runtime.txt:1 picks Python 3.6, which is past its end of life and has no base image: building on 3.10"},
-		{"a range only of old versions", with(map[string]string{"Pipfile": "[packages]\nflask = \"*\"\n\n[requires]\npython_version = \"3.6\"\n"}), Fact{"3.10", "Pipfile:5", ""}, "Pipfile:5 (3.6) allows only Pythons past their end of life"},
+		{"past end of life: the closest supported", with(map[string]string{"runtime.txt": "python-3.6.8\n"}), Fact{"3.9", "runtime.txt:1", ""}, "runtime.txt:1 picks Python 3.6, which is past its end of life and has no base image: building on 3.9"},
+		{"a range only of old versions", with(map[string]string{"Pipfile": "[packages]\nflask = \"*\"\n\n[requires]\npython_version = \"3.6\"\n"}), Fact{"3.9", "Pipfile:5", ""}, "Pipfile:5 (3.6) allows only Pythons past their end of life"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			res, err := Detect(context.Background(), files(tc.files), Options{})
@@ -328,9 +328,9 @@ func TestDetectErrors(t *testing.T) {
 		{"no start command", map[string]string{"requirements.txt": "flask"}, []string{"no start command", "Procfile", "manage.py", "pyship.toml"}},
 		{"bad python version", map[string]string{"app.py": seedApp, ".python-version": "\n# pinned\npypy3.10\n"}, []string{".python-version:3", "pypy3.10", "hint:"}},
 		{"empty python version", map[string]string{"app.py": seedApp, ".python-version": "\n"}, []string{".python-version", "names no Python version"}},
-		{"unsupported python", map[string]string{"app.py": seedApp, "requirements.txt": "flask\n", "pyship.toml": "python = \"3.8\"\n"}, []string{"pyship.toml:1", "Python 3.8 has no base image", "past its end of life", "3.10 to 3.15", "move the app to Python 3.10"}},
+		{"unsupported python", map[string]string{"app.py": seedApp, "requirements.txt": "flask\n", "pyship.toml": "python = \"3.8\"\n"}, []string{"pyship.toml:1", "Python 3.8 has no base image", "past its end of life", "3.9 to 3.15", "move the app to Python 3.9 or newer (3.11, still maintained"}},
 		{"unreleased python", map[string]string{"app.py": seedApp, ".python-version": "3.16\n"}, []string{".python-version:1", "Python 3.16 has no base image", "not released yet", "write 3.15 or older"}},
-		{"requires-python allows none", map[string]string{"app.py": seedApp, "pyproject.toml": "[project]\nname = 'a'\nrequires-python = '>=3.16'\ndependencies = ['flask']\n"}, []string{"pyproject.toml:3", "allows none", "3.15, 3.14, 3.13, 3.12, 3.11, 3.10"}},
+		{"requires-python allows none", map[string]string{"app.py": seedApp, "pyproject.toml": "[project]\nname = 'a'\nrequires-python = '>=3.16'\ndependencies = ['flask']\n"}, []string{"pyproject.toml:3", "allows none", "3.15, 3.14, 3.13, 3.12, 3.11, 3.10, 3.9"}},
 		{"bad requires-python", map[string]string{"app.py": seedApp, "pyproject.toml": "[project]\nname = 'a'\nrequires-python = '>=three'\n"}, []string{"pyproject.toml:3", "not a version"}},
 		{"two web processes", map[string]string{"app.py": seedApp, "Procfile": "web: a\nweb: b\n"}, []string{"Procfile:2", "second web process", "line 1"}},
 		{"empty web process", map[string]string{"app.py": seedApp, "Procfile": "web:\n"}, []string{"Procfile:1", "no command"}},

@@ -11,7 +11,7 @@ import (
 // SupportedPythons are the Python minor versions pyship builds for, newest first: every
 // released CPython with an official python:X.Y-slim base image. Each has a base in the
 // test bed.
-var SupportedPythons = []string{"3.15", "3.14", "3.13", "3.12", "3.11", "3.10"}
+var SupportedPythons = []string{"3.15", "3.14", "3.13", "3.12", "3.11", "3.10", "3.9"}
 
 // DefaultPythonVersion is used when the repository names no version: the newest release
 // that the wheels of popular packages broadly cover. A release a few months old (3.15 in
@@ -22,7 +22,7 @@ const DefaultPythonVersion = "3.14"
 // released are the supported versions' release dates. Wheels for the packages web apps use
 // cover a release broadly about six months after it (BroadWheels).
 var released = map[string]time.Time{
-	"3.10": date(2021, 10, 4), "3.11": date(2022, 10, 24), "3.12": date(2023, 10, 2),
+	"3.9": date(2020, 10, 5), "3.10": date(2021, 10, 4), "3.11": date(2022, 10, 24), "3.12": date(2023, 10, 2),
 	"3.13": date(2024, 10, 7), "3.14": date(2025, 10, 7), "3.15": date(2026, 10, 1),
 }
 
@@ -53,7 +53,7 @@ func ForTime(choices []string, t time.Time) string {
 }
 
 // endOfLife are supported versions past their end of life, with the month it came.
-var endOfLife = map[string]string{"3.10": "October 2026"}
+var endOfLife = map[string]string{"3.9": "October 2025", "3.10": "October 2026"}
 
 // version is a Python version with three components; missing ones are 0.
 type version [3]int
@@ -269,6 +269,16 @@ func minorLess(a, b string) bool {
 	va, _, _ := parseVersion(a)
 	vb, _, _ := parseVersion(b)
 	return va.less(vb)
+}
+
+// OldestMaintained returns the oldest supported version still maintained upstream.
+func OldestMaintained() string {
+	for i := len(SupportedPythons) - 1; i >= 0; i-- {
+		if endOfLife[SupportedPythons[i]] == "" {
+			return SupportedPythons[i]
+		}
+	}
+	return SupportedPythons[0]
 }
 
 // EndOfLife returns the month a supported version reached its end of life, or "".

@@ -31,7 +31,8 @@ func TestSpecifierPreferred(t *testing.T) {
 		{">=3.11.5,<3.11.3", ""},
 		{"<3.0", ""},
 		{"*", "3.14"},
-		{"<3.10", ""},
+		{"<3.10", "3.9"},
+		{"<3.9", ""},
 	} {
 		t.Run(tc.spec, func(t *testing.T) {
 			s, err := ParseSpecifier(tc.spec)

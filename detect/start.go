@@ -380,7 +380,8 @@ func serverCommand(kind appKind, target string, factory bool, c candidate, gconf
 		portOf(c.file, c.src, res)
 		return []string{"python", c.file}, "its __main__ block runs it (no gunicorn among the dependencies)"
 	case kind.framework == "flask":
-		return shell(fmt.Sprintf(`python -m flask --app %s run --host 0.0.0.0 --port "$PORT"`, target)), "served by flask run (no gunicorn among the dependencies)"
+		// FLASK_APP rather than --app, which only Flask 2.2 and later take.
+		return shell(fmt.Sprintf(`FLASK_APP=%s python -m flask run --host 0.0.0.0 --port "$PORT"`, target)), "served by flask run (no gunicorn among the dependencies)"
 	default:
 		cmd, why := gconf.gunicorn("'"+strings.Trim(callTarget(target, factory), "'")+"'", res)
 		return shell(cmd), "served by gunicorn" + why

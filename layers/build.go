@@ -428,6 +428,19 @@ func dependencyLayer(ctx context.Context, p *plan.Plan, base v1.Image, root stri
 	var builder string
 	var failed *InstallError
 	if errors.As(err, &failed) && failed.MemoryLimit == 0 {
+		if c := buildToolConstraints(failed.Output); len(c) > 0 {
+			// A source distribution written for an older setuptools: once more, with the
+			// build tools of its time.
+			opts.Logger.Info("a source distribution needs an older setuptools to build: installing again with it", "constraints", strings.Join(c, " "))
+			req.BuildConstraints = c
+			req.Scratch = filepath.Join(tmp, "1-tools")
+			if err := os.Mkdir(req.Scratch, 0o700); err != nil {
+				return nil, false, nil, err
+			}
+			venv, err = opts.Installer.Install(ctx, req)
+		}
+	}
+	if errors.As(err, &failed) && failed.MemoryLimit == 0 {
 		// A source build that needs a compiler: once more, in a builder.
 		if builder, venv, err = installInBuilder(ctx, p, root, d, req, failed, tmp, opts); err != nil {
 			return nil, false, nil, err

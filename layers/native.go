@@ -369,6 +369,35 @@ func installInBuilder(ctx context.Context, p *plan.Plan, root string, baseDigest
 	return builder, venv, err
 }
 
+// oldBuildTools are what a source distribution's build prints when it was written for a
+// build tool older than the one pip installs to build it, and the constraint that gives it
+// the tool of its time: setuptools removed Feature in 46, use_2to3 in 58 and the test
+// command in 72; Cython 3 broke the builds of PyYAML 5 and others (cython_sources).
+// Each tool's entries are ordered strictest first.
+var oldBuildTools = []struct {
+	re         *regexp.Regexp
+	tool       string
+	constraint string
+}{
+	{regexp.MustCompile(`cannot import name '?Feature'? from '?setuptools`), "setuptools", "setuptools<46"},
+	{regexp.MustCompile(`use_2to3 is invalid`), "setuptools", "setuptools<58"},
+	{regexp.MustCompile(`No module named '?setuptools\.command\.test'?`), "setuptools", "setuptools<72"},
+	{regexp.MustCompile(`AttributeError: cython_sources`), "cython", "cython<3"},
+}
+
+// buildToolConstraints returns the constraints a failed install's output asks for, one
+// per tool, the strictest.
+func buildToolConstraints(output string) []string {
+	var out, tools []string
+	for _, t := range oldBuildTools {
+		if !slices.Contains(tools, t.tool) && t.re.MatchString(output) {
+			out = append(out, t.constraint)
+			tools = append(tools, t.tool)
+		}
+	}
+	return out
+}
+
 // runtimePackages finds the shared libraries that the venv's ELF files link and that the
 // image would lack (neither the venv, the base nor the system trees has them), and the
 // Debian packages, installed in the builder, that hold them. A library no package holds is

@@ -182,3 +182,20 @@ func TestSystemSkip(t *testing.T) {
 		t.Error("an AptError with exit code 127 does not say the base has no apt-get")
 	}
 }
+
+func TestBuildToolConstraints(t *testing.T) {
+	for _, tc := range []struct {
+		output string
+		want   []string
+	}{
+		{"  ImportError: cannot import name 'Feature' from 'setuptools' (/tmp/pip-build-env/lib/setuptools/__init__.py)", []string{"setuptools<46"}},
+		{"error in anyjson setup command: use_2to3 is invalid.\nImportError: cannot import name 'Feature' from 'setuptools'", []string{"setuptools<46"}},
+		{"ModuleNotFoundError: No module named 'setuptools.command.test'", []string{"setuptools<72"}},
+		{"      AttributeError: cython_sources\nerror in x: use_2to3 is invalid", []string{"setuptools<58", "cython<3"}},
+		{"fatal error: Python.h: No such file or directory", nil},
+	} {
+		if got := buildToolConstraints(tc.output); !slices.Equal(got, tc.want) {
+			t.Errorf("buildToolConstraints(%q) = %q, want %q", tc.output, got, tc.want)
+		}
+	}
+}

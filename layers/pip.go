@@ -65,6 +65,9 @@ type InstallRequest struct {
 	Over []string
 	// UploadedBefore, when set, has pip consider only files uploaded before it (RFC 3339).
 	UploadedBefore string
+	// BuildConstraints limit the build tools pip installs to build source distributions,
+	// like "setuptools<46".
+	BuildConstraints []string
 }
 
 // PipInstaller runs the base image's own Python in the build sandbox: `python -m venv`, then
@@ -226,6 +229,8 @@ const (
 	sandboxPip = sandboxRun + "/pip.conf"
 	// sandboxLock is the lock file translated into a hashed requirements file.
 	sandboxLock = sandboxRun + "/locked-requirements.txt"
+	// sandboxBuildConstraints limits the build tools of source builds.
+	sandboxBuildConstraints = sandboxRun + "/build-constraints.txt"
 )
 
 // CutoffPip is the pip a venv gets when the install resolves as of a time
@@ -292,6 +297,17 @@ func (pi *PipInstaller) Install(ctx context.Context, req InstallRequest) (string
 		if v, ok := os.LookupEnv(k); ok {
 			env = append(env, k+"="+v)
 		}
+	}
+	if len(req.BuildConstraints) > 0 {
+		file := filepath.Join(req.Scratch, "build-constraints.txt")
+		if err := os.WriteFile(file, []byte(strings.Join(req.BuildConstraints, "\n")+"\n"), 0o644); err != nil {
+			return "", err
+		}
+		mounts = append(mounts, sandbox.Mount{Type: "bind", Source: file, Target: sandboxBuildConstraints, ReadOnly: true})
+		// Every source build in an environment of its own (older pips build a project
+		// without pyproject.toml with the venv's setuptools), which pip before 25.3 gives
+		// PIP_CONSTRAINT and later ones PIP_BUILD_CONSTRAINT.
+		env = append(env, "PIP_USE_PEP517=1", "PIP_CONSTRAINT="+sandboxBuildConstraints, "PIP_BUILD_CONSTRAINT="+sandboxBuildConstraints)
 	}
 
 	python := path.Join(req.Venv, "bin", "python")

@@ -261,6 +261,10 @@ func choosePython(ctx context.Context, res *detect.Result, c common, log hclog.L
 	log.Debug("asked the package index for the Python version", "pins", len(res.Dependencies.Pins), "python", choice.Python, "took", since(start))
 	if choice.Python != res.Python.Value {
 		res.Python = detect.Fact{Value: choice.Python, Source: choice.Source, Reason: choice.Reason}
+		if eol := detect.EndOfLife(choice.Python); eol != "" {
+			res.Warnings = append(res.Warnings, fmt.Sprintf("%s: the pinned requirements hold the app to Python %s, which reached its end of life in %s and gets no security fixes: update the requirements the plan names to move to %s or newer",
+				choice.Source, choice.Python, eol, detect.OldestMaintained()))
+		}
 	}
 }
 
