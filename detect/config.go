@@ -41,6 +41,7 @@ type Config struct {
 	Exclude []string `toml:"exclude" json:"exclude,omitempty"`
 	Smoke   Smoke    `toml:"smoke" json:"smoke,omitempty"`
 	Django  Django   `toml:"django" json:"django,omitempty"`
+	Flask   Flask    `toml:"flask" json:"flask,omitempty"`
 	// Resolve is "commit" (the default: versions the requirements leave open are resolved
 	// as of the commit's time) or "latest".
 	Resolve string `toml:"resolve" json:"resolve,omitempty"`
@@ -71,6 +72,13 @@ type Django struct {
 	// Collectstatic runs "manage.py collectstatic" at build time; default: when
 	// STATIC_ROOT is set.
 	Collectstatic *bool `toml:"collectstatic" json:"collectstatic,omitempty"`
+}
+
+// Flask configures Flask's build steps.
+type Flask struct {
+	// InitDB runs the app's init-db command at build time; default: when the app defines
+	// one.
+	InitDB *bool `toml:"init-db" json:"init-db,omitempty"`
 }
 
 // Command is a start command written as a string or as a list of strings.
@@ -123,9 +131,10 @@ func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil
 // configKeys are the valid keys of each table, for "did you mean" hints. Env and labels
 // take any key.
 var configKeys = map[string][]string{
-	"":       {"python", "base", "start", "port", "user", "env", "labels", "include", "exclude", "smoke", "django"},
+	"":       {"python", "base", "start", "port", "user", "env", "labels", "include", "exclude", "smoke", "django", "flask", "resolve", "apt"},
 	"smoke":  {"path", "status", "body", "headers", "timeout"},
 	"django": {"collectstatic"},
+	"flask":  {"init-db"},
 }
 
 // Line returns the line of a key ("port", "smoke.path") in the configuration, or 0.

@@ -130,6 +130,9 @@ type BuildStep struct {
 	Command []string `json:"command"`
 	Source  string   `json:"source"`
 	Reason  string   `json:"reason"`
+	// Data is a directory, relative to the repository, where the step makes data the app
+	// changes at run time (a database): what is there belongs to the app's user.
+	Data string `json:"data,omitempty"`
 }
 
 // Options tune detection.

@@ -545,3 +545,79 @@ func TestRefusalsWithALock(t *testing.T) {
 		t.Errorf("got %v, want gunicorn refused with the uv lock fix", err)
 	}
 }
+
+// TestFlaskInitDB covers a Flask app's init-db command, run at build time, as Flask's
+// tutorial has the user do before the first start.
+func TestFlaskInitDB(t *testing.T) {
+	tutorial := func(extra map[string]string) map[string]string {
+		m := map[string]string{
+			"pyproject.toml":     "[project]\nname = \"blog\"\nversion = \"1.0\"\ndependencies = [\"flask\"]\n",
+			"blog/__init__.py":   "from flask import Flask\n\ndef create_app():\n    app = Flask(__name__, instance_relative_config=True)\n    from . import db\n    db.init_app(app)\n    return app\n",
+			"blog/db.py":         "import click\nfrom flask import current_app\n\n\n@click.command(\"init-db\")\ndef init_db_command():\n    pass\n\n\ndef init_app(app):\n    app.cli.add_command(init_db_command)\n",
+			"blog/schema.sql":    "CREATE TABLE post (id INTEGER PRIMARY KEY);\n",
+			"blog/templates/x.j": "",
+		}
+		for k, v := range extra {
+			if v == "" {
+				delete(m, k)
+				continue
+			}
+			m[k] = v
+		}
+		return m
+	}
+	for _, tc := range []struct {
+		name    string
+		files   map[string]string
+		command []string
+		source  string
+		data    string
+		err     []string
+	}{
+		{name: "tutorial", files: tutorial(nil),
+			command: []string{"env", "FLASK_APP=blog", "python", "-m", "flask", "init-db"}, source: "blog/db.py:5", data: "instance"},
+		{name: "app.cli.command on a module app", files: map[string]string{"app.py": "from flask import Flask\napp = Flask(__name__)\n\n@app.cli.command('initdb')\ndef initdb():\n    pass\n", "requirements.txt": "flask\n"},
+			command: []string{"env", "FLASK_APP=app", "python", "-m", "flask", "initdb"}, source: "app.py:4", data: "instance"},
+		{name: "no command", files: tutorial(map[string]string{"blog/db.py": "def init_db():\n    pass\n"})},
+		{name: "a command of another name", files: tutorial(map[string]string{"blog/db.py": "import click\n@click.command(\"seed\")\ndef seed():\n    pass\n"})},
+		{name: "turned off", files: tutorial(map[string]string{"pyship.toml": "[flask]\ninit-db = false\n"})},
+		{name: "forced", files: tutorial(map[string]string{"pyship.toml": "[flask]\ninit-db = true\n"}),
+			command: []string{"env", "FLASK_APP=blog", "python", "-m", "flask", "init-db"}, source: "pyship.toml:2", data: "instance"},
+		{name: "forced without a command", files: tutorial(map[string]string{"blog/db.py": "x = 1\n", "pyship.toml": "[flask]\ninit-db = true\n"}),
+			err: []string{"pyship.toml:2", "no init-db command beside the Flask app (blog/__init__.py)", "hint:"}},
+		{name: "forced without flask", files: map[string]string{"main.py": "print('hi')\n", "pyship.toml": "[flask]\ninit-db = true\n"},
+			err: []string{"pyship.toml:2", "no Flask app", "hint:"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := Detect(context.Background(), files(tc.files), Options{})
+			if len(tc.err) > 0 {
+				var de *Error
+				if !errors.As(err, &de) {
+					t.Fatalf("got %v, want a *detect.Error", err)
+				}
+				for _, w := range tc.err {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("error %q does not say %q", err, w)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.command == nil {
+				if len(res.BuildSteps) != 0 {
+					t.Errorf("steps %+v, want none", res.BuildSteps)
+				}
+				return
+			}
+			if len(res.BuildSteps) != 1 {
+				t.Fatalf("steps %+v, want one", res.BuildSteps)
+			}
+			st := res.BuildSteps[0]
+			if !slices.Equal(st.Command, tc.command) || st.Source != tc.source || st.Data != tc.data {
+				t.Errorf("step %+v, want %q from %s with data in %s", st, tc.command, tc.source, tc.data)
+			}
+		})
+	}
+}

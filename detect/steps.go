@@ -11,10 +11,88 @@ import (
 var staticRootRe = regexp.MustCompile(`(?m)^STATIC_ROOT\s*=\s*(.+)$`)
 
 // buildSteps decides the framework build steps: Django's collectstatic when the settings
-// set STATIC_ROOT, whatever gives the start command, unless the configuration says
-// otherwise. django.collectstatic = true is never dropped: when the step cannot run, that
-// is an error that says why.
+// set STATIC_ROOT, whatever gives the start command, and a Flask app's init-db, unless the
+// configuration says otherwise. django.collectstatic = true and flask.init-db = true are
+// never dropped: when the step cannot run, that is an error that says why.
 func buildSteps(fsys fs.FS, cfg *Config, proj *project, res *Result) error {
+	if err := djangoSteps(fsys, cfg, proj, res); err != nil {
+		return err
+	}
+	return flaskSteps(fsys, cfg, res)
+}
+
+// initDBRe finds a Flask CLI command that makes the app's database, as Flask's tutorial
+// writes it: @click.command("init-db"), registered with app.cli.add_command, or
+// @app.cli.command("init-db").
+var initDBRe = regexp.MustCompile(`(?m)^@(?:click|\w+\.cli)\.command\(\s*["'](init[-_]?db)["']`)
+
+// flaskSteps runs a Flask app's init-db command at build time, as its README would have a
+// user do before the first start: the image then starts with the database, in Flask's
+// instance folder, which the app's user owns. [flask] init-db = false turns it off.
+func flaskSteps(fsys fs.FS, cfg *Config, res *Result) error {
+	forced := cfg != nil && cfg.Flask.InitDB != nil
+	if forced && !*cfg.Flask.InitDB {
+		return nil
+	}
+	if res.Framework != "flask" || res.app == nil {
+		if forced {
+			file, line := ParseSource(cfg.Source("flask.init-db"))
+			return &Error{File: file, Line: line, Msg: "flask.init-db = true, but pyship finds no Flask app to run it with",
+				Hint: "remove flask.init-db: pyship runs init-db with the Flask app it finds as the start command"}
+		}
+		return nil
+	}
+	dir := path.Dir(res.app.file)
+	entries, err := fs.ReadDir(fsys, dir)
+	if err != nil {
+		return readError(dir, err)
+	}
+	for i, e := range entries {
+		if i == maxInitDBFiles {
+			break
+		}
+		if !e.Type().IsRegular() || !strings.HasSuffix(e.Name(), ".py") {
+			continue
+		}
+		file := path.Join(dir, e.Name())
+		data, err := readSource(fsys, file)
+		if err != nil {
+			return readError(file, err)
+		}
+		m := initDBRe.FindStringSubmatchIndex(string(data))
+		if m == nil {
+			continue
+		}
+		name := string(data[m[2]:m[3]])
+		// FLASK_APP names the module: every Flask since 1.0 finds the app or its factory
+		// (create_app) in it.
+		module := res.app.module
+		step := BuildStep{
+			Name:    name,
+			Command: []string{"env", "FLASK_APP=" + module, "python", "-m", "flask", name},
+			Source:  fmt.Sprintf("%s:%d", file, lineOf(string(data), m[0])),
+			Reason:  fmt.Sprintf("the app defines the command %s, to run once before it serves: the image starts with its database, in Flask's instance folder, which the app's user owns ([flask] init-db = false in pyship.toml turns it off)", name),
+			Data:    path.Join(res.app.root, "instance"),
+		}
+		if forced {
+			step.Source, step.Reason = cfg.Source("flask.init-db"), "flask.init-db = true in "+cfg.File
+		}
+		res.BuildSteps = append(res.BuildSteps, step)
+		return nil
+	}
+	if forced {
+		file, line := ParseSource(cfg.Source("flask.init-db"))
+		return &Error{File: file, Line: line, Msg: fmt.Sprintf("flask.init-db = true, but pyship finds no init-db command beside the Flask app (%s)", res.app.file),
+			Hint: `define it as the Flask tutorial does (@click.command("init-db") registered with app.cli.add_command), or remove flask.init-db`}
+	}
+	return nil
+}
+
+// maxInitDBFiles bounds the files read beside the app when looking for init-db.
+const maxInitDBFiles = 200
+
+// djangoSteps decides Django's collectstatic.
+func djangoSteps(fsys fs.FS, cfg *Config, proj *project, res *Result) error {
 	var forced *bool
 	if cfg != nil {
 		forced = cfg.Django.Collectstatic

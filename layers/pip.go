@@ -198,9 +198,10 @@ func errorLines(out string) string {
 	return strings.Join(errs, "\n")
 }
 
-// buildErrorRe finds a compiler's diagnostic (file.c:12:5: error: ..., fatal error: ...)
-// or a setup script's own "Error: ..." line.
-var buildErrorRe = regexp.MustCompile(`\.(?:c|cc|cpp|cxx|h|hpp|pyx|f90|rs):\d+(?::\d+)?:\s+(?:fatal )?error\b|\bfatal error:|^\s*Error: `)
+// buildErrorRe finds a compiler's diagnostic (file.c:12:5: error: ..., fatal error: ...),
+// a setup script's own "Error: ..." line, or the exception a build backend raised (the last
+// line of its traceback: "flit_core.config.ConfigError: description must be specified").
+var buildErrorRe = regexp.MustCompile(`\.(?:c|cc|cpp|cxx|h|hpp|pyx|f90|rs):\d+(?::\d+)?:\s+(?:fatal )?error\b|\bfatal error:|^\s*Error: |^\s*(?:[A-Za-z_]\w*\.)*[A-Z]\w*(?:Error|Exception): `)
 
 // buildErrors lists the first few distinct build diagnostics in out, trimmed.
 func buildErrors(out string) []string {

@@ -35,6 +35,17 @@ func TestInstallErrorNamesTheCompilerError(t *testing.T) {
 	}
 }
 
+func TestInstallErrorNamesTheBackendsException(t *testing.T) {
+	out := "  Traceback (most recent call last):\n    File \"config.py\", line 777, in read_pep621_metadata\n      raise ConfigError(\n  flit_core.config.ConfigError: description must be specified under [project]\n  [end of output]\nERROR: Failed to build 'file:///app' when getting requirements to build wheel"
+	msg := errorLines(out)
+	if !strings.Contains(msg, "flit_core.config.ConfigError: description must be specified") || !strings.Contains(msg, "ERROR: Failed to build") {
+		t.Errorf("errorLines = %s", msg)
+	}
+	if strings.Contains(msg, "raise ConfigError(") {
+		t.Errorf("errorLines shows the traceback's code lines:\n%s", msg)
+	}
+}
+
 func TestInstallErrorWithoutBuildErrorsIsUnchanged(t *testing.T) {
 	msg := errorLines("Collecting nothing\nERROR: No matching distribution found for nothing")
 	if strings.Contains(msg, "first errors") || msg != "  ERROR: No matching distribution found for nothing" {

@@ -64,6 +64,7 @@ type dirRule struct {
 	// name is the directory's path in the layer, like "app" or "home/app".
 	name     string
 	subdirs  bool
+	files    bool // the files below it get its owner too
 	uid, gid int
 	mode     int64
 }
@@ -83,7 +84,7 @@ func dirRules(ws []plan.Writable) ([]dirRule, error) {
 		if w.UID < 0 || w.GID < 0 {
 			return nil, fmt.Errorf("the plan gives %s the owner %d:%d", w.Path, w.UID, w.GID)
 		}
-		rules = append(rules, dirRule{name: strings.TrimPrefix(w.Path, "/"), subdirs: w.Subdirs, uid: w.UID, gid: w.GID, mode: mode})
+		rules = append(rules, dirRule{name: strings.TrimPrefix(w.Path, "/"), subdirs: w.Subdirs, files: w.Files, uid: w.UID, gid: w.GID, mode: mode})
 	}
 	return rules, nil
 }
@@ -133,6 +134,9 @@ func (w *normalisingWriter) file(name string, executable bool, size int64, r io.
 	}
 	h := w.header(name, tar.TypeReg, mode)
 	h.Size = size
+	if r, ok := w.rule(path.Dir(strings.Trim(name, "/"))); ok && r.files {
+		h.Uid, h.Gid = r.uid, r.gid
+	}
 	if err := w.tw.WriteHeader(h); err != nil {
 		return err
 	}

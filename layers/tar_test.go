@@ -497,3 +497,27 @@ func TestDirRulesRefuseWhatTheyCannotApply(t *testing.T) {
 		})
 	}
 }
+
+// TestDataRuleOwnsFiles checks a writable rule with Files: the files below it (a database a
+// build step made) get its owner, the files beside it stay root's.
+func TestDataRuleOwnsFiles(t *testing.T) {
+	src := t.TempDir()
+	writeFiles(t, src, map[string]string{"app.py": "", "instance/blog.sqlite": "db", "instance/uploads/a.png": "png"})
+	rules, err := dirRules([]plan.Writable{
+		{Path: "/app", Subdirs: true, UID: 0, GID: 65532, Mode: "1775"},
+		{Path: "/app/instance", Subdirs: true, Files: true, UID: 65532, GID: 65532, Mode: "0755"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := appLayer(src, plan.App{Dir: plan.AppDir}, rules, t.TempDir(), DefaultEpoch, hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := layerHeaders(t, l)
+	for name, uid := range map[string]int{"app/app.py": 0, "app/instance/": 65532, "app/instance/blog.sqlite": 65532, "app/instance/uploads/": 65532, "app/instance/uploads/a.png": 65532} {
+		if h, ok := got[name]; !ok || h.Uid != uid || h.Gid != uid {
+			t.Errorf("%s: %+v, want owner %d:%d", name, h, uid, uid)
+		}
+	}
+}

@@ -110,10 +110,12 @@ type Writable struct {
 	// Path is the directory, absolute.
 	Path string `json:"path"`
 	// Subdirs gives every directory below Path that pyship's layers hold the same owner
-	// and mode. Files are never affected: they stay root's, 0644 or 0755.
+	// and mode. Files are not affected, unless Files: they stay root's, 0644 or 0755.
 	Subdirs bool `json:"subdirs,omitempty"`
-	UID     int  `json:"uid"`
-	GID     int  `json:"gid"`
+	// Files gives the files below Path the same owner: data the app changes at run time.
+	Files bool `json:"files,omitempty"`
+	UID   int  `json:"uid"`
+	GID   int  `json:"gid"`
 	// Mode is the directory's mode, in octal: permission bits and the sticky bit only.
 	Mode string `json:"mode"`
 }
@@ -285,6 +287,14 @@ func New(res *detect.Result, opts Options) (*Plan, error) {
 	}
 	p.decide("writable", fmt.Sprintf("%s and its directories (0:%d 1775), %s (%d:%d 0755)", AppDir, gid, HomeDir, uid, gid), "default",
 		"apps write beside their code and in HOME; files stay root's and read-only, and only root may remove them")
+	for _, st := range res.BuildSteps {
+		if st.Data == "" {
+			continue
+		}
+		dir := path.Join(AppDir, st.Data)
+		p.Writable = append(p.Writable, Writable{Path: dir, Subdirs: true, Files: true, UID: uid, GID: gid, Mode: "0755"})
+		p.decide("writable", fmt.Sprintf("%s and all in it (%d:%d)", dir, uid, gid), st.Source, "build step "+st.Name+" makes the app's data there, which the app changes at run time")
+	}
 	p.Config = Config{
 		Cmd:          res.Start.Command,
 		Env:          env,
