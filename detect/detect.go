@@ -117,6 +117,9 @@ type Result struct {
 	django *djangoProject
 	// app is the module the start command serves, when pyship found it.
 	app *candidate
+	// needs are packages the chosen start needs besides its program and the app's
+	// framework, like the server a PasteDeploy file names.
+	needs []need
 }
 
 func (r *Result) warnf(format string, args ...any) {
@@ -184,11 +187,14 @@ func Detect(ctx context.Context, fsys fs.FS, opts Options) (*Result, error) {
 	}
 	fsys = confine(fsys)
 	if !isPythonProject(fsys) {
-		return nil, &Error{
-			Msg: "no Python application found",
-			Hint: "pyship looks for " + strings.Join(pythonMarkers[:5], ", ") + " or a .py file at the top of the " +
-				"directory; point it at the directory that holds them",
+		hint := "pyship looks for " + strings.Join(pythonMarkers[:5], ", ") + " or a .py file at the top of the directory; "
+		if found := pythonSubdirs(fsys); len(found) > 0 {
+			dir, _, _ := strings.Cut(found[0], "/")
+			hint += "here they are in a subdirectory (" + strings.Join(found, ", ") + "): run pyship " + dir + ", or set path: " + dir + " in the Action"
+		} else {
+			hint += "point it at the directory that holds them"
 		}
+		return nil, &Error{Msg: "no Python application found", Hint: hint}
 	}
 	proj, err := readProject(fsys)
 	if err != nil {
@@ -226,6 +232,54 @@ func isPythonProject(fsys fs.FS) bool {
 	}
 	matches, _ := fs.Glob(fsys, "*.py")
 	return len(matches) > 0
+}
+
+// maxSubdirs bounds how many entries of the top directory pythonSubdirs looks at.
+const maxSubdirs = 256
+
+// pythonSubdirs names, for an error's hint, a Python marker or .py file in each directory
+// just under the top that holds one ("src/app.py"), at most three, in sorted order.
+func pythonSubdirs(fsys fs.FS) []string {
+	entries, err := fs.ReadDir(fsys, ".")
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for i, e := range entries {
+		name := e.Name()
+		if i == maxSubdirs || len(out) == 3 {
+			break
+		}
+		if !e.IsDir() || strings.HasPrefix(name, ".") || notPackages[name] || name == "__pycache__" {
+			continue
+		}
+		if f := pythonFileIn(fsys, name); f != "" {
+			out = append(out, clip(path.Join(name, f), maxExcerpt))
+		}
+	}
+	return out
+}
+
+// pythonFileIn names the first Python marker, else entry file, else .py file in dir.
+func pythonFileIn(fsys fs.FS, dir string) string {
+	for _, name := range slices.Concat(pythonMarkers, entryFiles) {
+		if exists(fsys, path.Join(dir, name)) {
+			return name
+		}
+	}
+	entries, err := fs.ReadDir(fsys, dir)
+	if err != nil {
+		return ""
+	}
+	for i, e := range entries {
+		if i == maxSubdirs {
+			break
+		}
+		if !e.IsDir() && strings.HasSuffix(e.Name(), ".py") {
+			return e.Name()
+		}
+	}
+	return ""
 }
 
 // pythonVersion picks the Python version: pyship config, .python-version, runtime.txt,

@@ -39,6 +39,9 @@ type installs struct {
 	opaque string
 	// addTo says where a missing package goes.
 	addTo string
+	// setup holds setup.py and setup.cfg, whose dependencies are code but usually
+	// written out as text.
+	setup map[string]string
 }
 
 // pullers are distributions known to install another one (with an extra, when only the
@@ -54,6 +57,8 @@ var pullers = map[string][]string{
 	"flask":     {"quart", "dash", "connexion[flask]", "mlflow", "apache-airflow"},
 	"django":    {"djangorestframework", "wagtail", "channels", "django-cms"},
 	"aiohttp":   {"discord-py", "aiobotocore", "gcsfs", "s3fs", "slack-bolt"},
+	"tornado":   {"bokeh", "panel", "jupyter-server", "notebook"},
+	"bokeh":     {"panel"},
 }
 
 var extrasRe = regexp.MustCompile(`^\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*(?:\[([^\]]*)\])?`)
@@ -100,6 +105,14 @@ func readInstalls(fsys fs.FS, proj *project, res *Result) *installs {
 	case deps.Project:
 		in.addTo = "the dependencies in " + deps.Source
 		in.readProject(proj, deps.Source)
+		if !proj.pep621 && !proj.poetry {
+			in.setup = map[string]string{}
+			for _, file := range []string{"setup.py", "setup.cfg"} {
+				if data, err := readSource(fsys, file); err == nil {
+					in.setup[file] = string(data)
+				}
+			}
+		}
 	default:
 		in.complete = true
 		in.addTo = "a requirements.txt"
@@ -190,6 +203,11 @@ func (in *installs) has(dist string) (found bool, maybe string) {
 	if _, ok := in.declared[dist]; ok {
 		return true, ""
 	}
+	for file, text := range in.setup {
+		if setupListsRe(file, dist).MatchString(text) {
+			return true, ""
+		}
+	}
 	for _, p := range pullers[dist] {
 		name, extras := splitExtras(p)
 		got, ok := in.declared[name]
@@ -237,6 +255,7 @@ type need struct {
 var serverPrograms = map[string]string{
 	"uvicorn": "uvicorn", "gunicorn": "gunicorn", "hypercorn": "hypercorn", "daphne": "daphne", "granian": "granian",
 	"waitress-serve": "waitress", "streamlit": "streamlit", "sanic": "sanic", "flask": "flask", "celery": "celery",
+	"panel": "panel", "bokeh": "bokeh", "pserve": "pyramid",
 }
 
 // serverModules map a module run with python -m to its distribution.
@@ -261,6 +280,7 @@ func needs(fsys fs.FS, res *Result) []need {
 			}
 		}
 	}
+	out = append(out, res.needs...)
 	for _, words := range startCommands(res.Start.Command) {
 		name, args := programOf(words)
 		dist, what := serverPrograms[path.Base(name)], path.Base(name)

@@ -6,12 +6,14 @@ import (
 	"path"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 )
 
 // Frameworks whose apps are scripts rather than objects a server imports: aiohttp, which
-// runs itself or is started by its own module; Streamlit, whose script streamlit runs;
-// Gradio, whose script launches its server.
+// runs itself or is started by its own module; Tornado, whose script listens; Streamlit,
+// Panel and Bokeh, whose script their own server runs; Gradio, whose script launches its
+// server.
 
 var (
 	aiohttpAppRe = regexp.MustCompile(`(?m)^(\w+)\s*(?::\s*[\w.]+\s*)?=\s*(?:aiohttp\.)?(?:web\.)?Application\(`)
@@ -24,6 +26,19 @@ var (
 	launchRe         = regexp.MustCompile(`\.launch\(`)
 	mountGradioRe    = regexp.MustCompile(`\bmount_gradio_app\(`)
 	gradioLocalRe    = regexp.MustCompile(`\.launch\([^)]*\bserver_name\s*=\s*['"](127\.0\.0\.1|localhost)['"]`)
+	// tornadoAppRe is the making of a Tornado Application, and tornadoListenRe what
+	// starts one listening: app.listen, an HTTPServer, server.bind.
+	tornadoAppRe    = regexp.MustCompile(`\b(?:tornado\.)?(?:web\.)?Application\(`)
+	tornadoListenRe = regexp.MustCompile(`\.listen\(|\bHTTPServer\(|\.bind\(`)
+	// tornadoPortRes find the literal port a Tornado script listens on: .listen(8888),
+	// server.bind(8888), or the default of tornado.options' port.
+	tornadoPortRes = []*regexp.Regexp{
+		regexp.MustCompile(`\.listen\(\s*(\d+)\s*[,)]`),
+		regexp.MustCompile(`\.bind\(\s*(\d+)\s*[,)]`),
+		regexp.MustCompile(`\bdefine\(\s*['"]port['"][^)]*\bdefault\s*=\s*(\d+)`),
+	}
+	servableRe = regexp.MustCompile(`\.servable\(`)
+	curdocRe   = regexp.MustCompile(`\bcurdoc\(\)`)
 )
 
 // scriptArgs runs a candidate as a script: python FILE at the top, python -m MODULE in a
@@ -105,6 +120,85 @@ func aiohttpCommand(c candidate, res *Result) (bool, error) {
 		Hint: fmt.Sprintf(`run it from the script: add web.run_app(%s, port=int(os.environ.get("PORT", "8080"))) under if __name__ == "__main__":, or make it in a factory (def create_app(argv): ...) that python -m aiohttp.web can call`, name)}
 }
 
+// tornadoCommand runs a script that imports Tornado and starts listening, on $PORT when
+// it reads it, else on the port it fixes. A Tornado Application it never listens on is
+// left to tornadoUnserved, since another script may listen on it.
+func tornadoCommand(c candidate, res *Result) (bool, error) {
+	if !frameworkImportRe["tornado"].MatchString(c.src) || path.Base(c.file) == "__init__.py" {
+		return false, nil
+	}
+	// A script that imports Tornado and calls .listen( listens on an application made
+	// here or imported; .bind( is a socket's unless the script makes an application.
+	listen := tornadoListenRe.FindStringIndex(c.src)
+	if listen == nil || !tornadoAppRe.MatchString(c.src) && !strings.Contains(c.src, ".listen(") {
+		return false, nil
+	}
+	res.Framework = "tornado"
+	source := fmt.Sprintf("%s:%d", c.file, lineOf(c.src, listen[0]))
+	res.Start = Start{Command: scriptArgs(c), Source: source, PythonPath: c.root}
+	if readsPortRe.MatchString(c.src) {
+		res.Start.Reason = c.file + " starts its Tornado application listening (line " + strconv.Itoa(lineOf(c.src, listen[0])) + ") on $PORT"
+		return true, nil
+	}
+	res.Start.Reason = c.file + " starts its Tornado application listening (line " + strconv.Itoa(lineOf(c.src, listen[0])) + ")"
+	if !literalPort(c.file, c.src, tornadoPortRes, res) {
+		res.warnf("%s: pyship cannot tell which port the Tornado application listens on; the image exposes %d: listen on int(os.environ.get(\"PORT\", \"%d\")), or set port in pyship.toml", source, DefaultPort, DefaultPort)
+	}
+	return true, nil
+}
+
+// tornadoUnserved is the error for a Tornado Application that no script listens on: the
+// first module that makes one, after every script was tried.
+func tornadoUnserved(cands []candidate) error {
+	for _, c := range cands {
+		if !frameworkImportRe["tornado"].MatchString(c.src) {
+			continue
+		}
+		m := tornadoAppRe.FindStringIndex(c.src)
+		if m == nil {
+			continue
+		}
+		return &Error{File: c.file, Line: lineOf(c.src, m[0]),
+			Msg:  "makes a Tornado Application but never listens on it, and no server can import it",
+			Hint: `listen from the script: under if __name__ == "__main__":, call app.listen(int(os.environ.get("PORT", "8888"))) and then tornado.ioloop.IOLoop.current().start()`}
+	}
+	return nil
+}
+
+// panelCommand serves a script that imports Panel and marks something .servable() with
+// panel serve.
+func panelCommand(c candidate, res *Result) (bool, error) {
+	if !frameworkImportRe["panel"].MatchString(c.src) || path.Base(c.file) == "__init__.py" {
+		return false, nil
+	}
+	m := servableRe.FindStringIndex(c.src)
+	if m == nil {
+		return false, nil
+	}
+	res.Framework = "panel"
+	res.Start = Start{Command: shell(fmt.Sprintf(`panel serve %s --address 0.0.0.0 --port "$PORT" --allow-websocket-origin '*'`, c.file)),
+		Source: fmt.Sprintf("%s:%d", c.file, lineOf(c.src, m[0])), PythonPath: c.root,
+		Reason: c.file + " imports panel and marks a component .servable(): a Panel app, served by panel serve on $PORT"}
+	return true, nil
+}
+
+// bokehCommand serves a script that imports Bokeh and builds its document with curdoc()
+// with bokeh serve. A Panel script is Panel's.
+func bokehCommand(c candidate, res *Result) (bool, error) {
+	if !frameworkImportRe["bokeh"].MatchString(c.src) || frameworkImportRe["panel"].MatchString(c.src) || path.Base(c.file) == "__init__.py" {
+		return false, nil
+	}
+	m := curdocRe.FindStringIndex(c.src)
+	if m == nil {
+		return false, nil
+	}
+	res.Framework = "bokeh"
+	res.Start = Start{Command: shell(fmt.Sprintf(`bokeh serve %s --address 0.0.0.0 --port "$PORT" --allow-websocket-origin '*'`, c.file)),
+		Source: fmt.Sprintf("%s:%d", c.file, lineOf(c.src, m[0])), PythonPath: c.root,
+		Reason: c.file + " imports bokeh and builds its document with curdoc(): a Bokeh server app, served by bokeh serve on $PORT"}
+	return true, nil
+}
+
 // streamlitCommand runs a script that imports Streamlit with streamlit run.
 func streamlitCommand(c candidate, res *Result) (bool, error) {
 	m := frameworkImportRe["streamlit"].FindStringIndex(c.src)
@@ -180,6 +274,9 @@ func warnDevServer(fsys fs.FS, res *Result) {
 			src := string(data)
 			if !frameworkImportRe["flask"].MatchString(src) {
 				continue
+			}
+			if socketIORe.MatchString(src) && (res.Dependencies.Has("eventlet") || res.Dependencies.Has("gevent")) {
+				continue // socketio.run serves on eventlet's or gevent's server
 			}
 			if m := runCallRe.FindStringIndex(src); m != nil {
 				res.warnf("%s:%d: app.run starts Flask's development server, not made for production; add gunicorn to the dependencies and pyship serves the app with it", a[0], lineOf(src, m[0]))

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"path"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -59,7 +60,7 @@ var factoryRe = regexp.MustCompile(`(?m)^def\s+(create_app|make_app|get_app|app_
 
 // frameworks are the frameworks pyship recognises, by import name (which is also the name
 // of the distribution that installs them).
-var frameworks = []string{"fastapi", "starlette", "litestar", "quart", "sanic", "flask", "falcon", "bottle", "aiohttp", "streamlit", "gradio", "django"}
+var frameworks = []string{"fastapi", "starlette", "litestar", "quart", "sanic", "flask", "falcon", "bottle", "aiohttp", "tornado", "streamlit", "panel", "bokeh", "gradio", "django", "pyramid"}
 
 // frameworkImportRe finds the import of each framework.
 var frameworkImportRe = map[string]*regexp.Regexp{}
@@ -126,11 +127,21 @@ func chooseStart(fsys fs.FS, cfg *Config, proj *project, gconf *gunicornConf, re
 		djangoCommand(fsys, gconf, res)
 		return nil
 	}
+	if found, err := pyramidCommand(fsys, res); found || err != nil {
+		return err
+	}
 	cands, err := candidates(fsys)
 	if err != nil {
 		return err
 	}
 	if found, err := appCommand(cands, gconf, res); found || err != nil {
+		return err
+	}
+	others := otherScripts(fsys)
+	if found, err := scriptAppCommand(others, res); found || err != nil {
+		return err
+	}
+	if err := tornadoUnserved(append(cands, others...)); err != nil {
 		return err
 	}
 	if moduleAppCommand(cands, gconf, res) {
@@ -141,8 +152,8 @@ func chooseStart(fsys fs.FS, cfg *Config, proj *project, gconf *gunicornConf, re
 	}
 	return &Error{
 		Msg: "no start command found",
-		Hint: "pyship looked for start in pyship.toml, a Procfile web: line, wsgi_app in gunicorn.conf.py, a Django manage.py, a FastAPI/Starlette/Litestar/Quart/Sanic/Flask/aiohttp app, a Streamlit or Gradio script in " +
-			strings.Join(entryFiles, ", ") + " (at the top, in packages and under src/), a script (" + strings.Join(scriptFiles, ", ") +
+		Hint: "pyship looked for start in pyship.toml, a Procfile web: line, wsgi_app in gunicorn.conf.py, a Django manage.py, a Pyramid production.ini, a FastAPI/Starlette/Litestar/Quart/Sanic/Flask/aiohttp app, a Tornado, Streamlit, Panel, Bokeh or Gradio script in " +
+			strings.Join(entryFiles, ", ") + " (at the top, in packages and under src/; Tornado, Panel and Bokeh in any top-level .py file), a script (" + strings.Join(scriptFiles, ", ") +
 			", a package's __main__.py) and a single [project.scripts] entry; add one, or set start = \"...\" in pyship.toml",
 	}
 }
@@ -314,7 +325,49 @@ func appCommand(cands []candidate, gconf *gunicornConf, res *Result) (bool, erro
 				Reason: fmt.Sprintf("%s defines the %s %s %s; %s", c.file, kind.framework, what, target, reason)}
 			return true, nil
 		}
-		for _, find := range []func(candidate, *Result) (bool, error){aiohttpCommand, streamlitCommand, gradioCommand} {
+		for _, find := range []func(candidate, *Result) (bool, error){aiohttpCommand, tornadoCommand, streamlitCommand, panelCommand, bokehCommand, gradioCommand} {
+			if found, err := find(c, res); found || err != nil {
+				if found {
+					res.app = &c
+				}
+				return found, err
+			}
+		}
+	}
+	return false, nil
+}
+
+// maxOtherScripts bounds how many top-level scripts outside entryFiles are read.
+const maxOtherScripts = 64
+
+// otherScripts reads the .py files at the top of the repository that are not entry files,
+// in sorted order: a Tornado, Panel or Bokeh app is often named for what it does
+// (helloworld.py, dashboard.py). One that cannot be read is skipped: pyship only looks
+// into these for such an app.
+func otherScripts(fsys fs.FS) []candidate {
+	names, _ := fs.Glob(fsys, "*.py")
+	var out []candidate
+	for _, name := range names {
+		if len(out) == maxOtherScripts {
+			break
+		}
+		if slices.Contains(entryFiles, name) || name == "setup.py" || name == "manage.py" || name == GunicornConf || strings.HasPrefix(name, "test_") || strings.HasSuffix(name, "_test.py") || name == "conftest.py" {
+			continue
+		}
+		data, err := readSource(fsys, name)
+		if err != nil {
+			continue
+		}
+		out = append(out, candidate{file: name, module: strings.TrimSuffix(name, ".py"), src: string(data)})
+	}
+	return out
+}
+
+// scriptAppCommand serves the first of the other top-level scripts that is a Tornado,
+// Panel or Bokeh app.
+func scriptAppCommand(scripts []candidate, res *Result) (bool, error) {
+	for _, c := range scripts {
+		for _, find := range []func(candidate, *Result) (bool, error){tornadoCommand, panelCommand, bokehCommand} {
 			if found, err := find(c, res); found || err != nil {
 				if found {
 					res.app = &c
@@ -366,6 +419,11 @@ func serverCommand(kind appKind, target string, factory bool, c candidate, gconf
 			return shell(fmt.Sprintf(`daphne -b 0.0.0.0 -p "$PORT" %s`, target)), "served by daphne, a dependency"
 		}
 	}
+	if kind.framework == "flask" {
+		if cmd, why := socketIOCommand(target, factory, c, gconf, res); cmd != nil {
+			return cmd, why
+		}
+	}
 	switch {
 	case deps.Has("gunicorn"):
 		cmd, why := gconf.gunicorn("'"+strings.Trim(callTarget(target, factory), "'")+"'", res)
@@ -386,6 +444,44 @@ func serverCommand(kind appKind, target string, factory bool, c candidate, gconf
 		cmd, why := gconf.gunicorn("'"+strings.Trim(callTarget(target, factory), "'")+"'", res)
 		return shell(cmd), "served by gunicorn" + why
 	}
+}
+
+var (
+	socketIORe       = regexp.MustCompile(`\bSocketIO\(`)
+	socketIORunRe    = regexp.MustCompile(`\b\w+\.run\(\s*(\w+)`)
+	unsafeWerkzeugRe = regexp.MustCompile(`\ballow_unsafe_werkzeug\s*=`)
+)
+
+// socketIOCommand serves a Flask-SocketIO app whose __main__ block calls socketio.run(app)
+// in threading mode (neither eventlet nor gevent is a dependency). Run without a terminal,
+// socketio.run refuses to start Werkzeug's server unless told allow_unsafe_werkzeug, so the
+// script is not run: gunicorn with threads (Flask-SocketIO's documented threading
+// deployment) when it is a dependency, else flask run, the Werkzeug server socketio.run
+// would have used. nil when the app is not of this shape.
+func socketIOCommand(target string, factory bool, c candidate, gconf *gunicornConf, res *Result) ([]string, string) {
+	deps := res.Dependencies
+	main := mainBlockRe.FindStringIndex(c.src)
+	if main == nil || !socketIORe.MatchString(c.src) || deps.Has("eventlet") || deps.Has("gevent") {
+		return nil, ""
+	}
+	block := c.src[main[1]:]
+	var run []int
+	for _, m := range socketIORunRe.FindAllStringSubmatchIndex(block, -1) {
+		if arg := block[m[2]:m[3]]; arg == "app" || arg == target[strings.LastIndex(target, ":")+1:] {
+			run = m
+			break
+		}
+	}
+	if run == nil || unsafeWerkzeugRe.MatchString(block[run[0]:]) {
+		return nil, ""
+	}
+	line := lineOf(c.src, main[1]+run[0])
+	why := fmt.Sprintf("its __main__ block starts it with socketio.run (line %d), which refuses to start Werkzeug's server without a terminal", line)
+	if deps.Has("gunicorn") {
+		cmd, bind := gconf.gunicorn("'"+strings.Trim(callTarget(target, factory), "'")+"'", res)
+		return shell(cmd + " --worker-class gthread --threads 100 -w 1"), why + "; served by gunicorn, a dependency, with one worker of 100 threads (Flask-SocketIO's threading deployment)" + bind
+	}
+	return shell(fmt.Sprintf(`python -m flask --app %s run --host 0.0.0.0 --port "$PORT"`, target)), why + "; served by flask run, the same Werkzeug server, on $PORT (no gunicorn among the dependencies)"
 }
 
 // callTarget writes a factory as a call, the way gunicorn and hypercorn take it, quoted
@@ -489,11 +585,15 @@ func scriptCommand(fsys fs.FS, cands []candidate, proj *project, res *Result) bo
 
 // portOf notes a port the script hard-codes: the image exposes it, and the app ignores
 // $PORT.
-func portOf(file, src string, res *Result) {
+func portOf(file, src string, res *Result) { literalPort(file, src, hardPortRes, res) }
+
+// literalPort notes the first literal port that one of res finds in a script that does
+// not read $PORT, and reports whether it found one.
+func literalPort(file, src string, portRes []*regexp.Regexp, res *Result) bool {
 	if readsPortRe.MatchString(src) {
-		return
+		return false
 	}
-	for _, re := range hardPortRes {
+	for _, re := range portRes {
 		m := re.FindStringSubmatchIndex(src)
 		if m == nil {
 			continue
@@ -506,8 +606,9 @@ func portOf(file, src string, res *Result) {
 		if port != DefaultPort {
 			res.warnf("%s hard-codes port %d and ignores $PORT; the image exposes %d", res.Port.Source, port, port)
 		}
-		return
+		return true
 	}
+	return false
 }
 
 func sortedKeys[V any](m map[string]V) []string {

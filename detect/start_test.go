@@ -118,13 +118,6 @@ func TestDetectFrameworks(t *testing.T) {
 			framework: "aiohttp",
 		},
 		{
-			name:      "tornado is not aiohttp",
-			files:     map[string]string{"main.py": "import tornado.web\napp = tornado.web.Application([])\n"},
-			start:     []string{"python", "main.py"},
-			startFrom: "main.py",
-			warned:    "main.py has no __main__ block",
-		},
-		{
 			name:      "streamlit",
 			files:     map[string]string{"streamlit_app.py": "import streamlit as st\nst.write('hi')\n", "requirements.txt": "streamlit\n"},
 			start:     sh(`streamlit run streamlit_app.py --server.port "$PORT" --server.address 0.0.0.0 --server.headless true`),
@@ -386,7 +379,11 @@ func TestRefusals(t *testing.T) {
 			warned: "app.py:1: imports flask, which no dependency input lists; it may come from flask-login: list flask in requirements.txt to be sure"},
 		{name: "a local path may install anything", files: map[string]string{"app.py": litestarApp, "requirements.txt": "litestar\n./libs/common\n", "libs/common/setup.py": ""},
 			warned: "it may come from requirements.txt:2 (./libs/common)"},
-		{name: "setup.py dependencies are code", files: map[string]string{"app.py": litestarApp, "setup.py": "from setuptools import setup\nsetup(name='a', install_requires=['litestar', 'uvicorn'])\n"},
+		{name: "setup.py dependencies are code", files: map[string]string{"app.py": litestarApp, "setup.py": "from setuptools import setup\nsetup(name='a', install_requires=open('deps.txt').read().split())\n"},
+			warned: "it may come from setup.py"},
+		{name: "setup.py lists its dependencies as text", files: map[string]string{"app.py": litestarApp, "setup.py": "from setuptools import setup\nsetup(name='a', install_requires=['litestar', 'Uvicorn[standard]>=0.30'])\n"}},
+		{name: "setup.cfg lists its dependencies as text", files: map[string]string{"app.py": litestarApp, "setup.cfg": "[metadata]\nname = a\n[options]\ninstall_requires =\n    litestar\n    uvicorn >= 0.30\n"}},
+		{name: "a name in setup.py is not a longer one", files: map[string]string{"app.py": litestarApp, "setup.py": "from setuptools import setup\nsetup(name='a', install_requires=['litestar', 'uvicorn-worker'])\n"},
 			warned: "it may come from setup.py"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

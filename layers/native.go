@@ -48,6 +48,7 @@ var compileSigns = []struct {
 	{regexp.MustCompile(`sql\.h: No such file`), []string{"unixodbc-dev"}},
 	{regexp.MustCompile(`yaml\.h: No such file`), []string{"libyaml-dev"}},
 	{regexp.MustCompile(`cairo\.h: No such file|No package 'cairo' found`), []string{"libcairo2-dev"}},
+	{regexp.MustCompile(`Could not run curl-config|curl-config: not found|curl/curl\.h: No such file`), []string{"libcurl4-openssl-dev", "libssl-dev"}},
 	{regexp.MustCompile(`(?i)can't find Rust compiler|cargo[^\n]*not found|rustc[^\n]*not found`), []string{"cargo"}},
 }
 
@@ -67,6 +68,7 @@ var nativePackages = map[string][]string{
 	"gssapi":      {"libkrb5-dev"},
 	"cffi":        {"libffi-dev"},
 	"pyyaml":      {"libyaml-dev"},
+	"pycurl":      {"libcurl4-openssl-dev", "libssl-dev"},
 }
 
 var (

@@ -24,6 +24,18 @@ func TestBuilderNeeds(t *testing.T) {
 		pkgs, projects       []string
 	}{
 		{
+			name: "curl-config",
+			output: `Collecting pycurl (from -r requirements.txt (line 1))
+  Downloading pycurl-7.45.1.tar.gz (233 kB)
+  Getting requirements to build wheel: finished with status 'error'
+      __main__.ConfigurationError: Could not run curl-config: [Errno 2] No such file or directory: 'curl-config'
+ERROR: Failed to build 'pycurl' when getting requirements to build wheel
+`,
+			python: "3.14", root: root,
+			pkgs:     []string{"build-essential", "libcurl4-openssl-dev", "libssl-dev", "pkg-config", "python3.14-dev"},
+			projects: []string{"pycurl"},
+		},
+		{
 			name: "pg_config, Debian's Python",
 			output: `Collecting psycopg2==2.9.13
   Downloading psycopg2-2.9.13.tar.gz (384 kB)
