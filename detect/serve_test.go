@@ -196,7 +196,7 @@ func TestScriptServers(t *testing.T) {
 		{
 			name:      "flask-socketio without gunicorn runs on flask run",
 			files:     map[string]string{"app.py": socketIOApp, "requirements.txt": "flask\nflask-socketio\n"},
-			start:     sh(`python -m flask --app app:app run --host 0.0.0.0 --port "$PORT"`),
+			start:     sh(`env FLASK_APP=app:app python -m flask run --host 0.0.0.0 --port "$PORT"`),
 			startFrom: "app.py:4",
 			framework: "flask",
 			warned:    "app.py:4: flask run is Flask's development server",

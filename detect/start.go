@@ -481,7 +481,7 @@ func socketIOCommand(target string, factory bool, c candidate, gconf *gunicornCo
 		cmd, bind := gconf.gunicorn("'"+strings.Trim(callTarget(target, factory), "'")+"'", res)
 		return shell(cmd + " --worker-class gthread --threads 100 -w 1"), why + "; served by gunicorn, a dependency, with one worker of 100 threads (Flask-SocketIO's threading deployment)" + bind
 	}
-	return shell(fmt.Sprintf(`python -m flask --app %s run --host 0.0.0.0 --port "$PORT"`, target)), why + "; served by flask run, the same Werkzeug server, on $PORT (no gunicorn among the dependencies)"
+	return shell(fmt.Sprintf(`FLASK_APP=%s python -m flask run --host 0.0.0.0 --port "$PORT"`, target)), why + "; served by flask run, the same Werkzeug server, on $PORT (no gunicorn among the dependencies)"
 }
 
 // callTarget writes a factory as a call, the way gunicorn and hypercorn take it, quoted
