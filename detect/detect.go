@@ -108,6 +108,9 @@ type Result struct {
 	System *System `json:"system,omitempty"`
 	// BuildSteps run at build time, in the build sandbox, after the dependencies.
 	BuildSteps []BuildStep `json:"build_steps,omitempty"`
+	// SmokePath, when set, is where the app itself answers, when the server answers "/"
+	// with only a redirect.
+	SmokePath *Fact `json:"smoke_path,omitempty"`
 	// Config is the user's pyship.toml or [tool.pyship], nil when there is none.
 	Config *Config `json:"config,omitempty"`
 	// Notes are other decisions, with their sources and reasons.

@@ -179,6 +179,7 @@ func panelCommand(c candidate, res *Result) (bool, error) {
 	res.Start = Start{Command: shell(fmt.Sprintf(`panel serve %s --address 0.0.0.0 --port "$PORT" --allow-websocket-origin '*'`, c.file)),
 		Source: fmt.Sprintf("%s:%d", c.file, lineOf(c.src, m[0])), PythonPath: c.root,
 		Reason: c.file + " imports panel and marks a component .servable(): a Panel app, served by panel serve on $PORT"}
+	res.SmokePath = appPath(c, "panel serve")
 	return true, nil
 }
 
@@ -196,7 +197,15 @@ func bokehCommand(c candidate, res *Result) (bool, error) {
 	res.Start = Start{Command: shell(fmt.Sprintf(`bokeh serve %s --address 0.0.0.0 --port "$PORT" --allow-websocket-origin '*'`, c.file)),
 		Source: fmt.Sprintf("%s:%d", c.file, lineOf(c.src, m[0])), PythonPath: c.root,
 		Reason: c.file + " imports bokeh and builds its document with curdoc(): a Bokeh server app, served by bokeh serve on $PORT"}
+	res.SmokePath = appPath(c, "bokeh serve")
 	return true, nil
+}
+
+// appPath is where panel serve and bokeh serve put the app of a script: at its name. They
+// answer "/" with a redirect, which says nothing of whether the script runs.
+func appPath(c candidate, server string) *Fact {
+	p := "/" + strings.TrimSuffix(path.Base(c.file), ".py")
+	return &Fact{Value: p, Source: c.file, Reason: fmt.Sprintf("%s serves the script at %s and answers / with only a redirect", server, p)}
 }
 
 // streamlitCommand runs a script that imports Streamlit with streamlit run.

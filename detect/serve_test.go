@@ -3,6 +3,7 @@ package detect
 import (
 	"context"
 	"errors"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -307,5 +308,30 @@ func TestParseINI(t *testing.T) {
 	}
 	if k, ok := got[1].get("listen"); !ok || k.value != "*:6543 [::]:6543" || k.line != 13 {
 		t.Errorf("listen = %+v", k)
+	}
+}
+
+// TestServerAppPath checks that a Panel or Bokeh app is smoke-tested where the app is, not
+// at "/", which their servers answer with a redirect whatever the script does.
+func TestServerAppPath(t *testing.T) {
+	for _, tc := range []struct {
+		files map[string]string
+		want  string
+	}{
+		{map[string]string{"board.py": "import panel as pn\npn.panel('hi').servable()\n", "requirements.txt": "panel\n"}, "/board"},
+		{map[string]string{"main.py": "from bokeh.io import curdoc\ncurdoc().add_root(None)\n", "requirements.txt": "bokeh\n"}, "/main"},
+		{map[string]string{"app.py": "from flask import Flask\napp = Flask(__name__)\n", "requirements.txt": "flask\ngunicorn\n"}, ""},
+	} {
+		res, err := Detect(context.Background(), files(tc.files), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := ""
+		if res.SmokePath != nil {
+			got = res.SmokePath.Value
+		}
+		if got != tc.want {
+			t.Errorf("%v: smoke path %q, want %q", slices.Sorted(maps.Keys(tc.files)), got, tc.want)
+		}
 	}
 }

@@ -315,6 +315,10 @@ func New(res *detect.Result, opts Options) (*Plan, error) {
 	p.Config.Labels["org.opencontainers.image.base.name"] = baseName
 
 	p.Smoke = Smoke{Port: res.Port.Number, Path: "/", Timeout: DefaultSmokeTimeout, Status: cfg.Smoke.Status, Body: cfg.Smoke.Body, Headers: cfg.Smoke.Headers}
+	if res.SmokePath != nil && cfg.Smoke.Path == "" {
+		p.Smoke.Path = res.SmokePath.Value
+		p.decide("smoke path", res.SmokePath.Value, res.SmokePath.Source, res.SmokePath.Reason)
+	}
 	if cfg.Smoke.Path != "" {
 		p.Smoke.Path = cfg.Smoke.Path
 	}
