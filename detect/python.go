@@ -39,18 +39,32 @@ func BroadWheels(minor string) time.Time {
 }
 
 // ForTime returns the newest of choices (newest first) whose wheels were broad at t, or the
-// oldest of them when none was: the Python a repository of that time was written for.
+// oldest of them when none was: the Python a repository of that time was written for. It
+// never goes below timeFloor: an older Python is for repositories that name it or whose
+// pins need it, not for every old repository.
 func ForTime(choices []string, t time.Time) string {
+	var floor []string
 	for _, m := range choices {
+		if !minorLess(m, timeFloor) {
+			floor = append(floor, m)
+		}
+	}
+	if len(floor) == 0 {
+		floor = choices
+	}
+	for _, m := range floor {
 		if b := BroadWheels(m); !b.IsZero() && !t.Before(b) {
 			return m
 		}
 	}
-	if len(choices) == 0 {
+	if len(floor) == 0 {
 		return ""
 	}
-	return choices[len(choices)-1]
+	return floor[len(floor)-1]
 }
+
+// timeFloor is the oldest Python that ForTime picks.
+const timeFloor = "3.10"
 
 // endOfLife are supported versions past their end of life, with the month it came.
 var endOfLife = map[string]string{"3.9": "October 2025", "3.10": "October 2026"}

@@ -1,6 +1,9 @@
 package detect
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 func TestSpecifierPreferred(t *testing.T) {
 	for _, tc := range []struct {
@@ -63,5 +66,33 @@ func TestPythonMinor(t *testing.T) {
 		if got, _ := pythonMinor(in); got != want {
 			t.Errorf("pythonMinor(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestForTime checks the Python of a commit's time: the newest whose wheels were broad
+// then, never older than 3.10 (3.9 is for repositories that name it or whose pins need it).
+func TestForTime(t *testing.T) {
+	for _, tc := range []struct {
+		when string
+		want string
+	}{
+		{"2017-05-01", "3.10"},
+		{"2022-06-01", "3.10"},
+		{"2023-06-01", "3.11"},
+		{"2025-01-01", "3.12"},
+		{"2025-06-01", "3.13"},
+		{"2026-11-01", "3.14"},
+		{"2027-05-01", "3.15"},
+	} {
+		when, err := time.Parse(time.DateOnly, tc.when)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := ForTime(SupportedPythons, when); got != tc.want {
+			t.Errorf("ForTime(%s) = %s, want %s", tc.when, got, tc.want)
+		}
+	}
+	if got := ForTime([]string{"3.9"}, time.Date(2017, 1, 1, 0, 0, 0, 0, time.UTC)); got != "3.9" {
+		t.Errorf("ForTime with only 3.9 allowed = %s, want 3.9", got)
 	}
 }

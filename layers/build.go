@@ -419,7 +419,7 @@ func dependencyLayer(ctx context.Context, p *plan.Plan, base v1.Image, root stri
 	req := InstallRequest{
 		Root: root, Over: system, Scratch: filepath.Join(tmp, "1"), Source: opts.Source, AppTree: appTree, AppDir: p.App.Dir, Requirements: p.Dependencies.Requirements,
 		Project: p.Dependencies.Project, Lock: p.Dependencies.Lock, Files: p.Dependencies.Files, Venv: p.Dependencies.Venv, Env: envOf(base),
-		UploadedBefore: p.Dependencies.UploadedBefore,
+		UploadedBefore: p.Dependencies.UploadedBefore, Python: p.Base.Python,
 	}
 	if err := os.Mkdir(req.Scratch, 0o700); err != nil {
 		return nil, false, nil, err

@@ -65,6 +65,8 @@ type InstallRequest struct {
 	Over []string
 	// UploadedBefore, when set, has pip consider only files uploaded before it (RFC 3339).
 	UploadedBefore string
+	// Python is the base's Python minor version, like "3.12".
+	Python string
 	// BuildConstraints limit the build tools pip installs to build source distributions,
 	// like "setuptools<46".
 	BuildConstraints []string
@@ -235,8 +237,14 @@ const (
 )
 
 // CutoffPip is the pip a venv gets when the install resolves as of a time
-// (--uploaded-prior-to): pinned, so the venv is the same on every build.
-const CutoffPip = "26.3"
+// (--uploaded-prior-to): pinned, so the venv is the same on every build. Python 3.9 gets
+// the last pip that runs on it (26.0.1, which has the option too).
+func CutoffPip(python string) string {
+	if python == "3.9" {
+		return "26.0.1"
+	}
+	return "26.3"
+}
 
 // forwardedEnv are the host's settings that pip and the builds it runs may need: the
 // package index. They reach the sandbox only, never the image. The host's proxies are
@@ -317,8 +325,8 @@ func (pi *PipInstaller) Install(ctx context.Context, req InstallRequest) (string
 	}
 	pipInstall := []string{python, "-m", "pip", "install", "--no-cache-dir", "--no-compile"}
 	if req.UploadedBefore != "" {
-		// The option came with pip 25.3; the venv gets a known pip that has it.
-		steps = append(steps, append(slices.Clone(pipInstall), "--upgrade", "pip=="+CutoffPip))
+		// Not every pip has the option; the venv gets a known one that does.
+		steps = append(steps, append(slices.Clone(pipInstall), "--upgrade", "pip=="+CutoffPip(req.Python)))
 		pipInstall = append(pipInstall, "--uploaded-prior-to="+req.UploadedBefore)
 	}
 	if len(req.Requirements) > 0 {
