@@ -1,13 +1,14 @@
 // Package sandbox runs a program in an image's root file system inside Linux namespaces, a
 // user namespace of its own, a cgroup and a system call filter.
 //
-// There are two modes. Run (build mode) runs one command, like a Dockerfile's RUN: the
+// There are two modes. Exec (build mode) runs one command, as a Dockerfile's RUN does: the
 // image's file system is an overlay whose writes go to an upper directory the caller
 // packs afterwards, and the network is reachable only through pyship's proxy, and only with
-// Spec.Egress. Start (run mode) boots an application: its writes to the image's file system
-// go to a size-capped tmpfs that only the sandbox's mount namespace holds, as a container
-// runtime's writable layer but never on the host, the network is the sandbox's own
-// loopback, and one port is published on the host's loopback; Smoke checks it answers.
+// ExecSpec.Egress. Boot (run mode) boots an application and hands back an App: its writes
+// to the image's file system go to a size-capped tmpfs that only the sandbox's mount
+// namespace holds, as a container runtime's writable layer but never on the host, the
+// network is the sandbox's own loopback, and one port is published on the host's loopback;
+// Smoke boots one and checks it answers.
 //
 // Both start the same way. pyship re-executes itself (argv[0] "pyship-sandbox-init") in new
 // mount, pid, uts, ipc and network namespaces and, when pyship is root, a cgroup; without

@@ -31,7 +31,7 @@ func readSpec(v any) error {
 // own as uid:gid and a session of its own with stdin on /dev/null, runs the services (the
 // published port, the proxy), passes SIGTERM and SIGINT on, reaps orphans, and exits with
 // the program's status. It returns only if the program cannot be started.
-func superviseProgram(child childSpec, uid, gid uint32, services []func()) error {
+func superviseProgram(child initSpec, uid, gid uint32, services []func()) error {
 	spec := child.Spec
 	devNull, err := os.Open("/dev/null")
 	if err != nil {
@@ -62,7 +62,7 @@ func superviseProgram(child childSpec, uid, gid uint32, services []func()) error
 	if err != nil {
 		return fmt.Errorf("starting %q as %d:%d: %w", spec.Args[0], uid, gid, err)
 	}
-	err = json.NewEncoder(specW).Encode(execSpec{Args: spec.Args, Env: spec.Env, Dir: spec.Dir})
+	err = json.NewEncoder(specW).Encode(stageSpec{Args: spec.Args, Env: spec.Env, Dir: spec.Dir})
 	specW.Close()
 	if err != nil {
 		return fmt.Errorf("starting %q: %w", spec.Args[0], err)

@@ -33,8 +33,9 @@ type Mount struct {
 	ReadOnly bool   `json:"read_only,omitempty"`
 }
 
-// Spec describes one process to run.
-type Spec struct {
+// ExecSpec describes one command to run in build mode, as a Dockerfile's RUN runs it: on
+// the image's file system, with its writes kept in Upper for the caller to pack.
+type ExecSpec struct {
 	// Root is the image's root file system, a directory that the sandbox never writes to.
 	Root string `json:"root"`
 	// Over are directories stacked on Root, topmost first, also never written to: layers
@@ -76,12 +77,12 @@ type Egress struct {
 	Refused func(dest, reason string)
 }
 
-// childSpec is what Run and Start hand to the sandbox's first process.
-type childSpec struct {
-	Spec Spec `json:"spec"`
-	// Run is set in run mode: the program gets a published port, and its writes go to a
+// initSpec is what Exec and Boot hand to the sandbox's init.
+type initSpec struct {
+	Spec ExecSpec `json:"spec"`
+	// Boot is set in run mode: the program gets a published port, and its writes go to a
 	// tmpfs of the sandbox's own.
-	Run *runChild `json:"run,omitempty"`
+	Boot *bootInit `json:"boot,omitempty"`
 	// Merged is where the root is assembled; Work is the overlay's work directory.
 	Merged string `json:"merged"`
 	Work   string `json:"work"`
@@ -92,8 +93,8 @@ type childSpec struct {
 	Egress bool `json:"egress"`
 }
 
-// execSpec is what the init hands to the exec stage.
-type execSpec struct {
+// stageSpec is what the init hands to the exec stage.
+type stageSpec struct {
 	Args []string `json:"args"`
 	Env  []string `json:"env"`
 	Dir  string   `json:"dir"`
@@ -151,10 +152,10 @@ var DefaultLimits = Limits{Memory: 512 << 20, CPUs: 1, Pids: 256}
 // compile a large source distribution, not enough to take the machine down.
 var DefaultBuildLimits = Limits{Memory: 4 << 30, CPUs: float64(runtime.NumCPU()), Pids: 2048}
 
-// RunSpec describes an application to boot in run mode: its own network namespace, the
+// BootSpec describes an application to boot in run mode: its own network namespace, the
 // image's file system with the writable layer a container runtime gives (in memory, and
 // gone with the sandbox), a cgroup, and one port published on the host's loopback.
-type RunSpec struct {
+type BootSpec struct {
 	// Layers are the image's file systems, topmost first, as directories that are only read.
 	Layers []string
 	// Writable is how many bytes the app may write to the image's file system (and /tmp
@@ -171,12 +172,12 @@ type RunSpec struct {
 	Port     int
 	HostPort int
 	Limits   Limits
-	// Output receives the app's output as it comes, besides the lines the Process keeps.
+	// Output receives the app's output as it comes, besides the lines the App keeps.
 	Output io.Writer
 }
 
-// runChild is the run mode's part of the spec the init process gets.
-type runChild struct {
+// bootInit is the run mode's part of the spec the init gets.
+type bootInit struct {
 	Port     int    `json:"port"`
 	User     string `json:"user"`
 	Writable int64  `json:"writable_bytes"`

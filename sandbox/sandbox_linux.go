@@ -1,18 +1,13 @@
 package sandbox
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -56,86 +51,11 @@ func closeOnExecFrom(first int) {
 	}
 }
 
-// Run runs spec.Args in a sandbox (build mode): new mount, pid, uts, ipc and network
-// namespaces; a root file system that is spec.Root with an overlay sending writes to
-// spec.Upper; a user namespace in which root is an unprivileged host user; a system call
-// filter; a cgroup with spec.Limits; the network only through pyship's proxy, and only
-// with spec.Egress. Everything the sandbox mounts lives in its own mount namespace and
-// goes away with its last process; when ctx ends, the whole pid namespace is killed.
-func Run(ctx context.Context, spec Spec) error {
-	if len(spec.Args) == 0 {
-		return errors.New("sandbox: no command")
-	}
-	if spec.Limits == (Limits{}) {
-		spec.Limits = DefaultBuildLimits
-	}
-	CleanLeftovers()
-	shifted := os.Geteuid() == 0
-	tmp, err := os.MkdirTemp(filepath.Dir(spec.Upper), ".sandbox-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(tmp)
-	child := childSpec{Spec: spec, Merged: filepath.Join(tmp, "merged"), Work: filepath.Join(tmp, "work"), Shifted: shifted, Egress: spec.Egress != nil}
-	for _, d := range []string{child.Merged, child.Work, spec.Upper} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return err
-		}
-	}
-	if err := chownToSandbox(spec.Upper, shifted); err != nil {
-		return err
-	}
-	if spec.Egress != nil {
-		child.Spec.Env = withProxy(child.Spec.Env)
-	}
-	l, err := start(launchSpec{
-		child: child, id: newID(), limits: spec.Limits, egress: spec.Egress,
-		stdout: spec.Stdout, stderr: spec.Stderr,
-		cmd: func() *exec.Cmd {
-			cmd := exec.CommandContext(ctx, "/proc/self/exe")
-			cmd.WaitDelay = 5 * time.Second
-			return cmd
-		},
-	})
-	defer l.close()
-	if err != nil {
-		return err
-	}
-	if l.egress != nil {
-		fc, err := net.FileConn(l.egress)
-		if err != nil {
-			return fmt.Errorf("serving the sandbox's proxy: %w", err)
-		}
-		go serveEgress(fc.(*net.UnixConn), spec.Egress)
-	}
-	waitErr := l.cmd.Wait()
-	if l.setup != "" {
-		return setupError(l.setup)
-	}
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	var exitErr *exec.ExitError
-	if errors.As(waitErr, &exitErr) {
-		e := &ExitError{Args: spec.Args, Code: exitErr.ExitCode()}
-		if ws, ok := exitErr.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			e.Code = 128 + int(ws.Signal())
-		}
-		if l.cg != nil {
-			if u, err := l.cg.stats(); err == nil && u.OOMKills > 0 {
-				e.OutOfMemory, e.MemoryLimit = true, spec.Limits.Memory
-			}
-		}
-		return e
-	}
-	return waitErr
-}
-
 // initSandbox runs as the sandbox's first process, root in the namespaces it is in: it
 // assembles the root file system, pivots into it, starts the program through the exec
 // stage, and stays as its init. It returns only on failure.
 func initSandbox() error {
-	var child childSpec
+	var child initSpec
 	if err := readSpec(&child); err != nil {
 		return err
 	}
@@ -162,9 +82,9 @@ func initSandbox() error {
 		return err
 	}
 	uid, gid := uint32(0), uint32(0)
-	if child.Run != nil {
+	if child.Boot != nil {
 		var err error
-		if uid, gid, err = lookupUser(child.Run.User); err != nil {
+		if uid, gid, err = lookupUser(child.Boot.User); err != nil {
 			return err
 		}
 	}
@@ -176,8 +96,8 @@ func initSandbox() error {
 		}
 		services = append(services, bridge)
 	}
-	if child.Run != nil {
-		forwarder, err := portForwarder(child.Run.Port)
+	if child.Boot != nil {
+		forwarder, err := portForwarder(child.Boot.Port)
 		if err != nil {
 			return err
 		}
@@ -191,7 +111,7 @@ func initSandbox() error {
 
 // assembleRoot mounts the root file system at child.Merged: the overlay, /proc, /dev, /tmp,
 // the spec's mounts and the network files, every mount point resolved inside the root.
-func assembleRoot(child childSpec) error {
+func assembleRoot(child initSpec) error {
 	spec := child.Spec
 	var lowers []string
 	for _, l := range append(append([]string(nil), spec.Over...), spec.Root) {
@@ -201,13 +121,13 @@ func assembleRoot(child childSpec) error {
 	}
 	upper, work := spec.Upper, child.Work
 	tmpSize := ""
-	if child.Run != nil {
+	if child.Boot != nil {
 		// The app writes to the image's file system as in a container runtime (Flask's
 		// instance/, an SQLite file, ~/.cache), but its writes go to a size-capped tmpfs
 		// that only the sandbox's mount namespace holds: they never reach the host's disk,
 		// the layers (shared by every run) or the next run, and they are gone with the
 		// sandbox's last process. Its pages count against the sandbox's memory limit.
-		opts := fmt.Sprintf("mode=755,size=%d", child.Run.Writable)
+		opts := fmt.Sprintf("mode=755,size=%d", child.Boot.Writable)
 		if err := unix.Mount("tmpfs", child.Work, "tmpfs", unix.MS_NODEV|unix.MS_NOSUID, opts); err != nil {
 			return fmt.Errorf("mounting a tmpfs for the overlay: %w", err)
 		}
@@ -222,7 +142,7 @@ func assembleRoot(child childSpec) error {
 		if err := chownToSandbox(upper, child.Shifted); err != nil {
 			return err
 		}
-		tmpSize = fmt.Sprintf(",size=%d", child.Run.Writable)
+		tmpSize = fmt.Sprintf(",size=%d", child.Boot.Writable)
 	}
 	if err := mountOverlay(child.Merged, strings.Join(lowers, ":"), upper, work); err != nil {
 		return err
@@ -248,7 +168,7 @@ func assembleRoot(child childSpec) error {
 		}
 	}
 	scratch := child.Work
-	if child.Run == nil {
+	if child.Boot == nil {
 		// The build's overlay work directory must stay empty; the files go next to it.
 		scratch = filepath.Join(filepath.Dir(child.Work), "net")
 		if err := os.Mkdir(scratch, 0o755); err != nil {
@@ -303,7 +223,7 @@ func pivot(root string) error {
 // changes to the working directory, finds the program, installs the system call filter
 // and executes it. It returns only on failure.
 func execStage() error {
-	var spec execSpec
+	var spec stageSpec
 	if err := readSpec(&spec); err != nil {
 		return err
 	}

@@ -17,7 +17,7 @@ import (
 
 // The descriptors a sandbox's init gets, after stdin, stdout and stderr.
 const (
-	// fdSpec carries the childSpec, as JSON; in the exec stage, the execSpec.
+	// fdSpec carries the initSpec, as JSON; in the exec stage, the stageSpec.
 	fdSpec = 3 + iota
 	// fdErrors takes a setup error's text; it closes, empty, once the program runs.
 	fdErrors
@@ -44,14 +44,14 @@ type launch struct {
 
 // launchSpec is what start needs.
 type launchSpec struct {
-	child     childSpec
+	child     initSpec
 	id        string
 	limits    Limits
 	published *os.File
 	egress    *Egress
 	stdout    io.Writer
 	stderr    io.Writer
-	// cmd makes the command, so that Run can tie it to a context.
+	// cmd makes the command, so that Exec can tie it to a context.
 	cmd func() *exec.Cmd
 }
 

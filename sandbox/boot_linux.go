@@ -22,8 +22,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Process is an application running in run mode.
-type Process struct {
+// App is an application running in run mode.
+type App struct {
 	id       string
 	cmd      *exec.Cmd
 	launch   *launch
@@ -40,9 +40,9 @@ type Process struct {
 	killed  bool
 }
 
-// Start boots spec and returns once the application's process has started. Everything it
-// made is undone by Stop, which every caller must call.
-func Start(ctx context.Context, spec RunSpec) (*Process, error) {
+// Boot boots spec (run mode) and returns once the application's process has started.
+// Everything it made is undone by Stop, which every caller must call.
+func Boot(ctx context.Context, spec BootSpec) (*App, error) {
 	if len(spec.Args) == 0 {
 		return nil, errors.New("sandbox: no command")
 	}
@@ -53,7 +53,7 @@ func Start(ctx context.Context, spec RunSpec) (*Process, error) {
 		spec.Writable = DefaultWritable
 	}
 	CleanLeftovers()
-	p := &Process{id: newID(), lines: newLineBuffer(500), done: make(chan struct{})}
+	p := &App{id: newID(), lines: newLineBuffer(500), done: make(chan struct{})}
 	ok := false
 	defer func() {
 		if !ok {
@@ -66,9 +66,9 @@ func Start(ctx context.Context, spec RunSpec) (*Process, error) {
 	if err != nil {
 		return nil, err
 	}
-	child := childSpec{
-		Spec: Spec{Over: spec.Layers, Args: spec.Args, Env: spec.Env, Dir: spec.Dir, Hostname: spec.Hostname},
-		Run:  &runChild{Port: spec.Port, User: spec.User, Writable: spec.Writable},
+	child := initSpec{
+		Spec: ExecSpec{Over: spec.Layers, Args: spec.Args, Env: spec.Env, Dir: spec.Dir, Hostname: spec.Hostname},
+		Boot: &bootInit{Port: spec.Port, User: spec.User, Writable: spec.Writable},
 		// The work directory becomes a tmpfs inside the sandbox's mount namespace.
 		Merged: filepath.Join(p.tmp, "merged"), Work: filepath.Join(p.tmp, "work"),
 		Shifted: os.Geteuid() == 0,
@@ -128,13 +128,13 @@ func Start(ctx context.Context, spec RunSpec) (*Process, error) {
 }
 
 // HostPort is the loopback port on the host that reaches the app's port.
-func (p *Process) HostPort() int { return p.hostPort }
+func (p *App) HostPort() int { return p.hostPort }
 
 // Done is closed when the app has exited.
-func (p *Process) Done() <-chan struct{} { return p.done }
+func (p *App) Done() <-chan struct{} { return p.done }
 
 // ExitCode is the app's exit code (128+N when killed by signal N), once Done is closed.
-func (p *Process) ExitCode() int {
+func (p *App) ExitCode() int {
 	var exit *exec.ExitError
 	if errors.As(p.waitErr, &exit) {
 		if ws, ok := exit.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
@@ -149,10 +149,10 @@ func (p *Process) ExitCode() int {
 }
 
 // Output returns the last n lines the app printed.
-func (p *Process) Output(n int) []string { return p.lines.last(n) }
+func (p *App) Output(n int) []string { return p.lines.last(n) }
 
 // Usage reads the cgroup's counters. After Stop it returns the last reading.
-func (p *Process) Usage() Usage {
+func (p *App) Usage() Usage {
 	if p.launch == nil || p.launch.cg == nil {
 		return p.usage
 	}
@@ -164,7 +164,7 @@ func (p *Process) Usage() Usage {
 
 // Listening returns the TCP ports something listens on inside the sandbox's network
 // namespace, read from the kernel's socket tables.
-func (p *Process) Listening() []int {
+func (p *App) Listening() []int {
 	select {
 	case <-p.done:
 		return nil
@@ -209,10 +209,10 @@ func listeningPorts(table string) []int {
 }
 
 // Stop asks the app to stop with SIGTERM, kills everything in the sandbox after grace,
-// and removes what Start made: the cgroup, the published port, the temporary directory.
+// and removes what Boot made: the cgroup, the published port, the temporary directory.
 // Mounts and the network namespace go with the sandbox's last process. It is safe to call
 // more than once.
-func (p *Process) Stop(grace time.Duration) {
+func (p *App) Stop(grace time.Duration) {
 	p.stopOnce.Do(func() {
 		start := time.Now()
 		if p.cmd != nil && p.cmd.Process != nil {
@@ -236,9 +236,9 @@ func (p *Process) Stop(grace time.Duration) {
 }
 
 // Stopped reports how long Stop took, and whether the app had to be killed.
-func (p *Process) Stopped() (time.Duration, bool) { return p.stopped, p.killed }
+func (p *App) Stopped() (time.Duration, bool) { return p.stopped, p.killed }
 
-func (p *Process) teardown() {
+func (p *App) teardown() {
 	if p.cmd != nil && p.cmd.Process != nil {
 		select {
 		case <-p.done:
