@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"syscall"
 	"time"
 )
 
@@ -32,53 +30,46 @@ func Exec(ctx context.Context, spec ExecSpec) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	child := initSpec{Spec: spec, Merged: filepath.Join(tmp, "merged"), Work: filepath.Join(tmp, "work"), Shifted: shifted, Egress: spec.Egress != nil}
-	for _, d := range []string{child.Merged, child.Work, spec.Upper} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return err
-		}
+	if err := os.MkdirAll(spec.Upper, 0o755); err != nil {
+		return err
 	}
 	if err := chownToSandbox(spec.Upper, shifted); err != nil {
 		return err
 	}
-	if spec.Egress != nil {
-		child.Spec.Env = withProxy(child.Spec.Env)
+	ispec := initSpec{
+		Lowers: append(append([]string(nil), spec.Over...), spec.Root), Upper: spec.Upper,
+		Args: spec.Args, Env: spec.Env, Dir: spec.Dir, Hostname: spec.Hostname, Mounts: spec.Mounts,
+		Shifted: shifted, Egress: spec.Egress != nil,
 	}
-	l, err := start(launchSpec{
-		child: child, id: newID(), limits: spec.Limits, egress: spec.Egress,
-		stdout: spec.Stdout, stderr: spec.Stderr,
-		cmd: func() *exec.Cmd {
-			cmd := exec.CommandContext(ctx, "/proc/self/exe")
-			cmd.WaitDelay = 5 * time.Second
-			return cmd
-		},
+	if spec.Egress != nil {
+		ispec.Env = withProxy(ispec.Env)
+	}
+	p, err := spawn(ctx, spawnSpec{
+		init: ispec, dir: tmp, id: newID(), limits: spec.Limits, egress: spec.Egress,
+		stdout: spec.Stdout, stderr: spec.Stderr, waitDelay: 5 * time.Second,
 	})
-	defer l.close()
+	defer p.close()
 	if err != nil {
 		return err
 	}
-	if l.egress != nil {
-		fc, err := net.FileConn(l.egress)
+	if p.egress != nil {
+		fc, err := net.FileConn(p.egress)
 		if err != nil {
 			return fmt.Errorf("serving the sandbox's proxy: %w", err)
 		}
 		go serveEgress(fc.(*net.UnixConn), spec.Egress)
 	}
-	waitErr := l.cmd.Wait()
-	if l.setup != "" {
-		return setupError(l.setup)
+	waitErr := p.cmd.Wait()
+	if p.setup != "" {
+		return setupError(p.setup)
 	}
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	var exitErr *exec.ExitError
-	if errors.As(waitErr, &exitErr) {
-		e := &ExitError{Args: spec.Args, Code: exitErr.ExitCode()}
-		if ws, ok := exitErr.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			e.Code = 128 + int(ws.Signal())
-		}
-		if l.cg != nil {
-			if u, err := l.cg.stats(); err == nil && u.OOMKills > 0 {
+	if code, ok := exitCode(waitErr); ok {
+		e := &ExitError{Args: spec.Args, Code: code}
+		if p.cg != nil {
+			if u, err := p.cg.stats(); err == nil && u.OOMKills > 0 {
 				e.OutOfMemory, e.MemoryLimit = true, spec.Limits.Memory
 			}
 		}

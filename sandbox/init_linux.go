@@ -31,8 +31,7 @@ func readSpec(v any) error {
 // own as uid:gid and a session of its own with stdin on /dev/null, runs the services (the
 // published port, the proxy), passes SIGTERM and SIGINT on, reaps orphans, and exits with
 // the program's status. It returns only if the program cannot be started.
-func superviseProgram(child initSpec, uid, gid uint32, services []func()) error {
-	spec := child.Spec
+func superviseProgram(spec initSpec, uid, gid uint32, services []func()) error {
 	devNull, err := os.Open("/dev/null")
 	if err != nil {
 		return err
@@ -43,7 +42,7 @@ func superviseProgram(child initSpec, uid, gid uint32, services []func()) error 
 	}
 	signals := make(chan os.Signal, 4)
 	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
-	uids, gids := idMaps(child.Shifted, uid, gid)
+	uids, gids := idMaps(spec.Shifted, uid, gid)
 	pid, err := syscall.ForkExec(fdPath(execSelf), []string{execArg}, &syscall.ProcAttr{
 		Env:   []string{},
 		Files: []uintptr{devNull.Fd(), 1, 2, specR.Fd(), fdErrors, fdSelf},
@@ -51,8 +50,8 @@ func superviseProgram(child initSpec, uid, gid uint32, services []func()) error 
 			Cloneflags:                 unix.CLONE_NEWUSER,
 			UidMappings:                uids,
 			GidMappings:                gids,
-			GidMappingsEnableSetgroups: child.Shifted,
-			Credential:                 &syscall.Credential{Uid: uid, Gid: gid, Groups: []uint32{}, NoSetGroups: !child.Shifted},
+			GidMappingsEnableSetgroups: spec.Shifted,
+			Credential:                 &syscall.Credential{Uid: uid, Gid: gid, Groups: []uint32{}, NoSetGroups: !spec.Shifted},
 			Setsid:                     true,
 			Pdeathsig:                  syscall.SIGKILL,
 		},

@@ -37,31 +37,31 @@ type Mount struct {
 // the image's file system, with its writes kept in Upper for the caller to pack.
 type ExecSpec struct {
 	// Root is the image's root file system, a directory that the sandbox never writes to.
-	Root string `json:"root"`
+	Root string
 	// Over are directories stacked on Root, topmost first, also never written to: layers
 	// made earlier, like the dependencies.
-	Over []string `json:"over,omitempty"`
+	Over []string
 	// Upper receives every write to the root file system (an overlay's upper directory).
-	Upper string `json:"upper"`
+	Upper string
 	// Args is the command; Args[0] is looked up in the PATH of Env inside the sandbox.
-	Args []string `json:"args"`
-	Env  []string `json:"env"`
+	Args []string
+	Env  []string
 	// Dir is the working directory inside the sandbox.
-	Dir      string  `json:"dir"`
-	Hostname string  `json:"hostname"`
-	Mounts   []Mount `json:"mounts,omitempty"`
+	Dir      string
+	Hostname string
+	Mounts   []Mount
 
 	// Limits bound what the command may use; zero means DefaultBuildLimits.
-	Limits Limits `json:"-"`
+	Limits Limits
 	// Egress, when set, lets the command reach the network through pyship's proxy, which
 	// refuses this machine's own addresses; without it the sandbox has no network but its
 	// own loopback.
-	Egress *Egress `json:"-"`
+	Egress *Egress
 
 	// The process's output. Nil discards it. The sandbox only ever gets pipes: never a
 	// terminal of the user's, which it could type into.
-	Stdout io.Writer `json:"-"`
-	Stderr io.Writer `json:"-"`
+	Stdout io.Writer
+	Stderr io.Writer
 }
 
 // Egress is the network a build sandbox may reach: anything pyship could reach itself,
@@ -77,9 +77,19 @@ type Egress struct {
 	Refused func(dest, reason string)
 }
 
-// initSpec is what Exec and Boot hand to the sandbox's init.
+// initSpec is what Exec and Boot hand to the sandbox's init: the same for both modes, but
+// for Upper (build mode) and Boot (run mode).
 type initSpec struct {
-	Spec ExecSpec `json:"spec"`
+	// Lowers are the root file system's directories, topmost first, never written to.
+	Lowers []string `json:"lowers"`
+	// Upper receives the writes to the root file system in build mode; in run mode they
+	// go to a tmpfs instead (see Boot).
+	Upper    string   `json:"upper,omitempty"`
+	Args     []string `json:"args"`
+	Env      []string `json:"env"`
+	Dir      string   `json:"dir"`
+	Hostname string   `json:"hostname"`
+	Mounts   []Mount  `json:"mounts,omitempty"`
 	// Boot is set in run mode: the program gets a published port, and its writes go to a
 	// tmpfs of the sandbox's own.
 	Boot *bootInit `json:"boot,omitempty"`

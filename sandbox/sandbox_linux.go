@@ -55,11 +55,10 @@ func closeOnExecFrom(first int) {
 // assembles the root file system, pivots into it, starts the program through the exec
 // stage, and stays as its init. It returns only on failure.
 func initSandbox() error {
-	var child initSpec
-	if err := readSpec(&child); err != nil {
+	var spec initSpec
+	if err := readSpec(&spec); err != nil {
 		return err
 	}
-	spec := child.Spec
 	unix.CloseOnExec(fdErrors)
 	unix.CloseOnExec(fdSelf)
 
@@ -67,7 +66,7 @@ func initSandbox() error {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("making mounts private: %w", err)
 	}
-	if err := assembleRoot(child); err != nil {
+	if err := assembleRoot(spec); err != nil {
 		return err
 	}
 	if spec.Hostname != "" {
@@ -78,26 +77,26 @@ func initSandbox() error {
 	if err := loopbackUp(); err != nil {
 		return err
 	}
-	if err := pivot(child.Merged); err != nil {
+	if err := pivot(spec.Merged); err != nil {
 		return err
 	}
 	uid, gid := uint32(0), uint32(0)
-	if child.Boot != nil {
+	if spec.Boot != nil {
 		var err error
-		if uid, gid, err = lookupUser(child.Boot.User); err != nil {
+		if uid, gid, err = lookupUser(spec.Boot.User); err != nil {
 			return err
 		}
 	}
 	var services []func()
-	if child.Egress {
+	if spec.Egress {
 		bridge, err := egressBridge()
 		if err != nil {
 			return err
 		}
 		services = append(services, bridge)
 	}
-	if child.Boot != nil {
-		forwarder, err := portForwarder(child.Boot.Port)
+	if spec.Boot != nil {
+		forwarder, err := portForwarder(spec.Boot.Port)
 		if err != nil {
 			return err
 		}
@@ -106,32 +105,31 @@ func initSandbox() error {
 	if err := dropPrivileges(); err != nil {
 		return err
 	}
-	return superviseProgram(child, uid, gid, services)
+	return superviseProgram(spec, uid, gid, services)
 }
 
-// assembleRoot mounts the root file system at child.Merged: the overlay, /proc, /dev, /tmp,
+// assembleRoot mounts the root file system at spec.Merged: the overlay, /proc, /dev, /tmp,
 // the spec's mounts and the network files, every mount point resolved inside the root.
-func assembleRoot(child initSpec) error {
-	spec := child.Spec
+func assembleRoot(spec initSpec) error {
 	var lowers []string
-	for _, l := range append(append([]string(nil), spec.Over...), spec.Root) {
+	for _, l := range spec.Lowers {
 		if l != "" {
 			lowers = append(lowers, l)
 		}
 	}
-	upper, work := spec.Upper, child.Work
+	upper, work := spec.Upper, spec.Work
 	tmpSize := ""
-	if child.Boot != nil {
+	if spec.Boot != nil {
 		// The app writes to the image's file system as in a container runtime (Flask's
 		// instance/, an SQLite file, ~/.cache), but its writes go to a size-capped tmpfs
 		// that only the sandbox's mount namespace holds: they never reach the host's disk,
 		// the layers (shared by every run) or the next run, and they are gone with the
 		// sandbox's last process. Its pages count against the sandbox's memory limit.
-		opts := fmt.Sprintf("mode=755,size=%d", child.Boot.Writable)
-		if err := unix.Mount("tmpfs", child.Work, "tmpfs", unix.MS_NODEV|unix.MS_NOSUID, opts); err != nil {
+		opts := fmt.Sprintf("mode=755,size=%d", spec.Boot.Writable)
+		if err := unix.Mount("tmpfs", spec.Work, "tmpfs", unix.MS_NODEV|unix.MS_NOSUID, opts); err != nil {
 			return fmt.Errorf("mounting a tmpfs for the overlay: %w", err)
 		}
-		upper, work = filepath.Join(child.Work, "upper"), filepath.Join(child.Work, "work")
+		upper, work = filepath.Join(spec.Work, "upper"), filepath.Join(spec.Work, "work")
 		for _, d := range []string{upper, work} {
 			if err := os.Mkdir(d, 0o755); err != nil {
 				return err
@@ -139,19 +137,19 @@ func assembleRoot(child initSpec) error {
 		}
 		// The upper directory is the root directory the app sees: the image's root's, as
 		// every extracted layer's root is.
-		if err := chownToSandbox(upper, child.Shifted); err != nil {
+		if err := chownToSandbox(upper, spec.Shifted); err != nil {
 			return err
 		}
-		tmpSize = fmt.Sprintf(",size=%d", child.Boot.Writable)
+		tmpSize = fmt.Sprintf(",size=%d", spec.Boot.Writable)
 	}
-	if err := mountOverlay(child.Merged, strings.Join(lowers, ":"), upper, work); err != nil {
+	if err := mountOverlay(spec.Merged, strings.Join(lowers, ":"), upper, work); err != nil {
 		return err
 	}
-	root, err := openRoot(child.Merged)
+	root, err := openRoot(spec.Merged)
 	if err != nil {
 		return err
 	}
-	root.shifted = child.Shifted
+	root.shifted = spec.Shifted
 	defer root.close()
 	if err := root.mountProc(); err != nil {
 		return err
@@ -167,10 +165,10 @@ func assembleRoot(child initSpec) error {
 			return err
 		}
 	}
-	scratch := child.Work
-	if child.Boot == nil {
+	scratch := spec.Work
+	if spec.Boot == nil {
 		// The build's overlay work directory must stay empty; the files go next to it.
-		scratch = filepath.Join(filepath.Dir(child.Work), "net")
+		scratch = filepath.Join(filepath.Dir(spec.Work), "net")
 		if err := os.Mkdir(scratch, 0o755); err != nil {
 			return err
 		}
