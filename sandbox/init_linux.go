@@ -17,9 +17,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// readSpec decodes what the parent sent on fdSpec.
-func readSpec(v any) error {
-	f := os.NewFile(fdSpec, "spec")
+// readSpec decodes what the parent sent on fd: fdSpec in the init, fdStageSpec in the
+// exec stage.
+func readSpec(fd uintptr, v any) error {
+	f := os.NewFile(fd, "spec")
 	defer f.Close()
 	if err := json.NewDecoder(io.LimitReader(f, 16<<20)).Decode(v); err != nil {
 		return fmt.Errorf("reading the sandbox spec: %w", err)
@@ -43,9 +44,14 @@ func superviseProgram(spec initSpec, uid, gid uint32, services []func()) error {
 	signals := make(chan os.Signal, 4)
 	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
 	uids, gids := idMaps(spec.Shifted, uid, gid)
-	pid, err := syscall.ForkExec(fdPath(execSelf), []string{execArg}, &syscall.ProcAttr{
+	// Each descriptor of the exec stage, by its number there.
+	files := make([]uintptr, fdStageExe+1)
+	files[unix.Stdin], files[unix.Stdout], files[unix.Stderr] = devNull.Fd(), uintptr(unix.Stdout), uintptr(unix.Stderr)
+	files[fdStageSpec], files[fdStageSetupError], files[fdStageExe] = specR.Fd(), fdSetupError, fdExe
+	// The path names fdStageExe as the exec stage holds it, once its descriptors are laid out.
+	pid, err := syscall.ForkExec(fdPath(fdStageExe), []string{execArg}, &syscall.ProcAttr{
 		Env:   []string{},
-		Files: []uintptr{devNull.Fd(), 1, 2, specR.Fd(), fdErrors, fdSelf},
+		Files: files,
 		Sys: &syscall.SysProcAttr{
 			Cloneflags:                 unix.CLONE_NEWUSER,
 			UidMappings:                uids,
@@ -67,7 +73,7 @@ func superviseProgram(spec initSpec, uid, gid uint32, services []func()) error {
 		return fmt.Errorf("starting %q: %w", spec.Args[0], err)
 	}
 	// The exec stage holds the error pipe until the program runs; the init lets go of it.
-	unix.Close(fdErrors)
+	unix.Close(fdSetupError)
 
 	for _, s := range services {
 		go s()

@@ -19,21 +19,22 @@ func Init() {
 		return
 	}
 	var err error
+	var setupErr uintptr
 	switch os.Args[0] {
 	case initArg:
 		runtime.LockOSThread()
 		// Whatever descriptors pyship inherited and passed on stop here: the program gets
 		// only the ones given to it by name.
 		closeOnExecFrom(fdSpec)
-		err = initSandbox()
+		err, setupErr = initSandbox(), fdSetupError
 	case execArg:
 		runtime.LockOSThread()
-		closeOnExecFrom(fdSpec)
-		err = execStage()
+		closeOnExecFrom(fdStageSpec)
+		err, setupErr = execStage(), fdStageSetupError
 	default:
 		return
 	}
-	fmt.Fprint(os.NewFile(fdErrors, "errors"), err.Error())
+	fmt.Fprint(os.NewFile(setupErr, "setup-error"), err.Error())
 	os.Exit(1)
 }
 
@@ -56,11 +57,11 @@ func closeOnExecFrom(first int) {
 // stage, and stays as its init. It returns only on failure.
 func initSandbox() error {
 	var spec initSpec
-	if err := readSpec(&spec); err != nil {
+	if err := readSpec(fdSpec, &spec); err != nil {
 		return err
 	}
-	unix.CloseOnExec(fdErrors)
-	unix.CloseOnExec(fdSelf)
+	unix.CloseOnExec(fdSetupError)
+	unix.CloseOnExec(fdExe)
 
 	// Nothing mounted here may reach the host.
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
@@ -222,11 +223,11 @@ func pivot(root string) error {
 // and executes it. It returns only on failure.
 func execStage() error {
 	var spec stageSpec
-	if err := readSpec(&spec); err != nil {
+	if err := readSpec(fdStageSpec, &spec); err != nil {
 		return err
 	}
-	unix.CloseOnExec(fdErrors)
-	unix.CloseOnExec(execSelf)
+	unix.CloseOnExec(fdStageSetupError)
+	unix.CloseOnExec(fdStageExe)
 	dir := spec.Dir
 	if dir == "" {
 		dir = "/"

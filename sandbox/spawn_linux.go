@@ -17,22 +17,32 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The descriptors a sandbox's init gets, after stdin, stdout and stderr.
+// The descriptors the init gets, after stdin, stdout and stderr. spawn places each by its
+// constant; doc.go describes the protocol.
 const (
-	// fdSpec carries the initSpec, as JSON; in the exec stage, the stageSpec.
-	fdSpec = 3 + iota
-	// fdErrors takes a setup error's text; it closes, empty, once the program runs.
-	fdErrors
+	// fdSpec carries the initSpec, as JSON.
+	fdSpec = 3
+	// fdSetupError takes a setup error's text; it closes, empty, once the program runs.
+	fdSetupError = 4
 	// fdPublished is the host's listener of the published port (run mode).
-	fdPublished
+	fdPublished = 5
 	// fdEgress is where the init hands the proxy's connections to pyship (build mode).
-	fdEgress
-	// fdSelf is a sealed copy of pyship's executable, which starts the exec stage.
-	fdSelf
+	fdEgress = 6
+	// fdExe is a sealed copy of pyship's executable, which starts the exec stage.
+	fdExe = 7
 )
 
-// execSelf is the descriptor the exec stage is started from, in its own numbering.
-const execSelf = fdErrors + 1
+// The descriptors the exec stage gets from the init, after stdin (/dev/null), stdout and
+// stderr.
+const (
+	// fdStageSpec carries the stageSpec, as JSON.
+	fdStageSpec = 3
+	// fdStageSetupError is the init's fdSetupError, passed on: the exec stage holds it
+	// until the program runs.
+	fdStageSetupError = 4
+	// fdStageExe is the init's fdExe, which the exec stage is started from.
+	fdStageExe = 5
+)
 
 // initProcess is a sandbox's init, started: the one process pyship starts for a sandbox
 // in either mode.
@@ -124,7 +134,9 @@ func spawn(ctx context.Context, ss spawnSpec) (p *initProcess, err error) {
 	cmd.Env = []string{}
 	cmd.Stdin = nil
 	cmd.Stdout, cmd.Stderr = pipeOnly(ss.stdout), pipeOnly(ss.stderr)
-	cmd.ExtraFiles = []*os.File{specR, errW, ss.published, egressChild, self}
+	cmd.ExtraFiles = extraFiles(map[int]*os.File{
+		fdSpec: specR, fdSetupError: errW, fdPublished: ss.published, fdEgress: egressChild, fdExe: self,
+	})
 	attr := &syscall.SysProcAttr{
 		Cloneflags: unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC | unix.CLONE_NEWNET,
 		Pdeathsig:  syscall.SIGKILL,
@@ -169,6 +181,20 @@ func spawn(ctx context.Context, ss spawnSpec) (p *initProcess, err error) {
 	msg, _ := io.ReadAll(io.LimitReader(errR, 64<<10))
 	p.setup = string(msg)
 	return p, nil
+}
+
+// extraFiles lays out files, keyed by the descriptor each is to be in the child, as
+// exec.Cmd.ExtraFiles wants them: entry i becomes descriptor 3+i. A nil file, or a gap,
+// leaves that descriptor closed.
+func extraFiles(byFd map[int]*os.File) []*os.File {
+	var files []*os.File
+	for fd, f := range byFd {
+		for len(files) <= fd-3 {
+			files = append(files, nil)
+		}
+		files[fd-3] = f
+	}
+	return files
 }
 
 // close kills what is left of the sandbox and removes its cgroup, once its usage is read.
