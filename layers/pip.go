@@ -358,7 +358,7 @@ func (pi *PipInstaller) Install(ctx context.Context, req InstallRequest) (string
 	for _, args := range steps {
 		out := newTail(outputTail)
 		w := io.MultiWriter(out, &logWriter{log: log})
-		err := sandbox.Run(ctx, sandbox.Spec{
+		err := sandbox.Exec(ctx, sandbox.ExecSpec{
 			Root: req.Root, Over: req.Over, Upper: upper, Args: args, Env: env, Dir: req.AppDir,
 			Hostname: "pyship-build", Mounts: mounts, Egress: egress, Limits: pi.Limits, Stdout: w, Stderr: w,
 		})

@@ -57,7 +57,7 @@ func stepsLayer(ctx context.Context, p *plan.Plan, base v1.Image, root string, s
 		out := newTail(outputTail)
 		w := io.MultiWriter(out, &logWriter{log: log})
 		stepCtx, cancel := context.WithTimeout(ctx, opts.StepTimeout)
-		err := sandbox.Run(stepCtx, sandbox.Spec{
+		err := sandbox.Exec(stepCtx, sandbox.ExecSpec{
 			Root: root, Over: append([]string{venv}, system...), Upper: filepath.Join(scratch, "upper"),
 			Args: st.Command, Env: env, Dir: p.App.Dir, Hostname: "pyship-build", Mounts: mounts,
 			Egress: egress, Limits: opts.BuildLimits, Stdout: w, Stderr: w,

@@ -56,7 +56,7 @@ func aptInstall(ctx context.Context, root string, over []string, upper string, p
 	egress, _ := buildEgress(opts.Logger)
 	// The package names follow the script as its arguments: never shell text.
 	args := append([]string{"/bin/sh", "-c", aptInstallScript, "pyship-apt"}, pkgs...)
-	err := sandbox.Run(ctx, sandbox.Spec{
+	err := sandbox.Exec(ctx, sandbox.ExecSpec{
 		Root: root, Over: over, Upper: upper, Args: args, Dir: "/",
 		Env: []string{
 			"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "LANG=C.UTF-8",

@@ -41,24 +41,24 @@ func Unpack(img v1.Image, cacheDir string) ([]string, error) {
 // Runnable describes how the sandbox runs img: its file system, command, environment,
 // working directory and user, and the port it listens on (port, else the first exposed
 // port, else $PORT in its environment, else 8080).
-func Runnable(img v1.Image, cacheDir string, port int) (sandbox.RunSpec, error) {
+func Runnable(img v1.Image, cacheDir string, port int) (sandbox.BootSpec, error) {
 	cf, err := img.ConfigFile()
 	if err != nil {
-		return sandbox.RunSpec{}, err
+		return sandbox.BootSpec{}, err
 	}
 	c := cf.Config
 	args := append(append([]string(nil), c.Entrypoint...), c.Cmd...)
 	if len(args) == 0 {
-		return sandbox.RunSpec{}, fmt.Errorf("the image has no entrypoint or command to run")
+		return sandbox.BootSpec{}, fmt.Errorf("the image has no entrypoint or command to run")
 	}
 	if port == 0 {
 		port = imagePort(c)
 	}
 	dirs, err := Unpack(img, cacheDir)
 	if err != nil {
-		return sandbox.RunSpec{}, err
+		return sandbox.BootSpec{}, err
 	}
-	return sandbox.RunSpec{Layers: dirs, Args: args, Env: c.Env, Dir: c.WorkingDir, User: c.User, Port: port}, nil
+	return sandbox.BootSpec{Layers: dirs, Args: args, Env: c.Env, Dir: c.WorkingDir, User: c.User, Port: port}, nil
 }
 
 // imagePort is the port an image's app listens on, by its config.

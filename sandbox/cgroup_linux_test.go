@@ -196,7 +196,7 @@ func TestUsageAfterStop(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(root, "tmp"), 0o1777); err != nil {
 		t.Fatal(err)
 	}
-	p, err := Start(context.Background(), RunSpec{
+	p, err := Boot(context.Background(), BootSpec{
 		Layers: []string{root}, Args: []string{probeArg, "serve", ":8080"},
 		Env: []string{"PATH=/bin"}, Dir: "/", User: "65534:65534", Port: 8080,
 	})

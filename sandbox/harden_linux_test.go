@@ -125,7 +125,7 @@ func hostileRoot(t *testing.T) string {
 	return root
 }
 
-func TestRunRefusesEscapes(t *testing.T) {
+func TestExecRefusesEscapes(t *testing.T) {
 	root := hostileRoot(t)
 	canary, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -133,12 +133,12 @@ func TestRunRefusesEscapes(t *testing.T) {
 	}
 	defer canary.Close()
 	var stdout, stderr bytes.Buffer
-	err = Run(context.Background(), Spec{
+	err = Exec(context.Background(), ExecSpec{
 		Root: root, Upper: filepath.Join(t.TempDir(), "upper"), Args: []string{probeArg, "hostile", canary.Addr().String()},
 		Env: []string{"PATH=/bin"}, Stdout: &stdout, Stderr: &stderr,
 	})
 	if err != nil {
-		t.Fatalf("Run: %v\n%s", err, stderr.String())
+		t.Fatalf("Exec: %v\n%s", err, stderr.String())
 	}
 	var r map[string]string
 	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
@@ -151,13 +151,13 @@ func TestRunRefusesEscapes(t *testing.T) {
 	}
 }
 
-func TestStartRefusesEscapesAsRoot(t *testing.T) {
+func TestBootRefusesEscapesAsRoot(t *testing.T) {
 	root := hostileRoot(t)
 	if err := os.MkdirAll(filepath.Join(root, "tmp"), 0o1777); err != nil {
 		t.Fatal(err)
 	}
 	// The image's user is root: the sandbox must hold all the same.
-	p, err := Start(context.Background(), RunSpec{
+	p, err := Boot(context.Background(), BootSpec{
 		Layers: []string{root}, Args: []string{probeArg, "serve-hostile", ":8080"},
 		Env: []string{"PATH=/bin"}, User: "0:0", Port: 8080,
 	})
@@ -184,7 +184,7 @@ func TestMountPointsStayInTheRoot(t *testing.T) {
 	if err := os.Symlink(hostDir, filepath.Join(root, "etc")); err != nil {
 		t.Fatal(err)
 	}
-	p, err := Start(context.Background(), RunSpec{
+	p, err := Boot(context.Background(), BootSpec{
 		Layers: []string{root}, Args: []string{probeArg, "serve", ":8080"}, Env: []string{"PATH=/bin"}, Port: 8080,
 	})
 	if err != nil {
@@ -217,13 +217,13 @@ func TestEgressRefusesThisMachine(t *testing.T) {
 	run := func(e *Egress) string {
 		t.Helper()
 		var stdout, stderr bytes.Buffer
-		err := Run(context.Background(), Spec{
+		err := Exec(context.Background(), ExecSpec{
 			Root: root, Upper: filepath.Join(t.TempDir(), "upper"), Args: []string{probeArg, "fetch", srv.URL + "/"},
 			Env:    []string{"PATH=/bin", "NO_PROXY=127.0.0.1", "HTTP_PROXY=http://" + srv.Listener.Addr().String()},
 			Egress: e, Stdout: &stdout, Stderr: &stderr,
 		})
 		if err != nil {
-			t.Fatalf("Run: %v\n%s", err, stderr.String())
+			t.Fatalf("Exec: %v\n%s", err, stderr.String())
 		}
 		return stdout.String()
 	}
@@ -247,23 +247,23 @@ func TestEgressRefusesThisMachine(t *testing.T) {
 	}
 }
 
-func TestRunTimesOut(t *testing.T) {
+func TestExecTimesOut(t *testing.T) {
 	root := probeRoot(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	err := Run(ctx, Spec{Root: root, Upper: filepath.Join(t.TempDir(), "u"), Args: []string{probeArg, "sleep"}, Env: []string{"PATH=/bin"}})
+	err := Exec(ctx, ExecSpec{Root: root, Upper: filepath.Join(t.TempDir(), "u"), Args: []string{probeArg, "sleep"}, Env: []string{"PATH=/bin"}})
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("got %v, want the deadline", err)
 	}
 	if took := time.Since(start); took > 10*time.Second {
-		t.Errorf("Run took %s after its deadline", took)
+		t.Errorf("Exec took %s after its deadline", took)
 	}
 }
 
-func TestRunLimitsMemory(t *testing.T) {
+func TestExecLimitsMemory(t *testing.T) {
 	root := probeRoot(t)
-	err := Run(context.Background(), Spec{
+	err := Exec(context.Background(), ExecSpec{
 		Root: root, Upper: filepath.Join(t.TempDir(), "u"), Args: []string{probeArg, "alloc", "512"}, Env: []string{"PATH=/bin"},
 		Limits: Limits{Memory: 64 << 20, CPUs: 1, Pids: 64},
 	})
@@ -272,7 +272,7 @@ func TestRunLimitsMemory(t *testing.T) {
 		t.Fatalf("a build step holding 512 MiB under a 64 MiB limit: %v, want killed for memory", err)
 	}
 	// The same command within its limit runs.
-	err = Run(context.Background(), Spec{
+	err = Exec(context.Background(), ExecSpec{
 		Root: root, Upper: filepath.Join(t.TempDir(), "u"), Args: []string{probeArg, "alloc", "16"}, Env: []string{"PATH=/bin"},
 		Limits: Limits{Memory: 256 << 20, CPUs: 1, Pids: 64},
 	})
@@ -295,12 +295,12 @@ func TestProgramGetsOnlyItsDescriptors(t *testing.T) {
 	}
 	for _, egress := range []*Egress{nil, {}} {
 		var stdout, stderr bytes.Buffer
-		err := Run(context.Background(), Spec{
+		err := Exec(context.Background(), ExecSpec{
 			Root: root, Upper: filepath.Join(t.TempDir(), "u"), Args: []string{probeArg, "fds"}, Env: []string{"PATH=/bin"},
 			Egress: egress, Stdout: &stdout, Stderr: &stderr,
 		})
 		if err != nil {
-			t.Fatalf("Run: %v\n%s", err, stderr.String())
+			t.Fatalf("Exec: %v\n%s", err, stderr.String())
 		}
 		var extra []string
 		for _, fd := range strings.Fields(stdout.String()) {
@@ -325,12 +325,12 @@ func TestMountPointsReplaceTheImagesLinks(t *testing.T) {
 		t.Fatal(err)
 	}
 	var stdout, stderr bytes.Buffer
-	err := Run(context.Background(), Spec{
+	err := Exec(context.Background(), ExecSpec{
 		Root: root, Upper: filepath.Join(t.TempDir(), "u"), Args: []string{probeArg}, Env: []string{"PATH=/bin"},
 		Stdout: &stdout, Stderr: &stderr,
 	})
 	if err != nil {
-		t.Fatalf("Run: %v\n%s", err, stderr.String())
+		t.Fatalf("Exec: %v\n%s", err, stderr.String())
 	}
 	var r report
 	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {

@@ -17,9 +17,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// readSpec decodes what the parent sent on fdSpec.
-func readSpec(v any) error {
-	f := os.NewFile(fdSpec, "spec")
+// readSpec decodes what the parent sent on fd: fdSpec in the init, fdStageSpec in the
+// exec stage.
+func readSpec(fd uintptr, v any) error {
+	f := os.NewFile(fd, "spec")
 	defer f.Close()
 	if err := json.NewDecoder(io.LimitReader(f, 16<<20)).Decode(v); err != nil {
 		return fmt.Errorf("reading the sandbox spec: %w", err)
@@ -31,8 +32,7 @@ func readSpec(v any) error {
 // own as uid:gid and a session of its own with stdin on /dev/null, runs the services (the
 // published port, the proxy), passes SIGTERM and SIGINT on, reaps orphans, and exits with
 // the program's status. It returns only if the program cannot be started.
-func superviseProgram(child childSpec, uid, gid uint32, services []func()) error {
-	spec := child.Spec
+func superviseProgram(spec initSpec, uid, gid uint32, services []func()) error {
 	devNull, err := os.Open("/dev/null")
 	if err != nil {
 		return err
@@ -43,16 +43,21 @@ func superviseProgram(child childSpec, uid, gid uint32, services []func()) error
 	}
 	signals := make(chan os.Signal, 4)
 	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
-	uids, gids := idMaps(child.Shifted, uid, gid)
-	pid, err := syscall.ForkExec(fdPath(execSelf), []string{execArg}, &syscall.ProcAttr{
+	uids, gids := idMaps(spec.Shifted, uid, gid)
+	// Each descriptor of the exec stage, by its number there.
+	files := make([]uintptr, fdStageExe+1)
+	files[unix.Stdin], files[unix.Stdout], files[unix.Stderr] = devNull.Fd(), uintptr(unix.Stdout), uintptr(unix.Stderr)
+	files[fdStageSpec], files[fdStageSetupError], files[fdStageExe] = specR.Fd(), fdSetupError, fdExe
+	// The path names fdStageExe as the exec stage holds it, once its descriptors are laid out.
+	pid, err := syscall.ForkExec(fdPath(fdStageExe), []string{execArg}, &syscall.ProcAttr{
 		Env:   []string{},
-		Files: []uintptr{devNull.Fd(), 1, 2, specR.Fd(), fdErrors, fdSelf},
+		Files: files,
 		Sys: &syscall.SysProcAttr{
 			Cloneflags:                 unix.CLONE_NEWUSER,
 			UidMappings:                uids,
 			GidMappings:                gids,
-			GidMappingsEnableSetgroups: child.Shifted,
-			Credential:                 &syscall.Credential{Uid: uid, Gid: gid, Groups: []uint32{}, NoSetGroups: !child.Shifted},
+			GidMappingsEnableSetgroups: spec.Shifted,
+			Credential:                 &syscall.Credential{Uid: uid, Gid: gid, Groups: []uint32{}, NoSetGroups: !spec.Shifted},
 			Setsid:                     true,
 			Pdeathsig:                  syscall.SIGKILL,
 		},
@@ -62,13 +67,13 @@ func superviseProgram(child childSpec, uid, gid uint32, services []func()) error
 	if err != nil {
 		return fmt.Errorf("starting %q as %d:%d: %w", spec.Args[0], uid, gid, err)
 	}
-	err = json.NewEncoder(specW).Encode(execSpec{Args: spec.Args, Env: spec.Env, Dir: spec.Dir})
+	err = json.NewEncoder(specW).Encode(stageSpec{Args: spec.Args, Env: spec.Env, Dir: spec.Dir})
 	specW.Close()
 	if err != nil {
 		return fmt.Errorf("starting %q: %w", spec.Args[0], err)
 	}
 	// The exec stage holds the error pipe until the program runs; the init lets go of it.
-	unix.Close(fdErrors)
+	unix.Close(fdSetupError)
 
 	for _, s := range services {
 		go s()

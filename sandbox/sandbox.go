@@ -33,34 +33,35 @@ type Mount struct {
 	ReadOnly bool   `json:"read_only,omitempty"`
 }
 
-// Spec describes one process to run.
-type Spec struct {
+// ExecSpec describes one command to run in build mode, as a Dockerfile's RUN runs it: on
+// the image's file system, with its writes kept in Upper for the caller to pack.
+type ExecSpec struct {
 	// Root is the image's root file system, a directory that the sandbox never writes to.
-	Root string `json:"root"`
+	Root string
 	// Over are directories stacked on Root, topmost first, also never written to: layers
 	// made earlier, like the dependencies.
-	Over []string `json:"over,omitempty"`
+	Over []string
 	// Upper receives every write to the root file system (an overlay's upper directory).
-	Upper string `json:"upper"`
+	Upper string
 	// Args is the command; Args[0] is looked up in the PATH of Env inside the sandbox.
-	Args []string `json:"args"`
-	Env  []string `json:"env"`
+	Args []string
+	Env  []string
 	// Dir is the working directory inside the sandbox.
-	Dir      string  `json:"dir"`
-	Hostname string  `json:"hostname"`
-	Mounts   []Mount `json:"mounts,omitempty"`
+	Dir      string
+	Hostname string
+	Mounts   []Mount
 
 	// Limits bound what the command may use; zero means DefaultBuildLimits.
-	Limits Limits `json:"-"`
+	Limits Limits
 	// Egress, when set, lets the command reach the network through pyship's proxy, which
 	// refuses this machine's own addresses; without it the sandbox has no network but its
 	// own loopback.
-	Egress *Egress `json:"-"`
+	Egress *Egress
 
 	// The process's output. Nil discards it. The sandbox only ever gets pipes: never a
 	// terminal of the user's, which it could type into.
-	Stdout io.Writer `json:"-"`
-	Stderr io.Writer `json:"-"`
+	Stdout io.Writer
+	Stderr io.Writer
 }
 
 // Egress is the network a build sandbox may reach: anything pyship could reach itself,
@@ -76,12 +77,22 @@ type Egress struct {
 	Refused func(dest, reason string)
 }
 
-// childSpec is what Run and Start hand to the sandbox's first process.
-type childSpec struct {
-	Spec Spec `json:"spec"`
-	// Run is set in run mode: the program gets a published port, and its writes go to a
+// initSpec is what Exec and Boot hand to the sandbox's init: the same for both modes, but
+// for Upper (build mode) and Boot (run mode).
+type initSpec struct {
+	// Lowers are the root file system's directories, topmost first, never written to.
+	Lowers []string `json:"lowers"`
+	// Upper receives the writes to the root file system in build mode; in run mode they
+	// go to a tmpfs instead (see Boot).
+	Upper    string   `json:"upper,omitempty"`
+	Args     []string `json:"args"`
+	Env      []string `json:"env"`
+	Dir      string   `json:"dir"`
+	Hostname string   `json:"hostname"`
+	Mounts   []Mount  `json:"mounts,omitempty"`
+	// Boot is set in run mode: the program gets a published port, and its writes go to a
 	// tmpfs of the sandbox's own.
-	Run *runChild `json:"run,omitempty"`
+	Boot *bootInit `json:"boot,omitempty"`
 	// Merged is where the root is assembled; Work is the overlay's work directory.
 	Merged string `json:"merged"`
 	Work   string `json:"work"`
@@ -92,8 +103,8 @@ type childSpec struct {
 	Egress bool `json:"egress"`
 }
 
-// execSpec is what the init hands to the exec stage.
-type execSpec struct {
+// stageSpec is what the init hands to the exec stage.
+type stageSpec struct {
 	Args []string `json:"args"`
 	Env  []string `json:"env"`
 	Dir  string   `json:"dir"`
@@ -151,10 +162,10 @@ var DefaultLimits = Limits{Memory: 512 << 20, CPUs: 1, Pids: 256}
 // compile a large source distribution, not enough to take the machine down.
 var DefaultBuildLimits = Limits{Memory: 4 << 30, CPUs: float64(runtime.NumCPU()), Pids: 2048}
 
-// RunSpec describes an application to boot in run mode: its own network namespace, the
+// BootSpec describes an application to boot in run mode: its own network namespace, the
 // image's file system with the writable layer a container runtime gives (in memory, and
 // gone with the sandbox), a cgroup, and one port published on the host's loopback.
-type RunSpec struct {
+type BootSpec struct {
 	// Layers are the image's file systems, topmost first, as directories that are only read.
 	Layers []string
 	// Writable is how many bytes the app may write to the image's file system (and /tmp
@@ -171,12 +182,12 @@ type RunSpec struct {
 	Port     int
 	HostPort int
 	Limits   Limits
-	// Output receives the app's output as it comes, besides the lines the Process keeps.
+	// Output receives the app's output as it comes, besides the lines the App keeps.
 	Output io.Writer
 }
 
-// runChild is the run mode's part of the spec the init process gets.
-type runChild struct {
+// bootInit is the run mode's part of the spec the init gets.
+type bootInit struct {
 	Port     int    `json:"port"`
 	User     string `json:"user"`
 	Writable int64  `json:"writable_bytes"`

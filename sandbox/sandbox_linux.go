@@ -1,18 +1,13 @@
 package sandbox
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -24,21 +19,22 @@ func Init() {
 		return
 	}
 	var err error
+	var setupErr uintptr
 	switch os.Args[0] {
 	case initArg:
 		runtime.LockOSThread()
 		// Whatever descriptors pyship inherited and passed on stop here: the program gets
 		// only the ones given to it by name.
 		closeOnExecFrom(fdSpec)
-		err = initSandbox()
+		err, setupErr = initSandbox(), fdSetupError
 	case execArg:
 		runtime.LockOSThread()
-		closeOnExecFrom(fdSpec)
-		err = execStage()
+		closeOnExecFrom(fdStageSpec)
+		err, setupErr = execStage(), fdStageSetupError
 	default:
 		return
 	}
-	fmt.Fprint(os.NewFile(fdErrors, "errors"), err.Error())
+	fmt.Fprint(os.NewFile(setupErr, "setup-error"), err.Error())
 	os.Exit(1)
 }
 
@@ -56,98 +52,22 @@ func closeOnExecFrom(first int) {
 	}
 }
 
-// Run runs spec.Args in a sandbox (build mode): new mount, pid, uts, ipc and network
-// namespaces; a root file system that is spec.Root with an overlay sending writes to
-// spec.Upper; a user namespace in which root is an unprivileged host user; a system call
-// filter; a cgroup with spec.Limits; the network only through pyship's proxy, and only
-// with spec.Egress. Everything the sandbox mounts lives in its own mount namespace and
-// goes away with its last process; when ctx ends, the whole pid namespace is killed.
-func Run(ctx context.Context, spec Spec) error {
-	if len(spec.Args) == 0 {
-		return errors.New("sandbox: no command")
-	}
-	if spec.Limits == (Limits{}) {
-		spec.Limits = DefaultBuildLimits
-	}
-	CleanLeftovers()
-	shifted := os.Geteuid() == 0
-	tmp, err := os.MkdirTemp(filepath.Dir(spec.Upper), ".sandbox-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(tmp)
-	child := childSpec{Spec: spec, Merged: filepath.Join(tmp, "merged"), Work: filepath.Join(tmp, "work"), Shifted: shifted, Egress: spec.Egress != nil}
-	for _, d := range []string{child.Merged, child.Work, spec.Upper} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return err
-		}
-	}
-	if err := chownToSandbox(spec.Upper, shifted); err != nil {
-		return err
-	}
-	if spec.Egress != nil {
-		child.Spec.Env = withProxy(child.Spec.Env)
-	}
-	l, err := start(launchSpec{
-		child: child, id: newID(), limits: spec.Limits, egress: spec.Egress,
-		stdout: spec.Stdout, stderr: spec.Stderr,
-		cmd: func() *exec.Cmd {
-			cmd := exec.CommandContext(ctx, "/proc/self/exe")
-			cmd.WaitDelay = 5 * time.Second
-			return cmd
-		},
-	})
-	defer l.close()
-	if err != nil {
-		return err
-	}
-	if l.egress != nil {
-		fc, err := net.FileConn(l.egress)
-		if err != nil {
-			return fmt.Errorf("serving the sandbox's proxy: %w", err)
-		}
-		go serveEgress(fc.(*net.UnixConn), spec.Egress)
-	}
-	waitErr := l.cmd.Wait()
-	if l.setup != "" {
-		return setupError(l.setup)
-	}
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	var exitErr *exec.ExitError
-	if errors.As(waitErr, &exitErr) {
-		e := &ExitError{Args: spec.Args, Code: exitErr.ExitCode()}
-		if ws, ok := exitErr.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			e.Code = 128 + int(ws.Signal())
-		}
-		if l.cg != nil {
-			if u, err := l.cg.stats(); err == nil && u.OOMKills > 0 {
-				e.OutOfMemory, e.MemoryLimit = true, spec.Limits.Memory
-			}
-		}
-		return e
-	}
-	return waitErr
-}
-
 // initSandbox runs as the sandbox's first process, root in the namespaces it is in: it
 // assembles the root file system, pivots into it, starts the program through the exec
 // stage, and stays as its init. It returns only on failure.
 func initSandbox() error {
-	var child childSpec
-	if err := readSpec(&child); err != nil {
+	var spec initSpec
+	if err := readSpec(fdSpec, &spec); err != nil {
 		return err
 	}
-	spec := child.Spec
-	unix.CloseOnExec(fdErrors)
-	unix.CloseOnExec(fdSelf)
+	unix.CloseOnExec(fdSetupError)
+	unix.CloseOnExec(fdExe)
 
 	// Nothing mounted here may reach the host.
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("making mounts private: %w", err)
 	}
-	if err := assembleRoot(child); err != nil {
+	if err := assembleRoot(spec); err != nil {
 		return err
 	}
 	if spec.Hostname != "" {
@@ -158,26 +78,26 @@ func initSandbox() error {
 	if err := loopbackUp(); err != nil {
 		return err
 	}
-	if err := pivot(child.Merged); err != nil {
+	if err := pivot(spec.Merged); err != nil {
 		return err
 	}
 	uid, gid := uint32(0), uint32(0)
-	if child.Run != nil {
+	if spec.Boot != nil {
 		var err error
-		if uid, gid, err = lookupUser(child.Run.User); err != nil {
+		if uid, gid, err = lookupUser(spec.Boot.User); err != nil {
 			return err
 		}
 	}
 	var services []func()
-	if child.Egress {
+	if spec.Egress {
 		bridge, err := egressBridge()
 		if err != nil {
 			return err
 		}
 		services = append(services, bridge)
 	}
-	if child.Run != nil {
-		forwarder, err := portForwarder(child.Run.Port)
+	if spec.Boot != nil {
+		forwarder, err := portForwarder(spec.Boot.Port)
 		if err != nil {
 			return err
 		}
@@ -186,32 +106,31 @@ func initSandbox() error {
 	if err := dropPrivileges(); err != nil {
 		return err
 	}
-	return superviseProgram(child, uid, gid, services)
+	return superviseProgram(spec, uid, gid, services)
 }
 
-// assembleRoot mounts the root file system at child.Merged: the overlay, /proc, /dev, /tmp,
+// assembleRoot mounts the root file system at spec.Merged: the overlay, /proc, /dev, /tmp,
 // the spec's mounts and the network files, every mount point resolved inside the root.
-func assembleRoot(child childSpec) error {
-	spec := child.Spec
+func assembleRoot(spec initSpec) error {
 	var lowers []string
-	for _, l := range append(append([]string(nil), spec.Over...), spec.Root) {
+	for _, l := range spec.Lowers {
 		if l != "" {
 			lowers = append(lowers, l)
 		}
 	}
-	upper, work := spec.Upper, child.Work
+	upper, work := spec.Upper, spec.Work
 	tmpSize := ""
-	if child.Run != nil {
+	if spec.Boot != nil {
 		// The app writes to the image's file system as in a container runtime (Flask's
 		// instance/, an SQLite file, ~/.cache), but its writes go to a size-capped tmpfs
 		// that only the sandbox's mount namespace holds: they never reach the host's disk,
 		// the layers (shared by every run) or the next run, and they are gone with the
 		// sandbox's last process. Its pages count against the sandbox's memory limit.
-		opts := fmt.Sprintf("mode=755,size=%d", child.Run.Writable)
-		if err := unix.Mount("tmpfs", child.Work, "tmpfs", unix.MS_NODEV|unix.MS_NOSUID, opts); err != nil {
+		opts := fmt.Sprintf("mode=755,size=%d", spec.Boot.Writable)
+		if err := unix.Mount("tmpfs", spec.Work, "tmpfs", unix.MS_NODEV|unix.MS_NOSUID, opts); err != nil {
 			return fmt.Errorf("mounting a tmpfs for the overlay: %w", err)
 		}
-		upper, work = filepath.Join(child.Work, "upper"), filepath.Join(child.Work, "work")
+		upper, work = filepath.Join(spec.Work, "upper"), filepath.Join(spec.Work, "work")
 		for _, d := range []string{upper, work} {
 			if err := os.Mkdir(d, 0o755); err != nil {
 				return err
@@ -219,19 +138,19 @@ func assembleRoot(child childSpec) error {
 		}
 		// The upper directory is the root directory the app sees: the image's root's, as
 		// every extracted layer's root is.
-		if err := chownToSandbox(upper, child.Shifted); err != nil {
+		if err := chownToSandbox(upper, spec.Shifted); err != nil {
 			return err
 		}
-		tmpSize = fmt.Sprintf(",size=%d", child.Run.Writable)
+		tmpSize = fmt.Sprintf(",size=%d", spec.Boot.Writable)
 	}
-	if err := mountOverlay(child.Merged, strings.Join(lowers, ":"), upper, work); err != nil {
+	if err := mountOverlay(spec.Merged, strings.Join(lowers, ":"), upper, work); err != nil {
 		return err
 	}
-	root, err := openRoot(child.Merged)
+	root, err := openRoot(spec.Merged)
 	if err != nil {
 		return err
 	}
-	root.shifted = child.Shifted
+	root.shifted = spec.Shifted
 	defer root.close()
 	if err := root.mountProc(); err != nil {
 		return err
@@ -247,10 +166,10 @@ func assembleRoot(child childSpec) error {
 			return err
 		}
 	}
-	scratch := child.Work
-	if child.Run == nil {
+	scratch := spec.Work
+	if spec.Boot == nil {
 		// The build's overlay work directory must stay empty; the files go next to it.
-		scratch = filepath.Join(filepath.Dir(child.Work), "net")
+		scratch = filepath.Join(filepath.Dir(spec.Work), "net")
 		if err := os.Mkdir(scratch, 0o755); err != nil {
 			return err
 		}
@@ -303,12 +222,12 @@ func pivot(root string) error {
 // changes to the working directory, finds the program, installs the system call filter
 // and executes it. It returns only on failure.
 func execStage() error {
-	var spec execSpec
-	if err := readSpec(&spec); err != nil {
+	var spec stageSpec
+	if err := readSpec(fdStageSpec, &spec); err != nil {
 		return err
 	}
-	unix.CloseOnExec(fdErrors)
-	unix.CloseOnExec(execSelf)
+	unix.CloseOnExec(fdStageSetupError)
+	unix.CloseOnExec(fdStageExe)
 	dir := spec.Dir
 	if dir == "" {
 		dir = "/"

@@ -283,7 +283,7 @@ func copyLibraries(t *testing.T, exe, root string) {
 	}
 }
 
-func TestRunIsolates(t *testing.T) {
+func TestExecIsolates(t *testing.T) {
 	root := probeRoot(t)
 	marker := filepath.Join(t.TempDir(), "host-marker")
 	if err := os.WriteFile(marker, []byte("host"), 0o644); err != nil {
@@ -292,7 +292,7 @@ func TestRunIsolates(t *testing.T) {
 	t.Setenv("PYSHIP_HOST_ONLY", "1")
 	upper := filepath.Join(t.TempDir(), "upper")
 	var stdout, stderr bytes.Buffer
-	err := Run(context.Background(), Spec{
+	err := Exec(context.Background(), ExecSpec{
 		Root: root, Upper: upper, Args: []string{probeArg},
 		Env:      []string{"PATH=/bin", "HOST_MARKER=" + marker, "MARKER=given"},
 		Dir:      "/tmp",
@@ -301,7 +301,7 @@ func TestRunIsolates(t *testing.T) {
 		Stdout:   &stdout, Stderr: &stderr,
 	})
 	if err != nil {
-		t.Fatalf("Run: %v\n%s", err, stderr.String())
+		t.Fatalf("Exec: %v\n%s", err, stderr.String())
 	}
 	var r report
 	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
@@ -343,38 +343,38 @@ func TestRunIsolates(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(upper, "tmp", "written")); err == nil {
 		t.Errorf("/tmp is not a tmpfs: its file reached the upper directory")
 	}
-	// Nothing Run made is left next to the upper directory.
+	// Nothing Exec made is left next to the upper directory.
 	entries, _ := os.ReadDir(filepath.Dir(upper))
 	if len(entries) != 1 {
 		t.Errorf("left next to the upper directory: %v", entries)
 	}
 }
 
-func TestRunExitCode(t *testing.T) {
+func TestExecExitCode(t *testing.T) {
 	root := probeRoot(t)
-	err := Run(context.Background(), Spec{Root: root, Upper: filepath.Join(t.TempDir(), "u"), Args: []string{probeArg, "exit", "3"}, Env: []string{"PATH=/bin"}})
+	err := Exec(context.Background(), ExecSpec{Root: root, Upper: filepath.Join(t.TempDir(), "u"), Args: []string{probeArg, "exit", "3"}, Env: []string{"PATH=/bin"}})
 	var exit *ExitError
 	if !errors.As(err, &exit) || exit.Code != 3 {
 		t.Fatalf("got %v, want exit code 3", err)
 	}
 }
 
-func TestRunMissingCommand(t *testing.T) {
+func TestExecMissingCommand(t *testing.T) {
 	root := probeRoot(t)
-	err := Run(context.Background(), Spec{Root: root, Upper: filepath.Join(t.TempDir(), "u"), Args: []string{"python3"}, Env: []string{"PATH=/usr/bin:/bin"}})
+	err := Exec(context.Background(), ExecSpec{Root: root, Upper: filepath.Join(t.TempDir(), "u"), Args: []string{"python3"}, Env: []string{"PATH=/usr/bin:/bin"}})
 	var setup *SetupError
 	if !errors.As(err, &setup) || !strings.Contains(err.Error(), `"python3" not found`) {
 		t.Fatalf("got %v, want a setup error naming python3", err)
 	}
 }
 
-func TestRunCancelKillsEverything(t *testing.T) {
+func TestExecCancelKillsEverything(t *testing.T) {
 	root := probeRoot(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {
-		done <- Run(ctx, Spec{Root: root, Upper: filepath.Join(t.TempDir(), "u"), Args: []string{probeArg, "sleep"}, Env: []string{"PATH=/bin"}})
+		done <- Exec(ctx, ExecSpec{Root: root, Upper: filepath.Join(t.TempDir(), "u"), Args: []string{probeArg, "sleep"}, Env: []string{"PATH=/bin"}})
 	}()
 	// Find the sleeping probe from the host: its executable, seen from the host, is
 	// /bin/probe inside the sandbox's root.
@@ -392,7 +392,7 @@ func TestRunCancelKillsEverything(t *testing.T) {
 			t.Errorf("got %v, want the context's error", err)
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatal("Run did not return after cancel")
+		t.Fatal("Exec did not return after cancel")
 	}
 	for _, pid := range pids {
 		if _, err := os.Stat("/proc/" + pid); err == nil {
@@ -412,7 +412,7 @@ func probePIDs() []string {
 	return pids
 }
 
-func TestStartServesThePublishedPort(t *testing.T) {
+func TestBootServesThePublishedPort(t *testing.T) {
 	root := probeRoot(t)
 	marker := filepath.Join(t.TempDir(), "host-marker")
 	if err := os.WriteFile(marker, []byte("host"), 0o644); err != nil {
@@ -421,7 +421,7 @@ func TestStartServesThePublishedPort(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(root, "tmp"), 0o1777); err != nil {
 		t.Fatal(err)
 	}
-	p, err := Start(context.Background(), RunSpec{
+	p, err := Boot(context.Background(), BootSpec{
 		Layers: []string{root}, Args: []string{probeArg, "serve", ":8080"},
 		Env: []string{"PATH=/bin", "HOST_MARKER=" + marker}, Dir: "/", User: "65534:65534", Port: 8080,
 	})
@@ -465,7 +465,7 @@ func TestStartServesThePublishedPort(t *testing.T) {
 
 // getJSON decodes into v the answer of the app p runs on its published port, waiting up to
 // 10 s for it to listen.
-func getJSON(t *testing.T, p *Process, v any) {
+func getJSON(t *testing.T, p *App, v any) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -485,9 +485,9 @@ func getJSON(t *testing.T, p *Process, v any) {
 	}
 }
 
-func TestStartReportsExit(t *testing.T) {
+func TestBootReportsExit(t *testing.T) {
 	root := probeRoot(t)
-	p, err := Start(context.Background(), RunSpec{Layers: []string{root}, Args: []string{probeArg, "exit", "7"}, Env: []string{"PATH=/bin"}, Port: 8080})
+	p, err := Boot(context.Background(), BootSpec{Layers: []string{root}, Args: []string{probeArg, "exit", "7"}, Env: []string{"PATH=/bin"}, Port: 8080})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -502,11 +502,11 @@ func TestStartReportsExit(t *testing.T) {
 	}
 }
 
-// TestStartGivesAWritableView checks the writable layer of run mode: the app writes to the
+// TestBootGivesAWritableView checks the writable layer of run mode: the app writes to the
 // image's file system as a container runtime lets it (its directories, its home), the
 // image's owners and modes still bind it (it cannot rewrite root's code), its writes stop
 // at the size cap, and nothing it wrote reaches the layers on the host.
-func TestStartGivesAWritableView(t *testing.T) {
+func TestBootGivesAWritableView(t *testing.T) {
 	const capBytes = 16 << 20
 	for _, tc := range []struct {
 		name string
@@ -539,7 +539,7 @@ func TestStartGivesAWritableView(t *testing.T) {
 			root := probeRoot(t)
 			imageLayout(t, root)
 			before := treeState(t, root)
-			p, err := Start(context.Background(), RunSpec{
+			p, err := Boot(context.Background(), BootSpec{
 				Layers: []string{root}, Args: []string{probeArg, "serve-writes", ":8080"},
 				Env: []string{"PATH=/bin"}, Dir: "/app", User: tc.user, Port: 8080, Writable: capBytes,
 			})

@@ -10,28 +10,28 @@ import (
 // Init does nothing on systems without the sandbox.
 func Init() {}
 
-// Run fails: the sandbox needs Linux.
-func Run(ctx context.Context, spec Spec) error { return ErrUnsupported }
+// Exec fails: the sandbox needs Linux.
+func Exec(ctx context.Context, spec ExecSpec) error { return ErrUnsupported }
 
-// Process is not available on this system.
-type Process struct{}
+// App is not available on this system.
+type App struct{}
 
-// Start fails: the sandbox needs Linux.
-func Start(ctx context.Context, spec RunSpec) (*Process, error) { return nil, ErrUnsupported }
+// Boot fails: the sandbox needs Linux.
+func Boot(ctx context.Context, spec BootSpec) (*App, error) { return nil, ErrUnsupported }
 
 // Smoke fails: the sandbox needs Linux.
-func Smoke(ctx context.Context, spec RunSpec, check Check) (*Report, error) {
+func Smoke(ctx context.Context, spec BootSpec, check Check) (*Report, error) {
 	return nil, ErrUnsupported
 }
 
 // HostPort is 0: there is no sandbox on this system.
-func (p *Process) HostPort() int { return 0 }
+func (p *App) HostPort() int { return 0 }
 
 // Done is never closed: there is no sandbox on this system.
-func (p *Process) Done() <-chan struct{} { return nil }
+func (p *App) Done() <-chan struct{} { return nil }
 
 // ExitCode is -1: there is no sandbox on this system.
-func (p *Process) ExitCode() int { return -1 }
+func (p *App) ExitCode() int { return -1 }
 
 // Stop does nothing: there is no sandbox on this system.
-func (p *Process) Stop(grace time.Duration) {}
+func (p *App) Stop(grace time.Duration) {}

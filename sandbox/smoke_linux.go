@@ -12,7 +12,7 @@ import (
 // Smoke boots spec, waits for it to listen on spec.Port, asks it for check.Path, and gives
 // a verdict. Whatever happens, the sandbox is stopped and removed before it returns. An
 // error means the test could not be run at all.
-func Smoke(ctx context.Context, spec RunSpec, check Check) (*Report, error) {
+func Smoke(ctx context.Context, spec BootSpec, check Check) (*Report, error) {
 	if check.Timeout <= 0 {
 		check.Timeout = 30 * time.Second
 	}
@@ -26,7 +26,7 @@ func Smoke(ctx context.Context, spec RunSpec, check Check) (*Report, error) {
 		spec.Limits = DefaultLimits
 	}
 	start := time.Now()
-	p, err := Start(ctx, spec)
+	p, err := Boot(ctx, spec)
 	if err != nil {
 		return nil, err
 	}

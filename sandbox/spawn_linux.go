@@ -1,12 +1,14 @@
 package sandbox
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -15,25 +17,36 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The descriptors a sandbox's init gets, after stdin, stdout and stderr.
+// The descriptors the init gets, after stdin, stdout and stderr. spawn places each by its
+// constant; doc.go describes the protocol.
 const (
-	// fdSpec carries the childSpec, as JSON; in the exec stage, the execSpec.
-	fdSpec = 3 + iota
-	// fdErrors takes a setup error's text; it closes, empty, once the program runs.
-	fdErrors
+	// fdSpec carries the initSpec, as JSON.
+	fdSpec = 3
+	// fdSetupError takes a setup error's text; it closes, empty, once the program runs.
+	fdSetupError = 4
 	// fdPublished is the host's listener of the published port (run mode).
-	fdPublished
+	fdPublished = 5
 	// fdEgress is where the init hands the proxy's connections to pyship (build mode).
-	fdEgress
-	// fdSelf is a sealed copy of pyship's executable, which starts the exec stage.
-	fdSelf
+	fdEgress = 6
+	// fdExe is a sealed copy of pyship's executable, which starts the exec stage.
+	fdExe = 7
 )
 
-// execSelf is the descriptor the exec stage is started from, in its own numbering.
-const execSelf = fdErrors + 1
+// The descriptors the exec stage gets from the init, after stdin (/dev/null), stdout and
+// stderr.
+const (
+	// fdStageSpec carries the stageSpec, as JSON.
+	fdStageSpec = 3
+	// fdStageSetupError is the init's fdSetupError, passed on: the exec stage holds it
+	// until the program runs.
+	fdStageSetupError = 4
+	// fdStageExe is the init's fdExe, which the exec stage is started from.
+	fdStageExe = 5
+)
 
-// launch is a sandbox's init, started.
-type launch struct {
+// initProcess is a sandbox's init, started: the one process pyship starts for a sandbox
+// in either mode.
+type initProcess struct {
 	cmd *exec.Cmd
 	cg  cgroup
 	// egress is pyship's end of the socket the init hands proxy connections through.
@@ -42,77 +55,93 @@ type launch struct {
 	setup string
 }
 
-// launchSpec is what start needs.
-type launchSpec struct {
-	child     childSpec
-	id        string
-	limits    Limits
+// spawnSpec is what spawn needs: the init's spec, and what pyship hands the sandbox from
+// outside in one mode or the other.
+type spawnSpec struct {
+	init initSpec
+	// dir is a directory of the caller's for the sandbox's root (dir/merged) and the
+	// overlay's work directory (dir/work).
+	dir    string
+	id     string
+	limits Limits
+	// published is the host's listener of the published port (run mode).
 	published *os.File
-	egress    *Egress
-	stdout    io.Writer
-	stderr    io.Writer
-	// cmd makes the command, so that Run can tie it to a context.
-	cmd func() *exec.Cmd
+	// egress, when set, gets a socket for the proxy's connections (build mode).
+	egress *Egress
+	stdout io.Writer
+	stderr io.Writer
+	// waitDelay bounds how long waiting for the init waits for its output once it is gone.
+	waitDelay time.Duration
 }
 
-// start starts a sandbox's init in new mount, pid, uts, ipc and network namespaces, in a
-// cgroup of its own when pyship is root, and waits until the sandboxed program runs or
-// the setup fails. The caller waits for l.cmd and calls l.close.
-func start(ls launchSpec) (l *launch, err error) {
-	l = &launch{}
+// spawn starts a sandbox's init (pyship re-executed as initArg) in new mount, pid, uts, ipc
+// and network namespaces, in a cgroup of its own when pyship is root, and waits until the
+// sandboxed program runs or the setup fails. When ctx ends, the init is killed, and with
+// it everything in its pid namespace. The caller waits for p.cmd and calls p.close.
+func spawn(ctx context.Context, ss spawnSpec) (p *initProcess, err error) {
+	p = &initProcess{}
 	defer func() {
 		if err != nil {
-			if l.cmd != nil {
+			if p.cmd != nil {
 				// Killing the init of a pid namespace kills everything in it.
-				_ = l.cmd.Process.Kill()
-				_ = l.cmd.Wait()
-				l.cmd = nil
+				_ = p.cmd.Process.Kill()
+				_ = p.cmd.Wait()
+				p.cmd = nil
 			}
-			l.close()
+			p.close()
 		}
 	}()
+	ss.init.Merged, ss.init.Work = filepath.Join(ss.dir, "merged"), filepath.Join(ss.dir, "work")
+	for _, d := range []string{ss.init.Merged, ss.init.Work} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			return p, err
+		}
+	}
 	self, err := sealedSelf()
 	if err != nil {
-		return l, err
+		return p, err
 	}
-	data, err := json.Marshal(ls.child)
+	data, err := json.Marshal(ss.init)
 	if err != nil {
-		return l, err
+		return p, err
 	}
 	specR, specW, err := os.Pipe()
 	if err != nil {
-		return l, err
+		return p, err
 	}
 	defer specR.Close()
 	defer specW.Close()
 	errR, errW, err := os.Pipe()
 	if err != nil {
-		return l, err
+		return p, err
 	}
 	defer errR.Close()
 	defer errW.Close()
 	var egressChild *os.File
-	if ls.egress != nil {
+	if ss.egress != nil {
 		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
-			return l, fmt.Errorf("making the egress socket: %w", err)
+			return p, fmt.Errorf("making the egress socket: %w", err)
 		}
-		l.egress = os.NewFile(uintptr(fds[0]), "egress")
+		p.egress = os.NewFile(uintptr(fds[0]), "egress")
 		egressChild = os.NewFile(uintptr(fds[1]), "egress")
 		defer egressChild.Close()
 	}
 
-	cmd := ls.cmd()
+	cmd := exec.CommandContext(ctx, "/proc/self/exe")
+	cmd.WaitDelay = ss.waitDelay
 	cmd.Args = []string{initArg}
 	cmd.Env = []string{}
 	cmd.Stdin = nil
-	cmd.Stdout, cmd.Stderr = pipeOnly(ls.stdout), pipeOnly(ls.stderr)
-	cmd.ExtraFiles = []*os.File{specR, errW, ls.published, egressChild, self}
+	cmd.Stdout, cmd.Stderr = pipeOnly(ss.stdout), pipeOnly(ss.stderr)
+	cmd.ExtraFiles = extraFiles(map[int]*os.File{
+		fdSpec: specR, fdSetupError: errW, fdPublished: ss.published, fdEgress: egressChild, fdExe: self,
+	})
 	attr := &syscall.SysProcAttr{
 		Cloneflags: unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC | unix.CLONE_NEWNET,
 		Pdeathsig:  syscall.SIGKILL,
 	}
-	if !ls.child.Shifted {
+	if !ss.init.Shifted {
 		// Without root the init needs a user namespace to make the others; the program
 		// gets one more, nested (see idMaps).
 		attr.Cloneflags |= unix.CLONE_NEWUSER
@@ -122,55 +151,69 @@ func start(ls launchSpec) (l *launch, err error) {
 	}
 	cmd.SysProcAttr = attr
 
-	if ls.child.Shifted && ls.limits != (Limits{}) {
-		if l.cg, err = newCgroup(ls.id, ls.limits); err != nil {
-			return l, err
+	if ss.init.Shifted && ss.limits != (Limits{}) {
+		if p.cg, err = newCgroup(ss.id, ss.limits); err != nil {
+			return p, err
 		}
 	}
 	if err := cmd.Start(); err != nil {
 		if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EACCES) {
-			return l, &PrivilegeError{Err: err}
+			return p, &PrivilegeError{Err: err}
 		}
-		return l, fmt.Errorf("starting the sandbox: %w", err)
+		return p, fmt.Errorf("starting the sandbox: %w", err)
 	}
-	l.cmd = cmd
+	p.cmd = cmd
 	specR.Close()
 	errW.Close()
 	if egressChild != nil {
 		egressChild.Close()
 	}
 	// The init waits for its spec, so it is in the cgroup before anything runs.
-	if l.cg != nil {
-		if err := l.cg.add(cmd.Process.Pid); err != nil {
-			return l, fmt.Errorf("adding the sandbox to its cgroup: %w", err)
+	if p.cg != nil {
+		if err := p.cg.add(cmd.Process.Pid); err != nil {
+			return p, fmt.Errorf("adding the sandbox to its cgroup: %w", err)
 		}
 	}
 	if _, err := specW.Write(data); err != nil {
-		return l, fmt.Errorf("starting the sandbox: %w", err)
+		return p, fmt.Errorf("starting the sandbox: %w", err)
 	}
 	specW.Close()
 	msg, _ := io.ReadAll(io.LimitReader(errR, 64<<10))
-	l.setup = string(msg)
-	return l, nil
+	p.setup = string(msg)
+	return p, nil
+}
+
+// extraFiles lays out files, keyed by the descriptor each is to be in the child, as
+// exec.Cmd.ExtraFiles wants them: entry i becomes descriptor 3+i. A nil file, or a gap,
+// leaves that descriptor closed.
+func extraFiles(byFd map[int]*os.File) []*os.File {
+	var files []*os.File
+	for fd, f := range byFd {
+		for len(files) <= fd-3 {
+			files = append(files, nil)
+		}
+		files[fd-3] = f
+	}
+	return files
 }
 
 // close kills what is left of the sandbox and removes its cgroup, once its usage is read.
-func (l *launch) close() {
-	if l.egress != nil {
-		l.egress.Close()
+func (p *initProcess) close() {
+	if p.egress != nil {
+		p.egress.Close()
 	}
-	if l.cg == nil {
+	if p.cg == nil {
 		return
 	}
 	// The kernel frees a cgroup only once its last process is gone; that takes a moment
 	// after the kill.
 	for i := 0; i < 50; i++ {
-		if err := l.cg.delete(); err == nil {
+		if err := p.cg.delete(); err == nil {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	l.cg = nil
+	p.cg = nil
 }
 
 // pipeOnly makes sure the sandbox writes to a pipe: a *os.File (a terminal, say) would be
@@ -227,4 +270,17 @@ func setupError(msg string) error {
 		return &PrivilegeError{Err: errors.New(msg)}
 	}
 	return &SetupError{Msg: msg}
+}
+
+// exitCode is the status the init exited with, from what waiting for it returned: the
+// program's, 128+N when a signal N killed it. ok is false when err is no exit status.
+func exitCode(err error) (code int, ok bool) {
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) {
+		return 0, false
+	}
+	if ws, ok := exit.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return 128 + int(ws.Signal()), true
+	}
+	return exit.ExitCode(), true
 }

@@ -147,7 +147,7 @@ func TestCgroupV2VM(t *testing.T) {
 	if c.Code != 0 {
 		t.Errorf("the sandbox package's tests failed on cgroup v2 (exit %d):\n%s", c.Code, c.Out)
 	}
-	for _, name := range []string{"TestCgroupV2Leaf", "TestUsageAfterStop", "TestStartServesThePublishedPort"} {
+	for _, name := range []string{"TestCgroupV2Leaf", "TestUsageAfterStop", "TestBootServesThePublishedPort"} {
 		if !regexp.MustCompile(`(?m)^--- PASS: ` + name + ` `).MatchString(c.Out) {
 			t.Errorf("%s did not pass in the VM:\n%s", name, lastLines(c.Out, 40))
 		}

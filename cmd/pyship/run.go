@@ -35,20 +35,20 @@ func runRun(ctx context.Context, args []string) error {
 		return err
 	}
 	spec.Output = os.Stderr
-	proc, err := sandbox.Start(context.WithoutCancel(ctx), spec)
+	app, err := sandbox.Boot(context.WithoutCancel(ctx), spec)
 	if err != nil {
 		return sandboxFailure(err)
 	}
-	defer proc.Stop(rf.grace)
-	log.Info("running; press Ctrl-C to stop", "url", fmt.Sprintf("http://127.0.0.1:%d/", proc.HostPort()))
-	fmt.Printf("http://127.0.0.1:%d/\n", proc.HostPort())
+	defer app.Stop(rf.grace)
+	log.Info("running; press Ctrl-C to stop", "url", fmt.Sprintf("http://127.0.0.1:%d/", app.HostPort()))
+	fmt.Printf("http://127.0.0.1:%d/\n", app.HostPort())
 	select {
 	case <-ctx.Done():
 		log.Info("stopping", "grace", rf.grace)
-		proc.Stop(rf.grace)
+		app.Stop(rf.grace)
 		return nil
-	case <-proc.Done():
-		if code := proc.ExitCode(); code != 0 {
+	case <-app.Done():
+		if code := app.ExitCode(); code != 0 {
 			return fail(exitTestFailed, fmt.Errorf("the app exited with code %d", code))
 		}
 		return nil

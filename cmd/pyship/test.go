@@ -45,7 +45,7 @@ func (r *runFlags) register(fs *flag.FlagSet) {
 
 // runnable prepares img to boot with these flags: its file system unpacked, the port it
 // listens on (port, else the image's), the limits.
-func (r *runFlags) runnable(img v1.Image, cacheDir string, port int) (sandbox.RunSpec, error) {
+func (r *runFlags) runnable(img v1.Image, cacheDir string, port int) (sandbox.BootSpec, error) {
 	spec, err := layers.Runnable(img, cacheDir, port)
 	if err != nil {
 		return spec, fail(exitBuild, err)
@@ -54,7 +54,7 @@ func (r *runFlags) runnable(img v1.Image, cacheDir string, port int) (sandbox.Ru
 }
 
 // apply sets the limits and ports of spec.
-func (r *runFlags) apply(spec *sandbox.RunSpec) error {
+func (r *runFlags) apply(spec *sandbox.BootSpec) error {
 	mem, err := parseSize(r.memory)
 	if err != nil {
 		return usagef("--memory %q: %v", r.memory, err)

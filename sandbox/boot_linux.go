@@ -22,11 +22,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Process is an application running in run mode.
-type Process struct {
+// App is an application running in run mode.
+type App struct {
 	id       string
 	cmd      *exec.Cmd
-	launch   *launch
+	init     *initProcess
 	listener net.Listener
 	tmp      string
 	hostPort int
@@ -40,9 +40,9 @@ type Process struct {
 	killed  bool
 }
 
-// Start boots spec and returns once the application's process has started. Everything it
-// made is undone by Stop, which every caller must call.
-func Start(ctx context.Context, spec RunSpec) (*Process, error) {
+// Boot boots spec (run mode) and returns once the application's process has started.
+// Everything it made is undone by Stop, which every caller must call.
+func Boot(ctx context.Context, spec BootSpec) (*App, error) {
 	if len(spec.Args) == 0 {
 		return nil, errors.New("sandbox: no command")
 	}
@@ -53,70 +53,60 @@ func Start(ctx context.Context, spec RunSpec) (*Process, error) {
 		spec.Writable = DefaultWritable
 	}
 	CleanLeftovers()
-	p := &Process{id: newID(), lines: newLineBuffer(500), done: make(chan struct{})}
+	a := &App{id: newID(), lines: newLineBuffer(500), done: make(chan struct{})}
 	ok := false
 	defer func() {
 		if !ok {
-			p.teardown()
+			a.teardown()
 		}
 	}()
 
 	var err error
-	p.tmp, err = os.MkdirTemp("", "pyship-run-"+p.id+"-")
+	a.tmp, err = os.MkdirTemp("", "pyship-run-"+a.id+"-")
 	if err != nil {
 		return nil, err
 	}
-	child := childSpec{
-		Spec: Spec{Over: spec.Layers, Args: spec.Args, Env: spec.Env, Dir: spec.Dir, Hostname: spec.Hostname},
-		Run:  &runChild{Port: spec.Port, User: spec.User, Writable: spec.Writable},
-		// The work directory becomes a tmpfs inside the sandbox's mount namespace.
-		Merged: filepath.Join(p.tmp, "merged"), Work: filepath.Join(p.tmp, "work"),
-		Shifted: os.Geteuid() == 0,
-	}
-	if child.Spec.Hostname == "" {
-		child.Spec.Hostname = "pyship-" + p.id[:8]
-	}
-	for _, d := range []string{child.Merged, child.Work} {
-		if err := os.Mkdir(d, 0o755); err != nil {
-			return nil, err
-		}
-	}
-	p.listener, err = net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(spec.HostPort)))
+	a.listener, err = net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(spec.HostPort)))
 	if err != nil {
 		return nil, fmt.Errorf("publishing port %d on 127.0.0.1: %w", spec.HostPort, err)
 	}
-	p.hostPort = p.listener.Addr().(*net.TCPAddr).Port
-	lf, err := p.listener.(*net.TCPListener).File()
+	a.hostPort = a.listener.Addr().(*net.TCPAddr).Port
+	lf, err := a.listener.(*net.TCPListener).File()
 	if err != nil {
 		return nil, err
 	}
 	defer lf.Close()
 
-	out := io.Writer(p.lines)
+	out := io.Writer(a.lines)
 	if spec.Output != nil {
-		out = io.MultiWriter(p.lines, spec.Output)
+		out = io.MultiWriter(a.lines, spec.Output)
 	}
-	p.launch, err = start(launchSpec{
-		child: child, id: p.id, limits: spec.Limits, published: lf, stdout: out, stderr: out,
-		cmd: func() *exec.Cmd {
-			cmd := exec.Command("/proc/self/exe")
-			cmd.WaitDelay = 2 * time.Second
-			return cmd
-		},
+	ispec := initSpec{
+		Lowers: spec.Layers, Args: spec.Args, Env: spec.Env, Dir: spec.Dir, Hostname: spec.Hostname,
+		Boot:    &bootInit{Port: spec.Port, User: spec.User, Writable: spec.Writable},
+		Shifted: os.Geteuid() == 0,
+	}
+	if ispec.Hostname == "" {
+		ispec.Hostname = "pyship-" + a.id[:8]
+	}
+	// The app is not tied to ctx: it runs until Stop.
+	a.init, err = spawn(context.WithoutCancel(ctx), spawnSpec{
+		init: ispec, dir: a.tmp, id: a.id, limits: spec.Limits, published: lf,
+		stdout: out, stderr: out, waitDelay: 2 * time.Second,
 	})
-	if p.launch.cmd != nil {
-		p.cmd = p.launch.cmd
+	if a.init.cmd != nil {
+		a.cmd = a.init.cmd
 		go func() {
-			p.waitErr = p.cmd.Wait()
-			close(p.done)
+			a.waitErr = a.cmd.Wait()
+			close(a.done)
 		}()
 	}
 	if err != nil {
 		return nil, err
 	}
-	if p.launch.setup != "" {
-		<-p.done
-		return nil, setupError(p.launch.setup)
+	if a.init.setup != "" {
+		<-a.done
+		return nil, setupError(a.init.setup)
 	}
 	select {
 	case <-ctx.Done():
@@ -124,53 +114,49 @@ func Start(ctx context.Context, spec RunSpec) (*Process, error) {
 	default:
 	}
 	ok = true
-	return p, nil
+	return a, nil
 }
 
 // HostPort is the loopback port on the host that reaches the app's port.
-func (p *Process) HostPort() int { return p.hostPort }
+func (a *App) HostPort() int { return a.hostPort }
 
 // Done is closed when the app has exited.
-func (p *Process) Done() <-chan struct{} { return p.done }
+func (a *App) Done() <-chan struct{} { return a.done }
 
 // ExitCode is the app's exit code (128+N when killed by signal N), once Done is closed.
-func (p *Process) ExitCode() int {
-	var exit *exec.ExitError
-	if errors.As(p.waitErr, &exit) {
-		if ws, ok := exit.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			return 128 + int(ws.Signal())
-		}
-		return exit.ExitCode()
+func (a *App) ExitCode() int {
+	if code, ok := exitCode(a.waitErr); ok {
+		return code
 	}
-	if p.waitErr != nil {
+	if a.waitErr != nil {
 		return -1
 	}
 	return 0
 }
 
 // Output returns the last n lines the app printed.
-func (p *Process) Output(n int) []string { return p.lines.last(n) }
+func (a *App) Output(n int) []string { return a.lines.last(n) }
 
 // Usage reads the cgroup's counters. After Stop it returns the last reading.
-func (p *Process) Usage() Usage {
-	if p.launch == nil || p.launch.cg == nil {
-		return p.usage
+func (a *App) Usage() Usage {
+	if a.init == nil || a.init.cg == nil {
+		return a.usage
 	}
-	if u, err := p.launch.cg.stats(); err == nil {
-		p.usage = u
+	if u, err := a.init.cg.stats(); err == nil {
+		a.usage = u
 	}
-	return p.usage
+	return a.usage
 }
 
 // Listening returns the TCP ports something listens on inside the sandbox's network
 // namespace, read from the kernel's socket tables.
-func (p *Process) Listening() []int {
+func (a *App) Listening() []int {
 	select {
-	case <-p.done:
+	case <-a.done:
 		return nil
 	default:
 	}
-	pid := p.cmd.Process.Pid
+	pid := a.cmd.Process.Pid
 	seen := map[int]bool{}
 	var ports []int
 	for _, table := range []string{"tcp", "tcp6"} {
@@ -209,55 +195,55 @@ func listeningPorts(table string) []int {
 }
 
 // Stop asks the app to stop with SIGTERM, kills everything in the sandbox after grace,
-// and removes what Start made: the cgroup, the published port, the temporary directory.
+// and removes what Boot made: the cgroup, the published port, the temporary directory.
 // Mounts and the network namespace go with the sandbox's last process. It is safe to call
 // more than once.
-func (p *Process) Stop(grace time.Duration) {
-	p.stopOnce.Do(func() {
+func (a *App) Stop(grace time.Duration) {
+	a.stopOnce.Do(func() {
 		start := time.Now()
-		if p.cmd != nil && p.cmd.Process != nil {
+		if a.cmd != nil && a.cmd.Process != nil {
 			select {
-			case <-p.done:
+			case <-a.done:
 			default:
-				_ = p.cmd.Process.Signal(syscall.SIGTERM)
+				_ = a.cmd.Process.Signal(syscall.SIGTERM)
 				select {
-				case <-p.done:
+				case <-a.done:
 				case <-time.After(grace):
 					// Killing the init of a pid namespace kills every process in it.
-					p.killed = true
-					_ = p.cmd.Process.Kill()
-					<-p.done
+					a.killed = true
+					_ = a.cmd.Process.Kill()
+					<-a.done
 				}
 			}
 		}
-		p.teardown()
-		p.stopped = time.Since(start)
+		a.teardown()
+		a.stopped = time.Since(start)
 	})
 }
 
 // Stopped reports how long Stop took, and whether the app had to be killed.
-func (p *Process) Stopped() (time.Duration, bool) { return p.stopped, p.killed }
+func (a *App) Stopped() (time.Duration, bool) { return a.stopped, a.killed }
 
-func (p *Process) teardown() {
-	if p.cmd != nil && p.cmd.Process != nil {
+func (a *App) teardown() {
+	if a.cmd != nil && a.cmd.Process != nil {
 		select {
-		case <-p.done:
+		case <-a.done:
 		default:
-			_ = p.cmd.Process.Kill()
-			<-p.done
+			_ = a.cmd.Process.Kill()
+			<-a.done
 		}
 	}
-	if p.listener != nil {
-		p.listener.Close()
+	if a.listener != nil {
+		a.listener.Close()
 	}
-	if p.launch != nil {
+	if a.init != nil {
 		// The last reading is taken before the cgroup goes: cgroup v2 reads a deleted
 		// cgroup as zeros without an error.
-		p.Usage()
-		p.launch.close()
+		a.Usage()
+		a.init.close()
 	}
-	if p.tmp != "" {
-		os.RemoveAll(p.tmp)
+	if a.tmp != "" {
+		os.RemoveAll(a.tmp)
 	}
 }
 
