@@ -69,8 +69,8 @@ func TestFixturePlans(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%v (run go test ./plan -update to write it)", err)
 			}
-			if !bytes.Equal(got, wantPlan) {
-				t.Errorf("plan differs from %s (go test ./plan -update rewrites it):\n%s", golden, got)
+			if d := fixtures.Diff(golden, wantPlan, "planned", got); d != "" {
+				t.Errorf("plan differs from %s (go test ./plan -update rewrites it):\n%s", golden, d)
 			}
 		})
 	}

@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/pyship/pyship/fixtures"
 	"github.com/pyship/pyship/layers"
 )
 
@@ -40,9 +41,8 @@ func gitCLI(t *testing.T, dir string, env []string, args ...string) string {
 // HEAD), each with a message long and alike enough that repacking stores deltas.
 func newGitRepo(t *testing.T, format string, times ...int64) string {
 	t.Helper()
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("needs the git command to make test repositories")
-	}
+	_, err := exec.LookPath("git")
+	fixtures.Need(t, err == nil, "needs the git command to make test repositories")
 	dir := t.TempDir()
 	gitCLI(t, dir, nil, "init", "-q", "--object-format="+format, "-b", "main", ".")
 	body := strings.Repeat("The same long paragraph in every commit message, so that commits delta well.\n", 60)
