@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"path"
 	"slices"
 	"sort"
@@ -572,7 +573,7 @@ func requirementsTree(fsys fs.FS, root string, allowVCS bool) (reqTree, error) {
 	if err := visit(root, "", 0); err != nil {
 		return reqTree{}, err
 	}
-	return reqTree{files: sortedKeys(seen), names: sortedKeys(nameSet), local: local, pins: pins}, nil
+	return reqTree{files: slices.Sorted(maps.Keys(seen)), names: slices.Sorted(maps.Keys(nameSet)), local: local, pins: pins}, nil
 }
 
 func lineOf(src string, offset int) int {

@@ -3,9 +3,10 @@ package detect
 import (
 	"fmt"
 	"io/fs"
+	"maps"
 	"path"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 )
 
@@ -218,12 +219,7 @@ func (in *installs) has(dist string) (found bool, maybe string) {
 	if in.complete {
 		return false, ""
 	}
-	names := make([]string, 0, len(in.declared))
-	for n := range in.declared {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
+	for _, n := range slices.Sorted(maps.Keys(in.declared)) {
 		if strings.HasPrefix(n, dist+"-") {
 			return false, n
 		}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"path"
 	"slices"
 	"sort"
@@ -62,7 +63,7 @@ func (l *Lock) Names() []string {
 	for _, p := range l.Packages {
 		set[NormalizeName(p.Name)] = true
 	}
-	return sortedKeys(set)
+	return slices.Sorted(maps.Keys(set))
 }
 
 // readLock reads the first lock file present. It reports the others it ignores.
@@ -187,7 +188,7 @@ func lockDiff(a, b *Lock) string {
 		names[n] = true
 	}
 	var diffs []string
-	for _, n := range sortedKeys(names) {
+	for _, n := range slices.Sorted(maps.Keys(names)) {
 		x, y := strings.Join(va[n], ", "), strings.Join(vb[n], ", ")
 		switch {
 		case x == y:
@@ -243,7 +244,7 @@ func requirementsNote(fsys fs.FS, lock *Lock) string {
 		return note
 	}
 	var diffs []string
-	for _, n := range sortedKeys(byName) {
+	for _, n := range slices.Sorted(maps.Keys(byName)) {
 		diffs = append(diffs, byName[n])
 	}
 	return note + "; requirements.txt disagrees: " + joinDiffs(diffs) + " (delete requirements.txt, or export it from the lock)"
@@ -258,7 +259,7 @@ func vcsError(file, name, url string) error {
 // hashList returns "algo:digest" strings from a map of algorithm to digest.
 func hashList(m map[string]string) []string {
 	var out []string
-	for _, algo := range sortedKeys(m) {
+	for _, algo := range slices.Sorted(maps.Keys(m)) {
 		out = append(out, algo+":"+m[algo])
 	}
 	return out
@@ -495,7 +496,7 @@ func uvFresh(root uvPackage, proj *project) error {
 	for _, d := range proj.requirements {
 		declared[d.name] = canonicalSpec(d.spec)
 	}
-	for _, name := range sortedKeys(declared) {
+	for _, name := range slices.Sorted(maps.Keys(declared)) {
 		spec, ok := locked[name]
 		switch {
 		case !ok:
@@ -504,7 +505,7 @@ func uvFresh(root uvPackage, proj *project) error {
 			return staleLock("uv.lock", proj, name, fmt.Sprintf("pyproject.toml requires %s%s, the lock was made for %s%s", name, declared[name], name, spec), "uv lock")
 		}
 	}
-	for _, name := range sortedKeys(locked) {
+	for _, name := range slices.Sorted(maps.Keys(locked)) {
 		if _, ok := declared[name]; !ok {
 			return staleLock("uv.lock", proj, "", fmt.Sprintf("the lock still requires %s, which pyproject.toml no longer lists", name), "uv lock")
 		}
@@ -604,10 +605,10 @@ func parsePoetryLock(data []byte, proj *project) (*Lock, error) {
 	deps := make([][]lockDep, len(doc.Package))
 	for i, p := range doc.Package {
 		g.add(i, NormalizeName(p.Name), p.Version)
-		for _, name := range sortedKeys(p.Dependencies) {
+		for _, name := range slices.Sorted(maps.Keys(p.Dependencies)) {
 			deps[i] = append(deps[i], poetryDeps(name, p.Dependencies[name])...)
 		}
-		for _, extra := range sortedKeys(p.Extras) {
+		for _, extra := range slices.Sorted(maps.Keys(p.Extras)) {
 			g.addExtra(i, NormalizeName(extra))
 		}
 	}
@@ -732,7 +733,7 @@ func byPackageName[V any](m map[string][]V, name string) []V {
 	if v, ok := m[name]; ok {
 		return v
 	}
-	for _, k := range sortedKeys(m) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		if NormalizeName(k) == NormalizeName(name) {
 			return m[k]
 		}
@@ -1010,7 +1011,7 @@ func parsePDMLock(data []byte, proj *project) (*Lock, error) {
 			}
 		}
 	}
-	for _, key := range sortedKeys(merged) {
+	for _, key := range slices.Sorted(maps.Keys(merged)) {
 		e := merged[key]
 		if len(e.pkg.Hashes) == 0 {
 			return nil, &Error{File: "pdm.lock", Msg: fmt.Sprintf("package %s %s has no file hashes", clip(e.pkg.Name, maxExcerpt), clip(e.pkg.Version, maxExcerpt)), Hint: "run `pdm lock --refresh`"}
@@ -1018,7 +1019,7 @@ func parsePDMLock(data []byte, proj *project) (*Lock, error) {
 		e.pkg.Marker = markerText(e.cond)
 		lock.Packages = append(lock.Packages, e.pkg)
 	}
-	lock.Local = append(lock.Local, sortedKeys(local)...)
+	lock.Local = append(lock.Local, slices.Sorted(maps.Keys(local))...)
 	if err := checkRoots("pdm.lock", "pdm lock", proj, roots, held); err != nil {
 		return nil, err
 	}
@@ -1104,7 +1105,7 @@ func projectRoots(proj *project, file string) ([]lockDep, error) {
 		}
 	case doc.poetry != nil:
 		roots = []lockDep{}
-		for _, name := range sortedKeys(doc.poetry) {
+		for _, name := range slices.Sorted(maps.Keys(doc.poetry)) {
 			if NormalizeName(name) == "python" {
 				continue
 			}
@@ -1289,7 +1290,7 @@ func (g *lockGraph) walk(roots []lockDep, proj *project) ([]marker, error) {
 		return nil, &Error{File: g.file, Msg: err.Error(), Hint: fmt.Sprintf("run `%s`", g.fix)}
 	}
 	if len(missing) > 0 {
-		names := sortedKeys(missing)
+		names := slices.Sorted(maps.Keys(missing))
 		for _, n := range names {
 			if missing[n] == "" {
 				return nil, staleLock(g.file, proj, n, fmt.Sprintf("pyproject.toml requires %s, which the lock does not hold", n), g.fix)
@@ -1324,7 +1325,7 @@ func parsePipfileLock(data []byte, proj *project) (*Lock, error) {
 		return nil, err
 	}
 	lock := &Lock{File: "Pipfile.lock", Format: "pipenv"}
-	for _, name := range sortedKeys(doc.Default) {
+	for _, name := range slices.Sorted(maps.Keys(doc.Default)) {
 		p := doc.Default[name]
 		switch {
 		case p.Git != "":

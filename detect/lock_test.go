@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -480,7 +482,7 @@ version = "8.0"
 	got := lockPackages(l)
 	want := map[string]string{"web==1.2.0": "", "lib==1.0": `python_version < "3.12"`, "speedy==2.0": ""}
 	if len(got) != len(want) {
-		t.Errorf("installed %v, want %v", sortedKeys(got), sortedKeys(want))
+		t.Errorf("installed %v, want %v", slices.Sorted(maps.Keys(got)), slices.Sorted(maps.Keys(want)))
 	}
 	for key, marker := range want {
 		if p, ok := got[key]; !ok || p.Marker != marker || len(p.Hashes) != 1 {

@@ -4,10 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"path"
 	"regexp"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -577,7 +577,7 @@ func scriptCommand(fsys fs.FS, cands []candidate, proj *project, res *Result) bo
 		return true
 	}
 	if len(proj.scripts) > 1 {
-		names := sortedKeys(proj.scripts)
+		names := slices.Sorted(maps.Keys(proj.scripts))
 		res.warnf("pyproject.toml has %d scripts (%s); set start in pyship.toml to pick one", len(names), strings.Join(names, ", "))
 	}
 	return false
@@ -609,13 +609,4 @@ func literalPort(file, src string, portRes []*regexp.Regexp, res *Result) bool {
 		return true
 	}
 	return false
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

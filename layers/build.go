@@ -471,12 +471,12 @@ func installsSource(p *plan.Plan) bool {
 
 // hashTree writes the application tree, as the application layer would hold it, to h.
 func hashTree(h io.Writer, source string, app plan.App) error {
-	skip, err := appSkip(source, app, nil)
+	opts, err := appTree(source, app, nil)
 	if err != nil {
 		return err
 	}
 	tw := tar.NewWriter(h)
-	if err := writeTree(&normalisingWriter{tw: tw, modTime: DefaultEpoch}, source, treeOptions{Prefix: app.Dir, Skip: skip}); err != nil {
+	if err := writeTree(&normalisingWriter{tw: tw, modTime: DefaultEpoch}, source, opts); err != nil {
 		return err
 	}
 	return tw.Close()
@@ -574,7 +574,7 @@ func addLine(file, line string) string {
 // built-in rules exclude, and warning about each credential file it leaves out. Its
 // directories get their owners from rules.
 func appLayer(source string, app plan.App, rules []dirRule, cacheDir string, epoch time.Time, log hclog.Logger) (v1.Layer, error) {
-	skip, err := appSkip(source, app, func(rel string) {
+	opts, err := appTree(source, app, func(rel string) {
 		// A TOML literal string needs no escapes, so the hint reads as it is to be typed.
 		quoted := "'" + rel + "'"
 		if strings.ContainsAny(rel, "'\n") {
@@ -586,27 +586,34 @@ func appLayer(source string, app plan.App, rules []dirRule, cacheDir string, epo
 	if err != nil {
 		return nil, err
 	}
+	opts.Warn = log.Warn
 	return writeLayerFile(filepath.Join(cacheDir, "layers"), "", epoch, rules, func(w *normalisingWriter) error {
-		return writeTree(w, source, treeOptions{Prefix: app.Dir, Skip: skip, Warn: log.Warn})
+		return writeTree(w, source, opts)
 	})
 }
 
-// appSkip decides which repository paths stay out of the application layer, and tells
-// secret (when not nil) about each credential file among them.
-func appSkip(source string, app plan.App, secret func(rel string)) (func(string, fs.DirEntry) bool, error) {
+// appTree gives the options to write the repository at source as the application tree:
+// which paths stay out of it, and which excluded directories to search for paths an
+// exception brings back. It tells secret (when not nil) about each credential file left out.
+func appTree(source string, app plan.App, secret func(rel string)) (treeOptions, error) {
 	root, err := os.OpenRoot(source)
 	if err != nil {
-		return nil, err
+		return treeOptions{}, err
 	}
 	defer root.Close()
 	ig, err := NewIgnorer(detect.RootFS(root))
 	if err != nil {
-		return nil, err
+		return treeOptions{}, err
 	}
 	if err := ig.Configure("configuration", app.Exclude, app.Include); err != nil {
-		return nil, err
+		return treeOptions{}, err
 	}
-	return func(rel string, d fs.DirEntry) bool {
+	// A virtualenv by any name: it belongs to the host, not the image.
+	venv := func(rel string) bool {
+		_, err := os.Stat(filepath.Join(source, rel, "pyvenv.cfg"))
+		return err == nil
+	}
+	skip := func(rel string, d fs.DirEntry) bool {
 		var open func() (io.ReadCloser, error)
 		if d.Type().IsRegular() {
 			// Only a regular file is read for a private key, and only inside the repository.
@@ -629,13 +636,10 @@ func appSkip(source string, app plan.App, secret func(rel string)) (func(string,
 			}
 			return true
 		}
-		// A virtualenv by any name: it belongs to the host, not the image.
-		if d.IsDir() {
-			_, err := os.Stat(filepath.Join(source, rel, "pyvenv.cfg"))
-			return err == nil
-		}
-		return false
-	}, nil
+		return d.IsDir() && venv(rel)
+	}
+	enter := func(rel string) bool { return ig.Descend(rel) && !venv(rel) }
+	return treeOptions{Prefix: app.Dir, Skip: skip, Enter: enter}, nil
 }
 
 type addendum struct {

@@ -140,12 +140,8 @@ func builderNeeds(output, python string, root *os.Root) (pkgs, projects []string
 		// /usr/local, as in the official images, has them already.
 		set["python"+python+"-dev"] = true
 	}
-	for p := range set {
-		pkgs = append(pkgs, p)
-	}
-	slices.Sort(pkgs)
 	slices.Sort(projects)
-	return pkgs, projects
+	return slices.Sorted(maps.Keys(set)), projects
 }
 
 func hasPythonHeaders(root *os.Root, python string) bool {
@@ -310,12 +306,8 @@ func owningPackages(root *os.Root, libs []string) (pkgs, unowned []string, err e
 			unowned = append(unowned, l)
 		}
 	}
-	for p := range set {
-		pkgs = append(pkgs, p)
-	}
-	slices.Sort(pkgs)
 	slices.Sort(unowned)
-	return pkgs, unowned, nil
+	return slices.Sorted(maps.Keys(set)), unowned, nil
 }
 
 func isLibDir(dir string) bool { return slices.Contains(libDirs, dir) }

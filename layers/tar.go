@@ -41,6 +41,10 @@ type treeOptions struct {
 	// Skip, when set, is asked about every path (slash-separated, relative to the tree) and
 	// drops it (and, for a directory, all below it) when it returns true.
 	Skip func(rel string, d fs.DirEntry) bool
+	// Enter, when set, is asked about each directory Skip drops: when it returns true, the
+	// walk goes into it all the same, for what Skip keeps below it, and writes the
+	// directory only when something below it is written.
+	Enter func(rel string) bool
 	// AllowOutsideLinks keeps symbolic links whose target is outside the tree. A venv needs
 	// them (bin/python points at the base's interpreter); an application tree must not have
 	// them, because they would point at files that are not in the image.
@@ -189,6 +193,9 @@ func writeTree(w *normalisingWriter, root string, opts treeOptions) error {
 	if err := w.parents(prefix); err != nil {
 		return err
 	}
+	// held are the directories entered though skipped (see Enter) that have no entry
+	// written yet, outermost first: the walk is depth-first, so they are rel's parents.
+	var held []string
 	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -201,16 +208,31 @@ func writeTree(w *normalisingWriter, root string, opts treeOptions) error {
 			return nil
 		}
 		rel = filepath.ToSlash(rel)
+		for len(held) > 0 && !strings.HasPrefix(rel, held[len(held)-1]+"/") {
+			held = held[:len(held)-1]
+		}
 		if opts.Skip != nil && opts.Skip(rel, d) {
-			if d.IsDir() {
-				return filepath.SkipDir
+			if !d.IsDir() {
+				return nil
 			}
-			return nil
+			if opts.Enter != nil && opts.Enter(rel) {
+				held = append(held, rel)
+				return nil
+			}
+			return filepath.SkipDir
 		}
-		if strings.HasPrefix(d.Name(), whiteoutPrefix) {
-			// Refused, not left out: the tree would not be what its owner wrote.
-			return &WhiteoutNameError{Path: rel}
+		for _, h := range append(held, rel) {
+			if strings.HasPrefix(path.Base(h), whiteoutPrefix) {
+				// Refused, not left out: the tree would not be what its owner wrote.
+				return &WhiteoutNameError{Path: h}
+			}
 		}
+		for _, h := range held {
+			if err := w.dir(path.Join(prefix, h)); err != nil {
+				return err
+			}
+		}
+		held = held[:0]
 		name := path.Join(prefix, rel)
 		switch t := d.Type(); {
 		case t.IsDir():

@@ -218,6 +218,65 @@ func TestAppLayerLeavesOutWhatItMust(t *testing.T) {
 	}
 }
 
+// The walk goes into a directory an ignore file leaves out when an exception may bring a
+// path below it back, and writes that directory only when something below it is written.
+func TestAppLayerWalksIntoExcludedDirectories(t *testing.T) {
+	src := t.TempDir()
+	writeFiles(t, src, map[string]string{
+		"app.py":                     "ok",
+		"data/keep.txt":              "keep",
+		"data/drop.txt":              "drop",
+		"data/sub/drop.txt":          "drop",
+		"logs/a/b/keep.log":          "keep",
+		"logs/a/b/drop.txt":          "drop",
+		"logs/c/drop.txt":            "drop",
+		"docs/api.md":                "api",
+		"docs/guide.md":              "guide",
+		"dist/keep.whl":              "keep",
+		"dist/drop.whl":              "drop",
+		"conf/.npmrc":                "secret",
+		"conf/settings.py":           "drop",
+		"services/api/.gitignore":    "*.tmp\n/generated/\n",
+		"services/api/a.tmp":         "tmp",
+		"services/api/x/b.tmp":       "tmp",
+		"services/api/generated/g":   "gen",
+		"services/api/x/generated/g": "kept: /generated is anchored",
+		"services/api/app.py":        "ok",
+		"services/web/c.tmp":         "kept: the api's .gitignore does not reach here",
+		".git/x.log":                 "git",
+		".gitignore":                 "dist/\n",
+		".dockerignore":              "data/\n!data/keep.txt\nlogs\n!**/*.log\ndocs\nconf\n!conf/.npmrc\n!dist/keep.whl\n",
+	})
+	build := func() v1.Layer {
+		l, _ := appLayerLogged(t, src, plan.App{Include: []string{"docs/api.md"}})
+		return l
+	}
+	l := build()
+	if a, b := digestOf(t, l), digestOf(t, build()); a != b {
+		t.Errorf("the same tree gave layers %s and %s", a, b)
+	}
+	got := layerEntries(t, l)
+	for _, want := range []string{
+		"app/app.py", "app/data/", "app/data/keep.txt", "app/logs/", "app/logs/a/", "app/logs/a/b/",
+		"app/logs/a/b/keep.log", "app/docs/", "app/docs/api.md", "app/dist/", "app/dist/keep.whl",
+		"app/services/api/app.py", "app/services/api/x/generated/g", "app/services/web/c.tmp",
+	} {
+		if _, ok := got[want]; !ok {
+			t.Errorf("%s missing from the layer", want)
+		}
+	}
+	for _, unwanted := range []string{
+		"app/data/drop.txt", "app/data/sub/", "app/data/sub/drop.txt", "app/logs/a/b/drop.txt", "app/logs/c/",
+		"app/docs/guide.md", "app/dist/drop.whl", "app/conf/", "app/conf/.npmrc", "app/conf/settings.py",
+		"app/services/api/a.tmp", "app/services/api/x/b.tmp", "app/services/api/generated/",
+		"app/.git/", "app/.git/x.log",
+	} {
+		if _, ok := got[unwanted]; ok {
+			t.Errorf("%s is in the layer", unwanted)
+		}
+	}
+}
+
 func TestLinkEscapes(t *testing.T) {
 	for _, tc := range []struct {
 		name, rel, target string

@@ -2,9 +2,10 @@ package plan
 
 import (
 	"fmt"
+	"maps"
 	"path"
 	"runtime"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -252,7 +253,7 @@ func New(res *detect.Result, opts Options) (*Plan, error) {
 	}
 	// What the start command needs comes before the user's [env], which may override it.
 	env = append(env, res.Start.Env...)
-	for _, k := range sortedKeys(cfg.Env) {
+	for _, k := range slices.Sorted(maps.Keys(cfg.Env)) {
 		env = append(env, k+"="+cfg.Env[k])
 	}
 	uid, gid := UserID, GroupID
@@ -326,15 +327,6 @@ func New(res *detect.Result, opts Options) (*Plan, error) {
 		p.Smoke.Timeout = cfg.Smoke.Timeout.String()
 	}
 	return p, nil
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 func (p *Plan) decide(what, value, source, reason string) {

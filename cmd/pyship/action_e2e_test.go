@@ -14,97 +14,110 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"gopkg.in/yaml.v3"
 
 	"github.com/pyship/pyship/fixtures"
 )
 
-// parseYAML reads the block-style YAML subset action.yml is written in: mappings,
-// sequences of mappings, plain and quoted scalars, and literal blocks (|).
-func parseYAML(src string) (any, error) {
-	type line struct {
-		indent int
-		text   string
+// actionFile is action.yml as the harness reads it. Unknown keys are an error, so that a
+// key added to action.yml that the harness would not honour (a step's working-directory,
+// say) fails here rather than being ignored.
+type actionFile struct {
+	Name        string            `yaml:"name"`
+	Description string            `yaml:"description"`
+	Author      string            `yaml:"author"`
+	Branding    map[string]string `yaml:"branding"`
+	Inputs      map[string]struct {
+		Description string `yaml:"description"`
+		Required    bool   `yaml:"required"`
+		Default     string `yaml:"default"`
+	} `yaml:"inputs"`
+	Outputs map[string]struct {
+		Description string `yaml:"description"`
+		Value       string `yaml:"value"`
+	} `yaml:"outputs"`
+	Runs struct {
+		Using string       `yaml:"using"`
+		Steps []actionStep `yaml:"steps"`
+	} `yaml:"runs"`
+}
+
+type actionStep struct {
+	Name  string            `yaml:"name"`
+	ID    string            `yaml:"id"`
+	If    string            `yaml:"if"`
+	Uses  string            `yaml:"uses"`
+	With  map[string]string `yaml:"with"`
+	Shell string            `yaml:"shell"`
+	Env   map[string]string `yaml:"env"`
+	Run   string            `yaml:"run"`
+}
+
+// readAction decodes action.yml at the top of the repository.
+func readAction(t *testing.T, repo string) actionFile {
+	t.Helper()
+	dec := yaml.NewDecoder(bytes.NewReader(mustRead(t, filepath.Join(repo, "action.yml"))))
+	dec.KnownFields(true)
+	var action actionFile
+	if err := dec.Decode(&action); err != nil {
+		t.Fatalf("action.yml: %v", err)
 	}
-	var lines []line
-	for _, raw := range strings.Split(src, "\n") {
-		trimmed := strings.TrimLeft(raw, " ")
-		lines = append(lines, line{len(raw) - len(trimmed), strings.TrimRight(trimmed, " ")})
+	return action
+}
+
+// TestActionFile checks what runAction and GitHub's runner rely on in action.yml, without
+// running it: a composite action whose steps run bash or are skippable uses of other
+// actions, inputs that are required or have a default, and outputs that come from steps.
+func TestActionFile(t *testing.T) {
+	repo, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
 	}
-	pos := 0
-	skip := func() {
-		for pos < len(lines) && (lines[pos].text == "" || strings.HasPrefix(lines[pos].text, "#")) {
-			pos++
+	action := readAction(t, repo)
+	if action.Name == "" || action.Description == "" {
+		t.Errorf("action.yml needs a name and a description for the Marketplace: %+v", action)
+	}
+	if action.Runs.Using != "composite" {
+		t.Errorf("runs.using is %q, want composite", action.Runs.Using)
+	}
+	if !action.Inputs["image"].Required {
+		t.Errorf("input image is not required")
+	}
+	for name, in := range action.Inputs {
+		if in.Description == "" {
+			t.Errorf("input %s has no description", name)
+		}
+		if in.Required && in.Default != "" {
+			t.Errorf("input %s is required and has a default %q", name, in.Default)
 		}
 	}
-	unquote := func(s string) string {
-		if len(s) >= 2 && (s[0] == '"' && s[len(s)-1] == '"' || s[0] == '\'' && s[len(s)-1] == '\'') {
-			return s[1 : len(s)-1]
-		}
-		return s
-	}
-	var block func(indent int) (any, error)
-	// value reads what follows "key:" on a line at indent.
-	value := func(rest string, indent int) (any, error) {
+	ids := map[string]bool{}
+	for i, st := range action.Runs.Steps {
 		switch {
-		case rest == "|":
-			var body []string
-			base := -1
-			for pos < len(lines) && (lines[pos].text == "" || lines[pos].indent > indent) {
-				if lines[pos].text != "" && base < 0 {
-					base = lines[pos].indent
-				}
-				if lines[pos].text == "" {
-					body = append(body, "")
-				} else {
-					body = append(body, strings.Repeat(" ", lines[pos].indent-base)+lines[pos].text)
-				}
-				pos++
-			}
-			return strings.TrimRight(strings.Join(body, "\n"), "\n") + "\n", nil
-		case rest == "":
-			skip()
-			if pos < len(lines) && lines[pos].indent > indent {
-				return block(lines[pos].indent)
-			}
-			return "", nil
-		default:
-			return unquote(rest), nil
+		case st.Uses != "" && st.Run != "":
+			t.Errorf("step %d (%s) both uses an action and runs a script", i, st.Name)
+		case st.Uses != "" && st.If == "":
+			t.Errorf("step %d (%s) uses %s unconditionally: the harness cannot skip it", i, st.Name, st.Uses)
+		case st.Run != "" && st.Shell != "bash":
+			t.Errorf("step %d (%s) runs in shell %q; a composite action's run step needs shell: bash", i, st.Name, st.Shell)
+		case st.Uses == "" && st.Run == "":
+			t.Errorf("step %d (%s) neither uses an action nor runs a script", i, st.Name)
+		}
+		if st.ID != "" {
+			ids[st.ID] = true
 		}
 	}
-	block = func(indent int) (any, error) {
-		skip()
-		if pos < len(lines) && strings.HasPrefix(lines[pos].text, "- ") {
-			var seq []any
-			for skip(); pos < len(lines) && lines[pos].indent == indent && strings.HasPrefix(lines[pos].text, "- "); skip() {
-				// "- key: value" starts a mapping two columns in.
-				lines[pos] = line{indent + 2, strings.TrimPrefix(lines[pos].text, "- ")}
-				item, err := block(indent + 2)
-				if err != nil {
-					return nil, err
-				}
-				seq = append(seq, item)
-			}
-			return seq, nil
+	for _, want := range []string{"image", "digest", "tags"} {
+		out, ok := action.Outputs[want]
+		if !ok {
+			t.Errorf("no output %s", want)
+			continue
 		}
-		m := map[string]any{}
-		for skip(); pos < len(lines) && lines[pos].indent == indent; skip() {
-			key, rest, ok := strings.Cut(lines[pos].text, ":")
-			if !ok {
-				return nil, fmt.Errorf("line %d: %q is not key: value", pos+1, lines[pos].text)
-			}
-			pos++
-			v, err := value(strings.TrimSpace(rest), indent)
-			if err != nil {
-				return nil, err
-			}
-			m[strings.TrimSpace(key)] = v
+		m := regexp.MustCompile(`^\$\{\{ steps\.([\w-]+)\.outputs\.([\w-]+) \}\}$`).FindStringSubmatch(out.Value)
+		if m == nil || !ids[m[1]] {
+			t.Errorf("output %s is %q, not a step's output", want, out.Value)
 		}
-		if pos < len(lines) && lines[pos].indent > indent {
-			return nil, fmt.Errorf("line %d: unexpected indentation", pos+1)
-		}
-		return m, nil
 	}
-	return block(0)
 }
 
 var exprRe = regexp.MustCompile(`\$\{\{\s*([^}]+?)\s*\}\}`)
@@ -125,18 +138,13 @@ func runAction(t *testing.T, workspace string, with map[string]string, env []str
 	if err != nil {
 		t.Fatal(err)
 	}
-	doc, err := parseYAML(string(mustRead(t, filepath.Join(repo, "action.yml"))))
-	if err != nil {
-		t.Fatalf("action.yml: %v", err)
-	}
-	action := doc.(map[string]any)
+	action := readAction(t, repo)
 	inputs := map[string]string{}
-	for name, spec := range action["inputs"].(map[string]any) {
-		s := spec.(map[string]any)
-		def, _ := s["default"].(string)
+	for name, spec := range action.Inputs {
+		def := spec.Default
 		if v, ok := with[name]; ok {
 			def = v
-		} else if s["required"] == "true" {
+		} else if spec.Required {
 			t.Fatalf("required input %s not given", name)
 		}
 		inputs[name] = def
@@ -165,13 +173,11 @@ func runAction(t *testing.T, workspace string, with map[string]string, env []str
 	}
 	condition := regexp.MustCompile(`^inputs\.([\w-]+) == '([^']*)'$`)
 	run := actionRun{outputs: map[string]string{}}
-	runs := action["runs"].(map[string]any)
-	if runs["using"] != "composite" {
-		t.Fatalf("runs.using is %v", runs["using"])
+	if action.Runs.Using != "composite" {
+		t.Fatalf("runs.using is %v", action.Runs.Using)
 	}
-	for i, st := range runs["steps"].([]any) {
-		step := st.(map[string]any)
-		if cond, ok := step["if"].(string); ok {
+	for i, step := range action.Runs.Steps {
+		if cond := step.If; cond != "" {
 			m := condition.FindStringSubmatch(cond)
 			if m == nil {
 				t.Fatalf("step %d: condition %q is not one the harness knows", i, cond)
@@ -180,8 +186,8 @@ func runAction(t *testing.T, workspace string, with map[string]string, env []str
 				continue
 			}
 		}
-		if uses, ok := step["uses"]; ok {
-			t.Fatalf("step %d uses %v, which cannot run here; its condition must let it be skipped", i, uses)
+		if step.Uses != "" {
+			t.Fatalf("step %d uses %v, which cannot run here; its condition must let it be skipped", i, step.Uses)
 		}
 		outputFile := filepath.Join(runnerTemp, fmt.Sprintf("output-%d", i))
 		summaryFile := filepath.Join(runnerTemp, fmt.Sprintf("summary-%d", i))
@@ -190,7 +196,7 @@ func runAction(t *testing.T, workspace string, with map[string]string, env []str
 				t.Fatal(err)
 			}
 		}
-		cmd := exec.Command("bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"].(string))
+		cmd := exec.Command("bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step.Run)
 		cmd.Dir = workspace
 		cmd.Env = append(append(os.Environ(), env...),
 			"GITHUB_ACTIONS=true", "GITHUB_WORKSPACE="+workspace, "GITHUB_ACTION_PATH="+repo, "RUNNER_TEMP="+runnerTemp,
@@ -199,17 +205,15 @@ func runAction(t *testing.T, workspace string, with map[string]string, env []str
 		for name, v := range inputs {
 			cmd.Env = append(cmd.Env, "INPUT_"+strings.ToUpper(strings.ReplaceAll(name, " ", "_"))+"="+v)
 		}
-		if e, ok := step["env"].(map[string]any); ok {
-			for k, v := range e {
-				cmd.Env = append(cmd.Env, k+"="+eval(v.(string)))
-			}
+		for k, v := range step.Env {
+			cmd.Env = append(cmd.Env, k+"="+eval(v))
 		}
 		var stderr bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &stderr, &stderr
 		err := cmd.Run()
 		run.stderr += stderr.String()
 		run.summary += string(mustRead(t, summaryFile))
-		if id, ok := step["id"].(string); ok {
+		if id := step.ID; id != "" {
 			steps[id] = map[string]string{}
 			for _, line := range strings.Split(string(mustRead(t, outputFile)), "\n") {
 				if k, v, ok := strings.Cut(line, "="); ok {
@@ -219,12 +223,12 @@ func runAction(t *testing.T, workspace string, with map[string]string, env []str
 		}
 		if err != nil {
 			run.code = cmd.ProcessState.ExitCode()
-			t.Logf("step %d (%v) failed with %d:\n%s", i, step["name"], run.code, stderr.String())
+			t.Logf("step %d (%v) failed with %d:\n%s", i, step.Name, run.code, stderr.String())
 			return run
 		}
 	}
-	for name, spec := range action["outputs"].(map[string]any) {
-		run.outputs[name] = eval(spec.(map[string]any)["value"].(string))
+	for name, spec := range action.Outputs {
+		run.outputs[name] = eval(spec.Value)
 	}
 	return run
 }
