@@ -40,8 +40,11 @@ var runtimeLimits = []runtimeLimit{
 	{"gunicorn", "21", "3.11", "imports pkg_resources, which a Python 3.12+ venv lacks (setuptools is no longer seeded)"},
 	{"falcon", "2", "3.9", "uses collections.MutableMapping and inspect.getargspec, which Pythons 3.10 and 3.11 removed"},
 	// Flask's stack as pinned in 2017-2018: each imports an ABC from collections, which
-	// Python 3.10 removed (checked on 3.10: 0.15, 2.11 and 1.1 import cleanly).
+	// Python 3.10 removed (checked on 3.10: Werkzeug 0.15, Jinja2 2.11 and MarkupSafe 1.1
+	// import cleanly).
 	{"werkzeug", "0.15", "3.9", "imports collections.Container, which Python 3.10 removed"},
+	// After the one above: the first entry whose versions hold the pin rules.
+	{"werkzeug", "0.15.5", "3.7", "compiles its routes to an AST without type_ignores, which Python 3.8 requires"},
 	{"jinja2", "2.11", "3.9", "imports collections.Mapping, which Python 3.10 removed"},
 	{"markupsafe", "1.1", "3.9", "imports collections.Mapping, which Python 3.10 removed"},
 }
@@ -196,9 +199,13 @@ func judge(p detect.Pin, files []File, m string) verdict {
 		return verdict{ok: true}
 	}
 	for _, l := range runtimeLimits {
-		if l.name == normalize(p.Name) && versionLess(p.Version, l.below) && minorAbove(m, l.python) {
+		if l.name != normalize(p.Name) || !versionLess(p.Version, l.below) {
+			continue
+		}
+		if minorAbove(m, l.python) {
 			return verdict{python: m, reason: fmt.Sprintf("runs on Python %s at most: it %s", l.python, l.why)}
 		}
+		break // the first entry that matches the pin rules
 	}
 	var release []File
 	for _, f := range files {
