@@ -81,8 +81,12 @@ var scriptFiles = []string{"main.py", "app.py", "server.py", "run.py", "wsgi.py"
 type candidate struct {
 	file   string // path in the repository
 	module string // dotted import name
-	root   string // "" or "src": where imports start
+	root   string // "", "src", or the candidate's own directory: where imports start
 	src    string
+	// sibling is "file:line" of an import of a module beside the candidate, in a package,
+	// that the repository's top does not have: the app runs with its directory as the
+	// top of its imports.
+	sibling string
 }
 
 // startCommand fills res.Start, res.Framework and res.Port. In order: pyship config,
@@ -267,10 +271,47 @@ func candidates(fsys fs.FS) ([]candidate, error) {
 				if err := add(file, module, strings.TrimPrefix(root, ".")); err != nil {
 					return nil, err
 				}
+				if c := &out[len(out)-1]; f != "__init__.py" {
+					if imp, line := siblingImport(fsys, path.Join(root, pkg), strings.TrimPrefix(root, "."), c.src); imp != "" {
+						c.module, c.root = strings.TrimSuffix(f, ".py"), path.Join(strings.TrimPrefix(root, "."), pkg)
+						c.sibling = fmt.Sprintf("%s:%d", file, line)
+					}
+				}
 			}
 		}
 	}
 	return out, nil
+}
+
+// importRe finds the first module of an absolute import statement.
+var importRe = regexp.MustCompile(`(?m)^[ \t]*(?:from[ \t]+([A-Za-z_]\w*)[\w.]*[ \t]+import\b|import[ \t]+([A-Za-z_]\w*))`)
+
+// siblingImport finds an absolute import, in src of a module in dir, of a module that is
+// beside it in dir and not at the top of the imports (top): code written to run from its
+// own directory (python app.py there, or gunicorn --pythonpath dir). It returns the module
+// and the import's line.
+func siblingImport(fsys fs.FS, dir, top, src string) (string, int) {
+	has := func(d, name string) bool {
+		return exists(fsys, path.Join(d, name+".py")) || isDir(fsys, path.Join(d, name))
+	}
+	for _, m := range importRe.FindAllStringSubmatchIndex(src, 200) {
+		name := ""
+		if m[2] >= 0 {
+			name = src[m[2]:m[3]]
+		} else {
+			name = src[m[4]:m[5]]
+		}
+		if has(dir, name) && !has(path.Join(".", top), name) {
+			return name, lineOf(src, m[0])
+		}
+	}
+	return "", 0
+}
+
+// isDir reports whether name is a directory in fsys.
+func isDir(fsys fs.FS, name string) bool {
+	info, err := fs.Stat(fsys, name)
+	return err == nil && info.IsDir()
 }
 
 // notPackages are directories that hold no application code.
@@ -319,6 +360,7 @@ func appCommand(cands []candidate, gconf *gunicornConf, res *Result) (bool, erro
 			}
 			res.Framework = kind.framework
 			res.app = &c
+			siblingNote(c, res)
 			source := fmt.Sprintf("%s:%d", c.file, line)
 			cmd, reason := serverCommand(kind, target, factory, c, gconf, res)
 			res.Start = Start{Command: cmd, Source: source, PythonPath: c.root,
@@ -329,6 +371,7 @@ func appCommand(cands []candidate, gconf *gunicornConf, res *Result) (bool, erro
 			if found, err := find(c, res); found || err != nil {
 				if found {
 					res.app = &c
+					siblingNote(c, res)
 				}
 				return found, err
 			}
@@ -371,12 +414,22 @@ func scriptAppCommand(scripts []candidate, res *Result) (bool, error) {
 			if found, err := find(c, res); found || err != nil {
 				if found {
 					res.app = &c
+					siblingNote(c, res)
 				}
 				return found, err
 			}
 		}
 	}
 	return false, nil
+}
+
+// siblingNote says why the app's own directory is the top of its imports.
+func siblingNote(c candidate, res *Result) {
+	if c.sibling == "" {
+		return
+	}
+	res.Notes = append(res.Notes, Note{What: "python path", Value: path.Join("/app", c.root), Source: c.sibling,
+		Reason: fmt.Sprintf("%s imports a module beside it in %s as a top-level one, so the app runs with %s as the top of its imports", c.file, c.root, c.root)})
 }
 
 // serverCommand picks the server for an app: the production server among the

@@ -618,3 +618,38 @@ func TestFlaskInitDB(t *testing.T) {
 		})
 	}
 }
+
+// TestSiblingImports covers an app in a directory that imports the modules beside it as
+// top-level ones (run from its own directory, or with gunicorn --pythonpath DIR).
+func TestSiblingImports(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		files map[string]string
+		start []string
+		path  string
+	}{
+		{"falcon api beside its middlewares",
+			map[string]string{"requirements.txt": "falcon\ngunicorn\n", "api/__init__.py": "", "api/app.py": "import falcon\nimport middlewares\nfrom hooks import auth\n\napi = falcon.App()\n", "api/middlewares/__init__.py": "", "api/hooks/__init__.py": "", "api/hooks/auth.py": ""},
+			sh(`gunicorn 'app:api' --bind "0.0.0.0:$PORT"`), "api"},
+		{"a package that imports itself as a package",
+			map[string]string{"requirements.txt": "flask\ngunicorn\n", "web/__init__.py": "", "web/app.py": "from flask import Flask\nfrom web import views\napp = Flask(__name__)\n", "web/views.py": ""},
+			sh(`gunicorn 'web.app:app' --bind "0.0.0.0:$PORT"`), ""},
+		{"a name the top has too is the top's",
+			map[string]string{"requirements.txt": "flask\ngunicorn\n", "config.py": "", "web/__init__.py": "", "web/app.py": "from flask import Flask\nimport config\napp = Flask(__name__)\n", "web/config.py": ""},
+			sh(`gunicorn 'web.app:app' --bind "0.0.0.0:$PORT"`), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := Detect(context.Background(), files(tc.files), Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(res.Start.Command, tc.start) || res.Start.PythonPath != tc.path {
+				t.Errorf("start %q on path %q, want %q on %q", res.Start.Command, res.Start.PythonPath, tc.start, tc.path)
+			}
+			noted := slices.ContainsFunc(res.Notes, func(n Note) bool { return n.What == "python path" })
+			if noted != (tc.path != "") {
+				t.Errorf("notes %+v: python path noted %v", res.Notes, noted)
+			}
+		})
+	}
+}
