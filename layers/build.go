@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"net/http"
 	"os"
 	"path"
@@ -427,6 +428,27 @@ func dependencyLayer(ctx context.Context, p *plan.Plan, base v1.Image, root stri
 	venv, err := opts.Installer.Install(ctx, req)
 	var builder string
 	var failed *InstallError
+	if errors.As(err, &failed) && failed.Stdlib != "" {
+		// A requirements file that lists modules of the standard library: once more,
+		// without them.
+		drop, derr := stdlibLines(opts.Source, req.Requirements)
+		if derr != nil {
+			return nil, false, nil, derr
+		}
+		if len(drop) > 0 {
+			for _, f := range slices.Sorted(maps.Keys(drop)) {
+				for _, n := range drop[f] {
+					opts.Logger.Warn(fmt.Sprintf("%s:%d names a module of Python's standard library, which is no package to install: left out of the install; delete the line", f, n))
+				}
+			}
+			req.Drop = drop
+			req.Scratch = filepath.Join(tmp, "1-stdlib")
+			if err := os.Mkdir(req.Scratch, 0o700); err != nil {
+				return nil, false, nil, err
+			}
+			venv, err = opts.Installer.Install(ctx, req)
+		}
+	}
 	if errors.As(err, &failed) && failed.MemoryLimit == 0 {
 		if c := buildToolConstraints(failed.Output); len(c) > 0 {
 			// A source distribution written for an older setuptools: once more, with the

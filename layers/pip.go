@@ -67,6 +67,8 @@ type InstallRequest struct {
 	UploadedBefore string
 	// Python is the base's Python minor version, like "3.12".
 	Python string
+	// Drop are lines (from 1) of requirement files that the install leaves out.
+	Drop map[string][]int
 	// BuildConstraints limit the build tools pip installs to build source distributions,
 	// like "setuptools<46".
 	BuildConstraints []string
@@ -286,7 +288,7 @@ func (pi *PipInstaller) Install(ctx context.Context, req InstallRequest) (string
 	// editable and local-path requirements point at the right place, with the files the
 	// install reads on top. It is an overlay: builds of the project write into it (build/,
 	// *.egg-info), never into the user's files.
-	inputs, err := copyInputs(req.Source, req.Files, filepath.Join(req.Scratch, "inputs"))
+	inputs, err := copyInputs(req.Source, req.Files, req.Drop, filepath.Join(req.Scratch, "inputs"))
 	if err != nil {
 		return "", err
 	}
@@ -515,7 +517,7 @@ func realDirIn(root, rel string) (string, error) {
 // copyInputs copies the repository files the install reads (requirements files, lock
 // files) into dir, for the sandbox: they are read inside the repository only, and the
 // copies belong to the sandbox's root.
-func copyInputs(source string, files []string, dir string) (string, error) {
+func copyInputs(source string, files []string, drop map[string][]int, dir string) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
@@ -529,6 +531,9 @@ func copyInputs(source string, files []string, dir string) (string, error) {
 		if err != nil {
 			return "", err
 		}
+		if lines := drop[f]; len(lines) > 0 {
+			data = commentOut(data, lines)
+		}
 		dst := filepath.Join(dir, filepath.FromSlash(f))
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 			return "", err
@@ -538,6 +543,17 @@ func copyInputs(source string, files []string, dir string) (string, error) {
 		}
 	}
 	return dir, chownTree(dir)
+}
+
+// commentOut turns the given lines (from 1) of a requirements file into comments.
+func commentOut(data []byte, lines []int) []byte {
+	all := strings.Split(string(data), "\n")
+	for _, n := range lines {
+		if n >= 1 && n <= len(all) {
+			all[n-1] = "# left out by pyship: " + all[n-1]
+		}
+	}
+	return []byte(strings.Join(all, "\n"))
 }
 
 // readRegular reads a regular file of at most 64 MiB inside root.

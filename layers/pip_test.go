@@ -1,6 +1,9 @@
 package layers
 
 import (
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -64,5 +67,29 @@ func TestInstallErrorStandardLibraryRequirement(t *testing.T) {
 		if got := stdlibRequirement("ERROR: No matching distribution found for " + name); got != "" {
 			t.Errorf("stdlibRequirement(%s) = %q, want none", name, got)
 		}
+	}
+}
+
+func TestStdlibLinesAreLeftOut(t *testing.T) {
+	src := t.TempDir()
+	writeFiles(t, src, map[string]string{"requirements.txt": "flask==3.1.3\nbase64\n# json\njson\nuuid==1.30\nrequests\n"})
+	drop, err := stdlibLines(src, []string{"requirements.txt"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := drop["requirements.txt"]; !slices.Equal(got, []int{2, 4, 5}) {
+		t.Fatalf("stdlibLines = %v, want lines 2, 4, 5", drop)
+	}
+	out, err := copyInputs(src, []string{"requirements.txt"}, drop, filepath.Join(t.TempDir(), "in"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(out, "requirements.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "flask==3.1.3\n# left out by pyship: base64\n# json\n# left out by pyship: json\n# left out by pyship: uuid==1.30\nrequests\n"
+	if string(data) != want {
+		t.Errorf("the install's copy:\n%s\nwant:\n%s", data, want)
 	}
 }

@@ -1,5 +1,10 @@
 package layers
 
+import (
+	"os"
+	"strings"
+)
+
 // stdlibModules are the top-level modules of Python's standard library: 3.11's
 // sys.stdlib_module_names less private and platform-only ones, with the modules 3.14 added. A requirement
 // with one of these names that the index does not have is a module listed by mistake.
@@ -51,4 +56,28 @@ func stdlibRequirement(pipOutput string) string {
 		return m[1]
 	}
 	return ""
+}
+
+// stdlibLines finds, in the requirements files, the lines that name a module of the
+// standard library ("base64", "json"): they are left out of an install that failed on one.
+func stdlibLines(source string, files []string) (map[string][]int, error) {
+	root, err := os.OpenRoot(source)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	drop := map[string][]int{}
+	for _, f := range files {
+		data, err := readRegular(root, f)
+		if err != nil {
+			return nil, err
+		}
+		for n, line := range strings.Split(string(data), "\n") {
+			name := reqNameRe.FindString(strings.TrimSpace(line))
+			if name != "" && stdlibModules[name] {
+				drop[f] = append(drop[f], n+1)
+			}
+		}
+	}
+	return drop, nil
 }
