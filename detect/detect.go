@@ -212,10 +212,7 @@ func Detect(ctx context.Context, fsys fs.FS, opts Options) (*Result, error) {
 	if res.Python, err = pythonVersion(fsys, cfg, proj, res); err != nil {
 		return nil, err
 	}
-	if res.Dependencies, err = dependencies(fsys, proj, res); err != nil {
-		return nil, err
-	}
-	if err := startCommand(fsys, cfg, proj, res); err != nil {
+	if err := dependenciesAndStart(fsys, cfg, proj, res); err != nil {
 		return nil, err
 	}
 	if err := buildSteps(fsys, cfg, proj, res); err != nil {
@@ -433,11 +430,48 @@ func firstLine(text string) (string, int) {
 
 // dependencies decides what pip installs. requirements.txt wins over the project's own
 // metadata; a project that pip can build is installed itself after its requirements.
-func dependencies(fsys fs.FS, proj *project, res *Result) (Dependencies, error) {
+// dependenciesAndStart decides the dependencies, then the start command. When the lock
+// leaves out what the app needs to start (a Pipfile.lock that holds only pytest) and
+// requirements.txt installs it, requirements.txt is what the authors meant: it is
+// installed instead, with a warning, and what was said of the lock is dropped.
+func dependenciesAndStart(fsys fs.FS, cfg *Config, proj *project, res *Result) error {
+	warnings, notes := len(res.Warnings), len(res.Notes)
+	var err error
+	if res.Dependencies, err = dependencies(fsys, proj, res, false); err != nil {
+		return err
+	}
+	err = startCommand(fsys, cfg, proj, res)
+	var cannot *CannotStartError
+	if !errors.As(err, &cannot) || res.Dependencies.Lock == nil || !exists(fsys, "requirements.txt") {
+		return err
+	}
+	lockDeps := res.Dependencies
+	res.Warnings, res.Notes = res.Warnings[:warnings:warnings], res.Notes[:notes:notes]
+	deps, derr := dependencies(fsys, proj, res, true)
+	if derr != nil {
+		res.Dependencies = lockDeps
+		return err
+	}
+	res.Dependencies = deps
+	if again := startCommand(fsys, cfg, proj, res); again != nil {
+		res.Dependencies = lockDeps
+		return err
+	}
+	res.warnf("%s does not install %s, which the app needs to start (%s:%d), and requirements.txt does: requirements.txt is installed and %s ignored; add %s to the lock, or delete it",
+		lockDeps.Lock.File, cannot.Package, cannot.Err.File, cannot.Err.Line, lockDeps.Lock.File, cannot.Package)
+	return nil
+}
+
+// dependencies decides what the install reads. A lock comes first, unless
+// preferRequirements.
+func dependencies(fsys fs.FS, proj *project, res *Result, preferRequirements bool) (Dependencies, error) {
 	deps := Dependencies{Installer: "pip"}
-	lock, err := readLock(fsys, proj, res)
-	if err != nil {
-		return deps, err
+	var lock *Lock
+	if !preferRequirements {
+		var err error
+		if lock, err = readLock(fsys, proj, res); err != nil {
+			return deps, err
+		}
 	}
 	switch {
 	case lock != nil:

@@ -653,3 +653,31 @@ func TestSiblingImports(t *testing.T) {
 		})
 	}
 }
+
+// TestLockWithoutTheFramework covers a lock that holds only test tools beside a
+// requirements.txt that holds the app's dependencies: requirements.txt is installed.
+func TestLockWithoutTheFramework(t *testing.T) {
+	lock := `{"_meta": {"hash": {"sha256": "x"}, "pipfile-spec": 6, "requires": {"python_version": "3.11"}, "sources": []}, "default": {"pytest": {"hashes": ["sha256:aa"], "version": "==7.3.1"}}, "develop": {}}`
+	fsys := files(map[string]string{
+		"Pipfile":          "[packages]\npytest = \"*\"\n",
+		"Pipfile.lock":     lock,
+		"requirements.txt": "Flask==2.3.2\ngunicorn==21.2.0\n",
+		"app.py":           "from flask import Flask\napp = Flask(__name__)\n",
+	})
+	res, err := Detect(context.Background(), fsys, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Dependencies.Lock != nil || !slices.Equal(res.Dependencies.Requirements, []string{"requirements.txt"}) {
+		t.Errorf("dependencies %+v, want requirements.txt", res.Dependencies)
+	}
+	warned := strings.Join(res.Warnings, "\n")
+	if !strings.Contains(warned, "Pipfile.lock does not install flask, which the app needs to start (app.py:1)") || strings.Contains(warned, "requirements.txt is ignored") {
+		t.Errorf("warnings:\n%s", warned)
+	}
+	// Without requirements.txt, the lock's refusal stands.
+	delete(fsys, "requirements.txt")
+	if _, err := Detect(context.Background(), fsys, Options{}); err == nil || !strings.Contains(err.Error(), "none of the dependency inputs installs (Pipfile.lock)") {
+		t.Errorf("without requirements.txt: %v", err)
+	}
+}
