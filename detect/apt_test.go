@@ -62,6 +62,7 @@ func TestEmptyWheel(t *testing.T) {
 		{"poetry, app.py only", map[string]string{"pyproject.toml": poetry, "app.py": ""}, true},
 		{"poetry, a package of the name", map[string]string{"pyproject.toml": poetry, "rocky_app/__init__.py": ""}, false},
 		{"poetry, packages configured", map[string]string{"pyproject.toml": poetry + "packages = [{include = \"web\"}]\n", "web/__init__.py": ""}, false},
+		{"poetry's old backend, another package", map[string]string{"pyproject.toml": strings.Replace(poetry, "poetry.core.masonry.api", "poetry.masonry.api", 1), "rocky/__init__.py": "", "main.py": ""}, true},
 		{"hatchling, app.py only", map[string]string{"pyproject.toml": hatch, "app.py": ""}, true},
 		{"hatchling, src layout", map[string]string{"pyproject.toml": hatch, "src/hello_app/__init__.py": ""}, false},
 		{"hatchling, a module of the name", map[string]string{"pyproject.toml": hatch, "hello_app.py": ""}, false},

@@ -278,8 +278,10 @@ func (proj *project) declared() (declaredDependencies, error) {
 // and fail when there is none; the text that configures them otherwise.
 var wheelBackends = map[string][]string{
 	"poetry.core.masonry.api": {"packages", "include"},
-	"hatchling.build":         {"[tool.hatch.build"},
-	"flit_core.buildapi":      {"[tool.flit.module"},
+	// poetry's own backend, as projects of Poetry 1.0 and before name it
+	"poetry.masonry.api": {"packages", "include"},
+	"hatchling.build":    {"[tool.hatch.build"},
+	"flit_core.buildapi": {"[tool.flit.module"},
 }
 
 // emptyWheel says why the project's build backend would find nothing to build (the app is
