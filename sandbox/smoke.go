@@ -141,6 +141,33 @@ func lastException(lines []string) string {
 	return ""
 }
 
+// missingEnvRes find, in the exception an app ended with, the environment variable it
+// could not do without: os.environ["X"], python-decouple, environs, Django's settings,
+// and apps' own messages.
+var missingEnvRes = []*regexp.Regexp{
+	regexp.MustCompile(`^KeyError: '([A-Z][A-Z0-9_]*)'`),
+	regexp.MustCompile(`UndefinedValueError: ([A-Za-z_][A-Za-z0-9_]*) not found`),
+	regexp.MustCompile(`EnvError: Environment variable "([A-Za-z_][A-Za-z0-9_]*)" not set`),
+	regexp.MustCompile(`ImproperlyConfigured: The (SECRET_KEY) setting must not be empty`),
+	regexp.MustCompile(`(?i)\b([A-Z][A-Z0-9_]*[A-Z0-9]) environment variable (?:is )?(?:not (?:defined|set|found)|missing|required)`),
+	regexp.MustCompile(`(?i)environment variable '?"?([A-Z][A-Z0-9_]*[A-Z0-9])'?"? (?:is )?(?:not (?:defined|set|found)|missing|required)`),
+}
+
+// missingEnv returns the environment variable the exception says the app lacks, or "".
+func missingEnv(exception string) string {
+	for _, re := range missingEnvRes {
+		if m := re.FindStringSubmatch(exception); m != nil {
+			return m[1]
+		}
+	}
+	return ""
+}
+
+// envHint says how to give an app the variable it lacks.
+func envHint(name string) string {
+	return fmt.Sprintf("; the app needs the environment variable %s, which the image does not set: give it to the smoke test with --env %s=VALUE (and to the container when it runs), or set it in [env] of pyship.toml if it is no secret", name, name)
+}
+
 func clipLine(s string) string {
 	if len(s) > 300 {
 		return s[:300] + "..."

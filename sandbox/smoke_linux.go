@@ -40,6 +40,9 @@ func Smoke(ctx context.Context, spec BootSpec, check Check) (*Report, error) {
 			// The app's own traceback says why it ended, or why it answered an error.
 			if e := lastException(r.Output); e != "" {
 				r.Reason += ": " + e
+				if name := missingEnv(e); name != "" {
+					r.Reason += envHint(name)
+				}
 			}
 		}
 		if r.Failure == FailExited && r.Usage.OOMKills > 0 {

@@ -57,3 +57,20 @@ func TestLastException(t *testing.T) {
 		}
 	}
 }
+
+func TestMissingEnv(t *testing.T) {
+	for _, tc := range []struct{ exception, want string }{
+		{"KeyError: 'SECRET_KEY' (raised at /app/settings.py:12)", "SECRET_KEY"},
+		{"decouple.UndefinedValueError: DEBUG not found. Declare it as envvar or define a default value. (raised at /opt/venv/lib/python3.12/site-packages/decouple.py:92)", "DEBUG"},
+		{`environs.EnvError: Environment variable "API_TOKEN" not set`, "API_TOKEN"},
+		{"django.core.exceptions.ImproperlyConfigured: The SECRET_KEY setting must not be empty. (raised at x.py:1)", "SECRET_KEY"},
+		{"Exception: DATABASE_URL environment variable not defined (raised at /app/mysite/settings.py:97)", "DATABASE_URL"},
+		{"RuntimeError: environment variable 'OPENAI_API_KEY' is missing", "OPENAI_API_KEY"},
+		{"KeyError: 'name'", ""},
+		{"ModuleNotFoundError: No module named 'auth'", ""},
+	} {
+		if got := missingEnv(tc.exception); got != tc.want {
+			t.Errorf("missingEnv(%q) = %q, want %q", tc.exception, got, tc.want)
+		}
+	}
+}
