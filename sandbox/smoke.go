@@ -106,6 +106,9 @@ var (
 	// exceptionRe is the line that ends a Python traceback: the exception (its name maybe
 	// qualified) and its message.
 	exceptionRe = regexp.MustCompile(`^(?:[A-Za-z_]\w*\.)*[A-Z]\w*(?::.*)?$`)
+	// endsTracebackRe is an exception line that can be told without its traceback's
+	// header: a qualified or plain name ending in Error or Exception, and a message.
+	endsTracebackRe = regexp.MustCompile(`^(?:[A-Za-z_]\w*\.)*[A-Z]\w*(?:Error|Exception|Configured): `)
 	// frameRe is a traceback's frame line.
 	frameRe = regexp.MustCompile(`^\s*File "([^"]+)", line (\d+)`)
 )
@@ -122,6 +125,20 @@ func lastException(lines []string) string {
 		}
 	}
 	if start < 0 {
+		// A traceback longer than the lines kept: its last exception line, at the
+		// margin, names the error all the same.
+		for i := len(lines) - 1; i >= 0 && i >= len(lines)-40; i-- {
+			l := lines[i]
+			if l == "" || l[0] == ' ' || l[0] == '\t' || !endsTracebackRe.MatchString(l) {
+				continue
+			}
+			for j := i - 1; j >= 0 && j >= i-10; j-- {
+				if m := frameRe.FindStringSubmatch(lines[j]); m != nil {
+					return fmt.Sprintf("%s (raised at %s:%s)", clipLine(l), m[1], m[2])
+				}
+			}
+			return clipLine(l)
+		}
 		return ""
 	}
 	frame := ""
@@ -151,6 +168,7 @@ var missingEnvRes = []*regexp.Regexp{
 	regexp.MustCompile(`ImproperlyConfigured: The (SECRET_KEY) setting must not be empty`),
 	regexp.MustCompile(`(?i)\b([A-Z][A-Z0-9_]*[A-Z0-9]) environment variable (?:is )?(?:not (?:defined|set|found)|missing|required)`),
 	regexp.MustCompile(`(?i)environment variable '?"?([A-Z][A-Z0-9_]*[A-Z0-9])'?"? (?:is )?(?:not (?:defined|set|found)|missing|required)`),
+	regexp.MustCompile(`\b([A-Z][A-Z0-9_]*[A-Z0-9]) (?:is )?not (?:found|set|defined|provided) in (?:the |your )?env`),
 }
 
 // missingEnv returns the environment variable the exception says the app lacks, or "".

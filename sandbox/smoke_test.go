@@ -66,11 +66,30 @@ func TestMissingEnv(t *testing.T) {
 		{"django.core.exceptions.ImproperlyConfigured: The SECRET_KEY setting must not be empty. (raised at x.py:1)", "SECRET_KEY"},
 		{"Exception: DATABASE_URL environment variable not defined (raised at /app/mysite/settings.py:97)", "DATABASE_URL"},
 		{"RuntimeError: environment variable 'OPENAI_API_KEY' is missing", "OPENAI_API_KEY"},
+		{"django.core.exceptions.ImproperlyConfigured: SECRET_KEY is not found in environment variables (raised at /app/mysite/settings.py:31)", "SECRET_KEY"},
 		{"KeyError: 'name'", ""},
 		{"ModuleNotFoundError: No module named 'auth'", ""},
 	} {
 		if got := missingEnv(tc.exception); got != tc.want {
 			t.Errorf("missingEnv(%q) = %q, want %q", tc.exception, got, tc.want)
 		}
+	}
+}
+
+func TestLastExceptionOfALongTraceback(t *testing.T) {
+	lines := []string{
+		`  File "<frozen importlib._bootstrap>", line 488, in _call_with_frames_removed`,
+		`  File "/app/mysite/settings.py", line 31, in <module>`,
+		`    raise ImproperlyConfigured("SECRET_KEY is not found in environment variables")`,
+		`django.core.exceptions.ImproperlyConfigured: SECRET_KEY is not found in environment variables`,
+		`[2026-11-29 12:07:49 +0000] [15] [INFO] Worker exiting (pid: 15)`,
+		`[2026-11-29 12:07:50 +0000] [9] [ERROR] Reason: Worker failed to boot.`,
+	}
+	want := "django.core.exceptions.ImproperlyConfigured: SECRET_KEY is not found in environment variables (raised at /app/mysite/settings.py:31)"
+	if got := lastException(lines); got != want {
+		t.Errorf("lastException = %q, want %q", got, want)
+	}
+	if got := lastException([]string{"[INFO] Booting worker", "Listening at: http://0.0.0.0:8080"}); got != "" {
+		t.Errorf("lastException of no traceback = %q", got)
 	}
 }
