@@ -36,27 +36,6 @@ type LockedPackage struct {
 	Hashes []string `json:"hashes"`
 }
 
-// Requirements renders the lock as a pip requirements file for --require-hashes --no-deps.
-func (l *Lock) Requirements() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "# Translated by pyship from %s (%s); every package pinned and hashed.\n", l.File, l.Format)
-	for _, p := range l.Packages {
-		if p.URL != "" {
-			fmt.Fprintf(&b, "%s @ %s", p.Name, p.URL)
-		} else {
-			fmt.Fprintf(&b, "%s==%s", p.Name, p.Version)
-		}
-		if p.Marker != "" {
-			fmt.Fprintf(&b, " ; %s", p.Marker)
-		}
-		for _, h := range p.Hashes {
-			fmt.Fprintf(&b, " \\\n    --hash=%s", h)
-		}
-		b.WriteString("\n")
-	}
-	return b.String()
-}
-
 // Names returns the locked packages' names.
 func (l *Lock) Names() []string {
 	set := map[string]bool{}

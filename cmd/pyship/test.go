@@ -123,7 +123,7 @@ func runTest(ctx context.Context, args []string) error {
 
 	var (
 		img   v1.Image
-		check = sandbox.Check{Path: "/", Timeout: 30 * time.Second}
+		check = sandbox.Check{Path: "/", Timeout: plan.DefaultSmokeTimeout}
 		port  int
 	)
 	if *image != "" {
@@ -206,11 +206,7 @@ func (h *headerFlags) Set(v string) error {
 
 // smokeCheck turns the plan's smoke settings into a check.
 func smokeCheck(s plan.Smoke) sandbox.Check {
-	check := sandbox.Check{Path: s.Path, Status: s.Status, Body: s.Body, Headers: s.Headers, Timeout: 30 * time.Second}
-	if d, err := time.ParseDuration(s.Timeout); err == nil && d > 0 {
-		check.Timeout = d
-	}
-	return check
+	return sandbox.Check{Path: s.Path, Status: s.Status, Body: s.Body, Headers: s.Headers, Timeout: time.Duration(s.Timeout)}
 }
 
 // printReport tells a person how the smoke test went, on stderr.
