@@ -36,27 +36,6 @@ type LockedPackage struct {
 	Hashes []string `json:"hashes"`
 }
 
-// Requirements renders the lock as a pip requirements file for --require-hashes --no-deps.
-func (l *Lock) Requirements() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "# Translated by pyship from %s (%s); every package pinned and hashed.\n", l.File, l.Format)
-	for _, p := range l.Packages {
-		if p.URL != "" {
-			fmt.Fprintf(&b, "%s @ %s", p.Name, p.URL)
-		} else {
-			fmt.Fprintf(&b, "%s==%s", p.Name, p.Version)
-		}
-		if p.Marker != "" {
-			fmt.Fprintf(&b, " ; %s", p.Marker)
-		}
-		for _, h := range p.Hashes {
-			fmt.Fprintf(&b, " \\\n    --hash=%s", h)
-		}
-		b.WriteString("\n")
-	}
-	return b.String()
-}
-
 // Names returns the locked packages' names.
 func (l *Lock) Names() []string {
 	set := map[string]bool{}
@@ -388,42 +367,81 @@ func parseUVLock(data []byte, proj *project) (*Lock, error) {
 	if doc.Version != 1 {
 		return nil, &Error{File: "uv.lock", Msg: fmt.Sprintf("lock version %d is not one pyship reads", doc.Version), Hint: "pyship reads uv.lock version 1"}
 	}
-	byName := map[string][]int{}
-	root := -1
-	for i, p := range doc.Package {
-		name := NormalizeName(p.Name)
-		byName[name] = append(byName[name], i)
-		if (p.Source["editable"] == "." || p.Source["virtual"] == ".") && (proj.name == "" || NormalizeName(proj.name) == name) {
-			root = i
-		}
-	}
+	pkgs := doc.Package
+	root := uvRoot(pkgs, proj)
 	if root < 0 {
 		return nil, &Error{File: "uv.lock", Msg: "the lock has no package for the project in this directory", Hint: "run `uv lock` here"}
 	}
-	if err := uvFresh(doc.Package[root], proj); err != nil {
+	if err := uvFresh(pkgs[root], proj); err != nil {
 		return nil, err
 	}
+	conds, err := uvReach(pkgs, root)
+	if err != nil {
+		return nil, err
+	}
+	lock := &Lock{File: "uv.lock", Format: "uv"}
+	if pkgs[root].Source["editable"] != "" {
+		// The project itself, installed after its dependencies.
+		lock.Local = append(lock.Local, ".")
+	}
+	for i, cond := range conds {
+		if i == root || cond == nil {
+			continue
+		}
+		p := pkgs[i]
+		if p.Source["git"] != "" {
+			return nil, vcsError("uv.lock", p.Name, p.Source["git"])
+		}
+		if local := uvLocal(p); len(local) > 0 {
+			lock.Local = append(lock.Local, local...)
+			continue
+		}
+		lp, err := uvLocked(p, cond)
+		if err != nil {
+			return nil, err
+		}
+		lock.Packages = append(lock.Packages, lp)
+	}
+	return lock, nil
+}
+
+// uvRoot finds the package that is the project in this directory, -1 when none is.
+func uvRoot(pkgs []uvPackage, proj *project) int {
+	root := -1
+	for i, p := range pkgs {
+		if (p.Source["editable"] == "." || p.Source["virtual"] == ".") && (proj.name == "" || NormalizeName(proj.name) == NormalizeName(p.Name)) {
+			root = i
+		}
+	}
+	return root
+}
+
+// uvReach follows the dependencies (and the extras they ask for) from the root, and
+// returns the condition under which each package is installed, nil for those never.
+func uvReach(pkgs []uvPackage, root int) ([]marker, error) {
+	byName := map[string][]int{}
+	for i, p := range pkgs {
+		name := NormalizeName(p.Name)
+		byName[name] = append(byName[name], i)
+	}
 	find := func(d uvDep) (int, error) {
-		cands := byName[NormalizeName(d.Name)]
-		for _, i := range cands {
-			if d.Version == "" || doc.Package[i].Version == d.Version {
+		for _, i := range byName[NormalizeName(d.Name)] {
+			if d.Version == "" || pkgs[i].Version == d.Version {
 				return i, nil
 			}
 		}
 		return 0, &Error{File: "uv.lock", Msg: fmt.Sprintf("a dependency on %s %s that the lock does not hold", d.Name, d.Version), Hint: "run `uv lock`"}
 	}
-	conds, err := reach(len(doc.Package), root, func(i int) ([]edge, error) {
-		p := doc.Package[i]
-		deps := append([]uvDep(nil), p.Dependencies...)
+	conds, err := reach(len(pkgs), root, func(i int) ([]edge, error) {
 		var edges []edge
-		for _, d := range deps {
+		for _, d := range pkgs[i].Dependencies {
 			j, err := find(d)
 			if err != nil {
 				return nil, err
 			}
 			edges = append(edges, edge{to: j, marker: d.Marker})
 			for _, extra := range d.Extra {
-				for _, od := range doc.Package[j].OptionalDependencies[extra] {
+				for _, od := range pkgs[j].OptionalDependencies[extra] {
 					k, err := find(od)
 					if err != nil {
 						return nil, err
@@ -441,45 +459,36 @@ func parseUVLock(data []byte, proj *project) (*Lock, error) {
 	case err != nil:
 		return nil, &Error{File: "uv.lock", Msg: err.Error(), Hint: "run `uv lock`"}
 	}
-	lock := &Lock{File: "uv.lock", Format: "uv"}
-	if doc.Package[root].Source["editable"] != "" {
-		// The project itself, installed after its dependencies.
-		lock.Local = append(lock.Local, ".")
+	return conds, nil
+}
+
+// uvLocal lists the local directories a package installs from, none for one from an
+// index or a URL.
+func uvLocal(p uvPackage) []string {
+	var local []string
+	for _, k := range []string{"editable", "directory", "path", "virtual"} {
+		if v := p.Source[k]; v != "" {
+			local = append(local, path.Clean(v))
+		}
 	}
-	for i, cond := range conds {
-		if i == root || cond == nil {
-			continue
-		}
-		p := doc.Package[i]
-		switch {
-		case p.Source["git"] != "":
-			return nil, vcsError("uv.lock", p.Name, p.Source["git"])
-		case p.Source["editable"] != "" || p.Source["directory"] != "" || p.Source["path"] != "" || p.Source["virtual"] != "":
-			for _, k := range []string{"editable", "directory", "path", "virtual"} {
-				if v := p.Source[k]; v != "" {
-					lock.Local = append(lock.Local, path.Clean(v))
-				}
-			}
-			continue
-		}
-		lp := LockedPackage{Name: p.Name, Version: p.Version, Marker: markerText(cond)}
-		if u := p.Source["url"]; u != "" {
-			lp.URL = u
-		}
-		if p.Sdist != nil && p.Sdist.Hash != "" {
-			lp.Hashes = append(lp.Hashes, p.Sdist.Hash)
-		}
-		for _, w := range p.Wheels {
-			if w.Hash != "" {
-				lp.Hashes = append(lp.Hashes, w.Hash)
-			}
-		}
-		if len(lp.Hashes) == 0 {
-			return nil, &Error{File: "uv.lock", Msg: fmt.Sprintf("package %s %s has no hashes", p.Name, p.Version), Hint: "run `uv lock`"}
-		}
-		lock.Packages = append(lock.Packages, lp)
+	return local
+}
+
+// uvLocked pins a package from an index or a URL with every hash the lock has for it.
+func uvLocked(p uvPackage, m marker) (LockedPackage, error) {
+	lp := LockedPackage{Name: p.Name, Version: p.Version, Marker: markerText(m), URL: p.Source["url"]}
+	if p.Sdist != nil && p.Sdist.Hash != "" {
+		lp.Hashes = append(lp.Hashes, p.Sdist.Hash)
 	}
-	return lock, nil
+	for _, w := range p.Wheels {
+		if w.Hash != "" {
+			lp.Hashes = append(lp.Hashes, w.Hash)
+		}
+	}
+	if len(lp.Hashes) == 0 {
+		return lp, &Error{File: "uv.lock", Msg: fmt.Sprintf("package %s %s has no hashes", p.Name, p.Version), Hint: "run `uv lock`"}
+	}
+	return lp, nil
 }
 
 // uvFresh checks that the lock was made from the current pyproject.toml: uv records the

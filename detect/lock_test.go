@@ -93,9 +93,10 @@ func TestLockFixtures(t *testing.T) {
 					t.Errorf("%s marker %q, want %q", n, got[n].Marker, m)
 				}
 			}
-			reqs := l.Requirements()
-			if !strings.Contains(reqs, "--hash=sha256:") || !strings.Contains(reqs, "==") {
-				t.Errorf("requirements:\n%s", reqs)
+			for _, p := range l.Packages {
+				if (p.Version == "" && p.URL == "") || len(p.Hashes) == 0 || !strings.HasPrefix(p.Hashes[0], "sha256:") {
+					t.Errorf("%s is not pinned and hashed: %+v", p.Name, p)
+				}
 			}
 		})
 	}

@@ -98,23 +98,11 @@ func (e *BaseError) Unwrap() error { return e.Err }
 
 // Build executes p into an image.
 func Build(ctx context.Context, p *plan.Plan, opts Options) (*Result, error) {
+	opts, err := withDefaults(p, opts)
+	if err != nil {
+		return nil, err
+	}
 	log := opts.Logger
-	if log == nil {
-		log = hclog.NewNullLogger()
-	}
-	if opts.Keychain == nil {
-		opts.Keychain = authn.DefaultKeychain
-	}
-	if opts.StepTimeout <= 0 {
-		opts.StepTimeout = DefaultStepTimeout
-	}
-	if opts.Installer == nil {
-		opts.Installer = &PipInstaller{Logger: log, Timeout: opts.StepTimeout, Limits: opts.BuildLimits}
-	}
-	if opts.Epoch.IsZero() {
-		opts.Epoch = DefaultEpoch
-	}
-	opts.Logger = log
 	platform, err := v1.ParsePlatform(p.Platform)
 	if err != nil {
 		return nil, fmt.Errorf("platform %q: %w", p.Platform, err)
@@ -123,7 +111,6 @@ func Build(ctx context.Context, p *plan.Plan, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-
 	// One build at a time changes a cache: the extracted file systems and the OCI layout's
 	// index cannot take two writers.
 	if err := PrepareCache(opts.CacheDir, log); err != nil {
@@ -136,134 +123,197 @@ func Build(ctx context.Context, p *plan.Plan, opts Options) (*Result, error) {
 	defer unlock()
 	cleanScratch(opts.CacheDir, log)
 
-	start := time.Now()
-	base, baseDigest, err := pullBase(ctx, p.Base.Ref, *platform, opts)
-	if err != nil {
+	b := &building{plan: p, opts: opts, rules: rules}
+	if err := b.base(ctx, *platform); err != nil {
 		return nil, err
 	}
-	root, err := rootfs(base, opts.CacheDir)
-	if err != nil {
+	if err := b.application(); err != nil {
 		return nil, err
 	}
-	log.Info("base resolved", "ref", baseDigest.String(), "took", since(start))
+	if err := b.dependencies(ctx); err != nil {
+		return nil, err
+	}
+	if err := b.buildSteps(ctx); err != nil {
+		return nil, err
+	}
+	return b.image()
+}
 
-	// The application layer comes first: the install and the build steps see the
-	// application as the image will hold it, in a tree that belongs to the sandbox.
-	start = time.Now()
-	app, err := appLayer(opts.Source, p.App, rules, opts.CacheDir, opts.Epoch, log)
-	if err != nil {
-		return nil, err
+// withDefaults fills in the options a build leaves out, and refuses a plan whose
+// installer it has none for.
+func withDefaults(p *plan.Plan, opts Options) (Options, error) {
+	if opts.Logger == nil {
+		opts.Logger = hclog.NewNullLogger()
 	}
-	appTree, err := layerTree(app, opts.CacheDir)
-	if err != nil {
-		return nil, err
+	if opts.Keychain == nil {
+		opts.Keychain = authn.DefaultKeychain
 	}
-	appTree = filepath.Join(appTree, filepath.FromSlash(p.App.Dir))
-	if err := checkStartFile(p, opts.Source, appTree); err != nil {
-		return nil, err
+	if opts.StepTimeout <= 0 {
+		opts.StepTimeout = DefaultStepTimeout
 	}
-	log.Info("application layer written", "took", since(start))
-
-	// Packages the repository asks for come first: source builds of the dependencies may
-	// need them.
-	baseHash, err := base.Digest()
-	if err != nil {
-		return nil, err
-	}
-	var asked, system []string
-	if p.System != nil && len(p.System.Packages) > 0 {
-		start = time.Now()
-		asked = p.System.Packages
-		tree, err := systemTree(ctx, root, nil, systemKey("system", baseHash, nil, asked), asked, "the image", opts)
-		if err != nil {
-			return nil, err
+	if opts.Installer == nil {
+		if i := p.Dependencies.Installer; i != "" && i != "pip" {
+			return opts, fmt.Errorf("the plan's installer %q is not one pyship has; it runs pip", i)
 		}
-		system = []string{tree}
+		opts.Installer = &PipInstaller{Logger: opts.Logger, Timeout: opts.StepTimeout, Limits: opts.BuildLimits}
+	}
+	if opts.Epoch.IsZero() {
+		opts.Epoch = DefaultEpoch
+	}
+	return opts, nil
+}
+
+// building is one build's state: what each phase made that later ones use.
+type building struct {
+	plan  *plan.Plan
+	opts  Options
+	rules []dirRule
+
+	baseImg    v1.Image
+	baseDigest name.Digest
+	root       string
+	app        v1.Layer
+	appTree    string
+	// system are the trees of Debian packages the install and the steps run with.
+	system []string
+	deps   v1.Layer
+	cached bool
+	// sysLayer holds sysPackages: the packages the plan asks for and the runtime
+	// libraries that source-built dependencies link.
+	sysLayer    v1.Layer
+	sysPackages []string
+	steps       v1.Layer
+}
+
+// base resolves and pulls the base, and extracts its file system.
+func (b *building) base(ctx context.Context, platform v1.Platform) error {
+	start := time.Now()
+	var err error
+	if b.baseImg, b.baseDigest, err = pullBase(ctx, b.plan.Base.Ref, platform, b.opts); err != nil {
+		return err
+	}
+	if b.root, err = rootfs(b.baseImg, b.opts.CacheDir); err != nil {
+		return err
+	}
+	b.opts.Logger.Info("base resolved", "ref", b.baseDigest.String(), "took", since(start))
+	return nil
+}
+
+// application writes the application layer first: the install and the build steps see
+// the application as the image will hold it, in a tree that belongs to the sandbox.
+func (b *building) application() error {
+	start := time.Now()
+	p, opts := b.plan, b.opts
+	var err error
+	if b.app, err = appLayer(opts.Source, p.App, b.rules, opts.CacheDir, opts.Epoch, opts.Logger); err != nil {
+		return err
+	}
+	tree, err := layerTree(b.app, opts.CacheDir)
+	if err != nil {
+		return err
+	}
+	b.appTree = filepath.Join(tree, filepath.FromSlash(p.App.Dir))
+	if err := checkStartFile(p, opts.Source, b.appTree); err != nil {
+		return err
+	}
+	opts.Logger.Info("application layer written", "took", since(start))
+	return nil
+}
+
+// dependencies installs the Debian packages the plan asks for (source builds of the
+// dependencies may need them), then the dependency layer, then writes the image's system
+// layer with the runtime libraries that source-built dependencies link.
+func (b *building) dependencies(ctx context.Context) error {
+	p, opts, log := b.plan, b.opts, b.opts.Logger
+	baseHash, err := b.baseImg.Digest()
+	if err != nil {
+		return err
+	}
+	var asked []string
+	if p.System != nil && len(p.System.Packages) > 0 {
+		start := time.Now()
+		asked = p.System.Packages
+		tree, err := systemTree(ctx, b.root, nil, systemKey("system", baseHash, nil, asked), asked, "the image", opts)
+		if err != nil {
+			return err
+		}
+		b.system = []string{tree}
 		log.Info("system packages installed", "packages", strings.Join(asked, " "), "took", since(start))
 	}
 
-	start = time.Now()
-	deps, cached, linked, err := dependencyLayer(ctx, p, base, root, system, appTree, opts)
+	start := time.Now()
+	deps, cached, linked, err := dependencyLayer(ctx, p, b.baseImg, b.root, b.system, b.appTree, opts)
 	if err != nil {
-		return nil, err
+		return err
 	}
+	b.deps, b.cached = deps, cached
 	if cached {
 		log.Info("dependencies cached", "took", since(start))
 	} else {
 		log.Info("dependencies installed", "took", since(start))
 	}
 
-	// The image's system layer: what the repository asked for, and the runtime libraries
-	// that dependencies built from source link.
-	var sysLayer v1.Layer
-	var sysPackages []string
-	if all := union(asked, linked); len(all) > 0 {
-		start = time.Now()
-		key := systemKey("system", baseHash, nil, all)
-		tree, err := systemTree(ctx, root, nil, key, all, "the image", opts)
-		if err != nil {
-			return nil, err
-		}
-		if sysLayer, err = systemLayer(tree, key, opts); err != nil {
-			return nil, err
-		}
-		system, sysPackages = []string{tree}, all
-		log.Info("system layer written", "packages", strings.Join(all, " "), "took", since(start))
+	all := union(asked, linked)
+	if len(all) == 0 {
+		return nil
 	}
-
-	var steps v1.Layer
-	if len(p.BuildSteps) > 0 {
-		start = time.Now()
-		if steps, err = stepsLayer(ctx, p, base, root, system, deps, appTree, rules, opts, log); err != nil {
-			return nil, err
-		}
-		log.Info("build steps run", "steps", len(p.BuildSteps), "took", since(start))
+	start = time.Now()
+	key := systemKey("system", baseHash, nil, all)
+	tree, err := systemTree(ctx, b.root, nil, key, all, "the image", opts)
+	if err != nil {
+		return err
 	}
+	if b.sysLayer, err = systemLayer(tree, key, opts); err != nil {
+		return err
+	}
+	b.system, b.sysPackages = []string{tree}, all
+	log.Info("system layer written", "packages", strings.Join(all, " "), "took", since(start))
+	return nil
+}
 
-	user, err := userLayer(append(slices.Clone(system), root), opts.CacheDir, p.App.Dir, rules, log)
+// buildSteps runs the plan's build steps, when it has any.
+func (b *building) buildSteps(ctx context.Context) error {
+	if len(b.plan.BuildSteps) == 0 {
+		return nil
+	}
+	start := time.Now()
+	var err error
+	if b.steps, err = stepsLayer(ctx, b.plan, b.baseImg, b.root, b.system, b.deps, b.appTree, b.rules, b.opts, b.opts.Logger); err != nil {
+		return err
+	}
+	b.opts.Logger.Info("build steps run", "steps", len(b.plan.BuildSteps), "took", since(start))
+	return nil
+}
+
+// image writes the user layer and assembles the image, each layer with the history the
+// plan gives it.
+func (b *building) image() (*Result, error) {
+	p := b.plan
+	user, err := userLayer(append(slices.Clone(b.system), b.root), b.opts.CacheDir, p.App.Dir, b.rules, b.opts.Logger)
 	if err != nil {
 		return nil, err
-	}
-
-	depsStep := "python -m venv " + p.Dependencies.Venv
-	for _, r := range p.Dependencies.Requirements {
-		depsStep += " && pip install -r " + r
-	}
-	if t := p.Dependencies.UploadedBefore; t != "" {
-		depsStep += " (as uploaded before " + t + ")"
-	}
-	if p.Dependencies.Project {
-		depsStep += " && pip install ."
-	}
-	if l := p.Dependencies.Lock; l != nil {
-		depsStep += " && pip install --require-hashes --no-deps (" + l.File + ")"
 	}
 	var adds []addendum
-	if sysLayer != nil {
-		adds = append(adds, addendum{sysLayer, "apt-get install " + strings.Join(sysPackages, " ")})
+	if b.sysLayer != nil {
+		adds = append(adds, addendum{b.sysLayer, b.systemHistory()})
 	}
 	adds = append(adds, []addendum{
-		{deps, depsStep},
-		{user, fmt.Sprintf("user %s (%d:%d)", plan.UserName, plan.UserID, plan.GroupID)},
-		{app, "application files to " + p.App.Dir},
+		{b.deps, p.History.Dependencies},
+		{user, p.History.User},
+		{b.app, p.History.App},
 	}...)
-	if steps != nil {
-		// One layer holds what all the steps wrote.
-		var cmds []string
-		for _, st := range p.BuildSteps {
-			cmds = append(cmds, strings.Join(st.Command, " "))
-		}
-		adds = append(adds, addendum{steps, "build steps: " + strings.Join(cmds, " && ")})
+	if b.steps != nil {
+		adds = append(adds, addendum{b.steps, p.History.BuildSteps})
 	}
-	img, err := assemble(base, baseDigest, p, opts.Epoch, adds)
+	img, err := assemble(b.baseImg, b.baseDigest, p, b.opts.Epoch, adds)
 	if err != nil {
 		return nil, err
 	}
-	baseLayers, err := base.Layers()
+	baseLayers, err := b.baseImg.Layers()
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Image: img, Base: baseDigest, DependenciesCached: cached}
+	res := &Result{Image: img, Base: b.baseDigest, DependenciesCached: b.cached}
 	for _, l := range baseLayers {
 		d, err := l.Digest()
 		if err != nil {
@@ -272,6 +322,15 @@ func Build(ctx context.Context, p *plan.Plan, opts Options) (*Result, error) {
 		res.BaseLayers = append(res.BaseLayers, d)
 	}
 	return res, nil
+}
+
+// systemHistory is the plan's line for the system layer, or, when source builds added
+// runtime libraries the plan could not know of, the same line for all its packages.
+func (b *building) systemHistory() string {
+	if line := b.plan.History.System; line != "" && slices.Equal(union(b.plan.System.Packages, nil), b.sysPackages) {
+		return line
+	}
+	return plan.SystemHistory(b.sysPackages)
 }
 
 func since(t time.Time) string {
@@ -363,8 +422,12 @@ func dependencyLayer(ctx context.Context, p *plan.Plan, base v1.Image, root stri
 		return nil, false, nil, err
 	}
 	h := sha256.New()
-	fmt.Fprintf(h, "pyship dependencies v2\nbase %s\nplatform %s\ninstaller %s\nvenv %s\nproject %v\n",
+	fmt.Fprintf(h, "pyship dependencies v3\nbase %s\nplatform %s\ninstaller %s\nvenv %s\nproject %v\n",
 		d, p.Platform, opts.Installer.Name(), p.Dependencies.Venv, p.Dependencies.Project)
+	// The commands make the venv: another command, another layer.
+	for _, st := range p.Dependencies.Steps {
+		fmt.Fprintf(h, "step %s %q\n", st.Kind, st.Args)
+	}
 	for _, s := range system {
 		fmt.Fprintf(h, "system %s\n", filepath.Base(s))
 	}
@@ -417,10 +480,11 @@ func dependencyLayer(ctx context.Context, p *plan.Plan, base v1.Image, root stri
 		return nil, false, nil, err
 	}
 	defer os.RemoveAll(tmp)
+	pd := p.Dependencies
 	req := InstallRequest{
-		Root: root, Over: system, Scratch: filepath.Join(tmp, "1"), Source: opts.Source, AppTree: appTree, AppDir: p.App.Dir, Requirements: p.Dependencies.Requirements,
-		Project: p.Dependencies.Project, Lock: p.Dependencies.Lock, Files: p.Dependencies.Files, Venv: p.Dependencies.Venv, Env: envOf(base),
-		UploadedBefore: p.Dependencies.UploadedBefore, Python: p.Base.Python,
+		Root: root, Over: system, Scratch: filepath.Join(tmp, "1"), Source: opts.Source, AppTree: appTree, AppDir: p.App.Dir,
+		Steps: pd.Steps, Requirements: pd.Requirements, Project: pd.Project, Lock: pd.Lock, LockRequirements: pd.LockRequirements,
+		Files: pd.Files, Venv: pd.Venv, Env: envOf(base),
 	}
 	if err := os.Mkdir(req.Scratch, 0o700); err != nil {
 		return nil, false, nil, err
@@ -679,7 +743,7 @@ func assemble(base v1.Image, baseDigest name.Digest, p *plan.Plan, epoch time.Ti
 		img, err = mutate.Append(img, mutate.Addendum{
 			Layer:     a.layer,
 			MediaType: types.OCILayer,
-			History:   v1.History{Created: v1.Time{Time: epoch}, CreatedBy: "pyship: " + a.createdBy},
+			History:   v1.History{Created: v1.Time{Time: epoch}, CreatedBy: a.createdBy},
 		})
 		if err != nil {
 			return nil, err

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"slices"
 	"strings"
@@ -105,12 +106,16 @@ func pushBase(t *testing.T) string {
 
 // recordingInstaller stands in for pip: it writes a venv-shaped directory whose content
 // depends on the requirements, and counts its runs.
-type recordingInstaller struct{ runs int }
+type recordingInstaller struct {
+	runs  int
+	steps []plan.InstallStep
+}
 
 func (r *recordingInstaller) Name() string { return "recording" }
 
 func (r *recordingInstaller) Install(ctx context.Context, req InstallRequest) (string, error) {
 	r.runs++
+	r.steps = req.Steps
 	venv := filepath.Join(req.Scratch, "venv")
 	var reqs bytes.Buffer
 	for _, f := range req.Requirements {
@@ -175,7 +180,11 @@ func TestBuildConfig(t *testing.T) {
 	p := testPlan(t, pushBase(t))
 	src := t.TempDir()
 	writeFiles(t, src, map[string]string{"app.py": "print(1)\n", "requirements.txt": "-r base.txt\nflask\n", "base.txt": ""})
-	res := build(t, p, src, t.TempDir(), &recordingInstaller{})
+	inst := &recordingInstaller{}
+	res := build(t, p, src, t.TempDir(), inst)
+	if !reflect.DeepEqual(inst.steps, p.Dependencies.Steps) || len(inst.steps) < 3 {
+		t.Errorf("the installer was given %q, the plan says %q", inst.steps, p.Dependencies.Steps)
+	}
 
 	mt, err := res.Image.MediaType()
 	if err != nil || mt != types.OCIManifestSchema1 {
@@ -211,6 +220,14 @@ func TestBuildConfig(t *testing.T) {
 		if !h.Created.Time.IsZero() && !h.Created.Time.Equal(time.Unix(1700000000, 0)) {
 			t.Errorf("history entry %q created %v", h.CreatedBy, h.Created)
 		}
+	}
+	// The layers pyship adds carry the plan's history lines, in order.
+	var added []string
+	for _, h := range cf.History[len(cf.History)-3:] {
+		added = append(added, h.CreatedBy)
+	}
+	if want := []string{p.History.Dependencies, p.History.User, p.History.App}; !slices.Equal(added, want) {
+		t.Errorf("history %q, want the plan's %q", added, want)
 	}
 	ls, err := res.Image.Layers()
 	if err != nil {

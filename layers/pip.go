@@ -22,7 +22,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/pyship/pyship/detect"
+	"github.com/pyship/pyship/plan"
 	"github.com/pyship/pyship/pyindex"
 	"github.com/pyship/pyship/sandbox"
 )
@@ -48,12 +48,17 @@ type InstallRequest struct {
 	// install sees it at AppDir.
 	AppTree string
 	// AppDir is where the image has the repository; the install sees it there too.
-	AppDir       string
+	AppDir string
+	// Steps are the commands to run, as the plan gives them.
+	Steps []plan.InstallStep
+	// Requirements and Project (the repository itself is installed) name what the
+	// install reads, for messages.
 	Requirements []string
-	// Project is true when the repository itself is installed (pip install .).
-	Project bool
-	// Lock, when set, is installed exactly: pinned, hashed, without resolving.
-	Lock *detect.Lock
+	Project      bool
+	// Lock, when set, is written as a hashed requirements file to LockRequirements, a
+	// path in the sandbox.
+	Lock             *plan.Lock
+	LockRequirements string
 	// Files are the repository files the install depends on.
 	Files []string
 	// Venv is the venv's path inside the image.
@@ -63,10 +68,6 @@ type InstallRequest struct {
 	// Over are trees stacked on Root for the install, topmost first, never written to:
 	// system packages, a builder's compiler and headers.
 	Over []string
-	// UploadedBefore, when set, has pip consider only files uploaded before it (RFC 3339).
-	UploadedBefore string
-	// Python is the base's Python minor version, like "3.12".
-	Python string
 	// Drop are lines (from 1) of requirement files that the install leaves out.
 	Drop map[string][]int
 	// BuildConstraints limit the build tools pip installs to build source distributions,
@@ -74,9 +75,9 @@ type InstallRequest struct {
 	BuildConstraints []string
 }
 
-// PipInstaller runs the base image's own Python in the build sandbox: `python -m venv`, then
-// the venv's pip. Byte code is compiled with hash-based invalidation (PEP 552) so the layer
-// is the same on every build.
+// PipInstaller runs the plan's install steps (the base image's own python3 -m venv, then
+// the venv's pip and compileall) in the build sandbox, with the host's package-index
+// settings and CA bundle, and the build-tool constraints a retry asks for.
 type PipInstaller struct {
 	Logger hclog.Logger
 	// Timeout bounds the whole install; default DefaultStepTimeout.
@@ -232,21 +233,9 @@ const (
 	sandboxRun = "/run/pyship"
 	sandboxCA  = sandboxRun + "/ca.crt"
 	sandboxPip = sandboxRun + "/pip.conf"
-	// sandboxLock is the lock file translated into a hashed requirements file.
-	sandboxLock = sandboxRun + "/locked-requirements.txt"
 	// sandboxBuildConstraints limits the build tools of source builds.
 	sandboxBuildConstraints = sandboxRun + "/build-constraints.txt"
 )
-
-// CutoffPip is the pip a venv gets when the install resolves as of a time
-// (--uploaded-prior-to): pinned, so the venv is the same on every build. Python 3.9 gets
-// the last pip that runs on it (26.0.1, which has the option too).
-func CutoffPip(python string) string {
-	if python == "3.9" {
-		return "26.0.1"
-	}
-	return "26.3"
-}
 
 // forwardedEnv are the host's settings that pip and the builds it runs may need: the
 // package index. They reach the sandbox only, never the image. The host's proxies are
@@ -262,7 +251,45 @@ func (pi *PipInstaller) Install(ctx context.Context, req InstallRequest) (string
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
+	timeout := pi.Timeout
+	if timeout <= 0 {
+		timeout = DefaultStepTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	mounts, env, err := installSandbox(req)
+	if err != nil {
+		return "", err
+	}
 	upper := filepath.Join(req.Scratch, "upper")
+	egress, refused := buildEgress(log)
+	for _, st := range req.Steps {
+		out := newTail(outputTail)
+		w := io.MultiWriter(out, &logWriter{log: log})
+		err := sandbox.Exec(ctx, sandbox.ExecSpec{
+			Root: req.Root, Over: req.Over, Upper: upper, Args: st.Args, Env: env, Dir: req.AppDir,
+			Hostname: "pyship-build", Mounts: mounts, Egress: egress, Limits: pi.Limits, Stdout: w, Stderr: w,
+		})
+		if err := stepFailure(err, st, req, out.String(), timeout, refused, log); err != nil {
+			return "", err
+		}
+	}
+	// The sandbox wrote the upper directory: the venv is found there without following
+	// any link it may have made, so nothing outside it is packed.
+	venv, err := realDirIn(upper, req.Venv)
+	if err != nil {
+		return "", fmt.Errorf("the venv the install made: %w", err)
+	}
+	if info, err := os.Lstat(filepath.Join(venv, "pyvenv.cfg")); err != nil || !info.Mode().IsRegular() {
+		return "", fmt.Errorf("the base image's python3 made no venv at %s: %w", req.Venv, err)
+	}
+	return venv, nil
+}
+
+// installSandbox gives the install's mounts and environment: the application with the
+// files the install reads, the host's CA bundle and pip settings, the lock as a hashed
+// requirements file, and the build-tool constraints. None of it reaches the image.
+func installSandbox(req InstallRequest) ([]sandbox.Mount, []string, error) {
 	env := mergeEnv(req.Env, []string{
 		"HOME=/root",
 		"LANG=C.UTF-8",
@@ -278,19 +305,13 @@ func (pi *PipInstaller) Install(ctx context.Context, req InstallRequest) (string
 		"CFLAGS=-g0",
 		"CXXFLAGS=-g0",
 	})
-	timeout := pi.Timeout
-	if timeout <= 0 {
-		timeout = DefaultStepTimeout
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
 	// The application is at the application directory, where the image will have it, so
 	// editable and local-path requirements point at the right place, with the files the
 	// install reads on top. It is an overlay: builds of the project write into it (build/,
 	// *.egg-info), never into the user's files.
 	inputs, err := copyInputs(req.Source, req.Files, req.Drop, filepath.Join(req.Scratch, "inputs"))
 	if err != nil {
-		return "", err
+		return nil, nil, err
 	}
 	mounts := []sandbox.Mount{
 		{Type: "tmpfs", Target: sandboxRun},
@@ -310,9 +331,9 @@ func (pi *PipInstaller) Install(ctx context.Context, req InstallRequest) (string
 		}
 	}
 	if len(req.BuildConstraints) > 0 {
-		file := filepath.Join(req.Scratch, "build-constraints.txt")
-		if err := os.WriteFile(file, []byte(strings.Join(req.BuildConstraints, "\n")+"\n"), 0o644); err != nil {
-			return "", err
+		file, err := writeScratch(req.Scratch, "build-constraints.txt", strings.Join(req.BuildConstraints, "\n")+"\n")
+		if err != nil {
+			return nil, nil, err
 		}
 		mounts = append(mounts, sandbox.Mount{Type: "bind", Source: file, Target: sandboxBuildConstraints, ReadOnly: true})
 		// Every source build in an environment of its own (older pips build a project
@@ -320,84 +341,50 @@ func (pi *PipInstaller) Install(ctx context.Context, req InstallRequest) (string
 		// PIP_CONSTRAINT and later ones PIP_BUILD_CONSTRAINT.
 		env = append(env, "PIP_USE_PEP517=1", "PIP_CONSTRAINT="+sandboxBuildConstraints, "PIP_BUILD_CONSTRAINT="+sandboxBuildConstraints)
 	}
-
-	python := path.Join(req.Venv, "bin", "python")
-	steps := [][]string{
-		{"python3", "-m", "venv", req.Venv},
-	}
-	pipInstall := []string{python, "-m", "pip", "install", "--no-cache-dir", "--no-compile"}
-	if req.UploadedBefore != "" {
-		// Not every pip has the option; the venv gets a known one that does.
-		steps = append(steps, append(slices.Clone(pipInstall), "--upgrade", "pip=="+CutoffPip(req.Python)))
-		pipInstall = append(pipInstall, "--uploaded-prior-to="+req.UploadedBefore)
-	}
-	if len(req.Requirements) > 0 {
-		install := slices.Clone(pipInstall)
-		for _, r := range req.Requirements {
-			install = append(install, "-r", r)
-		}
-		steps = append(steps, install)
-	}
-	if req.Project {
-		steps = append(steps, append(slices.Clone(pipInstall), "."))
-	}
 	if req.Lock != nil {
-		locked := filepath.Join(req.Scratch, "locked-requirements.txt")
-		if err := os.WriteFile(locked, []byte(req.Lock.Requirements()), 0o644); err != nil {
-			return "", err
+		file, err := writeScratch(req.Scratch, "locked-requirements.txt", req.Lock.Requirements())
+		if err != nil {
+			return nil, nil, err
 		}
-		mounts = append(mounts, sandbox.Mount{Type: "bind", Source: locked, Target: sandboxLock, ReadOnly: true})
-		if len(req.Lock.Packages) > 0 {
-			steps = append(steps, []string{python, "-m", "pip", "install", "--no-cache-dir", "--no-compile", "--require-hashes", "--no-deps", "-r", sandboxLock})
-		}
-		if len(req.Lock.Local) > 0 {
-			steps = append(steps, append([]string{python, "-m", "pip", "install", "--no-cache-dir", "--no-compile", "--no-deps"}, localPaths(req.Lock.Local)...))
-		}
+		mounts = append(mounts, sandbox.Mount{Type: "bind", Source: file, Target: req.LockRequirements, ReadOnly: true})
 	}
-	steps = append(steps, []string{python, "-m", "compileall", "-q", "-f", "--invalidation-mode", "checked-hash", path.Join(req.Venv, "lib")})
+	return mounts, env, nil
+}
 
-	egress, refused := buildEgress(log)
-	for _, args := range steps {
-		out := newTail(outputTail)
-		w := io.MultiWriter(out, &logWriter{log: log})
-		err := sandbox.Exec(ctx, sandbox.ExecSpec{
-			Root: req.Root, Over: req.Over, Upper: upper, Args: args, Env: env, Dir: req.AppDir,
-			Hostname: "pyship-build", Mounts: mounts, Egress: egress, Limits: pi.Limits, Stdout: w, Stderr: w,
-		})
-		var exit *sandbox.ExitError
-		switch {
-		case errors.Is(err, context.DeadlineExceeded):
-			return "", &TimeoutError{What: "installing the dependencies (" + strings.Join(installInputs(req), ", ") + ")", Limit: timeout, Output: out.String()}
-		case errors.As(err, &exit) && exit.OutOfMemory:
-			return "", &InstallError{Files: installInputs(req), Code: exit.Code, Output: out.String(), MemoryLimit: exit.MemoryLimit}
-		case errors.As(err, &exit) && args[0] == python && args[2] == "pip":
-			return "", &InstallError{Files: installInputs(req), Code: exit.Code, Output: out.String(),
-				Where: failedRequirement(req.Source, req.Files, out.String()), Refused: refused(), Stdlib: stdlibRequirement(out.String())}
-		case errors.As(err, &exit) && exit.Code == 1 && args[2] == "compileall":
-			// Files this Python cannot compile (Python 2 code in an old package's unused
-			// modules, say) fail at import only if imported, as they would after pip's
-			// own compile step; the rest of the venv is compiled.
-			if failed := uncompiled(out.String()); len(failed) > 0 {
-				log.Warn("some files in the dependencies are not valid Python for this version; they fail if imported", "files", strings.Join(failed, " "))
-				continue
-			}
-			return "", fmt.Errorf("%s failed in the base image (exit code %d):\n%s", strings.Join(args, " "), exit.Code, errorLines(out.String()))
-		case errors.As(err, &exit):
-			return "", fmt.Errorf("%s failed in the base image (exit code %d):\n%s", strings.Join(args, " "), exit.Code, errorLines(out.String()))
-		case err != nil:
-			return "", err
+// writeScratch writes a file for the sandbox to read in the install's scratch directory.
+func writeScratch(scratch, name, content string) (string, error) {
+	file := filepath.Join(scratch, name)
+	return file, os.WriteFile(file, []byte(content), 0o644)
+}
+
+// stepFailure turns a failed install step into an error that says what to do, by the
+// step's kind. Files compileall cannot compile are a warning: they fail only if imported.
+func stepFailure(err error, st plan.InstallStep, req InstallRequest, out string, timeout time.Duration, refused func() []string, log hclog.Logger) error {
+	var exit *sandbox.ExitError
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, context.DeadlineExceeded):
+		return &TimeoutError{What: "installing the dependencies (" + strings.Join(installInputs(req), ", ") + ")", Limit: timeout, Output: out}
+	case errors.As(err, &exit) && exit.OutOfMemory:
+		return &InstallError{Files: installInputs(req), Code: exit.Code, Output: out, MemoryLimit: exit.MemoryLimit}
+	case errors.As(err, &exit) && st.Kind == plan.StepPip:
+		return &InstallError{Files: installInputs(req), Code: exit.Code, Output: out,
+			Where: failedRequirement(req.Source, req.Files, out), Refused: refused(), Stdlib: stdlibRequirement(out)}
+	case errors.As(err, &exit) && exit.Code == 1 && st.Kind == plan.StepCompile:
+		// Files this Python cannot compile (Python 2 code in an old package's unused
+		// modules, say) fail at import only if imported, as they would after pip's own
+		// compile step; the rest of the venv is compiled.
+		if failed := uncompiled(out); len(failed) > 0 {
+			log.Warn("some files in the dependencies are not valid Python for this version; they fail if imported", "files", strings.Join(failed, " "))
+			return nil
 		}
+		return fmt.Errorf("%s failed in the base image (exit code %d):\n%s", strings.Join(st.Args, " "), exit.Code, errorLines(out))
+	case errors.As(err, &exit):
+		return fmt.Errorf("%s failed in the base image (exit code %d):\n%s", strings.Join(st.Args, " "), exit.Code, errorLines(out))
+	default:
+		return err
 	}
-	// The sandbox wrote the upper directory: the venv is found there without following
-	// any link it may have made, so nothing outside it is packed.
-	venv, err := realDirIn(upper, req.Venv)
-	if err != nil {
-		return "", fmt.Errorf("the venv the install made: %w", err)
-	}
-	if info, err := os.Lstat(filepath.Join(venv, "pyvenv.cfg")); err != nil || !info.Mode().IsRegular() {
-		return "", fmt.Errorf("the base image's python3 made no venv at %s: %w", req.Venv, err)
-	}
-	return venv, nil
 }
 
 var uncompiledRe = regexp.MustCompile(`\*\*\* Error compiling '([^']+)'`)
@@ -441,15 +428,6 @@ func failedRequirement(source string, files []string, pipOutput string) string {
 }
 
 var reqNameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*`)
-
-// localPaths makes lock-relative directories into arguments pip reads as paths.
-func localPaths(dirs []string) []string {
-	out := make([]string, len(dirs))
-	for i, d := range dirs {
-		out[i] = "./" + strings.TrimPrefix(path.Clean(d), "./")
-	}
-	return out
-}
 
 // installInputs names what the install read, for messages.
 func installInputs(req InstallRequest) []string {

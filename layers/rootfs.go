@@ -93,12 +93,6 @@ func extractOnce(dir string, open func() (io.ReadCloser, error)) (string, error)
 func extract(r io.Reader, root string) error {
 	tr := tar.NewReader(r)
 	asRoot := os.Geteuid() == 0
-	type dirMode struct {
-		// rel is the directory's resolved path inside root.
-		rel     string
-		mode    os.FileMode
-		modTime time.Time
-	}
 	var dirs []dirMode
 	for {
 		h, err := tr.Next()
@@ -108,92 +102,119 @@ func extract(r io.Reader, root string) error {
 		if err != nil {
 			return err
 		}
-		rel := path.Clean("/" + h.Name)
-		if rel == "/" {
-			continue
-		}
-		parent, err := resolveIn(root, path.Dir(rel))
+		dir, err := extractEntry(tr, h, root, asRoot)
 		if err != nil {
-			return fmt.Errorf("%s: %w", h.Name, err)
-		}
-		if err := os.MkdirAll(parent, 0o755); err != nil {
 			return err
 		}
-		target := filepath.Join(parent, path.Base(rel))
+		if dir != nil {
+			dirs = append(dirs, *dir)
+		}
+	}
+	return setDirModes(root, dirs, asRoot)
+}
+
+// dirMode is a directory's mode and time, set once the whole layer is extracted.
+type dirMode struct {
+	// rel is the directory's resolved path inside root.
+	rel     string
+	mode    os.FileMode
+	modTime time.Time
+}
+
+// extractEntry writes one tar entry inside root, its parents resolved inside root. For a
+// directory it returns the mode and time to set at the end.
+func extractEntry(tr *tar.Reader, h *tar.Header, root string, asRoot bool) (*dirMode, error) {
+	rel := path.Clean("/" + h.Name)
+	if rel == "/" {
+		return nil, nil
+	}
+	parent, err := resolveIn(root, path.Dir(rel))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", h.Name, err)
+	}
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return nil, err
+	}
+	target := filepath.Join(parent, path.Base(rel))
+	// A layer's deletions (OCI whiteouts) become overlayfs whiteouts, so the layer
+	// can sit in an overlay above the ones it deletes from.
+	if base := path.Base(rel); strings.HasPrefix(base, whiteoutPrefix) {
+		if err := overlayWhiteout(parent, strings.TrimPrefix(base, whiteoutPrefix)); err != nil {
+			return nil, fmt.Errorf("%s: %w", h.Name, err)
+		}
+		return nil, nil
+	}
+	written, err := writeEntry(tr, h, root, target)
+	if err != nil || !written {
+		return nil, err
+	}
+	if asRoot {
+		if err := os.Lchown(target, sandbox.HostID(h.Uid), sandbox.HostID(h.Gid)); err != nil {
+			return nil, err
+		}
+	}
+	switch h.Typeflag {
+	case tar.TypeDir:
 		mode := os.FileMode(h.Mode & 0o777)
 		if h.Mode&0o1000 != 0 {
 			mode |= os.ModeSticky
 		}
-		// A layer's deletions (OCI whiteouts) become overlayfs whiteouts, so the layer
-		// can sit in an overlay above the ones it deletes from.
-		if base := path.Base(rel); strings.HasPrefix(base, whiteoutPrefix) {
-			if err := overlayWhiteout(parent, strings.TrimPrefix(base, whiteoutPrefix)); err != nil {
-				return fmt.Errorf("%s: %w", h.Name, err)
-			}
-			continue
-		}
-		switch h.Typeflag {
-		case tar.TypeDir:
-			if info, err := os.Lstat(target); err != nil || !info.IsDir() {
-				_ = os.Remove(target)
-				if err := os.Mkdir(target, 0o755); err != nil {
-					return err
-				}
-			}
-			dirs = append(dirs, dirMode{strings.TrimPrefix(target, root), mode, h.ModTime})
-		case tar.TypeReg:
-			_ = os.Remove(target)
-			f, err := os.OpenFile(target, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
-			if err != nil {
-				return err
-			}
-			if _, err := io.Copy(f, tr); err != nil {
-				f.Close()
-				return err
-			}
-			if err := f.Close(); err != nil {
-				return err
-			}
-		case tar.TypeSymlink:
-			_ = os.RemoveAll(target)
-			if err := os.Symlink(h.Linkname, target); err != nil {
-				return err
-			}
-		case tar.TypeLink:
-			src, err := resolveIn(root, path.Clean("/"+h.Linkname))
-			if err != nil {
-				return fmt.Errorf("%s: %w", h.Name, err)
-			}
-			_ = os.RemoveAll(target)
-			if err := os.Link(src, target); err != nil {
-				return err
-			}
-			continue
-		default:
-			// Devices, pipes and sockets: the sandbox provides its own /dev.
-			continue
-		}
-		if asRoot {
-			if err := os.Lchown(target, sandbox.HostID(h.Uid), sandbox.HostID(h.Gid)); err != nil {
-				return err
-			}
-		}
-		if h.Typeflag != tar.TypeSymlink && h.Typeflag != tar.TypeDir {
-			if err := unix.Chmod(target, uint32(h.Mode&0o1777)); err != nil {
-				return err
-			}
-			// Modification times matter: Python checks timestamp-based .pyc files against
-			// their source's mtime, and recompiles (every start, on a read-only root) when
-			// they differ.
-			if err := os.Chtimes(target, h.ModTime, h.ModTime); err != nil {
-				return err
-			}
-		}
+		return &dirMode{strings.TrimPrefix(target, root), mode, h.ModTime}, nil
+	case tar.TypeSymlink:
+		return nil, nil
 	}
-	// Directory modes last, so a read-only directory does not stop its own extraction.
-	// A later entry may have replaced a directory, or a directory above it, with a link:
-	// each is opened again inside root without following any link, and a directory that is
-	// no longer there is left alone.
+	if err := unix.Chmod(target, uint32(h.Mode&0o1777)); err != nil {
+		return nil, err
+	}
+	// Modification times matter: Python checks timestamp-based .pyc files against their
+	// source's mtime, and recompiles (every start, on a read-only root) when they differ.
+	return nil, os.Chtimes(target, h.ModTime, h.ModTime)
+}
+
+// writeEntry makes target from a directory, regular file, symbolic or hard link entry. It
+// reports false for what it leaves as it is: a hard link (it shares its source's owner,
+// mode and time), devices, pipes and sockets (the sandbox provides its own /dev).
+func writeEntry(tr *tar.Reader, h *tar.Header, root, target string) (bool, error) {
+	switch h.Typeflag {
+	case tar.TypeDir:
+		if info, err := os.Lstat(target); err != nil || !info.IsDir() {
+			_ = os.Remove(target)
+			if err := os.Mkdir(target, 0o755); err != nil {
+				return false, err
+			}
+		}
+		return true, nil
+	case tar.TypeReg:
+		_ = os.Remove(target)
+		f, err := os.OpenFile(target, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+		if err != nil {
+			return false, err
+		}
+		if _, err := io.Copy(f, tr); err != nil {
+			f.Close()
+			return false, err
+		}
+		return true, f.Close()
+	case tar.TypeSymlink:
+		_ = os.RemoveAll(target)
+		return true, os.Symlink(h.Linkname, target)
+	case tar.TypeLink:
+		src, err := resolveIn(root, path.Clean("/"+h.Linkname))
+		if err != nil {
+			return false, fmt.Errorf("%s: %w", h.Name, err)
+		}
+		_ = os.RemoveAll(target)
+		return false, os.Link(src, target)
+	default:
+		return false, nil
+	}
+}
+
+// setDirModes sets the directories' modes and times last, so a read-only directory does
+// not stop its own extraction. A later entry may have replaced a directory, or a
+// directory above it, with a link: each is opened again inside root without following
+// any link, and a directory that is no longer there is left alone.
+func setDirModes(root string, dirs []dirMode, asRoot bool) error {
 	rootFD, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return err

@@ -30,7 +30,8 @@ const (
 	DockerHub = "docker.io"
 )
 
-// Plan is everything the build does, as data.
+// Plan is everything the build does, as data: the commands it runs and the history it
+// writes included, so that a build decides nothing the plan does not say.
 type Plan struct {
 	Base     Base   `json:"base"`
 	Platform string `json:"platform"`
@@ -41,11 +42,13 @@ type Plan struct {
 	App          App          `json:"app"`
 	// BuildSteps run after the dependencies are installed; what they write in the app
 	// directory becomes a layer of its own.
-	BuildSteps []detect.BuildStep `json:"build_steps,omitempty"`
-	Config     Config             `json:"config"`
+	BuildSteps []BuildStep `json:"build_steps,omitempty"`
+	Config     Config      `json:"config"`
 	// Writable are the directories the application may create files in; every other entry
 	// of pyship's layers belongs to root.
-	Writable  []Writable `json:"writable"`
+	Writable []Writable `json:"writable"`
+	// History are the history lines of the layers the build adds.
+	History   History    `json:"history"`
 	Smoke     Smoke      `json:"smoke"`
 	Decisions []Decision `json:"decisions"`
 	Warnings  []string   `json:"warnings,omitempty"`
@@ -69,6 +72,7 @@ type Base struct {
 
 // Dependencies says how the dependency layer is made.
 type Dependencies struct {
+	// Installer is the tool that runs Steps: "pip", the venv's own.
 	Installer string `json:"installer"`
 	// Requirements are the files given to pip -r, relative to the repository.
 	Requirements []string `json:"requirements,omitempty"`
@@ -77,13 +81,18 @@ type Dependencies struct {
 	// Local are local paths the requirements install from; their code is in the venv.
 	Local []string `json:"local,omitempty"`
 	// Lock is the lock file the install follows exactly: every package pinned and hashed.
-	Lock *detect.Lock `json:"lock,omitempty"`
+	Lock *Lock `json:"lock,omitempty"`
+	// LockRequirements is where the install sees Lock as a hashed requirements file.
+	LockRequirements string `json:"lock_requirements,omitempty"`
 	// Files are every repository file the install depends on; they key its cache.
 	Files []string `json:"files,omitempty"`
 	Venv  string   `json:"venv"`
 	// UploadedBefore, when set (RFC 3339, UTC), has pip consider only files the index
 	// received before it: the commit's time, for versions the requirements leave open.
 	UploadedBefore string `json:"uploaded_before,omitempty"`
+	// Steps are the commands that make the venv, in order, as they run in the build
+	// sandbox.
+	Steps []InstallStep `json:"steps"`
 }
 
 // App says how the application layer is made.
@@ -128,7 +137,8 @@ type Smoke struct {
 	Status  int               `json:"status,omitempty"`
 	Body    string            `json:"body,omitempty"`
 	Headers map[string]string `json:"headers,omitempty"`
-	Timeout string            `json:"timeout"`
+	// Timeout is how long the app has to answer.
+	Timeout Duration `json:"timeout"`
 }
 
 // Decision is one choice the plan made, with the file that caused it.
@@ -156,7 +166,7 @@ type Options struct {
 }
 
 // DefaultSmokeTimeout is how long the smoke test waits for the app by default.
-const DefaultSmokeTimeout = "30s"
+const DefaultSmokeTimeout = 30 * time.Second
 
 // New makes the plan for a detected repository. Options override the repository's
 // configuration, which overrides detection.
@@ -169,39 +179,66 @@ func New(res *detect.Result, opts Options) (*Plan, error) {
 	if platform == "" {
 		platform = "linux/" + runtime.GOARCH
 	}
-	deps := res.Dependencies
 	p := &Plan{
 		Platform: platform,
-		Dependencies: Dependencies{
-			Installer:    deps.Installer,
-			Requirements: deps.Requirements,
-			Project:      deps.Project,
-			Local:        deps.Local,
-			Lock:         deps.Lock,
-			Files:        deps.Files,
-			Venv:         VenvDir,
-		},
 		App:      App{Dir: AppDir, Include: cfg.Include, Exclude: cfg.Exclude},
 		Warnings: res.Warnings,
 	}
-
-	baseName := "python:" + res.Python.Value + "-slim"
-	baseSource, baseReason := res.Python.Source, "Python "+res.Python.Value
-	switch {
-	case opts.Base != "":
-		baseName, baseSource, baseReason = opts.Base, "--base", "set by the user"
-	case cfg.Base != "":
-		baseName, baseSource, baseReason = cfg.Base, cfg.Source("base"), "set in "+cfg.File
-	}
-	ref, err := Mirror(baseName, opts.BaseMirror)
-	if err != nil {
+	if err := p.planBase(res, cfg, opts); err != nil {
 		return nil, err
 	}
-	p.Base = Base{Name: baseName, Ref: ref, Python: res.Python.Value}
+	p.planDependencies(res)
+	if err := resolveAsOf(p, cfg, opts.Committed); err != nil {
+		return nil, err
+	}
+	p.Dependencies.Steps = installSteps(&p.Dependencies, p.Base.Python)
+	p.planFacts(res)
+	if err := p.planConfig(res, cfg, opts); err != nil {
+		return nil, err
+	}
+	if err := p.planSmoke(res, cfg); err != nil {
+		return nil, err
+	}
+	p.History = p.history()
+	return p, nil
+}
+
+// planBase picks the base image: --base, else the configuration's, else the slim image of
+// the detected Python, on the mirror when one is set.
+func (p *Plan) planBase(res *detect.Result, cfg *detect.Config, opts Options) error {
+	name := "python:" + res.Python.Value + "-slim"
+	source, reason := res.Python.Source, "Python "+res.Python.Value
+	switch {
+	case opts.Base != "":
+		name, source, reason = opts.Base, "--base", "set by the user"
+	case cfg.Base != "":
+		name, source, reason = cfg.Base, cfg.Source("base"), "set in "+cfg.File
+	}
+	ref, err := Mirror(name, opts.BaseMirror)
+	if err != nil {
+		return err
+	}
+	p.Base = Base{Name: name, Ref: ref, Python: res.Python.Value}
 	p.decide("python", res.Python.Value, res.Python.Source, res.Python.Reason)
-	p.decide("base", ref, baseSource, baseReason)
+	p.decide("base", ref, source, reason)
+	return nil
+}
+
+// planDependencies says what the dependency layer installs.
+func (p *Plan) planDependencies(res *detect.Result) {
+	deps := res.Dependencies
+	p.Dependencies = Dependencies{
+		Installer:    deps.Installer,
+		Requirements: deps.Requirements,
+		Project:      deps.Project,
+		Local:        deps.Local,
+		Lock:         lockOf(deps.Lock),
+		Files:        deps.Files,
+		Venv:         VenvDir,
+	}
 	switch {
 	case deps.Lock != nil:
+		p.Dependencies.LockRequirements = LockRequirements
 		v := fmt.Sprintf("pip install --require-hashes --no-deps: %d packages locked in %s", len(deps.Lock.Packages), deps.Lock.File)
 		if len(deps.Lock.Local) > 0 {
 			v += ", then " + strings.Join(deps.Lock.Local, " ") + " without dependencies"
@@ -216,9 +253,11 @@ func New(res *detect.Result, opts Options) (*Plan, error) {
 	default:
 		p.decide("dependencies", "none", "default", "no requirements file or installable project")
 	}
-	if err := resolveAsOf(p, cfg, opts.Committed); err != nil {
-		return nil, err
-	}
+}
+
+// planFacts records the rest of what detection found: framework, notes, system packages,
+// build steps, start command and port.
+func (p *Plan) planFacts(res *detect.Result) {
 	if res.Framework != "" {
 		p.decide("framework", res.Framework, res.Start.Source, "")
 	}
@@ -229,21 +268,54 @@ func New(res *detect.Result, opts Options) (*Plan, error) {
 		p.System = &System{Packages: res.System.Packages}
 		p.decide("system packages", "apt-get install "+strings.Join(res.System.Packages, " "), res.System.Source, "installed from the base's Debian archive, in a layer below the dependencies")
 	}
-	p.BuildSteps = res.BuildSteps
+	p.BuildSteps = buildStepsOf(res.BuildSteps)
 	for _, st := range res.BuildSteps {
 		p.decide("build step", strings.Join(st.Command, " "), st.Source, st.Reason)
 	}
 	p.decide("start", strings.Join(res.Start.Command, " "), res.Start.Source, res.Start.Reason)
-	port := strconv.Itoa(res.Port.Number)
-	p.decide("port", port, res.Port.Source, "")
+	p.decide("port", strconv.Itoa(res.Port.Number), res.Port.Source, "")
+}
 
+// planConfig makes the image config: command, environment, user, the directories the app
+// may write, labels.
+func (p *Plan) planConfig(res *detect.Result, cfg *detect.Config, opts Options) error {
+	uid, gid, err := p.planUser(cfg)
+	if err != nil {
+		return err
+	}
+	p.planWritable(res, uid, gid)
+	port := strconv.Itoa(res.Port.Number)
+	p.Config = Config{
+		Cmd:          res.Start.Command,
+		Env:          imageEnv(res, cfg),
+		WorkingDir:   AppDir,
+		User:         fmt.Sprintf("%d:%d", uid, gid),
+		ExposedPorts: []string{port + "/tcp"},
+		Labels:       map[string]string{},
+	}
+	for k, v := range cfg.Labels {
+		p.Config.Labels[k] = v
+	}
+	if opts.Source != "" {
+		p.Config.Labels["org.opencontainers.image.source"] = opts.Source
+	}
+	if opts.Revision != "" {
+		p.Config.Labels["org.opencontainers.image.revision"] = opts.Revision
+	}
+	p.Config.Labels["org.opencontainers.image.base.name"] = p.Base.Name
+	return nil
+}
+
+// imageEnv is the image's environment: the venv on PATH, the port, a writable HOME, what
+// the start command needs, then the user's [env], which may override them.
+func imageEnv(res *detect.Result, cfg *detect.Config) []string {
 	env := []string{
 		// ${PATH} is the base image's PATH.
 		"PATH=" + VenvDir + "/bin:${PATH}",
 		"VIRTUAL_ENV=" + VenvDir,
 		"PYTHONUNBUFFERED=1",
 		"PYTHONDONTWRITEBYTECODE=1",
-		"PORT=" + port,
+		"PORT=" + strconv.Itoa(res.Port.Number),
 	}
 	// Apps expect a writable home (~/.cache, ~/.config); runtimes set HOME from the image's
 	// /etc/passwd only when the environment lacks it, and a numeric user may have no entry.
@@ -251,32 +323,39 @@ func New(res *detect.Result, opts Options) (*Plan, error) {
 	if res.Start.PythonPath != "" {
 		env = append(env, "PYTHONPATH="+path.Join(AppDir, res.Start.PythonPath))
 	}
-	// What the start command needs comes before the user's [env], which may override it.
 	env = append(env, res.Start.Env...)
 	for _, k := range slices.Sorted(maps.Keys(cfg.Env)) {
 		env = append(env, k+"="+cfg.Env[k])
 	}
-	uid, gid := UserID, GroupID
-	if cfg.User != "" {
-		u, g, hasGroup := strings.Cut(cfg.User, ":")
-		var err error
-		if uid, err = strconv.Atoi(u); err != nil || uid < 0 {
-			return nil, fmt.Errorf("user %q is not \"uid\" or \"uid:gid\"", cfg.User)
-		}
-		gid = uid
-		reason := ""
-		if hasGroup {
-			if gid, err = strconv.Atoi(g); err != nil || gid < 0 {
-				return nil, fmt.Errorf("user %q is not \"uid\" or \"uid:gid\"", cfg.User)
-			}
-		} else {
-			// Runtimes disagree on the group of a uid that /etc/passwd lacks (podman: 0);
-			// naming it makes every runtime give the app the group that may write to /app.
-			reason = "the group is the user id when not given"
-		}
-		p.decide("user", fmt.Sprintf("%d:%d", uid, gid), cfg.Source("user"), reason)
+	return env
+}
+
+// planUser reads the configuration's user, "uid" or "uid:gid"; default UserID:GroupID.
+func (p *Plan) planUser(cfg *detect.Config) (uid, gid int, err error) {
+	if cfg.User == "" {
+		return UserID, GroupID, nil
 	}
-	user := fmt.Sprintf("%d:%d", uid, gid)
+	u, g, hasGroup := strings.Cut(cfg.User, ":")
+	if uid, err = strconv.Atoi(u); err != nil || uid < 0 {
+		return 0, 0, fmt.Errorf("user %q is not \"uid\" or \"uid:gid\"", cfg.User)
+	}
+	gid = uid
+	reason := ""
+	if hasGroup {
+		if gid, err = strconv.Atoi(g); err != nil || gid < 0 {
+			return 0, 0, fmt.Errorf("user %q is not \"uid\" or \"uid:gid\"", cfg.User)
+		}
+	} else {
+		// Runtimes disagree on the group of a uid that /etc/passwd lacks (podman: 0);
+		// naming it makes every runtime give the app the group that may write to /app.
+		reason = "the group is the user id when not given"
+	}
+	p.decide("user", fmt.Sprintf("%d:%d", uid, gid), cfg.Source("user"), reason)
+	return uid, gid, nil
+}
+
+// planWritable gives the app the directories it may write in.
+func (p *Plan) planWritable(res *detect.Result, uid, gid int) {
 	// The application's directories belong to root and its user's group, with the sticky
 	// bit: the app may create files and directories there (Flask's instance/, Django's
 	// db.sqlite3, uploads) but may remove or rename only its own, so it cannot rewrite its
@@ -296,37 +375,29 @@ func New(res *detect.Result, opts Options) (*Plan, error) {
 		p.Writable = append(p.Writable, Writable{Path: dir, Subdirs: true, Files: true, UID: uid, GID: gid, Mode: "0755"})
 		p.decide("writable", fmt.Sprintf("%s and all in it (%d:%d)", dir, uid, gid), st.Source, "build step "+st.Name+" makes the app's data there, which the app changes at run time")
 	}
-	p.Config = Config{
-		Cmd:          res.Start.Command,
-		Env:          env,
-		WorkingDir:   AppDir,
-		User:         user,
-		ExposedPorts: []string{port + "/tcp"},
-		Labels:       map[string]string{},
-	}
-	for k, v := range cfg.Labels {
-		p.Config.Labels[k] = v
-	}
-	if opts.Source != "" {
-		p.Config.Labels["org.opencontainers.image.source"] = opts.Source
-	}
-	if opts.Revision != "" {
-		p.Config.Labels["org.opencontainers.image.revision"] = opts.Revision
-	}
-	p.Config.Labels["org.opencontainers.image.base.name"] = baseName
+}
 
-	p.Smoke = Smoke{Port: res.Port.Number, Path: "/", Timeout: DefaultSmokeTimeout, Status: cfg.Smoke.Status, Body: cfg.Smoke.Body, Headers: cfg.Smoke.Headers}
-	if res.SmokePath != nil && cfg.Smoke.Path == "" {
+// planSmoke says how the smoke test checks the app: the configuration's settings over
+// detection's.
+func (p *Plan) planSmoke(res *detect.Result, cfg *detect.Config) error {
+	s := cfg.Smoke
+	p.Smoke = Smoke{Port: res.Port.Number, Path: "/", Timeout: Duration(DefaultSmokeTimeout), Status: s.Status, Body: s.Body, Headers: s.Headers}
+	if res.SmokePath != nil && s.Path == "" {
 		p.Smoke.Path = res.SmokePath.Value
 		p.decide("smoke path", res.SmokePath.Value, res.SmokePath.Source, res.SmokePath.Reason)
 	}
-	if cfg.Smoke.Path != "" {
-		p.Smoke.Path = cfg.Smoke.Path
+	if s.Path != "" {
+		p.Smoke.Path = s.Path
 	}
-	if cfg.Smoke.Timeout.Duration > 0 {
-		p.Smoke.Timeout = cfg.Smoke.Timeout.String()
+	switch {
+	case s.Timeout.Duration < 0:
+		file, line := detect.ParseSource(cfg.Source("smoke.timeout"))
+		return &detect.Error{File: file, Line: line, Msg: fmt.Sprintf("smoke.timeout = %s is not positive", s.Timeout),
+			Hint: `write how long the app has to answer, like "30s" or "2m"`}
+	case s.Timeout.Duration > 0:
+		p.Smoke.Timeout = Duration(s.Timeout.Duration)
 	}
-	return p, nil
+	return nil
 }
 
 func (p *Plan) decide(what, value, source, reason string) {

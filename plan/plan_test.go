@@ -2,9 +2,11 @@ package plan
 
 import (
 	"encoding/json"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pyship/pyship/detect"
 )
@@ -147,5 +149,141 @@ func TestWritable(t *testing.T) {
 	}
 	if _, err := New(bad, Options{}); err == nil {
 		t.Errorf("a user name was planned; the writable directories need numeric ids")
+	}
+}
+
+// TestInstallSteps pins the commands the dependency install runs: the build runs these
+// argv and no others, so a change to how dependencies are installed shows here and in the
+// golden plans.
+func TestInstallSteps(t *testing.T) {
+	const (
+		py      = "/opt/venv/bin/python"
+		compile = "/opt/venv/bin/python -m compileall -q -f --invalidation-mode checked-hash /opt/venv/lib"
+		venv    = "python3 -m venv /opt/venv"
+		pip     = py + " -m pip install --no-cache-dir --no-compile"
+	)
+	lock := &detect.Lock{File: "uv.lock", Format: "uv", Local: []string{"."}, Packages: []detect.LockedPackage{
+		{Name: "flask", Version: "3.1.0", Hashes: []string{"sha256:00"}},
+		{Name: "tzdata", Version: "1", URL: "https://example.com/tzdata-1.whl", Marker: `sys_platform == "win32"`, Hashes: []string{"sha256:01", "sha256:02"}},
+	}}
+	for _, tc := range []struct {
+		name      string
+		deps      detect.Dependencies
+		python    string
+		committed time.Time
+		want      []string
+		history   string
+	}{
+		{
+			name: "requirements", deps: detect.Dependencies{Installer: "pip", Requirements: []string{"requirements.txt", "dev/extra.txt"}},
+			want:    []string{"venv: " + venv, "pip: " + pip + " -r requirements.txt -r dev/extra.txt", "compile: " + compile},
+			history: "pyship: python -m venv /opt/venv && pip install -r requirements.txt && pip install -r dev/extra.txt",
+		},
+		{
+			name: "requirements as of the commit", deps: detect.Dependencies{Installer: "pip", Requirements: []string{"requirements.txt"}},
+			python: "3.12", committed: time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC),
+			want: []string{"venv: " + venv, "pip: " + pip + " --upgrade pip==26.3",
+				"pip: " + pip + " --uploaded-prior-to=2025-03-04T05:06:07Z -r requirements.txt", "compile: " + compile},
+			history: "pyship: python -m venv /opt/venv && pip install -r requirements.txt (as uploaded before 2025-03-04T05:06:07Z)",
+		},
+		{
+			name: "project on Python 3.9 as of a commit before its wheels", deps: detect.Dependencies{Installer: "pip", Project: true},
+			python: "3.9", committed: time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC),
+			want: []string{"venv: " + venv, "pip: " + pip + " --upgrade pip==26.0.1",
+				"pip: " + pip + " --uploaded-prior-to=2021-04-05T00:00:00Z .", "compile: " + compile},
+			history: "pyship: python -m venv /opt/venv (as uploaded before 2021-04-05T00:00:00Z) && pip install .",
+		},
+		{
+			name: "lock with the project", deps: detect.Dependencies{Installer: "pip", Project: true, Lock: lock},
+			committed: time.Date(2025, 3, 4, 0, 0, 0, 0, time.UTC),
+			want: []string{"venv: " + venv, "pip: " + pip + " --require-hashes --no-deps -r " + LockRequirements,
+				"pip: " + pip + " --no-deps ./.", "compile: " + compile},
+			history: "pyship: python -m venv /opt/venv && pip install --require-hashes --no-deps (uv.lock)",
+		},
+		{
+			name: "nothing to install", deps: detect.Dependencies{Installer: "pip"},
+			want:    []string{"venv: " + venv, "compile: " + compile},
+			history: "pyship: python -m venv /opt/venv",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			python := tc.python
+			if python == "" {
+				python = "3.12"
+			}
+			res := &detect.Result{
+				Python:       detect.Fact{Value: python, Source: "default"},
+				Dependencies: tc.deps,
+				Start:        detect.Start{Command: []string{"python", "app.py"}, Source: "app.py:1"},
+				Port:         detect.Port{Number: 8080, Source: "default"},
+			}
+			if tc.deps.Lock != nil {
+				// Project is what the lock's Local says for a locked install.
+				res.Dependencies.Project = false
+			}
+			p, err := New(res, Options{Platform: "linux/amd64", Committed: tc.committed})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, st := range p.Dependencies.Steps {
+				got = append(got, st.Kind+": "+strings.Join(st.Args, " "))
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("steps:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(tc.want, "\n  "))
+			}
+			if p.History.Dependencies != tc.history {
+				t.Errorf("history %q, want %q", p.History.Dependencies, tc.history)
+			}
+			if tc.deps.Lock != nil && (p.Dependencies.LockRequirements != LockRequirements || p.Dependencies.Lock == nil ||
+				p.Dependencies.Lock.Requirements() != "# Translated by pyship from uv.lock (uv); every package pinned and hashed.\n"+
+					"flask==3.1.0 \\\n    --hash=sha256:00\n"+
+					"tzdata @ https://example.com/tzdata-1.whl ; sys_platform == \"win32\" \\\n    --hash=sha256:01 \\\n    --hash=sha256:02\n") {
+				t.Errorf("lock %+v at %q", p.Dependencies.Lock, p.Dependencies.LockRequirements)
+			}
+		})
+	}
+}
+
+// TestSmokeTimeout: the plan's timeout is a duration, written as JSON like "30s", and one
+// that is not positive is the configuration's fault, named by its line.
+func TestSmokeTimeout(t *testing.T) {
+	res := func(timeout time.Duration) *detect.Result {
+		return &detect.Result{
+			Python: detect.Fact{Value: "3.12"}, Start: detect.Start{Command: []string{"python", "app.py"}},
+			Port:   detect.Port{Number: 8080},
+			Config: &detect.Config{File: "pyship.toml", Smoke: detect.Smoke{Timeout: detect.Duration{Duration: timeout}}},
+		}
+	}
+	p, err := New(res(0), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if time.Duration(p.Smoke.Timeout) != DefaultSmokeTimeout {
+		t.Errorf("default timeout %v", time.Duration(p.Smoke.Timeout))
+	}
+	if p, err = New(res(90*time.Second), Options{}); err != nil {
+		t.Fatal(err)
+	}
+	data, err := json.Marshal(p.Smoke)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(data), `"timeout":"1m30s"`) {
+		t.Errorf("smoke as JSON: %s", data)
+	}
+	var back Smoke
+	if err := json.Unmarshal(data, &back); err != nil || back.Timeout != p.Smoke.Timeout {
+		t.Errorf("read back %v (%v), want %v", back.Timeout, err, p.Smoke.Timeout)
+	}
+	for _, bad := range []string{`{"timeout":"soon"}`, `{"timeout":"-1s"}`} {
+		if err := json.Unmarshal([]byte(bad), &back); err == nil {
+			t.Errorf("%s read as a smoke timeout", bad)
+		}
+	}
+	_, err = New(res(-time.Second), Options{})
+	var de *detect.Error
+	if !errors.As(err, &de) || de.File != "pyship.toml" {
+		t.Errorf("a negative timeout planned: %v", err)
 	}
 }

@@ -313,3 +313,18 @@ func (t *Tarball) Publish(ctx context.Context, img v1.Image) (string, error) {
 	}
 	return t.Tag.Context().Digest(d.String()).String(), nil
 }
+
+// Pull reads the image Ref names, for platform, the way Publish writes: the same
+// credentials, transport and retries. Its layers are fetched as they are read, under ctx.
+func (r *Registry) Pull(ctx context.Context, platform v1.Platform) (v1.Image, error) {
+	var img v1.Image
+	err := untilDone(ctx, func() error {
+		var err error
+		img, err = remote.Image(r.Ref, append(r.options(ctx), remote.WithPlatform(platform))...)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return img, nil
+}

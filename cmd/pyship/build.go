@@ -28,66 +28,73 @@ func runBuild(ctx context.Context, args []string) error {
 	var c common
 	c.register(fs)
 	image := fs.String("image", os.Getenv("PYSHIP_IMAGE"), "image `REF` to name the result (env PYSHIP_IMAGE)")
-	push := fs.Bool("push", false, "push the image to the registry named by --image")
+	push := fs.Bool("push", false, "push the image to the registry named by --image, as pyship publish does")
 	ociLayout := fs.String("oci-layout", "", "write the image into the OCI layout `DIR`")
 	tarballPath := fs.String("tarball", "", "write the image to `FILE`, loadable by docker load or podman load")
-	var pf pushFlags
-	pf.register(fs)
+	var rf registryFlags
+	rf.register(fs)
 	path, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
 	log := c.logger()
-
+	switch {
+	case *push && *image == "":
+		return usagef("--push needs --image REGISTRY/REPOSITORY[:TAG]")
+	case !*push && rf.given():
+		return usagef("--username and --password-stdin go with --push")
+	}
 	var ref name.Reference
-	if *image != "" {
-		if ref, err = pf.reference(*image); err != nil {
+	if *image != "" && !*push {
+		if ref, err = rf.reference("--image", *image); err != nil {
 			return err
 		}
 		if err := checkTags(ref, nil, nil); err != nil {
 			return err
 		}
 	}
-	if *push && ref == nil {
-		return usagef("--push needs --image REGISTRY/REPOSITORY[:TAG]")
-	}
 	cacheDir, err := c.cache()
 	if err != nil {
 		return err
 	}
-	// The same registry setup as pyship publish: credentials, transport, mounts.
-	var registry *publish.Registry
-	secret := func(err error) error { return err }
 	if *push {
-		if registry, secret, err = pf.registry(ref, &c); err != nil {
+		// The registry pyship publish pushes to, made and checked the same way.
+		reg, secret, err := rf.pushTarget(ctx, *image, nil, nil, &c, log)
+		if err != nil {
 			return err
 		}
-		if err := checkRegistry(ctx, registry, log); err != nil {
+		_, res, err := build(ctx, path, c, cacheDir, log)
+		if err != nil {
+			return err
+		}
+		out, err := pushImage(ctx, reg, res, log)
+		if err != nil {
 			return secret(err)
 		}
-	} else if pf.username != "" || pf.passwordStdin {
-		return usagef("--username and --password-stdin go with --push")
+		fmt.Println(out)
+		return nil
 	}
-
 	_, res, err := build(ctx, path, c, cacheDir, log)
 	if err != nil {
 		return err
 	}
-	dir, _ := filepath.Abs(path)
+	return writeImage(ctx, res, ref, path, *ociLayout, *tarballPath, cacheDir, log)
+}
 
+// writeImage writes a built image that is not pushed: into the OCI layout DIR, to a
+// tarball, or into the cache's OCI layout; it prints the reference by digest.
+func writeImage(ctx context.Context, res *layers.Result, ref name.Reference, path, ociLayout, tarballPath, cacheDir string, log hclog.Logger) error {
 	var pub publish.Interface
 	switch {
-	case *push:
-		registry.MountFrom, registry.MountLayers = res.Base, res.BaseLayers
-		pub = registry
-	case *ociLayout != "":
-		pub = &publish.Layout{Dir: *ociLayout, Name: refName(ref)}
-	case *tarballPath != "":
+	case ociLayout != "":
+		pub = &publish.Layout{Dir: ociLayout, Name: refName(ref)}
+	case tarballPath != "":
+		dir, _ := filepath.Abs(path)
 		tag, err := tarballTag(ref, dir)
 		if err != nil {
 			return err
 		}
-		pub = &publish.Tarball{Path: *tarballPath, Tag: tag}
+		pub = &publish.Tarball{Path: tarballPath, Tag: tag}
 	default:
 		pub = &publish.Layout{Dir: layers.LayoutDir(cacheDir), Name: refName(ref)}
 		// Builds on one cache share its layout's index.json: one writes it at a time.
@@ -100,7 +107,7 @@ func runBuild(ctx context.Context, args []string) error {
 	start := time.Now()
 	out, err := pub.Publish(ctx, res.Image)
 	if err != nil {
-		return secret(fail(exitPublish, err))
+		return fail(exitPublish, err)
 	}
 	log.Info("image written", "ref", out, "took", since(start))
 	fmt.Println(out)

@@ -65,7 +65,7 @@ func TestCgroupV2VM(t *testing.T) {
 	// Inside the VM. Each smoke test gets a generous deadline: TCG is slow, and a slow
 	// answer is not what this test is about.
 	test := func(app string) string {
-		return fmt.Sprintf("PYSHIP_CACHE_DIR=/tmp/cache /host/pyship test --json --grace 2s --timeout 180s --image /host/images@%s", digests[app])
+		return fmt.Sprintf("PYSHIP_CACHE_DIR=/tmp/cache /host/pyship test --json --grace 2s --timeout 180s --from /host/images@%s", digests[app])
 	}
 	var s vm.Script
 	// GitHub's runners start jobs in a systemd unit's cgroup, not the root: the script's

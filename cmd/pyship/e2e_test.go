@@ -292,11 +292,11 @@ func endToEnd(t *testing.T, reg, app string, want *fixtures.Expect) {
 	checkWritable(t, id, src)
 	// pyship's own smoke test passes on the image it pushed, as podman ran it.
 	// The build's cache holds the base already: only the image's own layers are pulled.
-	smoke := pyship(t, cache, "test", "--json", "--image", pinned,
+	smoke := pyship(t, cache, "test", "--json", "--from", pinned,
 		"--path", want.Path, "--status", strconv.Itoa(want.Status), "--body", want.Body)
 	var report sandbox.Report
 	if err := json.Unmarshal([]byte(smoke.stdout), &report); err != nil || smoke.code != 0 || report.Verdict != "pass" {
-		t.Errorf("pyship test --image: exit %d, verdict %q (%s: %s), %v\n%s", smoke.code, report.Verdict, report.Failure, report.Reason, err, smoke.stderr)
+		t.Errorf("pyship test --from: exit %d, verdict %q (%s: %s), %v\n%s", smoke.code, report.Verdict, report.Failure, report.Reason, err, smoke.stderr)
 	}
 	for pkg, version := range want.Versions {
 		got := podman(t, "exec", id, "python", "-c", "import importlib.metadata as m, sys; print(m.version(sys.argv[1]))", pkg)
@@ -693,7 +693,7 @@ func TestResolveAsOfCommit(t *testing.T) {
 	tag := reg + "/e2e/unpinned-2022:" + uniqueTag()
 	built := pyship(t, []string{"PYSHIP_CACHE_DIR=" + t.TempDir()}, "build", src, "--image", tag, "--push")
 	d := builtDigest(t, built)
-	smoke := pyship(t, []string{"PYSHIP_CACHE_DIR=" + t.TempDir()}, "test", "--json", "--image", tag+"@"+d.String(), "--body", "flask 2.1.2, werkzeug 2.1.2")
+	smoke := pyship(t, []string{"PYSHIP_CACHE_DIR=" + t.TempDir()}, "test", "--json", "--from", tag+"@"+d.String(), "--body", "flask 2.1.2, werkzeug 2.1.2")
 	var report sandbox.Report
 	if err := json.Unmarshal([]byte(smoke.stdout), &report); err != nil || report.Verdict != "pass" {
 		t.Errorf("the image does not serve Flask 2.1.2: %v %+v\n%s", err, report, smoke.stderr)

@@ -625,7 +625,7 @@ func setuidImageCase(registry bool) func(*testing.T, *hostileSuite) *hostileAtte
 		}
 		cache := t.TempDir()
 		return &hostileAttempt{
-			spec:  hostileSpec{args: []string{"test", "--json", "--grace", "1s", "--image", ref}, env: []string{"PYSHIP_CACHE_DIR=" + cache}, deadline: 2 * time.Minute},
+			spec:  hostileSpec{args: []string{"test", "--json", "--grace", "1s", "--from", ref}, env: []string{"PYSHIP_CACHE_DIR=" + cache}, deadline: 2 * time.Minute},
 			check: cacheCheck(cache),
 		}
 	}
@@ -662,7 +662,7 @@ func deviceImageCase(t *testing.T, s *hostileSuite) *hostileAttempt {
 	)
 	cache := t.TempDir()
 	return &hostileAttempt{
-		spec:  hostileSpec{args: []string{"test", "--json", "--grace", "1s", "--image", s.inLayout(t, img)}, env: []string{"PYSHIP_CACHE_DIR=" + cache}, deadline: 2 * time.Minute},
+		spec:  hostileSpec{args: []string{"test", "--json", "--grace", "1s", "--from", s.inLayout(t, img)}, env: []string{"PYSHIP_CACHE_DIR=" + cache}, deadline: 2 * time.Minute},
 		check: cacheCheck(cache),
 	}
 }
@@ -693,7 +693,7 @@ func etcLinkImageCase(dotdot bool) func(*testing.T, *hostileSuite) *hostileAttem
 		}
 		img := withLayer(t, s.appImage, hostileEntry{name: "etc", typ: tar.TypeSymlink, mode: 0o777, linkname: target})
 		return &hostileAttempt{
-			spec:  hostileSpec{args: []string{"test", "--json", "--grace", "1s", "--image", s.inLayout(t, img)}, deadline: 2 * time.Minute},
+			spec:  hostileSpec{args: []string{"test", "--json", "--grace", "1s", "--from", s.inLayout(t, img)}, deadline: 2 * time.Minute},
 			check: check,
 		}
 	}
@@ -704,7 +704,7 @@ func dirLinkImageCase(name string) func(*testing.T, *hostileSuite) *hostileAttem
 		dir, check := hostDirGuard(t, s, name, map[string]string{"keep": "host file\n"})
 		img := withLayer(t, s.appImage, hostileEntry{name: name, typ: tar.TypeSymlink, mode: 0o777, linkname: dir})
 		return &hostileAttempt{
-			spec:  hostileSpec{args: []string{"test", "--json", "--grace", "1s", "--image", s.inLayout(t, img)}, deadline: 2 * time.Minute},
+			spec:  hostileSpec{args: []string{"test", "--json", "--grace", "1s", "--from", s.inLayout(t, img)}, deadline: 2 * time.Minute},
 			check: check,
 		}
 	}
@@ -786,7 +786,7 @@ func blackholeCase(cmd string, sigterm time.Duration) func(*testing.T, *hostileS
 		if cmd == "publish" {
 			args = []string{"publish", s.stdlibRepo(t), "--image", ref, "--skip-test"}
 		} else {
-			args = []string{"test", "--image", ref}
+			args = []string{"test", "--from", ref}
 			codes = []int{exitBuild}
 		}
 		a := &hostileAttempt{

@@ -54,13 +54,13 @@ func TestNoLeaks(t *testing.T) {
 	builtDigest(t, pyship(t, []string{"PYSHIP_CACHE_DIR=" + cache}, "build", copyFixture(t, "stdlib-port"), "--oci-layout", layoutDir))
 	env := append(os.Environ(), "PYSHIP_CACHE_DIR="+cache)
 	// A first run unpacks the image, so the loop measures only sandboxes.
-	if out, err := exec.Command(pyshipBin, "test", "--image", layoutDir).CombinedOutput(); err != nil {
+	if out, err := exec.Command(pyshipBin, "test", "--from", layoutDir).CombinedOutput(); err != nil {
 		t.Fatalf("first run: %v\n%s", err, out)
 	}
 	before := readHostState(t)
 
 	for i := 0; i < 50; i++ {
-		cmd := exec.Command(pyshipBin, "test", "--image", layoutDir, "--grace", "1s")
+		cmd := exec.Command(pyshipBin, "test", "--from", layoutDir, "--grace", "1s")
 		cmd.Env = env
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
@@ -95,7 +95,7 @@ func TestNoLeaks(t *testing.T) {
 
 	// A pyship killed with SIGKILL cannot clean up; its sandbox dies with it (its init has
 	// a parent-death signal) and the next run removes what is left.
-	killed := exec.Command(pyshipBin, "test", "--image", layoutDir, "--timeout", "60s", "--path", "/never")
+	killed := exec.Command(pyshipBin, "test", "--from", layoutDir, "--timeout", "60s", "--path", "/never")
 	killed.Env = env
 	if err := killed.Start(); err != nil {
 		t.Fatal(err)
@@ -104,7 +104,7 @@ func TestNoLeaks(t *testing.T) {
 	_ = killed.Process.Kill()
 	_ = killed.Wait()
 	waitFor(t, func() bool { return len(pyshipInits()) == 0 }, 5*time.Second)
-	if out, err := exec.Command(pyshipBin, "test", "--image", layoutDir).CombinedOutput(); err != nil {
+	if out, err := exec.Command(pyshipBin, "test", "--from", layoutDir).CombinedOutput(); err != nil {
 		t.Fatalf("run after SIGKILL: %v\n%s", err, out)
 	}
 	assertNoLeftovers(t)

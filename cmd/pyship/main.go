@@ -68,7 +68,7 @@ Usage:
   pyship [build] [flags] [PATH]   build the image for the repository at PATH (default .)
   pyship plan [--json] [PATH]     show what a build would do, and why
   pyship test [flags] [PATH]      build, then boot the image in a sandbox and check that it answers
-  pyship test --image REF         check an image from a registry or an OCI layout
+  pyship test --from REF          check an image from a registry or an OCI layout
   pyship run [flags] [PATH]       build, then keep the app running on a loopback port until Ctrl-C
   pyship publish --image REPO[:TAG] [PATH]
                                   build, smoke-test, then push (nothing is pushed if the test fails)

@@ -37,6 +37,12 @@ func runPlan(ctx context.Context, args []string) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	for _, st := range p.Dependencies.Steps {
+		fmt.Printf("install (%s): %s\n", st.Kind, strings.Join(st.Args, " "))
+	}
+	for _, st := range p.BuildSteps {
+		fmt.Printf("build step (%s): %s\n", st.Name, strings.Join(st.Command, " "))
+	}
 	for _, w := range p.Warnings {
 		fmt.Printf("warning: %s\n", w)
 	}

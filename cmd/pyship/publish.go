@@ -9,12 +9,15 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/pyship/pyship/layers"
+	"github.com/pyship/pyship/plan"
 	"github.com/pyship/pyship/publish"
 	"github.com/pyship/pyship/sandbox"
 )
@@ -25,146 +28,207 @@ type stringList []string
 func (l *stringList) String() string     { return strings.Join(*l, ",") }
 func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
 
+// publishFlags are pyship publish's flags.
+type publishFlags struct {
+	common    common
+	run       runFlags
+	smoke     smokeFlags
+	registry  registryFlags
+	image     string
+	tags      stringList
+	skipTest  bool
+	imageRefs string
+	summary   string
+}
+
+func (f *publishFlags) register(fs *flag.FlagSet) {
+	f.common.register(fs)
+	f.run.register(fs)
+	f.smoke.register(fs)
+	f.registry.register(fs)
+	fs.StringVar(&f.image, "image", os.Getenv("PYSHIP_IMAGE"), "`REPO[:TAG]` to push to (env PYSHIP_IMAGE)")
+	fs.Var(&f.tags, "tag", "another `TAG` to set (repeatable)")
+	fs.BoolVar(&f.skipTest, "skip-test", false, "push without the smoke test")
+	fs.StringVar(&f.imageRefs, "image-refs", "", "write every pushed reference to `FILE`, one a line")
+	fs.StringVar(&f.summary, "summary", "", "append a Markdown summary (plan, layers, smoke verdict) to `FILE`, like $GITHUB_STEP_SUMMARY")
+}
+
 // runPublish builds, smoke-tests and pushes. Nothing is pushed when the smoke test fails.
 func runPublish(ctx context.Context, args []string) error {
+	var f publishFlags
 	fs := flag.NewFlagSet("publish", flag.ContinueOnError)
-	var c common
-	c.register(fs)
-	var rf runFlags
-	rf.register(fs)
-	image := fs.String("image", os.Getenv("PYSHIP_IMAGE"), "`REPO[:TAG]` to push to (env PYSHIP_IMAGE)")
-	var tags stringList
-	fs.Var(&tags, "tag", "another `TAG` to set (repeatable)")
-	skipTest := fs.Bool("skip-test", false, "push without the smoke test")
-	var pf pushFlags
-	pf.register(fs)
-	imageRefs := fs.String("image-refs", "", "write every pushed reference to `FILE`, one a line")
-	timeout := fs.Duration("timeout", 0, "how long the app has to answer the smoke test (default 30s or smoke.timeout)")
-	summaryFile := fs.String("summary", "", "append a Markdown summary (plan, layers, smoke verdict) to `FILE`, like $GITHUB_STEP_SUMMARY")
+	f.register(fs)
 	path, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
+	c := &f.common
 	log := c.logger()
-	if *image == "" {
+	if f.image == "" {
 		return usagef("publish needs --image REGISTRY/REPOSITORY[:TAG]")
 	}
-	ref, err := pf.reference(*image)
+	reg, secret, err := f.registry.pushTarget(ctx, f.image, f.tags, ciTags(), c, log)
 	if err != nil {
 		return err
 	}
-	if _, ok := ref.(name.Digest); ok {
-		return usagef("--image %q: give a repository and tag, not a digest", *image)
-	}
-	ci := ciTags()
-	if err := checkTags(ref, tags, ci); err != nil {
-		return err
-	}
-	reg, secret, err := pf.registry(ref, &c)
-	if err != nil {
-		return err
-	}
-	reg.Tags = append(tags, ci...)
 	cacheDir, err := c.cache()
 	if err != nil {
 		return err
 	}
-	if err := checkRegistry(ctx, reg, log); err != nil {
-		return secret(err)
-	}
-
-	p, res, err := build(ctx, path, c, cacheDir, log)
+	p, res, err := build(ctx, path, *c, cacheDir, log)
 	if err != nil {
 		return err
 	}
 	sum := summary{plan: p, image: res.Image}
-	writeSummary := func() {
-		if *summaryFile == "" {
-			return
-		}
-		if err := sum.write(*summaryFile); err != nil {
-			log.Warn("could not write the summary", "file", *summaryFile, "error", err)
-		}
+	if err := f.smokeTest(ctx, p, res, cacheDir, &sum, log); err != nil {
+		return err
 	}
-	if *skipTest {
-		log.Warn("smoke test skipped (--skip-test)")
-	} else {
-		spec, err := rf.runnable(res.Image, cacheDir, p.Smoke.Port)
-		if err != nil {
-			return err
-		}
-		check := smokeCheck(p.Smoke)
-		check.Grace = rf.grace
-		if *timeout > 0 {
-			check.Timeout = *timeout
-		}
-		report, err := sandbox.Smoke(ctx, spec, check)
-		if err != nil {
-			return sandboxFailure(err)
-		}
-		printReport(report, log)
-		sum.report = report
-		if !report.Passed() {
-			writeSummary()
-			return fail(exitTestFailed, fmt.Errorf("smoke test failed (%s): %s; nothing was pushed", report.Failure, report.Reason))
-		}
-	}
-
-	reg.MountFrom, reg.MountLayers = res.Base, res.BaseLayers
-	start := time.Now()
-	out, err := reg.Publish(ctx, res.Image)
+	out, err := pushImage(ctx, reg, res, log)
 	if err != nil {
-		return secret(fail(exitPublish, err))
+		return secret(err)
 	}
 	d, err := res.Image.Digest()
 	if err != nil {
 		return err
 	}
-	refs := reg.Refs(d.String())
-	log.Info("pushed", "ref", out, "tags", strings.Join(reg.TagNames(), ","), "took", since(start))
-	sum.refs = refs
-	writeSummary()
-	if *imageRefs != "" {
-		if err := os.WriteFile(*imageRefs, []byte(strings.Join(refs, "\n")+"\n"), 0o644); err != nil {
-			return fail(exitPublish, fmt.Errorf("writing --image-refs %q: %w", *imageRefs, err))
-		}
+	sum.refs = reg.Refs(d.String())
+	f.writeSummary(sum, log)
+	if err := f.writeImageRefs(sum.refs); err != nil {
+		return err
 	}
 	fmt.Println(out)
 	return nil
 }
 
-// pushFlags say how to reach the registry to push to, for pyship publish and pyship build
-// --push alike. The transport comes from the common flags.
-type pushFlags struct {
+// smokeTest boots the built image and checks it as the plan and the flags say, unless
+// --skip-test. A failed test writes the summary and fails: nothing is pushed.
+func (f *publishFlags) smokeTest(ctx context.Context, p *plan.Plan, res *layers.Result, cacheDir string, sum *summary, log hclog.Logger) error {
+	if f.skipTest {
+		log.Warn("smoke test skipped (--skip-test)")
+		return nil
+	}
+	spec, err := f.run.runnable(res.Image, cacheDir, p.Smoke.Port)
+	if err != nil {
+		return err
+	}
+	check := smokeCheck(p.Smoke)
+	f.smoke.apply(&check)
+	check.Grace = f.run.grace
+	report, err := sandbox.Smoke(ctx, spec, check)
+	if err != nil {
+		return sandboxFailure(err)
+	}
+	printReport(report, log)
+	sum.report = report
+	if !report.Passed() {
+		f.writeSummary(*sum, log)
+		return fail(exitTestFailed, fmt.Errorf("smoke test failed (%s): %s; nothing was pushed", report.Failure, report.Reason))
+	}
+	return nil
+}
+
+// writeSummary appends the Markdown summary to --summary, when given; failing to is a
+// warning, not a failed publish.
+func (f *publishFlags) writeSummary(sum summary, log hclog.Logger) {
+	if f.summary == "" {
+		return
+	}
+	if err := sum.write(f.summary); err != nil {
+		log.Warn("could not write the summary", "file", f.summary, "error", err)
+	}
+}
+
+// writeImageRefs writes every pushed reference to --image-refs, when given.
+func (f *publishFlags) writeImageRefs(refs []string) error {
+	if f.imageRefs == "" {
+		return nil
+	}
+	if err := os.WriteFile(f.imageRefs, []byte(strings.Join(refs, "\n")+"\n"), 0o644); err != nil {
+		return fail(exitPublish, fmt.Errorf("writing --image-refs %q: %w", f.imageRefs, err))
+	}
+	return nil
+}
+
+// pushImage sends a built image to reg, mounting the base's layers from the base's repository
+// when the registry has them, and returns the reference by digest. pyship build --push
+// and pyship publish both push with it.
+func pushImage(ctx context.Context, reg *publish.Registry, res *layers.Result, log hclog.Logger) (string, error) {
+	reg.MountFrom, reg.MountLayers = res.Base, res.BaseLayers
+	start := time.Now()
+	out, err := reg.Publish(ctx, res.Image)
+	if err != nil {
+		return "", fail(exitPublish, err)
+	}
+	log.Info("pushed", "ref", out, "tags", strings.Join(reg.TagNames(), ","), "took", since(start))
+	return out, nil
+}
+
+// registryFlags say how to reach a registry: to push to, for pyship publish and pyship
+// build --push, or to pull the image pyship test checks. The transport comes from the
+// common flags.
+type registryFlags struct {
 	username      string
 	passwordStdin bool
 	insecure      bool
 }
 
-func (f *pushFlags) register(fs *flag.FlagSet) {
+func (f *registryFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.username, "username", "", "registry `USER` (with --password-stdin)")
 	fs.BoolVar(&f.passwordStdin, "password-stdin", false, "read the registry password from stdin")
 	fs.BoolVar(&f.insecure, "insecure", false, "allow plain HTTP to the registry (localhost never needs it)")
 }
 
-// reference parses --image.
-func (f *pushFlags) reference(image string) (name.Reference, error) {
-	var opts []name.Option
+// nameOptions are how references are parsed: --insecure allows plain HTTP.
+func (f *registryFlags) nameOptions() []name.Option {
 	if f.insecure {
-		opts = append(opts, name.Insecure)
+		return []name.Option{name.Insecure}
 	}
-	ref, err := name.ParseReference(image, opts...)
+	return nil
+}
+
+// given reports whether credentials were given.
+func (f *registryFlags) given() bool { return f.username != "" || f.passwordStdin }
+
+// reference parses an image reference, given by flag (like --image).
+func (f *registryFlags) reference(flag, image string) (name.Reference, error) {
+	ref, err := name.ParseReference(image, f.nameOptions()...)
 	if err != nil {
-		return nil, usagef("--image %q: %v", image, err)
+		return nil, usagef("%s %q: %v", flag, image, err)
 	}
 	return ref, nil
 }
 
-// registry is where ref is pushed: with the credentials given (the password read from
-// stdin), else GITHUB_TOKEN for ghcr.io, else Docker's; over the command's one transport.
-// secret takes the password out of an error: every error from the registry could, in
-// theory, carry it back.
-func (f *pushFlags) registry(ref name.Reference, c *common) (reg *publish.Registry, secret func(error) error, err error) {
+// pushTarget is the registry image is pushed to, with tags (the --tag flags) and ci (the
+// tags CI adds): checked before anything is built, so that a wrong name, tag, credential
+// or unreachable registry fails in seconds. secret takes the password out of an error.
+func (f *registryFlags) pushTarget(ctx context.Context, image string, tags, ci []string, c *common, log hclog.Logger) (*publish.Registry, func(error) error, error) {
+	ref, err := f.reference("--image", image)
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, ok := ref.(name.Digest); ok {
+		return nil, nil, usagef("--image %q: give a repository and tag to push to, not a digest", image)
+	}
+	if err := checkTags(ref, tags, ci); err != nil {
+		return nil, nil, err
+	}
+	reg, secret, err := f.registry(ref, c)
+	if err != nil {
+		return nil, nil, err
+	}
+	reg.Tags = append(slices.Clone(tags), ci...)
+	if err := checkRegistry(ctx, reg, log); err != nil {
+		return nil, nil, secret(err)
+	}
+	return reg, secret, nil
+}
+
+// registry is the one way pyship reaches a registry, to push or pull ref: with the
+// credentials given (the password read from stdin), else GITHUB_TOKEN for ghcr.io, else
+// Docker's; over the command's one transport (--registry-ca, --registry-timeout); with
+// publish's retries. secret takes the password out of an error: every error from the
+// registry could, in theory, carry it back.
+func (f *registryFlags) registry(ref name.Reference, c *common) (reg *publish.Registry, secret func(error) error, err error) {
 	var creds *publish.Credentials
 	password := ""
 	switch {

@@ -230,7 +230,7 @@ func stallCases(t *testing.T, reg string) []stallCase {
 			setup: silent("build", "SRC", "--push", "--image", "SILENT/e2e/stall:v1"),
 			code:  exitPublish, want: registryNamed},
 		{name: "test --image, registry silent",
-			setup: silent("test", "--image", "SILENT/library/python:3.13-slim"),
+			setup: silent("test", "--from", "SILENT/library/python:3.13-slim"),
 			code:  exitBase, want: registryNamed},
 		{name: "base pull, mirror silent",
 			setup: silent("build", "SRC", "--base", "SILENT/library/python:3.13-slim"),
@@ -251,7 +251,7 @@ func stallCases(t *testing.T, reg string) []stallCase {
 		{name: "test --image, download stalls mid-body",
 			setup: func(t *testing.T) ([]string, []string, <-chan struct{}, string) {
 				addr, stalled := stallingProxy(t, reg, stallDownloads)
-				return []string{"test", "--image", addr + "/library/python:3.13-slim"}, []string{"PYSHIP_CACHE_DIR=" + t.TempDir()}, stalled, ""
+				return []string{"test", "--from", addr + "/library/python:3.13-slim"}, []string{"PYSHIP_CACHE_DIR=" + t.TempDir()}, stalled, ""
 			},
 			code: exitBase, want: registryNamed},
 	}

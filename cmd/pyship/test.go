@@ -16,7 +16,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/hashicorp/go-hclog"
 
@@ -103,67 +102,46 @@ func runTest(ctx context.Context, args []string) error {
 	c.register(fs)
 	var rf runFlags
 	rf.register(fs)
-	image := fs.String("image", "", "test this image (`REF` in a registry, or an OCI layout directory) instead of building PATH")
+	var sf smokeFlags
+	sf.register(fs)
+	var reg registryFlags
+	reg.register(fs)
+	var from, image string
+	fs.StringVar(&from, "from", "", "test this image (`REF` in a registry, or an OCI layout directory) instead of building PATH")
+	fs.StringVar(&image, "image", "", "deprecated: use --from (`REF`); unlike build's and publish's --image, it names the image to test")
 	asJSON := fs.Bool("json", false, "print the report as JSON on stdout")
-	path := fs.String("path", "", "HTTP path to request (default / or smoke.path)")
-	status := fs.Int("status", 0, "HTTP status to expect (default: any below 500, or smoke.status)")
-	body := fs.String("body", "", "text the response body must contain")
-	timeout := fs.Duration("timeout", 0, "how long the app has to answer (default 30s or smoke.timeout)")
-	var headers headerFlags
-	fs.Var(&headers, "header", "`NAME=VALUE` the response must carry (repeatable)")
 	src, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
 	log := c.logger()
+	switch {
+	case from != "" && image != "" && from != image:
+		return usagef("--from %q and --image %q name two images; give --from alone", from, image)
+	case from == "" && image != "":
+		log.Warn("pyship test --image is deprecated: use --from, which names the image to test")
+		from = image
+	}
+	if from == "" && reg.given() {
+		return usagef("--username and --password-stdin go with --from")
+	}
 	cacheDir, err := c.cache()
 	if err != nil {
 		return err
 	}
-
-	var (
-		img   v1.Image
-		check = sandbox.Check{Path: "/", Timeout: 30 * time.Second}
-		port  int
-	)
-	if *image != "" {
-		if img, err = loadImage(ctx, *image, c); err != nil {
-			return err
-		}
-	} else {
-		p, res, err := build(ctx, src, c, cacheDir, log)
-		if err != nil {
-			return err
-		}
-		img, port = res.Image, p.Smoke.Port
-		check = smokeCheck(p.Smoke)
+	img, check, port, err := testSubject(ctx, from, src, &c, &reg, cacheDir, log)
+	if err != nil {
+		return err
 	}
-	if *path != "" {
-		check.Path = *path
-	}
-	if *status != 0 {
-		check.Status = *status
-	}
-	if *body != "" {
-		check.Body = *body
-	}
-	if *timeout > 0 {
-		check.Timeout = *timeout
-	}
-	for k, v := range headers {
-		if check.Headers == nil {
-			check.Headers = map[string]string{}
-		}
-		check.Headers[k] = v
-	}
+	sf.apply(&check)
 	check.Grace = rf.grace
 
 	start := time.Now()
 	spec, err := rf.runnable(img, cacheDir, port)
 	if err != nil {
-		if *image != "" && fromRegistry(err) {
+		if from != "" && fromRegistry(err) {
 			// The layers of a registry's image are pulled as they are unpacked.
-			return fail(exitBase, fmt.Errorf("pulling %s: %w", *image, err))
+			return fail(exitBase, fmt.Errorf("pulling %s: %w", from, err))
 		}
 		return err
 	}
@@ -187,6 +165,60 @@ func runTest(ctx context.Context, args []string) error {
 	return nil
 }
 
+// testSubject is the image pyship test boots, the check its plan gives (the defaults for
+// an image from elsewhere) and the port its plan says (zero: the image's): the image from,
+// when given, else the one built from the repository at src.
+func testSubject(ctx context.Context, from, src string, c *common, reg *registryFlags, cacheDir string, log hclog.Logger) (v1.Image, sandbox.Check, int, error) {
+	if from != "" {
+		img, err := loadImage(ctx, from, c, reg)
+		return img, sandbox.Check{Path: "/", Timeout: plan.DefaultSmokeTimeout}, 0, err
+	}
+	p, res, err := build(ctx, src, *c, cacheDir, log)
+	if err != nil {
+		return nil, sandbox.Check{}, 0, err
+	}
+	return res.Image, smokeCheck(p.Smoke), p.Smoke.Port, nil
+}
+
+// smokeFlags override the plan's smoke settings, for pyship test and pyship publish alike.
+type smokeFlags struct {
+	path    string
+	status  int
+	body    string
+	timeout time.Duration
+	headers headerFlags
+}
+
+func (f *smokeFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.path, "path", "", "HTTP path to request (default / or smoke.path)")
+	fs.IntVar(&f.status, "status", 0, "HTTP status to expect (default: any below 500, or smoke.status)")
+	fs.StringVar(&f.body, "body", "", "text the response body must contain (default smoke.body)")
+	fs.DurationVar(&f.timeout, "timeout", 0, "how long the app has to answer (default 30s or smoke.timeout)")
+	fs.Var(&f.headers, "header", "`NAME=VALUE` the response must carry (repeatable)")
+}
+
+// apply sets what the flags give on check.
+func (f *smokeFlags) apply(check *sandbox.Check) {
+	if f.path != "" {
+		check.Path = f.path
+	}
+	if f.status != 0 {
+		check.Status = f.status
+	}
+	if f.body != "" {
+		check.Body = f.body
+	}
+	if f.timeout > 0 {
+		check.Timeout = f.timeout
+	}
+	for k, v := range f.headers {
+		if check.Headers == nil {
+			check.Headers = map[string]string{}
+		}
+		check.Headers[k] = v
+	}
+}
+
 // headerFlags collects repeated --header NAME=VALUE flags.
 type headerFlags map[string]string
 
@@ -206,11 +238,7 @@ func (h *headerFlags) Set(v string) error {
 
 // smokeCheck turns the plan's smoke settings into a check.
 func smokeCheck(s plan.Smoke) sandbox.Check {
-	check := sandbox.Check{Path: s.Path, Status: s.Status, Body: s.Body, Headers: s.Headers, Timeout: 30 * time.Second}
-	if d, err := time.ParseDuration(s.Timeout); err == nil && d > 0 {
-		check.Timeout = d
-	}
-	return check
+	return sandbox.Check{Path: s.Path, Status: s.Status, Body: s.Body, Headers: s.Headers, Timeout: time.Duration(s.Timeout)}
 }
 
 // printReport tells a person how the smoke test went, on stderr.
@@ -227,50 +255,53 @@ func printReport(r *sandbox.Report, log hclog.Logger) {
 }
 
 // loadImage reads an image from an OCI layout directory (its only image, or DIR@DIGEST)
-// or from a registry.
-func loadImage(ctx context.Context, ref string, c common) (v1.Image, error) {
+// or from a registry, reached as pushes reach it.
+func loadImage(ctx context.Context, ref string, c *common, reg *registryFlags) (v1.Image, error) {
 	dir, digest, _ := strings.Cut(ref, "@")
 	if st, err := os.Stat(dir); err == nil && st.IsDir() {
-		p, err := layout.FromPath(dir)
-		if err != nil {
-			return nil, fail(exitBase, fmt.Errorf("reading the OCI layout %s: %w", dir, err))
-		}
-		if digest != "" {
-			h, err := v1.NewHash(digest)
-			if err != nil {
-				return nil, usagef("%q: %v", ref, err)
-			}
-			return p.Image(h)
-		}
-		idx, err := p.ImageIndex()
-		if err != nil {
-			return nil, fail(exitBase, err)
-		}
-		m, err := idx.IndexManifest()
-		if err != nil {
-			return nil, fail(exitBase, err)
-		}
-		if len(m.Manifests) != 1 {
-			return nil, usagef("the OCI layout %s holds %d images; pick one with %s@sha256:...", dir, len(m.Manifests), dir)
-		}
-		return p.Image(m.Manifests[0].Digest)
+		return imageInLayout(dir, digest, ref)
 	}
-	r, err := name.ParseReference(ref)
+	r, err := name.ParseReference(ref, reg.nameOptions()...)
 	if err != nil {
-		return nil, usagef("--image %q is neither a directory nor an image reference: %v", ref, err)
+		return nil, usagef("--from %q is neither a directory nor an image reference: %v", ref, err)
 	}
-	platform := v1.Platform{OS: "linux", Architecture: runtime.GOARCH}
-	transport, err := c.registry()
+	registry, secret, err := reg.registry(r, c)
 	if err != nil {
 		return nil, err
 	}
-	// The same credentials and transport as for pushing: GITHUB_TOKEN for ghcr.io, then
-	// Docker's config.
-	img, err := remote.Image(r, remote.WithContext(ctx), remote.WithPlatform(platform), remote.WithAuthFromKeychain(publish.Keychain(nil)), remote.WithTransport(transport))
+	img, err := registry.Pull(ctx, v1.Platform{OS: "linux", Architecture: runtime.GOARCH})
 	if err != nil {
-		return nil, fail(exitBase, fmt.Errorf("pulling %s: %w\nhint: check the reference and your credentials", ref, err))
+		return nil, secret(fail(exitBase, fmt.Errorf("pulling %s: %w\nhint: check the reference and your credentials", ref, err)))
 	}
 	return img, nil
+}
+
+// imageInLayout reads the image of an OCI layout directory: its only one, or the one with
+// digest.
+func imageInLayout(dir, digest, ref string) (v1.Image, error) {
+	p, err := layout.FromPath(dir)
+	if err != nil {
+		return nil, fail(exitBase, fmt.Errorf("reading the OCI layout %s: %w", dir, err))
+	}
+	if digest != "" {
+		h, err := v1.NewHash(digest)
+		if err != nil {
+			return nil, usagef("%q: %v", ref, err)
+		}
+		return p.Image(h)
+	}
+	idx, err := p.ImageIndex()
+	if err != nil {
+		return nil, fail(exitBase, err)
+	}
+	m, err := idx.IndexManifest()
+	if err != nil {
+		return nil, fail(exitBase, err)
+	}
+	if len(m.Manifests) != 1 {
+		return nil, usagef("the OCI layout %s holds %d images; pick one with %s@sha256:...", dir, len(m.Manifests), dir)
+	}
+	return p.Image(m.Manifests[0].Digest)
 }
 
 // fromRegistry reports whether err came from talking to a registry.

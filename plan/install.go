@@ -1,0 +1,236 @@
+package plan
+
+import (
+	"fmt"
+	"path"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/pyship/pyship/detect"
+)
+
+// LockRequirements is where the dependency install sees the lock, translated into a
+// hashed requirements file (Lock.Requirements).
+const LockRequirements = "/run/pyship/locked-requirements.txt"
+
+// Kinds of install step: they tell the installer how to read a failure.
+const (
+	// StepVenv creates the venv with the base's python3.
+	StepVenv = "venv"
+	// StepPip runs the venv's pip; a failure is the requirements' fault.
+	StepPip = "pip"
+	// StepCompile compiles the venv's byte code; files this Python cannot compile fail
+	// only when imported, so they are warned about, not fatal.
+	StepCompile = "compile"
+)
+
+// InstallStep is one command of the dependency install, as it runs in the build sandbox:
+// the argv with the paths the sandbox sees, the repository at the application directory.
+type InstallStep struct {
+	Kind string   `json:"kind"`
+	Args []string `json:"args"`
+}
+
+// BuildStep is a command run once the dependencies are installed, in the application
+// directory, with the image's environment.
+type BuildStep struct {
+	Name    string   `json:"name"`
+	Command []string `json:"command"`
+	Source  string   `json:"source"`
+	Reason  string   `json:"reason"`
+	// Data is a directory, relative to the application directory, where the step makes
+	// data the app changes at run time (a database): what is there belongs to the app's
+	// user.
+	Data string `json:"data,omitempty"`
+}
+
+// Lock is a lock file the install follows exactly: every package pinned and hashed.
+type Lock struct {
+	File     string          `json:"file"`
+	Format   string          `json:"format"`
+	Packages []LockedPackage `json:"packages"`
+	// Local are directories (relative to the repository) the lock installs from source,
+	// "." for the project itself; they cannot be hash-checked, and are installed after the
+	// packages, without their dependencies.
+	Local []string `json:"local,omitempty"`
+}
+
+// LockedPackage is one pinned package.
+type LockedPackage struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+	// URL is set for a package locked to a direct URL instead of an index.
+	URL    string   `json:"url,omitempty"`
+	Marker string   `json:"marker,omitempty"`
+	Hashes []string `json:"hashes"`
+}
+
+// Requirements renders the lock as a pip requirements file for --require-hashes --no-deps:
+// what the install reads at LockRequirements.
+func (l *Lock) Requirements() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Translated by pyship from %s (%s); every package pinned and hashed.\n", l.File, l.Format)
+	for _, p := range l.Packages {
+		if p.URL != "" {
+			fmt.Fprintf(&b, "%s @ %s", p.Name, p.URL)
+		} else {
+			fmt.Fprintf(&b, "%s==%s", p.Name, p.Version)
+		}
+		if p.Marker != "" {
+			fmt.Fprintf(&b, " ; %s", p.Marker)
+		}
+		for _, h := range p.Hashes {
+			fmt.Fprintf(&b, " \\\n    --hash=%s", h)
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+func lockOf(l *detect.Lock) *Lock {
+	if l == nil {
+		return nil
+	}
+	out := &Lock{File: l.File, Format: l.Format, Local: l.Local}
+	for _, p := range l.Packages {
+		out.Packages = append(out.Packages, LockedPackage(p))
+	}
+	return out
+}
+
+func buildStepsOf(steps []detect.BuildStep) []BuildStep {
+	var out []BuildStep
+	for _, st := range steps {
+		out = append(out, BuildStep(st))
+	}
+	return out
+}
+
+// CutoffPip is the pip a venv gets when the install resolves as of a time
+// (--uploaded-prior-to): pinned, so the venv is the same on every build. Python 3.9 gets
+// the last pip that runs on it (26.0.1, which has the option too).
+func CutoffPip(python string) string {
+	if python == "3.9" {
+		return "26.0.1"
+	}
+	return "26.3"
+}
+
+// installSteps are the commands that make the venv: python -m venv, pip (pinned first when
+// the install resolves as of a time), then hash-checked byte code (PEP 552), so the layer
+// is the same on every build.
+func installSteps(d *Dependencies, python string) []InstallStep {
+	venvPython := path.Join(d.Venv, "bin", "python")
+	pip := []string{venvPython, "-m", "pip", "install", "--no-cache-dir", "--no-compile"}
+	with := func(args ...string) InstallStep {
+		return InstallStep{Kind: StepPip, Args: append(append([]string(nil), pip...), args...)}
+	}
+	steps := []InstallStep{{Kind: StepVenv, Args: []string{"python3", "-m", "venv", d.Venv}}}
+	if d.UploadedBefore != "" {
+		// Not every pip has the option; the venv gets a known one that does.
+		steps = append(steps, with("--upgrade", "pip=="+CutoffPip(python)))
+		pip = append(pip, "--uploaded-prior-to="+d.UploadedBefore)
+	}
+	if len(d.Requirements) > 0 {
+		var args []string
+		for _, r := range d.Requirements {
+			args = append(args, "-r", r)
+		}
+		steps = append(steps, with(args...))
+	}
+	if d.Project {
+		steps = append(steps, with("."))
+	}
+	if l := d.Lock; l != nil {
+		if len(l.Packages) > 0 {
+			steps = append(steps, with("--require-hashes", "--no-deps", "-r", d.LockRequirements))
+		}
+		if len(l.Local) > 0 {
+			steps = append(steps, with(append([]string{"--no-deps"}, localPaths(l.Local)...)...))
+		}
+	}
+	return append(steps, InstallStep{Kind: StepCompile,
+		Args: []string{venvPython, "-m", "compileall", "-q", "-f", "--invalidation-mode", "checked-hash", path.Join(d.Venv, "lib")}})
+}
+
+// localPaths makes lock-relative directories into arguments pip reads as paths.
+func localPaths(dirs []string) []string {
+	out := make([]string, len(dirs))
+	for i, d := range dirs {
+		out[i] = "./" + strings.TrimPrefix(path.Clean(d), "./")
+	}
+	return out
+}
+
+// History is the history line (created_by) of each layer pyship adds to the base.
+type History struct {
+	// System is the system layer's, when the plan asks for Debian packages. A build
+	// that finds runtime libraries for source-built dependencies names them too, with
+	// SystemHistory.
+	System       string `json:"system,omitempty"`
+	Dependencies string `json:"dependencies"`
+	User         string `json:"user"`
+	App          string `json:"app"`
+	// BuildSteps is the line of the one layer that holds what all the steps wrote.
+	BuildSteps string `json:"build_steps,omitempty"`
+}
+
+// SystemHistory is the system layer's history line when it holds packages.
+// Packages are named sorted, once each.
+func SystemHistory(packages []string) string {
+	sorted := slices.Compact(slices.Sorted(slices.Values(packages)))
+	return "pyship: apt-get install " + strings.Join(sorted, " ")
+}
+
+func (p *Plan) history() History {
+	d := p.Dependencies
+	deps := "python -m venv " + d.Venv
+	for _, r := range d.Requirements {
+		deps += " && pip install -r " + r
+	}
+	if d.UploadedBefore != "" {
+		deps += " (as uploaded before " + d.UploadedBefore + ")"
+	}
+	if d.Project {
+		deps += " && pip install ."
+	}
+	if d.Lock != nil {
+		deps += " && pip install --require-hashes --no-deps (" + d.Lock.File + ")"
+	}
+	h := History{
+		Dependencies: "pyship: " + deps,
+		User:         fmt.Sprintf("pyship: user %s (%d:%d)", UserName, UserID, GroupID),
+		App:          "pyship: application files to " + p.App.Dir,
+	}
+	if p.System != nil && len(p.System.Packages) > 0 {
+		h.System = SystemHistory(p.System.Packages)
+	}
+	if len(p.BuildSteps) > 0 {
+		var cmds []string
+		for _, st := range p.BuildSteps {
+			cmds = append(cmds, strings.Join(st.Command, " "))
+		}
+		h.BuildSteps = "pyship: build steps: " + strings.Join(cmds, " && ")
+	}
+	return h
+}
+
+// Duration is a time.Duration that JSON writes as a string like "30s".
+type Duration time.Duration
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("%q is not a duration like \"30s\"", b)
+	}
+	if v <= 0 {
+		return fmt.Errorf("%q must be positive", b)
+	}
+	*d = Duration(v)
+	return nil
+}
