@@ -141,3 +141,42 @@ func pyshipInits() []string {
 	}
 	return pids
 }
+
+// TestSmokeEnvFlag checks pyship test --env: an app that needs a secret to start fails
+// without it, with a verdict that names it, and passes with it, which never reaches the
+// image.
+func TestSmokeEnvFlag(t *testing.T) {
+	fixtures.Testbed(t)
+	fixtures.TestbedPython(t, "3.14")
+	src := copyFixture(t, "needs-env")
+	env := []string{"PYSHIP_CACHE_DIR=" + t.TempDir()}
+	without := pyship(t, env, "test", "--json", src)
+	var report sandbox.Report
+	if err := json.Unmarshal([]byte(without.stdout), &report); err != nil {
+		t.Fatalf("stdout is not a report: %v\n%s", err, without.stdout)
+	}
+	if without.code != exitTestFailed || !strings.Contains(report.Reason, "--env SECRET_KEY=VALUE") {
+		t.Errorf("without the secret: exit %d, reason %q; want %d and the variable named", without.code, report.Reason, exitTestFailed)
+	}
+	oci := t.TempDir()
+	with := pyship(t, env, "test", "--json", "--env", "SECRET_KEY=s3cret", "--body", "secret of 6 characters", src)
+	if with.code != 0 {
+		t.Fatalf("with --env: exit %d\n%s%s", with.code, with.stdout, with.stderr)
+	}
+	built := pyship(t, env, "build", "--oci-layout", oci, src)
+	if built.code != 0 {
+		t.Fatalf("build: exit %d\n%s", built.code, built.stderr)
+	}
+	blobs, err := filepath.Glob(filepath.Join(oci, "blobs", "sha256", "*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range blobs {
+		if data, err := os.ReadFile(b); err == nil && strings.Contains(string(data), "s3cret") {
+			t.Errorf("the secret given to the smoke test is in the image (%s)", b)
+		}
+	}
+	if bad := pyship(t, env, "test", "--env", "PORT=9", src); bad.code != exitUsage || !strings.Contains(bad.stderr, "--publish") {
+		t.Errorf("--env PORT=9: exit %d, %s", bad.code, bad.stderr)
+	}
+}

@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -32,6 +34,8 @@ type runFlags struct {
 	cpus    float64
 	pids    int64
 	grace   time.Duration
+	// env are NAME=VALUE pairs the app gets when it boots here, never in the image.
+	env []string
 }
 
 func (r *runFlags) register(fs *flag.FlagSet) {
@@ -40,7 +44,20 @@ func (r *runFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&r.cpus, "cpus", sandbox.DefaultLimits.CPUs, "CPU limit, in CPUs")
 	fs.Int64Var(&r.pids, "pids", sandbox.DefaultLimits.Pids, "limit on processes and threads")
 	fs.DurationVar(&r.grace, "grace", 5*time.Second, "how long the app has to stop after SIGTERM before it is killed")
+	fs.Func("env", "`NAME=VALUE` in the app's environment when it boots here, never in the image: a secret the app needs to start (repeatable)", func(v string) error {
+		name, _, ok := strings.Cut(v, "=")
+		switch {
+		case !ok || !envNameRe.MatchString(name):
+			return errors.New("want NAME=VALUE, NAME of letters, digits and _")
+		case name == "PORT":
+			return errors.New("the app's port is set with --publish")
+		}
+		r.env = append(r.env, v)
+		return nil
+	})
 }
+
+var envNameRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // runnable prepares img to boot with these flags: its file system unpacked, the port it
 // listens on (port, else the image's), the limits.
@@ -62,6 +79,11 @@ func (r *runFlags) apply(spec *sandbox.BootSpec) error {
 		return usagef("--cpus and --pids must be positive")
 	}
 	spec.Limits = sandbox.Limits{Memory: mem, CPUs: r.cpus, Pids: r.pids}
+	for _, kv := range r.env {
+		name, _, _ := strings.Cut(kv, "=")
+		spec.Env = slices.DeleteFunc(spec.Env, func(e string) bool { return strings.HasPrefix(e, name+"=") })
+		spec.Env = append(spec.Env, kv)
+	}
 	if r.publish != "" {
 		host, container, ok := strings.Cut(r.publish, ":")
 		hp, err1 := strconv.Atoi(host)
