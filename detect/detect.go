@@ -79,6 +79,9 @@ type Dependencies struct {
 	// Pins are the requirements pinned to one version (all of a lock's packages), in file
 	// order: what the Python version must suit.
 	Pins []Pin `json:"pins,omitempty"`
+	// Inferred are the packages installed for want of a dependency file: well-known ones
+	// the code imports.
+	Inferred []Inferred `json:"inferred,omitempty"`
 }
 
 // Has reports whether name (any spelling) is a declared dependency.
@@ -232,7 +235,23 @@ func isPythonProject(fsys fs.FS) bool {
 		}
 	}
 	matches, _ := fs.Glob(fsys, "*.py")
-	return len(matches) > 0
+	if len(matches) > 0 {
+		return true
+	}
+	// An app under src/ (src/app.py, as some keep it), unless src/ is a project of its
+	// own (its own requirements.txt: pyship runs there), or a package at the top.
+	for _, f := range entryFiles {
+		if f != "__init__.py" && exists(fsys, path.Join("src", f)) {
+			for _, m := range pythonMarkers {
+				if exists(fsys, path.Join("src", m)) {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	pkgs, _ := packages(fsys, ".")
+	return len(pkgs) > 0
 }
 
 // maxSubdirs bounds how many entries of the top directory pythonSubdirs looks at.
@@ -522,6 +541,14 @@ func dependencies(fsys fs.FS, proj *project, res *Result, preferRequirements boo
 		deps.Names = proj.pipfile.packages
 		return deps, &Error{File: "Pipfile", Msg: "a Pipfile without Pipfile.lock",
 			Hint: "run `pipenv lock` and commit Pipfile.lock, so the image gets exactly the versions you tested"}
+	case !exists(fsys, "pyproject.toml") && !exists(fsys, "setup.py") && !exists(fsys, "setup.cfg"):
+		inferred, err := inferImports(fsys, res)
+		if err != nil {
+			return deps, err
+		}
+		if len(inferred) > 0 {
+			deps.Source, deps.Inferred, deps.Names = "imports", inferred, inferredNames(inferred)
+		}
 	}
 	return deps, nil
 }

@@ -152,7 +152,7 @@ func TestDetectStart(t *testing.T) {
 		},
 		{
 			name:      "config wins",
-			files:     map[string]string{"app.py": seedApp, "Procfile": "web: a\n", "pyship.toml": "# pyship\nstart = [\"python\", \"-m\", \"app\"]\nport = 9000\n"},
+			files:     map[string]string{"app.py": seedApp, "requirements.txt": "flask\n", "Procfile": "web: a\n", "pyship.toml": "# pyship\nstart = [\"python\", \"-m\", \"app\"]\nport = 9000\n"},
 			start:     []string{"python", "-m", "app"},
 			startFrom: "pyship.toml:2",
 			port:      Port{9000, "pyship.toml:3", false},

@@ -117,6 +117,9 @@ func readInstalls(fsys fs.FS, proj *project, res *Result) *installs {
 	default:
 		in.complete = true
 		in.addTo = "a requirements.txt"
+		for _, n := range deps.Names {
+			in.declared[n] = nil
+		}
 	}
 	return in
 }
@@ -330,6 +333,8 @@ func inputsOf(res *Result) string {
 		return deps.Lock.File
 	case len(deps.Requirements) > 0:
 		return strings.Join(deps.Files, ", ")
+	case len(deps.Inferred) > 0:
+		return "what the code imports, for want of a dependency file"
 	case deps.Source != "":
 		return deps.Source
 	}

@@ -253,6 +253,14 @@ func candidates(fsys fs.FS) ([]candidate, error) {
 			}
 		}
 	}
+	// Modules directly under src/, imported from there (src/app.py beside src/util.py).
+	for _, f := range entryFiles {
+		if file := path.Join("src", f); f != "__init__.py" && exists(fsys, file) {
+			if err := add(file, strings.TrimSuffix(f, ".py"), "src"); err != nil {
+				return nil, err
+			}
+		}
+	}
 	for _, root := range []string{"src", "."} {
 		pkgs, err := packages(fsys, root)
 		if err != nil {

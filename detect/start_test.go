@@ -371,8 +371,8 @@ func TestRefusals(t *testing.T) {
 			missing: "gunicorn", where: "pyship.toml:2", fix: "add gunicorn to requirements.txt"},
 		{name: "framework nothing installs", files: map[string]string{"app.py": "# the app\nimport os\nfrom flask import Flask\napp = Flask(__name__)\n", "requirements.txt": "gunicorn\n"},
 			missing: "flask", where: "app.py:3", fix: "add flask to requirements.txt"},
-		{name: "no dependency input at all", files: map[string]string{"app.py": "import streamlit as st\nst.write(1)\n"},
-			missing: "streamlit", where: "app.py:1", fix: "add streamlit to a requirements.txt"},
+		{name: "a project that lists nothing", files: map[string]string{"app.py": "import streamlit as st\nst.write(1)\n", "pyproject.toml": "[project]\nname = \"a\"\nversion = \"1\"\n"},
+			missing: "streamlit", where: "app.py:1", fix: "add streamlit to the dependencies in pyproject.toml"},
 		{name: "django nothing installs", files: map[string]string{"manage.py": "import os\nos.environ.setdefault('DJANGO_SETTINGS_MODULE', 'a.settings')\nfrom django.core.management import execute_from_command_line\n", "requirements.txt": "requests\n"},
 			missing: "django", where: "manage.py:3", fix: "add django to requirements.txt"},
 		{name: "a flask extension may install flask", files: map[string]string{"app.py": flaskApp, "requirements.txt": "flask-login\ngunicorn\n"},
@@ -679,5 +679,36 @@ func TestLockWithoutTheFramework(t *testing.T) {
 	delete(fsys, "requirements.txt")
 	if _, err := Detect(context.Background(), fsys, Options{}); err == nil || !strings.Contains(err.Error(), "none of the dependency inputs installs (Pipfile.lock)") {
 		t.Errorf("without requirements.txt: %v", err)
+	}
+}
+
+// TestInferImports covers a repository with no dependency file: the well-known packages
+// its code imports are installed, its own modules and the standard library are not, and
+// an unknown import is named, not guessed.
+func TestInferImports(t *testing.T) {
+	res, err := Detect(context.Background(), files(map[string]string{
+		"src/app.py":         "import os\nimport aiohttp_jinja2\nfrom aiohttp import web\nfrom PIL import Image\nimport blockinator\nimport zzmystery\n\napp = web.Application()\nweb.run_app(app, port=int(os.environ['PORT']))\n",
+		"src/blockinator.py": "import json\n",
+		"tests/test_app.py":  "import pytest\n",
+	}), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, i := range res.Dependencies.Inferred {
+		got = append(got, i.Name+"="+i.Import+"@"+i.Source)
+	}
+	want := []string{"aiohttp=aiohttp@src/app.py:3", "aiohttp-jinja2=aiohttp_jinja2@src/app.py:2", "Pillow=PIL@src/app.py:4"}
+	if !slices.Equal(got, want) || res.Dependencies.Source != "imports" {
+		t.Errorf("inferred %q from %q, want %q", got, res.Dependencies.Source, want)
+	}
+	warned := strings.Join(res.Warnings, "\n")
+	if !strings.Contains(warned, "zzmystery (src/app.py:6)") || strings.Contains(warned, "pytest") || strings.Contains(warned, "blockinator") {
+		t.Errorf("warnings:\n%s", warned)
+	}
+	// A dependency file, even one that lists nothing the code imports, is the authors' word.
+	_, err = Detect(context.Background(), files(map[string]string{"app.py": "import flask\napp = flask.Flask(__name__)\n", "requirements.txt": "requests\n"}), Options{})
+	if err == nil {
+		t.Errorf("a requirements.txt without flask: no refusal")
 	}
 }

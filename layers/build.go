@@ -483,7 +483,7 @@ func dependencyLayer(ctx context.Context, p *plan.Plan, base v1.Image, root stri
 	pd := p.Dependencies
 	req := InstallRequest{
 		Root: root, Over: system, Scratch: filepath.Join(tmp, "1"), Source: opts.Source, AppTree: appTree, AppDir: p.App.Dir,
-		Steps: pd.Steps, Requirements: pd.Requirements, Project: pd.Project, Lock: pd.Lock, LockRequirements: pd.LockRequirements,
+		Steps: pd.Steps, Requirements: pd.Requirements, Project: pd.Project, Packages: pd.Packages, Lock: pd.Lock, LockRequirements: pd.LockRequirements,
 		Files: pd.Files, Venv: pd.Venv, Env: envOf(base),
 	}
 	if err := os.Mkdir(req.Scratch, 0o700); err != nil {

@@ -55,6 +55,9 @@ type InstallRequest struct {
 	// install reads, for messages.
 	Requirements []string
 	Project      bool
+	// Packages are installed by name (what the code imports, for want of a dependency
+	// file).
+	Packages []string
 	// Lock, when set, is written as a hashed requirements file to LockRequirements, a
 	// path in the sandbox.
 	Lock             *plan.Lock
@@ -438,6 +441,9 @@ func installInputs(req InstallRequest) []string {
 	inputs = append(inputs, req.Requirements...)
 	if req.Project {
 		inputs = append(inputs, "the project (pip install .)")
+	}
+	if len(req.Packages) > 0 {
+		inputs = append(inputs, "what the code imports ("+strings.Join(req.Packages, " ")+")")
 	}
 	return inputs
 }

@@ -142,6 +142,9 @@ func installSteps(d *Dependencies, python string) []InstallStep {
 	if d.Project {
 		steps = append(steps, with("."))
 	}
+	if len(d.Packages) > 0 {
+		steps = append(steps, with(d.Packages...))
+	}
 	if l := d.Lock; l != nil {
 		if len(l.Packages) > 0 {
 			steps = append(steps, with("--require-hashes", "--no-deps", "-r", d.LockRequirements))

@@ -84,6 +84,9 @@ type Dependencies struct {
 	Lock *Lock `json:"lock,omitempty"`
 	// LockRequirements is where the install sees Lock as a hashed requirements file.
 	LockRequirements string `json:"lock_requirements,omitempty"`
+	// Packages are installed by name: what the code imports, in a repository with no
+	// dependency file.
+	Packages []string `json:"packages,omitempty"`
 	// Files are every repository file the install depends on; they key its cache.
 	Files []string `json:"files,omitempty"`
 	Venv  string   `json:"venv"`
@@ -250,6 +253,14 @@ func (p *Plan) planDependencies(res *detect.Result) {
 		p.decide("dependencies", "pip install -r "+strings.Join(deps.Requirements, " -r "), deps.Source, "")
 	case deps.Project:
 		p.decide("dependencies", "pip install . (the project and its dependencies)", deps.Source, "")
+	case len(deps.Inferred) > 0:
+		var sources []string
+		for _, i := range deps.Inferred {
+			p.Dependencies.Packages = append(p.Dependencies.Packages, i.Name)
+			sources = append(sources, i.Import+" at "+i.Source)
+		}
+		p.decide("dependencies", "pip install "+strings.Join(p.Dependencies.Packages, " "), "imports",
+			"no dependency file; the well-known packages the code imports ("+strings.Join(sources, ", ")+")")
 	default:
 		p.decide("dependencies", "none", "default", "no requirements file or installable project")
 	}
@@ -454,7 +465,7 @@ func splitRef(ref string) (repo, suffix string) {
 // configuration turns it off.
 func resolveAsOf(p *Plan, cfg *detect.Config, committed time.Time) error {
 	d := &p.Dependencies
-	if d.Lock != nil || (len(d.Requirements) == 0 && !d.Project) {
+	if d.Lock != nil || (len(d.Requirements) == 0 && !d.Project && len(d.Packages) == 0) {
 		return nil
 	}
 	switch {

@@ -218,7 +218,7 @@ func detectAndPlan(ctx context.Context, path string, c common, log hclog.Logger)
 // newer Python fail to build or import; the other way round they were tested.
 func pythonForCommit(res *detect.Result, committed time.Time) {
 	d := res.Dependencies
-	if committed.IsZero() || d.Lock != nil || (len(d.Requirements) == 0 && !d.Project) ||
+	if committed.IsZero() || d.Lock != nil || (len(d.Requirements) == 0 && !d.Project && len(d.Inferred) == 0) ||
 		(res.Config != nil && res.Config.Resolve == "latest") {
 		return
 	}
@@ -233,7 +233,7 @@ func pythonForCommit(res *detect.Result, committed time.Time) {
 	}
 	why := fmt.Sprintf("Python %s is the newest whose wheels were broad then", m)
 	if committed.Before(detect.BroadWheels(m)) {
-		why = fmt.Sprintf("Python %s is the oldest pyship builds", m)
+		why = fmt.Sprintf("Python %s is the oldest pyship picks by a commit's time", m)
 	}
 	res.Python = detect.Fact{Value: m, Source: ".git (the last commit)",
 		Reason: fmt.Sprintf("the requirements leave versions open and are resolved as of the commit (%s); %s", committed.Format("2006-01-02"), why)}
