@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"maps"
 	"path"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -491,6 +492,9 @@ func uvLocked(p uvPackage, m marker) (LockedPackage, error) {
 	return lp, nil
 }
 
+// extraMarkerRe finds a marker that names an extra.
+var extraMarkerRe = regexp.MustCompile(`\bextra\s*==`)
+
 // uvFresh checks that the lock was made from the current pyproject.toml: uv records the
 // project's requirements in the lock, so they must be the same.
 func uvFresh(root uvPackage, proj *project) error {
@@ -499,6 +503,11 @@ func uvFresh(root uvPackage, proj *project) error {
 	}
 	locked := map[string]string{}
 	for _, r := range root.Metadata.RequiresDist {
+		if extraMarkerRe.MatchString(r.Marker) {
+			// An optional dependency ([project.optional-dependencies]), which the
+			// project's requirements here leave out, as the install does.
+			continue
+		}
 		locked[NormalizeName(r.Name)] = canonicalSpec(r.Specifier)
 	}
 	declared := map[string]string{}

@@ -572,3 +572,18 @@ func pipfileOf(t *testing.T, fixture, file string) string {
 	b.WriteString("}}")
 	return b.String()
 }
+
+// TestUVLockWithOptionalDependencies checks that an optional dependency uv records in the
+// lock (with an extra marker) does not make the lock look out of date.
+func TestUVLockWithOptionalDependencies(t *testing.T) {
+	fsys := fixtureFS(t, "uv-lock", nil)
+	lock := string(fsys["uv.lock"].Data)
+	if !strings.Contains(lock, "requires-dist = [\n") {
+		t.Fatal("the fixture's uv.lock has no requires-dist")
+	}
+	fsys["uv.lock"].Data = []byte(strings.Replace(lock, "requires-dist = [\n", "requires-dist = [\n    { name = \"pytest\", marker = \"extra == 'dev'\", specifier = \">=8\" },\n", 1))
+	fsys["pyproject.toml"].Data = append(fsys["pyproject.toml"].Data, []byte("\n[project.optional-dependencies]\ndev = [\"pytest>=8\"]\n")...)
+	if _, err := Detect(context.Background(), fsys, Options{}); err != nil {
+		t.Errorf("a lock with an optional dependency: %v", err)
+	}
+}
