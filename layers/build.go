@@ -421,43 +421,10 @@ func dependencyLayer(ctx context.Context, p *plan.Plan, base v1.Image, root stri
 	if err != nil {
 		return nil, false, nil, err
 	}
-	h := sha256.New()
-	fmt.Fprintf(h, "pyship dependencies v3\nbase %s\nplatform %s\ninstaller %s\nvenv %s\nproject %v\n",
-		d, p.Platform, opts.Installer.Name(), p.Dependencies.Venv, p.Dependencies.Project)
-	// The commands make the venv: another command, another layer.
-	for _, st := range p.Dependencies.Steps {
-		fmt.Fprintf(h, "step %s %q\n", st.Kind, st.Args)
-	}
-	for _, s := range system {
-		fmt.Fprintf(h, "system %s\n", filepath.Base(s))
-	}
-	for _, r := range p.Dependencies.Requirements {
-		fmt.Fprintf(h, "requirements %s\n", r)
-	}
-	if t := p.Dependencies.UploadedBefore; t != "" {
-		fmt.Fprintf(h, "uploaded before %s\n", t)
-	}
-	src, err := os.OpenRoot(opts.Source)
+	key, err := dependencyKey(p, d, system, opts)
 	if err != nil {
 		return nil, false, nil, err
 	}
-	defer src.Close()
-	for _, f := range p.Dependencies.Files {
-		data, err := readRegular(src, f)
-		if err != nil {
-			return nil, false, nil, err
-		}
-		fmt.Fprintf(h, "file %s %d\n", f, len(data))
-		h.Write(data)
-	}
-	if installsSource(p) {
-		// The project's own code is copied into the venv, so the venv depends on it too.
-		fmt.Fprintf(h, "source\n")
-		if err := hashTree(h, opts.Source, p.App); err != nil {
-			return nil, false, nil, err
-		}
-	}
-	key := "deps-" + hex.EncodeToString(h.Sum(nil))
 	layersDir := filepath.Join(opts.CacheDir, "layers")
 	if l, err := cachedLayer(layersDir, key, opts.Logger); l != nil || err != nil {
 		if l == nil {
@@ -482,56 +449,11 @@ func dependencyLayer(ctx context.Context, p *plan.Plan, base v1.Image, root stri
 	defer os.RemoveAll(tmp)
 	pd := p.Dependencies
 	req := InstallRequest{
-		Root: root, Over: system, Scratch: filepath.Join(tmp, "1"), Source: opts.Source, AppTree: appTree, AppDir: p.App.Dir,
+		Root: root, Over: system, Source: opts.Source, AppTree: appTree, AppDir: p.App.Dir,
 		Steps: pd.Steps, Requirements: pd.Requirements, Project: pd.Project, Packages: pd.Packages, Lock: pd.Lock, LockRequirements: pd.LockRequirements,
 		Files: pd.Files, Venv: pd.Venv, Env: envOf(base),
 	}
-	if err := os.Mkdir(req.Scratch, 0o700); err != nil {
-		return nil, false, nil, err
-	}
-	venv, err := opts.Installer.Install(ctx, req)
-	var builder string
-	var failed *InstallError
-	if errors.As(err, &failed) && failed.Stdlib != "" {
-		// A requirements file that lists modules of the standard library: once more,
-		// without them.
-		drop, derr := stdlibLines(opts.Source, req.Requirements)
-		if derr != nil {
-			return nil, false, nil, derr
-		}
-		if len(drop) > 0 {
-			for _, f := range slices.Sorted(maps.Keys(drop)) {
-				for _, n := range drop[f] {
-					opts.Logger.Warn(fmt.Sprintf("%s:%d names a module of Python's standard library, which is no package to install: left out of the install; delete the line", f, n))
-				}
-			}
-			req.Drop = drop
-			req.Scratch = filepath.Join(tmp, "1-stdlib")
-			if err := os.Mkdir(req.Scratch, 0o700); err != nil {
-				return nil, false, nil, err
-			}
-			venv, err = opts.Installer.Install(ctx, req)
-		}
-	}
-	if errors.As(err, &failed) && failed.MemoryLimit == 0 {
-		if c := buildToolConstraints(failed.Output); len(c) > 0 {
-			// A source distribution written for an older setuptools: once more, with the
-			// build tools of its time.
-			opts.Logger.Info("a source distribution needs an older setuptools to build: installing again with it", "constraints", strings.Join(c, " "))
-			req.BuildConstraints = c
-			req.Scratch = filepath.Join(tmp, "1-tools")
-			if err := os.Mkdir(req.Scratch, 0o700); err != nil {
-				return nil, false, nil, err
-			}
-			venv, err = opts.Installer.Install(ctx, req)
-		}
-	}
-	if errors.As(err, &failed) && failed.MemoryLimit == 0 {
-		// A source build that needs a compiler: once more, in a builder.
-		if builder, venv, err = installInBuilder(ctx, p, root, d, req, failed, tmp, opts); err != nil {
-			return nil, false, nil, err
-		}
-	}
+	venv, builder, err := install(ctx, p, root, d, req, tmp, opts)
 	if err != nil {
 		return nil, false, nil, err
 	}
@@ -546,6 +468,96 @@ func dependencyLayer(ctx context.Context, p *plan.Plan, base v1.Image, root stri
 		return writeTree(w, venv, treeOptions{Prefix: p.Dependencies.Venv, AllowOutsideLinks: true})
 	})
 	return l, false, runtime, err
+}
+
+// dependencyKey is the cache key of the dependency layer: everything the install depends
+// on.
+func dependencyKey(p *plan.Plan, base v1.Hash, system []string, opts Options) (string, error) {
+	h := sha256.New()
+	fmt.Fprintf(h, "pyship dependencies v3\nbase %s\nplatform %s\ninstaller %s\nvenv %s\nproject %v\n",
+		base, p.Platform, opts.Installer.Name(), p.Dependencies.Venv, p.Dependencies.Project)
+	// The commands make the venv: another command, another layer.
+	for _, st := range p.Dependencies.Steps {
+		fmt.Fprintf(h, "step %s %q\n", st.Kind, st.Args)
+	}
+	for _, s := range system {
+		fmt.Fprintf(h, "system %s\n", filepath.Base(s))
+	}
+	for _, r := range p.Dependencies.Requirements {
+		fmt.Fprintf(h, "requirements %s\n", r)
+	}
+	if t := p.Dependencies.UploadedBefore; t != "" {
+		fmt.Fprintf(h, "uploaded before %s\n", t)
+	}
+	src, err := os.OpenRoot(opts.Source)
+	if err != nil {
+		return "", err
+	}
+	defer src.Close()
+	for _, f := range p.Dependencies.Files {
+		data, err := readRegular(src, f)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(h, "file %s %d\n", f, len(data))
+		h.Write(data)
+	}
+	if installsSource(p) {
+		// The project's own code is copied into the venv, so the venv depends on it too.
+		fmt.Fprintf(h, "source\n")
+		if err := hashTree(h, opts.Source, p.App); err != nil {
+			return "", err
+		}
+	}
+	return "deps-" + hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// install runs the plan's install, and again when a failure says how to succeed: without
+// the standard library's modules a requirements file lists, with the build tools of an old
+// source distribution's time, in a builder with a compiler. It returns the venv, and the
+// builder's tree when one was used.
+func install(ctx context.Context, p *plan.Plan, root string, base v1.Hash, req InstallRequest, tmp string, opts Options) (venv, builder string, err error) {
+	attempt := func(name string) (string, error) {
+		req.Scratch = filepath.Join(tmp, name)
+		if err := os.Mkdir(req.Scratch, 0o700); err != nil {
+			return "", err
+		}
+		return opts.Installer.Install(ctx, req)
+	}
+	venv, err = attempt("1")
+	var failed *InstallError
+	if errors.As(err, &failed) && failed.Stdlib != "" {
+		// A requirements file that lists modules of the standard library: once more,
+		// without them.
+		drop, derr := stdlibLines(opts.Source, req.Requirements)
+		if derr != nil {
+			return "", "", derr
+		}
+		if len(drop) > 0 {
+			for _, f := range slices.Sorted(maps.Keys(drop)) {
+				for _, n := range drop[f] {
+					opts.Logger.Warn(fmt.Sprintf("%s:%d names a module of Python's standard library, which is no package to install: left out of the install; delete the line", f, n))
+				}
+			}
+			req.Drop = drop
+			venv, err = attempt("1-stdlib")
+		}
+	}
+	if errors.As(err, &failed) && failed.MemoryLimit == 0 {
+		if c := buildToolConstraints(failed.Output); len(c) > 0 {
+			// A source distribution written for an older setuptools: once more, with the
+			// build tools of its time.
+			opts.Logger.Info("a source distribution needs an older setuptools to build: installing again with it", "constraints", strings.Join(c, " "))
+			req.BuildConstraints = c
+			venv, err = attempt("1-tools")
+		}
+	}
+	if errors.As(err, &failed) && failed.MemoryLimit == 0 {
+		// A source build that needs a compiler: once more, in a builder.
+		builder, venv, err := installInBuilder(ctx, p, root, base, req, failed, tmp, opts)
+		return venv, builder, err
+	}
+	return venv, "", err
 }
 
 // installsSource reports whether the install copies repository code into the venv: the
