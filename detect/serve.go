@@ -168,36 +168,33 @@ func tornadoUnserved(cands []candidate) error {
 // panelCommand serves a script that imports Panel and marks something .servable() with
 // panel serve.
 func panelCommand(c candidate, res *Result) (bool, error) {
-	if !frameworkImportRe["panel"].MatchString(c.src) || path.Base(c.file) == "__init__.py" {
-		return false, nil
-	}
-	m := servableRe.FindStringIndex(c.src)
-	if m == nil {
-		return false, nil
-	}
-	res.Framework = "panel"
-	res.Start = Start{Command: shell(fmt.Sprintf(`panel serve %s --address 0.0.0.0 --port "$PORT" --allow-websocket-origin '*'`, c.file)),
-		Source: fmt.Sprintf("%s:%d", c.file, lineOf(c.src, m[0])), PythonPath: c.root,
-		Reason: c.file + " imports panel and marks a component .servable(): a Panel app, served by panel serve on $PORT"}
-	res.SmokePath = appPath(c, "panel serve")
-	return true, nil
+	return serveScript(c, res, "panel", servableRe, "marks a component .servable(): a Panel app")
 }
 
 // bokehCommand serves a script that imports Bokeh and builds its document with curdoc()
 // with bokeh serve. A Panel script is Panel's.
 func bokehCommand(c candidate, res *Result) (bool, error) {
-	if !frameworkImportRe["bokeh"].MatchString(c.src) || frameworkImportRe["panel"].MatchString(c.src) || path.Base(c.file) == "__init__.py" {
+	if frameworkImportRe["panel"].MatchString(c.src) {
 		return false, nil
 	}
-	m := curdocRe.FindStringIndex(c.src)
+	return serveScript(c, res, "bokeh", curdocRe, "builds its document with curdoc(): a Bokeh server app")
+}
+
+// serveScript serves a script that imports framework and has what marks (Panel's and
+// Bokeh's servers take the script itself: FRAMEWORK serve FILE).
+func serveScript(c candidate, res *Result, framework string, marks *regexp.Regexp, what string) (bool, error) {
+	if !frameworkImportRe[framework].MatchString(c.src) || path.Base(c.file) == "__init__.py" {
+		return false, nil
+	}
+	m := marks.FindStringIndex(c.src)
 	if m == nil {
 		return false, nil
 	}
-	res.Framework = "bokeh"
-	res.Start = Start{Command: shell(fmt.Sprintf(`bokeh serve %s --address 0.0.0.0 --port "$PORT" --allow-websocket-origin '*'`, c.file)),
+	res.Framework = framework
+	res.Start = Start{Command: shell(fmt.Sprintf(`%s serve %s --address 0.0.0.0 --port "$PORT" --allow-websocket-origin '*'`, framework, c.file)),
 		Source: fmt.Sprintf("%s:%d", c.file, lineOf(c.src, m[0])), PythonPath: c.root,
-		Reason: c.file + " imports bokeh and builds its document with curdoc(): a Bokeh server app, served by bokeh serve on $PORT"}
-	res.SmokePath = appPath(c, "bokeh serve")
+		Reason: fmt.Sprintf("%s imports %s and %s, served by %s serve on $PORT", c.file, framework, what, framework)}
+	res.SmokePath = appPath(c, framework+" serve")
 	return true, nil
 }
 

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/pyship/pyship/sandbox"
 )
 
 func TestTailKeepsTheEnd(t *testing.T) {
@@ -29,17 +31,19 @@ func TestTailKeepsTheEnd(t *testing.T) {
 }
 
 func TestLogWriterIsBounded(t *testing.T) {
-	w := &logWriter{log: hclog.NewNullLogger()}
+	var logged []string
+	w := logWriter(hclog.NewNullLogger())
+	w.Emit = func(line string, _ bool) { logged = append(logged, line) }
 	chunk := []byte(strings.Repeat("x", 1<<20))
 	for i := 0; i < 64; i++ {
 		w.Write(chunk)
 	}
-	if len(w.partial) > maxLogLine {
-		t.Errorf("64 MiB without a newline kept %d bytes", len(w.partial))
+	if len(w.Partial()) > sandbox.MaxLine {
+		t.Errorf("64 MiB without a newline kept %d bytes", len(w.Partial()))
 	}
 	w.Write([]byte("\nnext"))
-	if string(w.partial) != "next" {
-		t.Errorf("after a newline: %q", w.partial)
+	if w.Partial() != "next" || len(logged) != 1 || len(logged[0]) != sandbox.MaxLine {
+		t.Errorf("after a newline: partial %q, %d lines logged", w.Partial(), len(logged))
 	}
 }
 

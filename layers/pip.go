@@ -1,7 +1,6 @@
 package layers
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -268,7 +267,7 @@ func (pi *PipInstaller) Install(ctx context.Context, req InstallRequest) (string
 	egress, refused := buildEgress(log)
 	for _, st := range req.Steps {
 		out := newTail(outputTail)
-		w := io.MultiWriter(out, &logWriter{log: log})
+		w := io.MultiWriter(out, logWriter(log))
 		err := sandbox.Exec(ctx, sandbox.ExecSpec{
 			Root: req.Root, Over: req.Over, Upper: upper, Args: st.Args, Env: env, Dir: req.AppDir,
 			Hostname: "pyship-build", Mounts: mounts, Egress: egress, Limits: pi.Limits, Stdout: w, Stderr: w,
@@ -448,34 +447,10 @@ func installInputs(req InstallRequest) []string {
 	return inputs
 }
 
-// logWriter sends a process's output to the logger, a line at a time, at debug level. A
-// line is cut at maxLogLine, so output without newlines cannot grow pyship.
-type logWriter struct {
-	log     hclog.Logger
-	partial []byte
-}
-
-const maxLogLine = 16 << 10
-
-func (w *logWriter) Write(p []byte) (int, error) {
-	n := len(p)
-	for len(p) > 0 {
-		i := bytes.IndexByte(p, '\n')
-		chunk := p
-		if i >= 0 {
-			chunk = p[:i]
-		}
-		if room := maxLogLine - len(w.partial); room > 0 {
-			w.partial = append(w.partial, chunk[:min(len(chunk), room)]...)
-		}
-		if i < 0 {
-			break
-		}
-		w.log.Debug(string(w.partial))
-		w.partial = w.partial[:0]
-		p = p[i+1:]
-	}
-	return n, nil
+// logWriter sends a process's output to the logger, a line at a time, at debug level,
+// each line cut at sandbox.MaxLine.
+func logWriter(log hclog.Logger) *sandbox.Lines {
+	return &sandbox.Lines{Emit: func(line string, _ bool) { log.Debug(line) }}
 }
 
 // realDirIn returns root/rel after checking that every part of rel is a directory, not a

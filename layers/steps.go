@@ -55,7 +55,7 @@ func stepsLayer(ctx context.Context, p *plan.Plan, base v1.Image, root string, s
 	egress, _ := buildEgress(log)
 	for _, st := range p.BuildSteps {
 		out := newTail(outputTail)
-		w := io.MultiWriter(out, &logWriter{log: log})
+		w := io.MultiWriter(out, logWriter(log))
 		stepCtx, cancel := context.WithTimeout(ctx, opts.StepTimeout)
 		err := sandbox.Exec(stepCtx, sandbox.ExecSpec{
 			Root: root, Over: append([]string{venv}, system...), Upper: filepath.Join(scratch, "upper"),

@@ -52,7 +52,7 @@ func aptInstall(ctx context.Context, root string, over []string, upper string, p
 	ctx, cancel := context.WithTimeout(ctx, opts.StepTimeout)
 	defer cancel()
 	out := newTail(outputTail)
-	w := io.MultiWriter(out, &logWriter{log: opts.Logger})
+	w := io.MultiWriter(out, logWriter(opts.Logger))
 	egress, _ := buildEgress(opts.Logger)
 	// The package names follow the script as its arguments: never shell text.
 	args := append([]string{"/bin/sh", "-c", aptInstallScript, "pyship-apt"}, pkgs...)

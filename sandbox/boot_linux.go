@@ -2,7 +2,6 @@ package sandbox
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -348,61 +347,42 @@ func exists(p string) bool {
 
 // lineBuffer keeps the last lines written to it.
 type lineBuffer struct {
-	mu        sync.Mutex
-	max       int
-	lines     []string
-	partial   []byte
-	truncated bool
+	mu    sync.Mutex
+	max   int
+	lines []string
+	split Lines
 }
 
-func newLineBuffer(max int) *lineBuffer { return &lineBuffer{max: max} }
-
-// maxLine is the longest line a lineBuffer keeps; an app that prints without a newline
-// cannot grow pyship past it.
-const maxLine = 16 << 10
-
-func (b *lineBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	n := len(p)
-	for len(p) > 0 {
-		i := bytes.IndexByte(p, '\n')
-		chunk := p
-		if i >= 0 {
-			chunk = p[:i]
-		}
-		if room := maxLine - len(b.partial); room > 0 {
-			b.partial = append(b.partial, chunk[:min(len(chunk), room)]...)
-		}
-		if len(chunk) > 0 && len(b.partial) >= maxLine {
-			b.truncated = true
-		}
-		if i < 0 {
-			break
-		}
-		line := string(b.partial)
-		if b.truncated {
+func newLineBuffer(max int) *lineBuffer {
+	b := &lineBuffer{max: max}
+	b.split.Emit = func(line string, cut bool) {
+		if cut {
 			line += " [line cut at 16 KiB]"
 		}
 		b.lines = append(b.lines, line)
-		b.partial, b.truncated = b.partial[:0], false
-		p = p[i+1:]
 		if len(b.lines) > 2*b.max {
 			b.lines = append([]string(nil), b.lines[len(b.lines)-b.max:]...)
 		}
 	}
+	return b
+}
+
+func (b *lineBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n, err := b.split.Write(p)
 	if len(b.lines) > b.max {
 		b.lines = append([]string(nil), b.lines[len(b.lines)-b.max:]...)
 	}
-	return n, nil
+	return n, err
 }
 
 func (b *lineBuffer) last(n int) []string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	lines := b.lines
-	if len(b.partial) > 0 {
-		lines = append(append([]string(nil), lines...), string(b.partial))
+	if partial := b.split.Partial(); partial != "" {
+		lines = append(append([]string(nil), lines...), partial)
 	}
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]

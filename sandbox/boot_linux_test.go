@@ -28,8 +28,8 @@ func TestLineBufferIsBounded(t *testing.T) {
 			t.Fatalf("Write: %d, %v", n, err)
 		}
 	}
-	if len(b.partial) > maxLine {
-		t.Errorf("100 MiB without a newline kept %d bytes, want at most %d", len(b.partial), maxLine)
+	if len(b.split.Partial()) > MaxLine {
+		t.Errorf("100 MiB without a newline kept %d bytes, want at most %d", len(b.split.Partial()), MaxLine)
 	}
 	b.Write([]byte("\nline 2\nline 3\nline 4\npartial"))
 	got := b.last(10)
@@ -43,9 +43,9 @@ func TestLineBufferIsBounded(t *testing.T) {
 		}
 	}
 	b2 := newLineBuffer(5)
-	b2.Write(chunk[:maxLine+10])
+	b2.Write(chunk[:MaxLine+10])
 	b2.Write([]byte("\n"))
-	if l := b2.last(1)[0]; !strings.HasSuffix(l, "[line cut at 16 KiB]") || len(l) > maxLine+40 {
+	if l := b2.last(1)[0]; !strings.HasSuffix(l, "[line cut at 16 KiB]") || len(l) > MaxLine+40 {
 		t.Errorf("a long line is kept as %d bytes ending %q", len(l), l[len(l)-30:])
 	}
 }
