@@ -41,8 +41,12 @@ var importDists = map[string]string{
 	"whitenoise": "whitenoise", "wtforms": "WTForms", "yaml": "PyYAML",
 }
 
-// maxImportFiles bounds the Python files read to infer imports.
-const maxImportFiles = 500
+// maxImportFiles bounds the Python files read to infer imports, maxImportEntries the
+// directory entries looked at to find them and the repository's own module names.
+const (
+	maxImportFiles   = 500
+	maxImportEntries = 20000
+)
 
 // inferImports finds the well-known packages the repository's Python files import, for a
 // repository with no dependency file. Imports of the standard library and of the
@@ -50,9 +54,13 @@ const maxImportFiles = 500
 func inferImports(fsys fs.FS, res *Result) ([]Inferred, error) {
 	var files []string
 	local := map[string]bool{}
+	entries := 0
 	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
+		}
+		if entries++; entries > maxImportEntries {
+			return fs.SkipAll
 		}
 		name := d.Name()
 		if d.IsDir() {

@@ -3,11 +3,13 @@ package detect
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"os"
 	"slices"
 	"strings"
 	"testing"
+	"testing/fstest"
 )
 
 const (
@@ -710,5 +712,28 @@ func TestInferImports(t *testing.T) {
 	_, err = Detect(context.Background(), files(map[string]string{"app.py": "import flask\napp = flask.Flask(__name__)\n", "requirements.txt": "requests\n"}), Options{})
 	if err == nil {
 		t.Errorf("a requirements.txt without flask: no refusal")
+	}
+}
+
+// TestInferImportsIsBounded checks that a repository of many files with no dependency
+// file is looked at only so far.
+func TestInferImportsIsBounded(t *testing.T) {
+	fsys := fstest.MapFS{
+		"app.py":       {Data: []byte("import flask\nimport helper\napp = flask.Flask(__name__)\n")},
+		"zz/helper.py": {Data: []byte("")}, // walked after data/, so never reached
+	}
+	for i := range 3 * maxImportEntries {
+		fsys[fmt.Sprintf("data/d%d/x%d.py", i%500, i)] = &fstest.MapFile{Data: []byte("import requests\n")}
+	}
+	res, err := Detect(context.Background(), fsys, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(res.Dependencies.Inferred); n == 0 || n > 2 {
+		t.Errorf("inferred %+v", res.Dependencies.Inferred)
+	}
+	// The walk stopped before zz/, so helper reads as an import of unknown origin.
+	if warned := strings.Join(res.Warnings, "\n"); !strings.Contains(warned, "helper (app.py:2)") {
+		t.Errorf("the walk went past its bound: warnings\n%s", warned)
 	}
 }
