@@ -72,6 +72,10 @@ type Django struct {
 	// Collectstatic runs "manage.py collectstatic" at build time; default: when
 	// STATIC_ROOT is set.
 	Collectstatic *bool `toml:"collectstatic" json:"collectstatic,omitempty"`
+	// Migrate runs "manage.py migrate" each time the app starts, before the server;
+	// default: when pyship derives the start command from manage.py, or the Procfile's
+	// release process runs it, and the settings configure a database.
+	Migrate *bool `toml:"migrate" json:"migrate,omitempty"`
 }
 
 // Flask configures Flask's build steps.
@@ -133,7 +137,7 @@ func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil
 var configKeys = map[string][]string{
 	"":       {"python", "base", "start", "port", "user", "env", "labels", "include", "exclude", "smoke", "django", "flask", "resolve", "apt"},
 	"smoke":  {"path", "status", "body", "headers", "timeout"},
-	"django": {"collectstatic"},
+	"django": {"collectstatic", "migrate"},
 	"flask":  {"init-db"},
 }
 

@@ -122,11 +122,18 @@ type Result struct {
 	Warnings []string `json:"warnings,omitempty"`
 
 	django *djangoProject
+	// release is the Procfile's release process, when it has one.
+	release *process
 	// app is the module the start command serves, when pyship found it.
 	app *candidate
 	// needs are packages the chosen start needs besides its program and the app's
 	// framework, like the server a PasteDeploy file names.
 	needs []need
+}
+
+// process is a command line of a Procfile and where it is.
+type process struct {
+	line, source string
 }
 
 func (r *Result) warnf(format string, args ...any) {

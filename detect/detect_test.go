@@ -399,3 +399,79 @@ func TestDjangoBuildSteps(t *testing.T) {
 		t.Errorf("no STATIC_ROOT: steps %+v, err %v", res.BuildSteps, err)
 	}
 }
+
+func TestDjangoMigrate(t *testing.T) {
+	const gunicorn = `gunicorn site1.wsgi:application --bind "0.0.0.0:$PORT"`
+	project := func(extra map[string]string) map[string]string {
+		m := map[string]string{
+			"manage.py":         "os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'site1.settings')\n",
+			"site1/__init__.py": "",
+			"site1/wsgi.py":     "",
+			"site1/settings.py": "BASE_DIR = 1\n\nDATABASES = {'default': {'ENGINE': 'django.db.backends.sqlite3', 'NAME': BASE_DIR / 'db.sqlite3'}}\n",
+			"requirements.txt":  "django\ngunicorn\n",
+		}
+		for k, v := range extra {
+			if v == "" {
+				delete(m, k)
+			} else {
+				m[k] = v
+			}
+		}
+		return m
+	}
+	for _, tc := range []struct {
+		name   string
+		extra  map[string]string
+		start  []string
+		source string // of the note, "" for none
+		warned string
+		err    string
+	}{
+		{name: "derived start", start: shellCommand(migrateCommand + " && " + gunicorn), source: "manage.py:1"},
+		{name: "no database", extra: map[string]string{"site1/settings.py": "DEBUG = True\n"}, start: shellCommand(gunicorn)},
+		{name: "databases empty", extra: map[string]string{"site1/settings.py": "DATABASES = {}  # none\n"}, start: shellCommand(gunicorn)},
+		{name: "turned off", extra: map[string]string{"pyship.toml": "[django]\nmigrate = false\n"}, start: shellCommand(gunicorn)},
+		{name: "procfile web only", extra: map[string]string{"Procfile": "web: gunicorn site1.wsgi\n"}, start: shellCommand("gunicorn site1.wsgi")},
+		{name: "procfile release migrate", extra: map[string]string{"Procfile": "release: python manage.py migrate\nweb: gunicorn site1.wsgi\n"},
+			start: shellCommand("python manage.py migrate && gunicorn site1.wsgi"), source: "Procfile:1"},
+		{name: "procfile release other", extra: map[string]string{"Procfile": "release: ./tasks.sh\nweb: gunicorn site1.wsgi\n"},
+			start: shellCommand("gunicorn site1.wsgi"), warned: "does not run the release process"},
+		{name: "start migrates already", extra: map[string]string{"Procfile": "web: python manage.py migrate && gunicorn site1.wsgi\n", "pyship.toml": "[django]\nmigrate = true\n"},
+			start: shellCommand("python manage.py migrate && gunicorn site1.wsgi")},
+		{name: "forced with a list", extra: map[string]string{"pyship.toml": "start = [\"gunicorn\", \"site1.wsgi\", \"--bind\", \"0.0.0.0:8080\"]\n[django]\nmigrate = true\n", "site1/settings.py": "DEBUG = True\n"},
+			start: shellCommand(migrateCommand + " && gunicorn site1.wsgi --bind 0.0.0.0:8080"), source: "pyship.toml:3"},
+		{name: "forced without django", extra: map[string]string{"manage.py": "", "app.py": seedApp, "requirements.txt": "flask\n", "pyship.toml": "[django]\nmigrate = true\n"},
+			err: "pyship.toml:2: django.migrate = true, but pyship finds no Django project"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := Detect(context.Background(), files(project(tc.extra)), Options{})
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(res.Start.Command, tc.start) {
+				t.Errorf("start %q, want %q", res.Start.Command, tc.start)
+			}
+			var note *Note
+			for i, n := range res.Notes {
+				if n.What == "django migrate" {
+					note = &res.Notes[i]
+				}
+			}
+			switch {
+			case tc.source == "" && note != nil:
+				t.Errorf("unexpected note %+v", *note)
+			case tc.source != "" && (note == nil || note.Source != tc.source):
+				t.Errorf("note %+v, want from %s", note, tc.source)
+			}
+			if tc.warned != "" && !strings.Contains(strings.Join(res.Warnings, "\n"), tc.warned) {
+				t.Errorf("warnings %q lack %q", res.Warnings, tc.warned)
+			}
+		})
+	}
+}

@@ -20,6 +20,8 @@ type djangoProject struct {
 	// image then sets it, so that every process uses the module pyship picked, unless
 	// decided: pyship evaluated the choice as the app makes it in the image.
 	variable, decided bool
+	// served is true when pyship derived the start command from manage.py.
+	served bool
 }
 
 var (
@@ -169,6 +171,7 @@ func djangoCommand(fsys fs.FS, gconf *gunicornConf, res *Result) {
 	dj := res.django
 	pkg, _, _ := strings.Cut(dj.settings, ".")
 	res.Framework = "django"
+	dj.served = true
 	deps := res.Dependencies
 	wsgi, asgi := exists(fsys, pkg+"/wsgi.py"), exists(fsys, pkg+"/asgi.py")
 	switch {
@@ -215,4 +218,102 @@ func (c *Config) envValue(name string) (string, bool) {
 	}
 	v, ok := c.Env[name]
 	return v, ok
+}
+
+var (
+	// databasesRe finds the settings' DATABASES: an assignment, or a change to one.
+	databasesRe = regexp.MustCompile(`(?m)^[ \t]*DATABASES\b(.*)$`)
+	// noDatabasesRe is an assignment of none: DATABASES = {}.
+	noDatabasesRe = regexp.MustCompile(`^=\s*(?:\{\s*\}|dict\(\s*\))\s*(?:#.*)?$`)
+	// migrateCommandRe finds manage.py migrate in a command line.
+	migrateCommandRe = regexp.MustCompile(`\bmanage\.py["']?\s+["']?migrate\b`)
+)
+
+// migrateCommand is what runs before the server when pyship puts migrate there itself.
+const migrateCommand = "python manage.py migrate --noinput"
+
+// djangoMigrate puts manage.py migrate in front of the server, so that the app starts with
+// its tables made, in SQLite beside the code or in the database DATABASE_URL names: what
+// Railpack does with a Django project, and what Heroku's release phase does with a
+// Procfile's "release: python manage.py migrate" (an image has no release phase, so it
+// runs at every start; migrate does nothing when the tables are up to date). It applies
+// when pyship derived the start command from manage.py or the Procfile's release process
+// runs migrate, and the settings configure a database: without DATABASES, Django has none.
+// [django] migrate = true puts it in front of any start command; false never.
+func djangoMigrate(fsys fs.FS, cfg *Config, res *Result) error {
+	var forced *bool
+	if cfg != nil {
+		forced = cfg.Django.Migrate
+	}
+	if forced != nil && !*forced {
+		return nil
+	}
+	dj := res.django
+	if forced != nil && dj == nil {
+		file, line := ParseSource(cfg.Source("django.migrate"))
+		return &Error{File: file, Line: line, Msg: "django.migrate = true, but pyship finds no Django project: no manage.py that sets DJANGO_SETTINGS_MODULE at the top of the repository",
+			Hint: "run pyship on the directory that holds manage.py, or remove django.migrate"}
+	}
+	if dj == nil {
+		return nil
+	}
+	migrate, source, reason := migrateCommand, "", ""
+	switch {
+	case forced != nil:
+		source, reason = cfg.Source("django.migrate"), "django.migrate = true in "+cfg.File
+	case res.release != nil && migrateCommandRe.MatchString(res.release.line) && splitShell(res.release.line).ok:
+		migrate, source = res.release.line, res.release.source
+		reason = "the release process runs migrate before each release; an image has no release phase, so it runs before the server"
+	case dj.served:
+		source = dj.source
+		reason = "pyship serves the Django project, and runs migrate first, as Railpack does, so that the app starts with its tables"
+	default:
+		return nil
+	}
+	if forced == nil {
+		file, line, value, err := findSetting(fsys, dj.settings, databasesRe)
+		if err != nil {
+			return err
+		}
+		if file == "" || noDatabasesRe.MatchString(value) {
+			return nil
+		}
+		reason += fmt.Sprintf("; the settings configure a database (%s:%d)", file, line)
+	}
+	start, ok := startLine(res.Start.Command)
+	if !ok {
+		res.warnf("%s: pyship cannot put manage.py migrate in front of the start command, a shell line it cannot read; run it there yourself ([django] migrate = false in pyship.toml silences this)", res.Start.Source)
+		return nil
+	}
+	if migrateCommandRe.MatchString(start) {
+		return nil // the start command runs it already
+	}
+	res.Start.Command = shellCommand(migrate + " && " + start)
+	if res.release != nil && source == res.release.source {
+		res.release = nil // it runs
+	}
+	res.Notes = append(res.Notes, Note{What: "django migrate", Value: "at start: " + migrate, Source: source,
+		Reason: reason + "; a failed migrate stops the start ([django] migrate = false in pyship.toml turns it off)"})
+	return nil
+}
+
+// startLine returns the start command as one shell line: a list of simple commands that
+// may be prefixed with "CMD && ". ok is false for anything else.
+func startLine(argv []string) (string, bool) {
+	if len(argv) == 3 && argv[0] == "/bin/sh" && argv[1] == "-c" {
+		return argv[2], splitShell(argv[2]).ok
+	}
+	words := make([]string, len(argv))
+	for i, w := range argv {
+		words[i] = shellQuote(w)
+	}
+	return strings.Join(words, " "), len(argv) > 0
+}
+
+// shellQuote quotes a word for /bin/sh when it needs it.
+func shellQuote(w string) string {
+	if w != "" && strings.Trim(w, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./:=,+@%") == "" {
+		return w
+	}
+	return "'" + strings.ReplaceAll(w, "'", `'\''`) + "'"
 }

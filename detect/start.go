@@ -111,6 +111,12 @@ func startCommand(fsys fs.FS, cfg *Config, proj *project, res *Result) error {
 		res.Port = Port{Number: cfg.Port, Source: cfg.Source("port")}
 	}
 	djangoNotes(cfg, res)
+	if err := djangoMigrate(fsys, cfg, res); err != nil {
+		return err
+	}
+	if r := res.release; r != nil {
+		res.warnf("%s: the image does not run the release process (%s): an image has no release phase; run it where you deploy, or put it in front of the web command", r.source, excerpt(r.line))
+	}
 	warnDevServer(fsys, res)
 	return checkStartable(fsys, proj, res)
 }
@@ -178,6 +184,9 @@ func procfileCommand(fsys fs.FS, res *Result) (bool, error) {
 	}
 	// A shell, so that $PORT in the command expands as it does on Heroku.
 	res.Start = Start{Command: shellCommand(pf.Web), Source: fmt.Sprintf("Procfile:%d", pf.WebLine), Reason: "Procfile declares a web process"}
+	if pf.ReleaseLine > 0 {
+		res.release = &process{line: pf.Release, source: fmt.Sprintf("Procfile:%d", pf.ReleaseLine)}
+	}
 	return true, nil
 }
 
@@ -186,6 +195,10 @@ type Procfile struct {
 	// Web is the web process's command, and WebLine its line (0 when there is none).
 	Web     string
 	WebLine int
+	// Release is the release process's command (Heroku runs it once before each
+	// release), and ReleaseLine its line (0 when there is none).
+	Release     string
+	ReleaseLine int
 	// Warnings name the lines that are not "name: command", which are ignored.
 	Warnings []string
 }
@@ -215,6 +228,9 @@ func ParseProcfile(data []byte) (*Procfile, error) {
 			continue
 		}
 		processes++
+		if m[1] == "release" && pf.ReleaseLine == 0 {
+			pf.Release, pf.ReleaseLine = strings.TrimSpace(m[2]), n
+		}
 		if m[1] != "web" {
 			continue
 		}

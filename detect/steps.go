@@ -122,7 +122,7 @@ func djangoSteps(fsys fs.FS, cfg *Config, proj *project, res *Result) error {
 	}
 	var staticFile string
 	if res.django != nil {
-		file, line, value, err := findStaticRoot(fsys, res.django.settings)
+		file, line, value, err := findSetting(fsys, res.django.settings, staticRootRe)
 		if err != nil {
 			return err
 		}
@@ -161,9 +161,9 @@ func collectstaticAtStart(res *Result) bool {
 	return false
 }
 
-// findStaticRoot looks for STATIC_ROOT in the settings module (a file, or every file of a
-// settings package).
-func findStaticRoot(fsys fs.FS, settings string) (string, int, string, error) {
+// findSetting looks for a setting in the settings module (a file, or every file of a
+// settings package): the file and line of re's match and its first group, if it has one.
+func findSetting(fsys fs.FS, settings string, re *regexp.Regexp) (string, int, string, error) {
 	base := strings.ReplaceAll(settings, ".", "/")
 	var files []string
 	if exists(fsys, base+".py") {
@@ -182,8 +182,12 @@ func findStaticRoot(fsys fs.FS, settings string) (string, int, string, error) {
 		if err != nil {
 			return "", 0, "", readError(f, err)
 		}
-		if m := staticRootRe.FindSubmatchIndex(data); m != nil {
-			return f, lineOf(string(data), m[0]), strings.TrimSpace(string(data[m[2]:m[3]])), nil
+		if m := re.FindSubmatchIndex(data); m != nil {
+			value := ""
+			if len(m) > 3 {
+				value = strings.TrimSpace(string(data[m[2]:m[3]]))
+			}
+			return f, lineOf(string(data), m[0]), value, nil
 		}
 	}
 	return "", 0, "", nil
