@@ -2,9 +2,11 @@ package layers
 
 import (
 	"archive/tar"
+	"bytes"
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -69,6 +71,7 @@ type dirRule struct {
 	name     string
 	subdirs  bool
 	files    bool // the files below it get its owner too
+	sqlite   bool // the SQLite databases below it get its group, and 0664
 	uid, gid int
 	mode     int64
 }
@@ -88,7 +91,7 @@ func dirRules(ws []plan.Writable) ([]dirRule, error) {
 		if w.UID < 0 || w.GID < 0 {
 			return nil, fmt.Errorf("the plan gives %s the owner %d:%d", w.Path, w.UID, w.GID)
 		}
-		rules = append(rules, dirRule{name: strings.TrimPrefix(w.Path, "/"), subdirs: w.Subdirs, files: w.Files, uid: w.UID, gid: w.GID, mode: mode})
+		rules = append(rules, dirRule{name: strings.TrimPrefix(w.Path, "/"), subdirs: w.Subdirs, files: w.Files, sqlite: w.SQLite, uid: w.UID, gid: w.GID, mode: mode})
 	}
 	return rules, nil
 }
@@ -131,6 +134,9 @@ func (w *normalisingWriter) symlink(name, target string) error {
 	return w.tw.WriteHeader(h)
 }
 
+// sqliteMagic begins every SQLite database file.
+const sqliteMagic = "SQLite format 3\x00"
+
 func (w *normalisingWriter) file(name string, executable bool, size int64, r io.Reader) error {
 	mode := int64(0o644)
 	if executable {
@@ -138,8 +144,22 @@ func (w *normalisingWriter) file(name string, executable bool, size int64, r io.
 	}
 	h := w.header(name, tar.TypeReg, mode)
 	h.Size = size
-	if r, ok := w.rule(path.Dir(strings.Trim(name, "/"))); ok && r.files {
-		h.Uid, h.Gid = r.uid, r.gid
+	if rule, ok := w.rule(path.Dir(strings.Trim(name, "/"))); ok {
+		switch {
+		case rule.files:
+			h.Uid, h.Gid = rule.uid, rule.gid
+		case rule.sqlite:
+			head := make([]byte, len(sqliteMagic))
+			n, err := io.ReadFull(r, head)
+			if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+				return err
+			}
+			head = head[:n]
+			if string(head) == sqliteMagic {
+				h.Gid, h.Mode = rule.gid, 0o664
+			}
+			r = io.MultiReader(bytes.NewReader(head), r)
+		}
 	}
 	if err := w.tw.WriteHeader(h); err != nil {
 		return err

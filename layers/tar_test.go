@@ -482,12 +482,13 @@ func layerHeaders(t *testing.T, l v1.Layer) map[string]*tar.Header {
 // least of all (the app user must not be able to rewrite its code).
 func TestAppLayerOwnsDirectoriesByRule(t *testing.T) {
 	src := t.TempDir()
-	writeFiles(t, src, map[string]string{"app.py": "", "run.sh": "#!/bin/sh\n", "pkg/sub/mod.py": "", "link.py": "->app.py"})
+	writeFiles(t, src, map[string]string{"app.py": "", "run.sh": "#!/bin/sh\n", "pkg/sub/mod.py": "", "link.py": "->app.py",
+		"db.sqlite3": sqliteMagic + "rest of the database", "pkg/data.db": sqliteMagic, "short.db": "SQLite", "pkg/sub/x.db": sqliteMagic})
 	if err := os.Chmod(filepath.Join(src, "run.sh"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	rules, err := dirRules([]plan.Writable{
-		{Path: "/app", Subdirs: true, UID: 0, GID: 65532, Mode: "1775"},
+		{Path: "/app", Subdirs: true, SQLite: true, UID: 0, GID: 65532, Mode: "1775"},
 		{Path: "/app/pkg/sub", UID: 7, GID: 8, Mode: "0700"},
 		{Path: "/home/app", UID: 65532, GID: 65532, Mode: "0755"},
 	})
@@ -510,6 +511,11 @@ func TestAppLayerOwnsDirectoriesByRule(t *testing.T) {
 		"app/run.sh":         {0, 0, 0o755},
 		"app/link.py":        {0, 0, 0o777},
 		"app/pkg/sub/mod.py": {0, 0, 0o644},
+		// SQLite databases are the app's group's to write, and only they.
+		"app/db.sqlite3":   {0, 65532, 0o664},
+		"app/pkg/data.db":  {0, 65532, 0o664},
+		"app/short.db":     {0, 0, 0o644},
+		"app/pkg/sub/x.db": {0, 0, 0o644}, // its directory's rule does not make databases writable
 	}
 	got := layerHeaders(t, l)
 	if len(got) != len(want) {

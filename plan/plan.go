@@ -127,8 +127,13 @@ type Writable struct {
 	Subdirs bool `json:"subdirs,omitempty"`
 	// Files gives the files below Path the same owner: data the app changes at run time.
 	Files bool `json:"files,omitempty"`
-	UID   int  `json:"uid"`
-	GID   int  `json:"gid"`
+	// SQLite makes the SQLite databases among the files below Path (files that begin
+	// "SQLite format 3"), the repository's own and those build steps make, writable by GID
+	// (mode 0664): data the app changes at run time, which SQLite opens read-only
+	// otherwise. Their owner stays root.
+	SQLite bool `json:"sqlite,omitempty"`
+	UID    int  `json:"uid"`
+	GID    int  `json:"gid"`
 	// Mode is the directory's mode, in octal: permission bits and the sticky bit only.
 	Mode string `json:"mode"`
 }
@@ -373,11 +378,11 @@ func (p *Plan) planWritable(res *detect.Result, uid, gid int) {
 	// code. Were they the app user's, the sticky bit would not bind it: it could unlink
 	// app.py and write another. Its home is its own.
 	p.Writable = []Writable{
-		{Path: AppDir, Subdirs: true, UID: 0, GID: gid, Mode: "1775"},
+		{Path: AppDir, Subdirs: true, SQLite: true, UID: 0, GID: gid, Mode: "1775"},
 		{Path: HomeDir, UID: uid, GID: gid, Mode: "0755"},
 	}
-	p.decide("writable", fmt.Sprintf("%s and its directories (0:%d 1775), %s (%d:%d 0755)", AppDir, gid, HomeDir, uid, gid), "default",
-		"apps write beside their code and in HOME; files stay root's and read-only, and only root may remove them")
+	p.decide("writable", fmt.Sprintf("%s and its directories (0:%d 1775), SQLite databases in them (0:%d 0664), %s (%d:%d 0755)", AppDir, gid, gid, HomeDir, uid, gid), "default",
+		"apps write beside their code (Django's db.sqlite3, uploads) and in HOME; other files stay root's and read-only, and only root may remove them")
 	for _, st := range res.BuildSteps {
 		if st.Data == "" {
 			continue

@@ -107,17 +107,17 @@ func TestWritable(t *testing.T) {
 		want     []Writable
 	}{
 		{"default user", "", "65532:65532", []Writable{
-			{Path: "/app", Subdirs: true, UID: 0, GID: 65532, Mode: "1775"},
+			{Path: "/app", Subdirs: true, SQLite: true, UID: 0, GID: 65532, Mode: "1775"},
 			{Path: "/home/app", UID: 65532, GID: 65532, Mode: "0755"},
 		}},
 		{"configured user and group", "10001:20002", "10001:20002", []Writable{
-			{Path: "/app", Subdirs: true, UID: 0, GID: 20002, Mode: "1775"},
+			{Path: "/app", Subdirs: true, SQLite: true, UID: 0, GID: 20002, Mode: "1775"},
 			{Path: "/home/app", UID: 10001, GID: 20002, Mode: "0755"},
 		}},
 		// Without a group the plan names one, so that podman (group 0 for a uid missing
 		// from /etc/passwd) and pyship's sandbox run the app with the same group.
 		{"configured user alone", "10001", "10001:10001", []Writable{
-			{Path: "/app", Subdirs: true, UID: 0, GID: 10001, Mode: "1775"},
+			{Path: "/app", Subdirs: true, SQLite: true, UID: 0, GID: 10001, Mode: "1775"},
 			{Path: "/home/app", UID: 10001, GID: 10001, Mode: "0755"},
 		}},
 	} {
