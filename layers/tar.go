@@ -137,6 +137,16 @@ func (w *normalisingWriter) symlink(name, target string) error {
 // sqliteMagic begins every SQLite database file.
 const sqliteMagic = "SQLite format 3\x00"
 
+// sqliteName reports whether a file is named like an SQLite database: an empty one is a
+// database SQLite makes its tables in (Django projects often ship an empty db.sqlite3).
+func sqliteName(name string) bool {
+	switch path.Ext(name) {
+	case ".sqlite3", ".sqlite", ".db", ".db3":
+		return true
+	}
+	return false
+}
+
 func (w *normalisingWriter) file(name string, executable bool, size int64, r io.Reader) error {
 	mode := int64(0o644)
 	if executable {
@@ -148,6 +158,8 @@ func (w *normalisingWriter) file(name string, executable bool, size int64, r io.
 		switch {
 		case rule.files:
 			h.Uid, h.Gid = rule.uid, rule.gid
+		case rule.sqlite && size == 0 && sqliteName(name):
+			h.Gid, h.Mode = rule.gid, 0o664
 		case rule.sqlite:
 			head := make([]byte, len(sqliteMagic))
 			n, err := io.ReadFull(r, head)

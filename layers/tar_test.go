@@ -483,7 +483,7 @@ func layerHeaders(t *testing.T, l v1.Layer) map[string]*tar.Header {
 func TestAppLayerOwnsDirectoriesByRule(t *testing.T) {
 	src := t.TempDir()
 	writeFiles(t, src, map[string]string{"app.py": "", "run.sh": "#!/bin/sh\n", "pkg/sub/mod.py": "", "link.py": "->app.py",
-		"db.sqlite3": sqliteMagic + "rest of the database", "pkg/data.db": sqliteMagic, "short.db": "SQLite", "pkg/sub/x.db": sqliteMagic})
+		"db.sqlite3": sqliteMagic + "rest of the database", "pkg/data.db": sqliteMagic, "short.db": "SQLite", "pkg/sub/x.db": sqliteMagic, "empty.sqlite3": "", "empty.py": ""})
 	if err := os.Chmod(filepath.Join(src, "run.sh"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -512,10 +512,12 @@ func TestAppLayerOwnsDirectoriesByRule(t *testing.T) {
 		"app/link.py":        {0, 0, 0o777},
 		"app/pkg/sub/mod.py": {0, 0, 0o644},
 		// SQLite databases are the app's group's to write, and only they.
-		"app/db.sqlite3":   {0, 65532, 0o664},
-		"app/pkg/data.db":  {0, 65532, 0o664},
-		"app/short.db":     {0, 0, 0o644},
-		"app/pkg/sub/x.db": {0, 0, 0o644}, // its directory's rule does not make databases writable
+		"app/db.sqlite3":    {0, 65532, 0o664},
+		"app/pkg/data.db":   {0, 65532, 0o664},
+		"app/short.db":      {0, 0, 0o644},
+		"app/empty.sqlite3": {0, 65532, 0o664}, // an empty file named like a database is one
+		"app/empty.py":      {0, 0, 0o644},
+		"app/pkg/sub/x.db":  {0, 0, 0o644}, // its directory's rule does not make databases writable
 	}
 	got := layerHeaders(t, l)
 	if len(got) != len(want) {

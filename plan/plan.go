@@ -128,7 +128,8 @@ type Writable struct {
 	// Files gives the files below Path the same owner: data the app changes at run time.
 	Files bool `json:"files,omitempty"`
 	// SQLite makes the SQLite databases among the files below Path (files that begin
-	// "SQLite format 3"), the repository's own and those build steps make, writable by GID
+	// "SQLite format 3", and empty files named *.sqlite3, *.sqlite, *.db or *.db3), the
+	// repository's own and those build steps make, writable by GID
 	// (mode 0664): data the app changes at run time, which SQLite opens read-only
 	// otherwise. Their owner stays root.
 	SQLite bool `json:"sqlite,omitempty"`

@@ -343,7 +343,8 @@ func checkWritable(t *testing.T, id, src string) {
 		rel, err := filepath.Rel(src, p)
 		name := "/app/" + filepath.ToSlash(rel)
 		args = append(args, name)
-		if data, _ := os.ReadFile(p); bytes.HasPrefix(data, []byte("SQLite format 3\x00")) {
+		data, _ := os.ReadFile(p)
+		if bytes.HasPrefix(data, []byte("SQLite format 3\x00")) || len(data) == 0 && slices.Contains([]string{".sqlite3", ".sqlite", ".db", ".db3"}, filepath.Ext(p)) {
 			databases[name] = true
 		}
 		return err
