@@ -42,6 +42,7 @@ type Config struct {
 	Smoke   Smoke    `toml:"smoke" json:"smoke,omitempty"`
 	Django  Django   `toml:"django" json:"django,omitempty"`
 	Flask   Flask    `toml:"flask" json:"flask,omitempty"`
+	Scripts Scripts  `toml:"scripts" json:"scripts,omitempty"`
 	// Resolve is "commit" (the default: versions the requirements leave open are resolved
 	// as of the commit's time) or "latest".
 	Resolve string `toml:"resolve" json:"resolve,omitempty"`
@@ -82,6 +83,14 @@ type Django struct {
 type Flask struct {
 	// InitDB runs the app's init-db command at build time; default: when the app defines
 	// one.
+	InitDB *bool `toml:"init-db" json:"init-db,omitempty"`
+}
+
+// Scripts configures the project's scripts that pyship runs at build time.
+type Scripts struct {
+	// InitDB runs the project's script that makes its database ([project.scripts] or
+	// [tool.poetry.scripts] init_db, init-db, create_db, ...) at build time; default: when
+	// the project declares one.
 	InitDB *bool `toml:"init-db" json:"init-db,omitempty"`
 }
 
@@ -135,10 +144,11 @@ func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil
 // configKeys are the valid keys of each table, for "did you mean" hints. Env and labels
 // take any key.
 var configKeys = map[string][]string{
-	"":       {"python", "base", "start", "port", "user", "env", "labels", "include", "exclude", "smoke", "django", "flask", "resolve", "apt"},
-	"smoke":  {"path", "status", "body", "headers", "timeout"},
-	"django": {"collectstatic", "migrate"},
-	"flask":  {"init-db"},
+	"":        {"python", "base", "start", "port", "user", "env", "labels", "include", "exclude", "smoke", "django", "flask", "scripts", "resolve", "apt"},
+	"smoke":   {"path", "status", "body", "headers", "timeout"},
+	"django":  {"collectstatic", "migrate"},
+	"flask":   {"init-db"},
+	"scripts": {"init-db"},
 }
 
 // Line returns the line of a key ("port", "smoke.path") in the configuration, or 0.

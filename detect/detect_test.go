@@ -475,3 +475,53 @@ func TestDjangoMigrate(t *testing.T) {
 		})
 	}
 }
+
+func TestScriptInitDB(t *testing.T) {
+	project := func(extra map[string]string) map[string]string {
+		m := map[string]string{
+			"pyproject.toml":   "[project]\nname = \"blog\"\nversion = \"1\"\ndependencies = [\"quart\"]\n\n[project.scripts]\nstart = \"blog:run\"\ninit_db = \"blog:init_db\"\n",
+			"blog/__init__.py": "from quart import Quart\napp = Quart(__name__)\n",
+		}
+		for k, v := range extra {
+			m[k] = v
+		}
+		return m
+	}
+	for _, tc := range []struct {
+		name    string
+		extra   map[string]string
+		command string // of the step, "" for none
+		source  string
+		err     string
+	}{
+		{name: "project script", command: "import sys; from blog import init_db; sys.exit(init_db())", source: "pyproject.toml:8"},
+		{name: "poetry script", extra: map[string]string{"pyproject.toml": "[tool.poetry]\nname = \"blog\"\n\n[tool.poetry.dependencies]\nquart = \"*\"\n\n[tool.poetry.scripts]\n\"create-db\" = \"blog.db:create\"\n\n[build-system]\nrequires = [\"poetry-core\"]\nbuild-backend = \"poetry.core.masonry.api\"\n"},
+			command: "import sys; from blog.db import create; sys.exit(create())", source: "pyproject.toml:8"},
+		{name: "turned off", extra: map[string]string{"pyship.toml": "[scripts]\ninit-db = false\n"}},
+		{name: "not an entry point", extra: map[string]string{"pyproject.toml": "[project]\nname = \"blog\"\nversion = \"1\"\ndependencies = [\"quart\"]\n\n[project.scripts]\ninit_db = \"blog:init_db [extra]\"\n"}},
+		{name: "forced without one", extra: map[string]string{"pyproject.toml": "[project]\nname = \"blog\"\nversion = \"1\"\ndependencies = [\"quart\"]\n", "pyship.toml": "\n[scripts]\ninit-db = true\n"},
+			err: "pyship.toml:3: scripts.init-db = true, but the project declares no script that makes a database"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := Detect(context.Background(), files(project(tc.extra)), Options{})
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.command == "" {
+				if len(res.BuildSteps) != 0 {
+					t.Errorf("steps %+v, want none", res.BuildSteps)
+				}
+				return
+			}
+			if len(res.BuildSteps) != 1 || !slices.Equal(res.BuildSteps[0].Command, []string{"python", "-c", tc.command}) || res.BuildSteps[0].Source != tc.source {
+				t.Errorf("steps %+v, want python -c %q from %s", res.BuildSteps, tc.command, tc.source)
+			}
+		})
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"path"
 	"regexp"
+	"sort"
 	"strings"
 )
 
@@ -18,7 +19,72 @@ func buildSteps(fsys fs.FS, cfg *Config, proj *project, res *Result) error {
 	if err := djangoSteps(fsys, cfg, proj, res); err != nil {
 		return err
 	}
-	return flaskSteps(fsys, cfg, res)
+	if err := flaskSteps(fsys, cfg, res); err != nil {
+		return err
+	}
+	return scriptSteps(cfg, proj, res)
+}
+
+// initDBScriptRe are names of a project's script that makes its database.
+var initDBScriptRe = regexp.MustCompile(`^(?:init|create|setup)[-_]?(?:db|database)$`)
+
+// entryPointRe is a script's entry point: module:function.
+var entryPointRe = regexp.MustCompile(`^\s*([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\s*:\s*([A-Za-z_]\w*)\s*$`)
+
+// scriptSteps runs the project's script that makes its database at build time, as its
+// README would have a user run it before the first start ([project.scripts] or
+// [tool.poetry.scripts] init_db = "blog:init_db", as Quart's tutorial has it): the image
+// starts with its database, which the app may write when it is SQLite (see plan.Writable).
+// It calls the entry point with the image's environment, so that it imports the module the
+// app serves. [scripts] init-db = false turns it off.
+func scriptSteps(cfg *Config, proj *project, res *Result) error {
+	forced := cfg != nil && cfg.Scripts.InitDB != nil
+	if forced && !*cfg.Scripts.InitDB {
+		return nil
+	}
+	var names []string
+	for name, target := range proj.scripts {
+		if initDBScriptRe.MatchString(strings.ToLower(name)) && entryPointRe.MatchString(target) {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	for _, st := range res.BuildSteps {
+		if st.Data != "" {
+			names = nil // the Flask app's init-db makes the database already
+		}
+	}
+	if len(names) == 0 {
+		if forced {
+			file, line := ParseSource(cfg.Source("scripts.init-db"))
+			return &Error{File: file, Line: line, Msg: "scripts.init-db = true, but the project declares no script that makes a database (init_db, init-db, create_db ... in [project.scripts] or [tool.poetry.scripts])",
+				Hint: `declare one, like init_db = "app:init_db", or remove scripts.init-db`}
+		}
+		return nil
+	}
+	name := names[0]
+	m := entryPointRe.FindStringSubmatch(proj.scripts[name])
+	module, function := m[1], m[2]
+	step := BuildStep{
+		Name:    name,
+		Command: []string{"python", "-c", fmt.Sprintf("import sys; from %s import %s; sys.exit(%s())", module, function, function)},
+		Source:  scriptSource(proj, name),
+		Reason:  fmt.Sprintf("the project's script %s (%s:%s) makes its database, to run once before the app serves: the image starts with it; an SQLite database is the app's to write ([scripts] init-db = false in pyship.toml turns it off)", name, module, function),
+	}
+	if forced {
+		step.Source, step.Reason = cfg.Source("scripts.init-db"), "scripts.init-db = true in "+cfg.File
+	}
+	res.BuildSteps = append(res.BuildSteps, step)
+	return nil
+}
+
+// scriptSource is the file and line that declare a project's script.
+func scriptSource(proj *project, name string) string {
+	re := regexp.MustCompile(`(?m)^[ \t]*["']?` + regexp.QuoteMeta(name) + `["']?[ \t]*=`)
+	if m := re.FindIndex(proj.pyproject); m != nil {
+		return fmt.Sprintf("pyproject.toml:%d", lineOf(string(proj.pyproject), m[0]))
+	}
+	return "pyproject.toml"
 }
 
 // initDBRe finds a Flask CLI command that makes the app's database, as Flask's tutorial
