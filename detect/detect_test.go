@@ -429,6 +429,10 @@ func TestDjangoMigrate(t *testing.T) {
 	}{
 		{name: "derived start", start: shellCommand(migrateCommand + " && " + gunicorn), source: "manage.py:1"},
 		{name: "no database", extra: map[string]string{"site1/settings.py": "DEBUG = True\n"}, start: shellCommand(gunicorn)},
+		{name: "database server", extra: map[string]string{"site1/settings.py": "DATABASES = {'default': dj_database_url.config(default='postgres://db/site')}\n"},
+			start: shellCommand(gunicorn), source: "site1/settings.py:1"},
+		{name: "sqlite by url", extra: map[string]string{"site1/settings.py": "DATABASES = {'default': dj_database_url.config(default='sqlite:///db.sqlite3')}\n"},
+			start: shellCommand(migrateCommand + " && " + gunicorn), source: "manage.py:1"},
 		{name: "databases empty", extra: map[string]string{"site1/settings.py": "DATABASES = {}  # none\n"}, start: shellCommand(gunicorn)},
 		{name: "turned off", extra: map[string]string{"pyship.toml": "[django]\nmigrate = false\n"}, start: shellCommand(gunicorn)},
 		{name: "procfile web only", extra: map[string]string{"Procfile": "web: gunicorn site1.wsgi\n"}, start: shellCommand("gunicorn site1.wsgi")},

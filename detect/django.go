@@ -225,6 +225,8 @@ var (
 	databasesRe = regexp.MustCompile(`(?m)^[ \t]*DATABASES\b(.*)$`)
 	// noDatabasesRe is an assignment of none: DATABASES = {}.
 	noDatabasesRe = regexp.MustCompile(`^=\s*(?:\{\s*\}|dict\(\s*\))\s*(?:#.*)?$`)
+	// sqliteRe finds SQLite in settings: Django's sqlite3 engine, or an sqlite:// URL.
+	sqliteRe = regexp.MustCompile(`(?i)\bsqlite`)
 	// migrateCommandRe finds manage.py migrate in a command line.
 	migrateCommandRe = regexp.MustCompile(`\bmanage\.py["']?\s+["']?migrate\b`)
 )
@@ -233,12 +235,13 @@ var (
 const migrateCommand = "python manage.py migrate --noinput"
 
 // djangoMigrate puts manage.py migrate in front of the server, so that the app starts with
-// its tables made, in SQLite beside the code or in the database DATABASE_URL names: what
-// Railpack does with a Django project, and what Heroku's release phase does with a
-// Procfile's "release: python manage.py migrate" (an image has no release phase, so it
-// runs at every start; migrate does nothing when the tables are up to date). It applies
-// when pyship derived the start command from manage.py or the Procfile's release process
-// runs migrate, and the settings configure a database: without DATABASES, Django has none.
+// its tables made in its SQLite database: what Railpack does with a Django project, and
+// what Heroku's release phase does with a Procfile's "release: python manage.py migrate"
+// (an image has no release phase, so it runs at every start; migrate does nothing when the
+// tables are up to date). It applies when pyship derived the start command from manage.py
+// or the Procfile's release process runs migrate, and the settings configure SQLite: a
+// database server's tables are for a release step where the app is deployed (an image may
+// start where the server is not up), and without DATABASES Django has no database.
 // [django] migrate = true puts it in front of any start command; false never.
 func djangoMigrate(fsys fs.FS, cfg *Config, res *Result) error {
 	var forced *bool
@@ -278,7 +281,18 @@ func djangoMigrate(fsys fs.FS, cfg *Config, res *Result) error {
 		if file == "" || noDatabasesRe.MatchString(value) {
 			return nil
 		}
-		reason += fmt.Sprintf("; the settings configure a database (%s:%d)", file, line)
+		data, err := readFile(fsys, file)
+		if err != nil {
+			return readError(file, err)
+		}
+		if !sqliteRe.Match(data) {
+			// A database server's tables are its operator's to migrate, in a release step:
+			// the image cannot reach it when it is built, and may run where it is not up.
+			res.Notes = append(res.Notes, Note{What: "django migrate", Value: "not run", Source: fmt.Sprintf("%s:%d", file, line),
+				Reason: "the settings configure a database server, not SQLite: run manage.py migrate where you deploy, or set [django] migrate = true in pyship.toml to run it at every start"})
+			return nil
+		}
+		reason += fmt.Sprintf("; the settings configure SQLite (%s:%d), which only the image can make", file, line)
 	}
 	start, ok := startLine(res.Start.Command)
 	if !ok {
