@@ -34,6 +34,9 @@ type Start struct {
 	// PythonPath is a directory (relative to the repository) the app's modules are
 	// imported from, like "src"; empty for the root.
 	PythonPath string `json:"python_path,omitempty"`
+	// Dir is the directory (relative to the repository) the app runs in, when not the top:
+	// an app that imports the modules beside it runs from its own directory.
+	Dir string `json:"dir,omitempty"`
 	// Env are variables ("NAME=value") the app and the build steps need, like the
 	// DJANGO_SETTINGS_MODULE pyship picked.
 	Env []string `json:"env,omitempty"`

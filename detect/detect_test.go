@@ -529,3 +529,39 @@ func TestScriptInitDB(t *testing.T) {
 		})
 	}
 }
+
+func TestDashStart(t *testing.T) {
+	const layout = "from dash import Dash, html\napp = Dash(__name__)\napp.layout = html.Div('hi')\n"
+	for _, tc := range []struct {
+		name  string
+		files map[string]string
+		start []string
+		env   []string
+		err   string
+	}{
+		{name: "server with gunicorn", files: map[string]string{"app.py": layout + "server = app.server\n", "requirements.txt": "dash\ngunicorn\n"},
+			start: shellCommand(`gunicorn 'app:server' --bind "0.0.0.0:$PORT"`)},
+		{name: "waitress without server", files: map[string]string{"app.py": layout, "requirements.txt": "dash\nwaitress\n"},
+			start: shellCommand(`waitress-serve --listen="0.0.0.0:$PORT" app:app.server`)},
+		{name: "runs itself", files: map[string]string{"app.py": layout + "\nif __name__ == '__main__':\n    app.run(debug=True)\n", "requirements.txt": "dash\n"},
+			start: []string{"python", "app.py"}, env: []string{"HOST=0.0.0.0"}},
+		{name: "nothing serves it", files: map[string]string{"app.py": layout, "requirements.txt": "dash\ngunicorn\n"},
+			err: "app.py:2: defines the Dash app app but nothing serves it"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := Detect(context.Background(), files(tc.files), Options{})
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(res.Start.Command, tc.start) || !slices.Equal(res.Start.Env, tc.env) || res.Framework != "dash" {
+				t.Errorf("start %q env %q framework %q, want %q %q dash", res.Start.Command, res.Start.Env, res.Framework, tc.start, tc.env)
+			}
+		})
+	}
+}

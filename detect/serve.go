@@ -290,3 +290,58 @@ func warnDevServer(fsys fs.FS, res *Result) {
 		}
 	}
 }
+
+// dashRe finds a Dash app: app = Dash(__name__) or dash.Dash(...).
+var dashRe = regexp.MustCompile(`(?m)^(\w+)\s*(?::\s*[\w.]+\s*)?=\s*(?:dash\.)?Dash\(`)
+
+// dashRunRe finds a Dash app run by its own server: app.run(...) or app.run_server(...).
+var dashRunRe = regexp.MustCompile(`(?m)^[ \t]+(\w+)\.run(?:_server)?\(`)
+
+// dashCommand serves a Dash app whose module gives it its layout: its Flask server, as
+// Dash's deployment guide has it (server = app.server, served by gunicorn or waitress), else
+// the script that runs it, with HOST set so that Dash's server listens on every interface
+// (it reads PORT itself).
+func dashCommand(c candidate, gconf *gunicornConf, res *Result) (bool, error) {
+	m := dashRe.FindStringSubmatchIndex(c.src)
+	if m == nil || !frameworkImportRe["dash"].MatchString(c.src) {
+		return false, nil
+	}
+	app := c.src[m[2]:m[3]]
+	if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(app) + `\.layout\s*=`).MatchString(c.src) {
+		// The app's pages are made elsewhere (an index.py that imports it): serving this
+		// module alone would serve a Dash app without a layout.
+		return false, nil
+	}
+	source := fmt.Sprintf("%s:%d", c.file, lineOf(c.src, m[0]))
+	deps := res.Dependencies
+	server := ""
+	if s := regexp.MustCompile(`(?m)^(\w+)\s*=\s*` + regexp.QuoteMeta(app) + `\.server\b`).FindStringSubmatch(c.src); s != nil {
+		server = s[1]
+	}
+	var target string
+	switch {
+	case server != "" && (deps.Has("gunicorn") || deps.Has("waitress")):
+		target = c.module + ":" + server
+	case deps.Has("waitress"):
+		target = c.module + ":" + app + ".server" // waitress resolves attributes; gunicorn does not
+	}
+	res.Framework = "dash"
+	res.app = &c
+	if target != "" {
+		cmd, reason := serverCommand(appKind{framework: "dash", serve: serveWSGI}, target, false, c, gconf, res)
+		res.Start = Start{Command: cmd, Source: source, PythonPath: c.root, Dir: siblingDir(c),
+			Reason: fmt.Sprintf("%s defines the Dash app %s, whose Flask server is %s; %s", c.file, app, target, reason)}
+		siblingNote(c, res)
+		return true, nil
+	}
+	run := dashRunRe.FindStringSubmatchIndex(c.src)
+	if run == nil || c.src[run[2]:run[3]] != app || !mainBlockRe.MatchString(c.src) {
+		return false, &Error{File: c.file, Line: lineOf(c.src, m[0]), Msg: fmt.Sprintf("defines the Dash app %s but nothing serves it", app),
+			Hint: fmt.Sprintf("add server = %s.server below it and gunicorn to the dependencies (pyship serves %s:server with it), or run it under if __name__ == \"__main__\": with %s.run()", app, c.module, app)}
+	}
+	portOf(c.file, c.src, res)
+	res.Start = Start{Command: scriptArgs(c), Source: fmt.Sprintf("%s:%d", c.file, lineOf(c.src, run[0])), PythonPath: c.root,
+		Env:    []string{"HOST=0.0.0.0"},
+		Reason: fmt.Sprintf("%s runs the Dash app %s with its own server (no server = %s.server served by gunicorn or waitress); HOST=0.0.0.0 makes it listen on every interface, and it reads PORT", c.file, app, app)}
+	return true, nil
+}

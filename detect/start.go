@@ -21,6 +21,7 @@ var (
 	// hardPortRes find a literal port given to a server started from the script.
 	hardPortRes = []*regexp.Regexp{
 		regexp.MustCompile(`\.run\([^)]*\bport\s*=\s*(\d+)`),
+		regexp.MustCompile(`\.run_server\([^)]*\bport\s*=\s*(\d+)`),
 		regexp.MustCompile(`\brun_app\([^)]*\bport\s*=\s*(\d+)`),
 		regexp.MustCompile(`\bserve\([^)]*\bport\s*=\s*(\d+)`),
 		regexp.MustCompile(`\.launch\([^)]*\bserver_port\s*=\s*(\d+)`),
@@ -60,7 +61,7 @@ var factoryRe = regexp.MustCompile(`(?m)^def\s+(create_app|make_app|get_app|app_
 
 // frameworks are the frameworks pyship recognises, by import name (which is also the name
 // of the distribution that installs them).
-var frameworks = []string{"fastapi", "starlette", "litestar", "quart", "sanic", "flask", "falcon", "bottle", "aiohttp", "tornado", "streamlit", "panel", "bokeh", "gradio", "django", "pyramid"}
+var frameworks = []string{"fastapi", "starlette", "litestar", "quart", "sanic", "flask", "falcon", "bottle", "aiohttp", "tornado", "streamlit", "panel", "bokeh", "gradio", "dash", "django", "pyramid"}
 
 // frameworkImportRe finds the import of each framework.
 var frameworkImportRe = map[string]*regexp.Regexp{}
@@ -384,12 +385,15 @@ func appCommand(cands []candidate, gconf *gunicornConf, res *Result) (bool, erro
 			}
 			res.Framework = kind.framework
 			res.app = &c
-			siblingNote(c, res)
 			source := fmt.Sprintf("%s:%d", c.file, line)
 			cmd, reason := serverCommand(kind, target, factory, c, gconf, res)
-			res.Start = Start{Command: cmd, Source: source, PythonPath: c.root,
+			res.Start = Start{Command: cmd, Source: source, PythonPath: c.root, Dir: siblingDir(c),
 				Reason: fmt.Sprintf("%s defines the %s %s %s; %s", c.file, kind.framework, what, target, reason)}
+			siblingNote(c, res)
 			return true, nil
+		}
+		if found, err := dashCommand(c, gconf, res); found || err != nil {
+			return found, err
 		}
 		for _, find := range []func(candidate, *Result) (bool, error){aiohttpCommand, tornadoCommand, streamlitCommand, panelCommand, bokehCommand, gradioCommand} {
 			if found, err := find(c, res); found || err != nil {
@@ -447,6 +451,16 @@ func scriptAppCommand(scripts []candidate, res *Result) (bool, error) {
 	return false, nil
 }
 
+// siblingDir is the directory an app that imports the modules beside it runs in: its own,
+// as its authors run it ("cd app && gunicorn app:app"). From the top of the repository, a
+// module named like its directory (app/app.py) would import as the package instead.
+func siblingDir(c candidate) string {
+	if c.sibling == "" {
+		return ""
+	}
+	return c.root
+}
+
 // siblingNote says why the app's own directory is the top of its imports.
 func siblingNote(c candidate, res *Result) {
 	if c.sibling == "" {
@@ -454,6 +468,10 @@ func siblingNote(c candidate, res *Result) {
 	}
 	res.Notes = append(res.Notes, Note{What: "python path", Value: path.Join("/app", c.root), Source: c.sibling,
 		Reason: fmt.Sprintf("%s imports a module beside it in %s as a top-level one, so the app runs with %s as the top of its imports", c.file, c.root, c.root)})
+	if dir := res.Start.Dir; dir != "" {
+		res.Notes = append(res.Notes, Note{What: "working directory", Value: path.Join("/app", dir), Source: c.sibling,
+			Reason: fmt.Sprintf("the server runs the app in its own directory, as its authors do (cd %s first): from /app, a module of %s named like a package or module at the top (app/app.py beside the package app/) would import that instead", dir, dir)})
+	}
 }
 
 // serverCommand picks the server for an app: the production server among the

@@ -305,7 +305,7 @@ func (p *Plan) planConfig(res *detect.Result, cfg *detect.Config, opts Options) 
 	p.Config = Config{
 		Cmd:          res.Start.Command,
 		Env:          imageEnv(res, cfg),
-		WorkingDir:   AppDir,
+		WorkingDir:   path.Join(AppDir, res.Start.Dir),
 		User:         fmt.Sprintf("%d:%d", uid, gid),
 		ExposedPorts: []string{port + "/tcp"},
 		Labels:       map[string]string{},
