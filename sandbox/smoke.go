@@ -165,14 +165,20 @@ var missingEnvRes = []*regexp.Regexp{
 	regexp.MustCompile(`^KeyError: '([A-Z][A-Z0-9_]*)'`),
 	regexp.MustCompile(`UndefinedValueError: ([A-Za-z_][A-Za-z0-9_]*) not found`),
 	regexp.MustCompile(`EnvError: Environment variable "([A-Za-z_][A-Za-z0-9_]*)" not set`),
-	regexp.MustCompile(`ImproperlyConfigured: The (SECRET_KEY) setting must not be empty`),
 	regexp.MustCompile(`(?i)\b([A-Z][A-Z0-9_]*[A-Z0-9]) environment variable (?:is )?(?:not (?:defined|set|found)|missing|required)`),
 	regexp.MustCompile(`(?i)environment variable '?"?([A-Z][A-Z0-9_]*[A-Z0-9])'?"? (?:is )?(?:not (?:defined|set|found)|missing|required)`),
 	regexp.MustCompile(`\b([A-Z][A-Z0-9_]*[A-Z0-9]) (?:is )?not (?:found|set|defined|provided) in (?:the |your )?env`),
 }
 
+// emptySettingRe is Django's word for a setting the settings left empty: they read it,
+// most often, from an environment variable whose name only they know.
+var emptySettingRe = regexp.MustCompile(`ImproperlyConfigured: The ([A-Z][A-Z0-9_]*) setting must not be empty`)
+
 // missingEnv returns the environment variable the exception says the app lacks, or "".
 func missingEnv(exception string) string {
+	if m := emptySettingRe.FindStringSubmatch(exception); m != nil {
+		return m[1]
+	}
 	for _, re := range missingEnvRes {
 		if m := re.FindStringSubmatch(exception); m != nil {
 			return m[1]
@@ -181,8 +187,12 @@ func missingEnv(exception string) string {
 	return ""
 }
 
-// envHint says how to give an app the variable it lacks.
-func envHint(name string) string {
+// envHint says how to give an app the variable it lacks, or, for a Django setting left
+// empty, the variable its settings read it from.
+func envHint(exception, name string) string {
+	if emptySettingRe.MatchString(exception) {
+		return fmt.Sprintf("; the settings leave %s empty: they read it from an environment variable the image does not set (the line %s = os.environ.get(\"NAME\") or env(\"NAME\") in the settings names it, often %s itself): give it to the smoke test with --env NAME=VALUE (and to the container when it runs)", name, name, name)
+	}
 	return fmt.Sprintf("; the app needs the environment variable %s, which the image does not set: give it to the smoke test with --env %s=VALUE (and to the container when it runs), or set it in [env] of pyship.toml if it is no secret", name, name)
 }
 

@@ -41,7 +41,7 @@ func Smoke(ctx context.Context, spec BootSpec, check Check) (*Report, error) {
 			if e := lastException(r.Output); e != "" {
 				r.Reason += ": " + e
 				if name := missingEnv(e); name != "" {
-					r.Reason += envHint(name)
+					r.Reason += envHint(e, name)
 				}
 			}
 		}

@@ -93,3 +93,16 @@ func TestLastExceptionOfALongTraceback(t *testing.T) {
 		t.Errorf("lastException of no traceback = %q", got)
 	}
 }
+
+// TestEnvHintForAnEmptySetting checks that a Django setting left empty is not taken for a
+// variable of its name: the settings may read it from any variable.
+func TestEnvHintForAnEmptySetting(t *testing.T) {
+	e := "django.core.exceptions.ImproperlyConfigured: The SECRET_KEY setting must not be empty."
+	if h := envHint(e, missingEnv(e)); !strings.Contains(h, "the settings leave SECRET_KEY empty") || strings.Contains(h, "--env SECRET_KEY=") {
+		t.Errorf("hint %q", h)
+	}
+	e = "KeyError: 'SECRET_KEY'"
+	if h := envHint(e, missingEnv(e)); !strings.Contains(h, "--env SECRET_KEY=VALUE") {
+		t.Errorf("hint %q", h)
+	}
+}
