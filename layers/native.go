@@ -34,7 +34,7 @@ var compileSigns = []struct {
 	re   *regexp.Regexp
 	pkgs []string
 }{
-	{regexp.MustCompile(`(?i)command '[^']*(?:gcc|cc|g\+\+|c\+\+)' failed|(?:gcc|cc|x86_64-linux-gnu-gcc): (?:not found|No such file)|unable to execute '[^']*gcc'|error: command 'gcc' failed|C compiler cannot create executables|No CMAKE_C_COMPILER could be found|Unknown compiler\(s\)|you need a C compiler`), nil},
+	{regexp.MustCompile(`(?i)command '[^']*(?:gcc|cc|g\+\+|c\+\+)' failed|(?:gcc|cc|x86_64-linux-gnu-gcc): (?:not found|No such file)|unable to execute '[^']*gcc'|error: command 'gcc' failed|C compiler cannot create executables|No CMAKE_C_COMPILER could be found|Unknown compiler\(s\)|you need a C compiler|Broken toolchain: cannot link a simple C program`), nil},
 	{regexp.MustCompile(`(?i)Python\.h: No such file`), nil},
 	{regexp.MustCompile(`pg_config executable not found|Error: pg_config|libpq-fe\.h: No such file`), []string{"libpq-dev"}},
 	{regexp.MustCompile(`mysql_config not found|Can not find valid pkg-config name|mysql\.h: No such file`), []string{"default-libmysqlclient-dev"}},
@@ -77,7 +77,7 @@ var (
 	// installable wheels for some pyproject.toml based projects (a, b)" (since).
 	failedListRe = regexp.MustCompile(`(?m)^(?:ERROR: )?Failed to build (?:installable wheels for some pyproject\.toml based projects \(([^)\n]*)\)|([A-Za-z0-9._ -]+)$)`)
 	// encounteredRe is pip's own summary of the package whose install failed.
-	encounteredRe = regexp.MustCompile(`Encountered error while trying to install package\.\s*╰─>\s*([A-Za-z0-9][A-Za-z0-9._-]*)`)
+	encounteredRe = regexp.MustCompile(`Encountered error while (?:trying to install package|generating package metadata)\.\s*╰─>\s*([A-Za-z0-9][A-Za-z0-9._-]*)`)
 	// collectingRe finds what pip was getting when a build's metadata step failed, which
 	// pip does not name: the last project it collected.
 	collectingRe = regexp.MustCompile(`(?m)^\s*Collecting ([A-Za-z0-9][A-Za-z0-9._-]*)`)

@@ -24,6 +24,21 @@ func TestBuilderNeeds(t *testing.T) {
 		pkgs, projects       []string
 	}{
 		{
+			// numpy's distutils says so when there is no compiler to link with.
+			name: "numpy without a compiler",
+			output: `Collecting numpy==1.16.3 (from -r requirements.txt (line 4))
+  Preparing metadata (setup.py): finished with status 'error'
+        RuntimeError: Broken toolchain: cannot link a simple C program
+  error: metadata-generation-failed
+
+  × Encountered error while generating package metadata.
+  ╰─> numpy
+`,
+			python: "3.12", root: local,
+			pkgs:     []string{"build-essential", "pkg-config"},
+			projects: []string{"numpy"},
+		},
+		{
 			name: "curl-config",
 			output: `Collecting pycurl (from -r requirements.txt (line 1))
   Downloading pycurl-7.45.1.tar.gz (233 kB)
