@@ -46,6 +46,8 @@ type Config struct {
 	// Resolve is "commit" (the default: versions the requirements leave open are resolved
 	// as of the commit's time) or "latest".
 	Resolve string `toml:"resolve" json:"resolve,omitempty"`
+	// Installer is the tool that installs the dependencies: "uv" (the default) or "pip".
+	Installer string `toml:"installer" json:"installer,omitempty"`
 	// Apt are Debian packages installed into the image (from the base's own apt), like
 	// "graphviz" or "libmagic1"; source builds of the dependencies see them too.
 	Apt []string `toml:"apt" json:"apt,omitempty"`
@@ -270,6 +272,11 @@ func (c *Config) validate() error {
 	if c.Resolve != "" && c.Resolve != "commit" && c.Resolve != "latest" {
 		e := bad("resolve", "resolve = %s is neither \"commit\" nor \"latest\"", excerpt(c.Resolve))
 		e.(*Error).Hint = `"commit" resolves open versions as of the commit's time (the default); "latest" takes the newest`
+		return e
+	}
+	if c.Installer != "" && c.Installer != "uv" && c.Installer != "pip" {
+		e := bad("installer", "installer = %s is neither \"uv\" nor \"pip\"", excerpt(c.Installer))
+		e.(*Error).Hint = `"uv" installs fast (the default); "pip" installs with pip, for a requirements file only pip reads`
 		return e
 	}
 	for _, p := range c.Apt {

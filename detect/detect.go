@@ -61,8 +61,6 @@ type Port struct {
 
 // Dependencies says what pip installs and from which files.
 type Dependencies struct {
-	// Installer is the tool that installs them: "pip".
-	Installer string `json:"installer"`
 	// Source is the file that decided, like "requirements.txt"; empty when there are none.
 	Source string `json:"source,omitempty"`
 	// Requirements are the requirement files given to pip -r.
@@ -494,7 +492,7 @@ func dependenciesAndStart(fsys fs.FS, cfg *Config, proj *project, res *Result) e
 // dependencies decides what the install reads. A lock comes first, unless
 // preferRequirements.
 func dependencies(fsys fs.FS, proj *project, res *Result, preferRequirements bool) (Dependencies, error) {
-	deps := Dependencies{Installer: "pip"}
+	deps := Dependencies{}
 	var lock *Lock
 	if !preferRequirements {
 		var err error

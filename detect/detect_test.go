@@ -280,28 +280,28 @@ func TestDetectDependencies(t *testing.T) {
 			name: "requirements with includes",
 			files: map[string]string{"app.py": seedApp, "requirements.txt": "-r requirements/base.txt\n-c constraints.txt\ngunicorn ; sys_platform == 'linux'\n",
 				"requirements/base.txt": "Flask[async]==3.1.3 \\\n    --hash=sha256:abc\n", "constraints.txt": "click<9\n"},
-			want: Dependencies{Installer: "pip", Source: "requirements.txt", Requirements: []string{"requirements.txt"},
+			want: Dependencies{Source: "requirements.txt", Requirements: []string{"requirements.txt"},
 				Files: []string{"constraints.txt", "requirements.txt", "requirements/base.txt"}, Names: []string{"click", "flask", "gunicorn"}},
 		},
 		{
 			name:  "pep 621 project",
 			files: map[string]string{"pyproject.toml": "[build-system]\nrequires = [\"hatchling\"]\nbuild-backend = \"hatchling.build\"\n[project]\nname = \"a\"\nversion = \"1\"\ndependencies = [\"FastAPI>=0.110\", \"uvicorn\"]\n", "main.py": ""},
-			want:  Dependencies{Installer: "pip", Source: "pyproject.toml", Project: true, Files: []string{"pyproject.toml"}, Names: []string{"fastapi", "uvicorn"}},
+			want:  Dependencies{Source: "pyproject.toml", Project: true, Files: []string{"pyproject.toml"}, Names: []string{"fastapi", "uvicorn"}},
 		},
 		{
 			name:  "setup.py only",
 			files: map[string]string{"setup.py": "from setuptools import setup\nsetup(name='a', install_requires=['flask'])\n", "app.py": seedApp},
-			want:  Dependencies{Installer: "pip", Source: "setup.py", Project: true, Files: []string{"setup.py"}},
+			want:  Dependencies{Source: "setup.py", Project: true, Files: []string{"setup.py"}},
 		},
 		{
 			name:  "local path requirement",
 			files: map[string]string{"app.py": seedApp, "requirements.txt": "-e .\n./libs/common\nflask\n", "setup.py": "", "libs/common/setup.py": ""},
-			want:  Dependencies{Installer: "pip", Source: "requirements.txt", Requirements: []string{"requirements.txt"}, Files: []string{"requirements.txt"}, Names: []string{"flask"}, Local: []string{"libs/common"}},
+			want:  Dependencies{Source: "requirements.txt", Requirements: []string{"requirements.txt"}, Files: []string{"requirements.txt"}, Names: []string{"flask"}, Local: []string{"libs/common"}},
 		},
 		{
 			name:  "no dependencies",
 			files: map[string]string{"main.py": ""},
-			want:  Dependencies{Installer: "pip"},
+			want:  Dependencies{},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -58,7 +58,11 @@ type Options struct {
 	// BuildLimits bound the memory, CPU and processes of the install and the build steps;
 	// zero means sandbox.DefaultBuildLimits.
 	BuildLimits sandbox.Limits
-	Logger      hclog.Logger
+	// CacheRepo, when set, is a repository that keeps dependency layers by cache key for
+	// every build that can reach it: a local miss looks there before installing, and an
+	// install is stored there (see regcache.go).
+	CacheRepo *name.Repository
+	Logger    hclog.Logger
 }
 
 // DefaultStepTimeout is how long the dependency install, or a build step, may take: long
@@ -152,10 +156,10 @@ func withDefaults(p *plan.Plan, opts Options) (Options, error) {
 		opts.StepTimeout = DefaultStepTimeout
 	}
 	if opts.Installer == nil {
-		if i := p.Dependencies.Installer; i != "" && i != "pip" {
-			return opts, fmt.Errorf("the plan's installer %q is not one pyship has; it runs pip", i)
+		if i := p.Dependencies.Installer; i != plan.InstallerUV && i != plan.InstallerPip {
+			return opts, fmt.Errorf("the plan's installer %q is not one pyship has: uv or pip", i)
 		}
-		opts.Installer = &PipInstaller{Logger: opts.Logger, Timeout: opts.StepTimeout, Limits: opts.BuildLimits}
+		opts.Installer = &SandboxInstaller{Logger: opts.Logger, CacheDir: opts.CacheDir, Timeout: opts.StepTimeout, Limits: opts.BuildLimits}
 	}
 	if opts.Epoch.IsZero() {
 		opts.Epoch = DefaultEpoch
@@ -277,11 +281,18 @@ func (b *building) buildSteps(ctx context.Context) error {
 		return nil
 	}
 	start := time.Now()
-	var err error
-	if b.steps, err = stepsLayer(ctx, b.plan, b.baseImg, b.root, b.system, b.deps, b.appTree, b.rules, b.opts, b.opts.Logger); err != nil {
+	var (
+		err    error
+		cached bool
+	)
+	if b.steps, cached, err = stepsLayer(ctx, b.plan, b.baseImg, b.root, b.system, b.deps, b.app, b.appTree, b.rules, b.opts, b.opts.Logger); err != nil {
 		return err
 	}
-	b.opts.Logger.Info("build steps run", "steps", len(b.plan.BuildSteps), "took", since(start))
+	if cached {
+		b.opts.Logger.Info("build steps cached", "steps", len(b.plan.BuildSteps), "took", since(start))
+	} else {
+		b.opts.Logger.Info("build steps run", "steps", len(b.plan.BuildSteps), "took", since(start))
+	}
 	return nil
 }
 
@@ -386,7 +397,7 @@ func cachedBase(img v1.Image, d v1.Hash, dir string, log hclog.Logger) (v1.Image
 	if err != nil {
 		return nil, err
 	}
-	bad, missing := badBlobs(lp, d, m)
+	bad, missing := badBlobs(lp, d, m, filepath.Join(filepath.Dir(dir), verifiedDir))
 	for _, p := range bad {
 		log.Warn("a cached base image file does not match its digest; fetching it again", "path", p)
 		if err := removeAll(p); err != nil {
@@ -396,6 +407,12 @@ func cachedBase(img v1.Image, d v1.Hash, dir string, log hclog.Logger) (v1.Image
 	if len(bad) == 0 && !missing {
 		if cached, err := lp.Image(d); err == nil {
 			return cached, nil
+		}
+	}
+	if os.Geteuid() == 0 {
+		// As root, the layers are extracted into trees as they download.
+		if err := streamLayers(img, lp, filepath.Dir(dir)); err != nil {
+			return nil, err
 		}
 	}
 	if err := lp.WriteImage(img); err != nil {
@@ -436,6 +453,11 @@ func dependencyLayer(ctx context.Context, p *plan.Plan, base v1.Image, root stri
 		}
 		opts.Logger.Warn("a cache entry is unreadable; installing again", "key", key, "error", err)
 	}
+	if opts.CacheRepo != nil {
+		if l, runtime, ok := fromRegistryCache(ctx, key, layersDir, opts); ok {
+			return l, true, runtime, nil
+		}
+	}
 	if hostPlatform := "linux/" + runtime.GOARCH; p.Platform != hostPlatform {
 		return nil, false, nil, fmt.Errorf("installing dependencies for %s on a %s machine is not supported; build on a %s machine", p.Platform, hostPlatform, p.Platform)
 	}
@@ -467,15 +489,28 @@ func dependencyLayer(ctx context.Context, p *plan.Plan, base v1.Image, root stri
 	l, err := writeLayerFile(layersDir, key, DefaultEpoch, nil, func(w *normalisingWriter) error {
 		return writeTree(w, venv, treeOptions{Prefix: p.Dependencies.Venv, AllowOutsideLinks: true})
 	})
-	return l, false, runtime, err
+	if err != nil {
+		return nil, false, nil, err
+	}
+	if opts.CacheRepo != nil {
+		platform, err := v1.ParsePlatform(p.Platform)
+		if err != nil {
+			return nil, false, nil, err
+		}
+		toRegistryCache(ctx, key, l, runtime, *platform, opts)
+	}
+	return l, false, runtime, nil
 }
 
 // dependencyKey is the cache key of the dependency layer: everything the install depends
 // on.
 func dependencyKey(p *plan.Plan, base v1.Hash, system []string, opts Options) (string, error) {
 	h := sha256.New()
-	fmt.Fprintf(h, "pyship dependencies v3\nbase %s\nplatform %s\ninstaller %s\nvenv %s\nproject %v\n",
-		base, p.Platform, opts.Installer.Name(), p.Dependencies.Venv, p.Dependencies.Project)
+	fmt.Fprintf(h, "pyship dependencies v4\nbase %s\nplatform %s\ninstaller %s %s\nvenv %s\nproject %v\n",
+		base, p.Platform, opts.Installer.Name(), p.Dependencies.Installer, p.Dependencies.Venv, p.Dependencies.Project)
+	if p.Dependencies.Installer == plan.InstallerUV {
+		fmt.Fprintf(h, "uv %s\n", plan.UVVersion)
+	}
 	// The commands make the venv: another command, another layer.
 	for _, st := range p.Dependencies.Steps {
 		fmt.Fprintf(h, "step %s %q\n", st.Kind, st.Args)
@@ -526,6 +561,14 @@ func install(ctx context.Context, p *plan.Plan, root string, base v1.Hash, req I
 	}
 	venv, err = attempt("1")
 	var failed *InstallError
+	if errors.As(err, &failed) && failed.Tool == plan.InstallerUV && len(p.Dependencies.PipSteps) > 0 {
+		if what := uvCannotRead(failed.Output); what != "" {
+			opts.Logger.Warn("uv cannot read the requirements, which pip reads: installing with pip", "uv said", what,
+				"hint", "write the requirement on one line (or set installer = \"pip\" in pyship.toml) to install with uv")
+			req.Steps = p.Dependencies.PipSteps
+			venv, err = attempt("1-pip")
+		}
+	}
 	if errors.As(err, &failed) && failed.Stdlib != "" {
 		// A requirements file that lists modules of the standard library: once more,
 		// without them.

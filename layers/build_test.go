@@ -144,7 +144,7 @@ func testPlan(t *testing.T, baseRef string) *plan.Plan {
 	t.Helper()
 	p, err := plan.New(&detect.Result{
 		Python: detect.Fact{Value: "3.12", Source: ".python-version:1"},
-		Dependencies: detect.Dependencies{Installer: "pip", Source: "requirements.txt", Requirements: []string{"requirements.txt"},
+		Dependencies: detect.Dependencies{Source: "requirements.txt", Requirements: []string{"requirements.txt"},
 			Files: []string{"base.txt", "requirements.txt"}},
 		Start: detect.Start{Command: []string{"python", "app.py"}, Source: "app.py:9"},
 		Port:  detect.Port{Number: 8080, Source: "default"},

@@ -30,8 +30,13 @@ import (
 //	CACHEDIR.TAG                 marks the directory as a cache for backup tools, and as pyship's
 //	oci/                         an OCI layout: base images, and built images unless told otherwise
 //	layers/sha256-HEX.tar.gz     layers pyship wrote, named by digest
+//	layers/sha256-HEX.json       the layer's diff ID and size, and its file's identity when it
+//	                             last hashed to its name (index.go)
 //	layers/deps-KEY.digest       which layer holds the dependencies for KEY
 //	layers/user-KEY.digest       which layer holds the user for KEY
+//	layers/steps-KEY.digest      which layer holds what the build steps wrote, for KEY
+//	tools/uv-VERSION-ARCH/uv     the uv that installs dependencies, with its sha256 beside it
+//	verified/sha256-HEX          the identity a base blob's file had when it last hashed to HEX
 //
 // Every entry is verified when read: a layer must hash to its name, a base blob to the
 // digest its manifest gives. What does not is removed with a warning and made again.
@@ -42,6 +47,8 @@ const (
 	cacheTag = "Signature: 8a477f597d28d172789f06886806bc55\n" +
 		"# This file is a cache directory tag created by pyship.\n" +
 		"# For information about cache directory tags, see https://bford.info/cachedir/\n"
+	// verifiedDir holds, for each base blob checked, the identity its file had then.
+	verifiedDir = "verified"
 	// keySuffix names the files that map a cache key to a layer's digest.
 	keySuffix = ".digest"
 	// staleAfter is the age past which scratch that a pyship outside a build may own (an
@@ -51,7 +58,7 @@ const (
 
 // cacheEntries are the names pyship makes at the top of a cache: a directory holding only
 // these is a pyship cache made before it had a CACHEDIR.TAG.
-var cacheEntries = []string{lockName, "oci", "layers", "rootfs", "trees"}
+var cacheEntries = []string{lockName, "oci", "layers", "rootfs", "trees", "tools", verifiedDir}
 
 // warnedCaches remembers the caches this process has warnedCaches about, so that is said once.
 var warnedCaches sync.Map
@@ -194,6 +201,8 @@ var scratch = []struct {
 	{"layers", ".layer-", true},
 	{"layers", ".tmp-", true},
 	{"oci", ".tmp-", true},
+	{"tools/*", ".tmp-", true},
+	{verifiedDir, ".tmp-", true},
 	{"rootfs", ".extract-", false},
 	{"trees", ".extract-", false},
 }
@@ -292,8 +301,13 @@ func cachedLayer(dir, key string, log hclog.Logger) (v1.Layer, error) {
 		log.Warn("a cache entry is unreadable; making it again", "path", ref, "error", err)
 		return nil, removeAll(ref)
 	}
+	if e := readIndex(dir, want); e != nil {
+		return indexedLayer(dir, want, e), nil
+	}
+	// Not indexed, or written since it was: read it whole, once.
 	file := filepath.Join(dir, layerFileName(want))
 	l, err := layerFromFile(file)
+	var diffID v1.Hash
 	if err == nil {
 		var got v1.Hash
 		if got, err = l.Digest(); err == nil && got != want {
@@ -301,10 +315,16 @@ func cachedLayer(dir, key string, log hclog.Logger) (v1.Layer, error) {
 		}
 	}
 	if err == nil {
-		return l, nil
+		diffID, err = l.DiffID()
+	}
+	if err == nil {
+		var e *indexEntry
+		if e, err = writeIndex(dir, want, diffID); err == nil {
+			return indexedLayer(dir, want, e), nil
+		}
 	}
 	log.Warn("a cached layer is missing or damaged; making it again", "path", file, "error", err)
-	return nil, removeAll(file, ref)
+	return nil, removeAll(file, ref, filepath.Join(dir, indexName(want)))
 }
 
 func removeAll(paths ...string) error {
@@ -396,19 +416,31 @@ func addToIndex(lp layout.Path, desc v1.Descriptor) error {
 
 // badBlobs checks the blobs of the image with manifest digest d and manifest m in the
 // layout: it returns those present whose bytes do not hash to their digest, and whether
-// any is missing.
-func badBlobs(lp layout.Path, d v1.Hash, m *v1.Manifest) (bad []string, missing bool) {
+// any is missing. A blob checked before, and not written since (its identity recorded in
+// verified is its identity now), is not read again.
+func badBlobs(lp layout.Path, d v1.Hash, m *v1.Manifest, verified string) (bad []string, missing bool) {
 	want := []v1.Descriptor{{Digest: d, Size: -1}, m.Config}
 	want = append(want, m.Layers...)
 	for _, desc := range want {
 		p := filepath.Join(string(lp), "blobs", desc.Digest.Algorithm, desc.Digest.Hex)
-		ok, err := blobMatches(p, desc)
+		stamp := filepath.Join(verified, desc.Digest.Algorithm+"-"+desc.Digest.Hex)
+		id, err := identify(p)
 		if errors.Is(err, fs.ErrNotExist) {
 			missing = true
 			continue
 		}
+		if err == nil {
+			if data, err := readSmall(stamp, 512); err == nil && string(data) == id.String() {
+				continue
+			}
+		}
+		ok, err := blobMatches(p, desc)
 		if err != nil || !ok {
 			bad = append(bad, p)
+			continue
+		}
+		if err := os.MkdirAll(verified, 0o700); err == nil {
+			_ = writeFileAtomic(stamp, []byte(id.String()))
 		}
 	}
 	return bad, missing

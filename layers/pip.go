@@ -77,11 +77,14 @@ type InstallRequest struct {
 	BuildConstraints []string
 }
 
-// PipInstaller runs the plan's install steps (the base image's own python3 -m venv, then
-// the venv's pip and compileall) in the build sandbox, with the host's package-index
-// settings and CA bundle, and the build-tool constraints a retry asks for.
-type PipInstaller struct {
+// SandboxInstaller runs the plan's install steps (the base image's own python3 -m venv,
+// then uv or pip from outside the venv, then compileall) in the build sandbox, with the
+// host's package-index settings and CA bundle, and the build-tool constraints a retry asks
+// for.
+type SandboxInstaller struct {
 	Logger hclog.Logger
+	// CacheDir is where uv is kept once fetched.
+	CacheDir string
 	// Timeout bounds the whole install; default DefaultStepTimeout.
 	Timeout time.Duration
 	// Limits bound the install's memory, CPU and processes; default
@@ -89,13 +92,15 @@ type PipInstaller struct {
 	Limits sandbox.Limits
 }
 
-var _ Installer = (*PipInstaller)(nil)
+var _ Installer = (*SandboxInstaller)(nil)
 
-// Name implements Installer.
-func (*PipInstaller) Name() string { return "pip-sandbox-v1" }
+// Name implements Installer. The plan's steps name the installer and the key has them.
+func (*SandboxInstaller) Name() string { return "sandbox-v2" }
 
-// InstallError reports a failed dependency install, with pip's own words.
+// InstallError reports a failed dependency install, with the installer's own words.
 type InstallError struct {
+	// Tool is the installer that failed: "uv" or "pip".
+	Tool   string
 	Files  []string
 	Code   int
 	Output string
@@ -121,7 +126,7 @@ func (e *InstallError) Error() string {
 	if e.MemoryLimit > 0 {
 		fmt.Fprintf(&b, "installing the dependencies in %s was stopped: it used more than its %d MiB of memory", strings.Join(e.Files, ", "), e.MemoryLimit>>20)
 	} else {
-		fmt.Fprintf(&b, "installing the dependencies in %s failed (pip exited with code %d)", strings.Join(e.Files, ", "), e.Code)
+		fmt.Fprintf(&b, "installing the dependencies in %s failed (%s exited with code %d)", strings.Join(e.Files, ", "), e.tool(), e.Code)
 	}
 	if lines := errorLines(e.Output); lines != "" {
 		b.WriteString(":\n" + lines)
@@ -151,17 +156,25 @@ func (e *InstallError) Error() string {
 		return b.String()
 	}
 	if marker := unreachableIndex(e.Output); marker != "" {
-		fmt.Fprintf(&b, "\nhint: pip could not reach the package index (%s), so every requirement reads as missing; check PIP_INDEX_URL / pip.conf on this machine (pyship passes them on), and that the index answers from here", marker)
+		fmt.Fprintf(&b, "\nhint: %s could not reach the package index (%s), so every requirement reads as missing; check PIP_INDEX_URL / pip.conf on this machine (pyship passes them on), and that the index answers from here", e.tool(), marker)
 		return b.String()
 	}
-	b.WriteString("\nhint: check that every requirement names a package and version that exist on the package index (pip names the file and line above); run with --verbose for pip's full output")
+	fmt.Fprintf(&b, "\nhint: check that every requirement names a package and version that exist on the package index (the lines above name it); run with --verbose for %s's full output", e.tool())
 	return b.String()
 }
 
-// unreachableIndexSigns are what pip prints when it cannot reach an index at all.
+func (e *InstallError) tool() string {
+	if e.Tool == "" {
+		return "pip"
+	}
+	return e.Tool
+}
+
+// unreachableIndexSigns are what pip and uv print when they cannot reach an index at all.
 var unreachableIndexSigns = []string{
 	"Failed to establish a new connection", "Name or service not known", "Temporary failure in name resolution",
 	"ProxyError", "Could not fetch URL", "Connection refused", "Max retries exceeded", "403 Forbidden",
+	"Request failed after", "dns error", "invalid peer certificate",
 }
 
 // unreachableIndex finds the first sign in pip's output that the index was never reached.
@@ -180,15 +193,23 @@ func unreachableIndex(out string) string {
 	return ""
 }
 
-// errorLines picks pip's ERROR lines, or the last lines of its output. The first errors a
-// compiler or a setup script printed come before them: pip's own summary of a failed
-// source build ("command '/usr/bin/gcc' failed") does not say what was missing.
+// errorLines picks pip's ERROR lines or uv's error with its causes and hints, or the last
+// lines of the output. The first errors a compiler or a setup script printed come before
+// them: the installer's own summary of a failed source build ("command '/usr/bin/gcc'
+// failed") does not say what was missing.
 func errorLines(out string) string {
 	var errs []string
 	lines := strings.Split(strings.TrimSpace(out), "\n")
+	inUV := false
 	for _, l := range lines {
-		if strings.HasPrefix(l, "ERROR:") {
+		switch {
+		case strings.HasPrefix(l, "ERROR:"), strings.HasPrefix(l, "error:"):
 			errs = append(errs, "  "+l)
+			inUV = strings.HasPrefix(l, "error:")
+		case inUV && (strings.HasPrefix(l, "  cause: ") || strings.HasPrefix(l, "  hint: ")):
+			errs = append(errs, "  "+l)
+		default:
+			inUV = false
 		}
 	}
 	if len(errs) == 0 {
@@ -248,7 +269,7 @@ var forwardedEnv = []string{
 }
 
 // Install implements Installer.
-func (pi *PipInstaller) Install(ctx context.Context, req InstallRequest) (string, error) {
+func (pi *SandboxInstaller) Install(ctx context.Context, req InstallRequest) (string, error) {
 	log := pi.Logger
 	if log == nil {
 		log = hclog.NewNullLogger()
@@ -263,9 +284,27 @@ func (pi *PipInstaller) Install(ctx context.Context, req InstallRequest) (string
 	if err != nil {
 		return "", err
 	}
+	if slices.ContainsFunc(req.Steps, func(st plan.InstallStep) bool { return st.Kind == plan.StepUV }) {
+		uv, err := uvBinary(ctx, pi.CacheDir, log)
+		if err != nil {
+			return "", err
+		}
+		mounts = append(mounts, sandbox.Mount{Type: "bind", Source: uv, Target: plan.UVPath, ReadOnly: true})
+		env = append(env, uvEnv(len(req.BuildConstraints) > 0)...)
+	}
 	upper := filepath.Join(req.Scratch, "upper")
 	egress, refused := buildEgress(log)
 	for _, st := range req.Steps {
+		if st.Kind == plan.StepSetuptools {
+			importer, err := setuptoolsImporter(upper, req.Venv)
+			if err != nil {
+				return "", err
+			}
+			if importer == "" {
+				continue
+			}
+			log.Info("the dependencies import setuptools at run time, and nothing installed it: installing it", "file", importer, "requirement", plan.SetuptoolsRequirement)
+		}
 		out := newTail(outputTail)
 		w := io.MultiWriter(out, logWriter(log))
 		err := sandbox.Exec(ctx, sandbox.ExecSpec{
@@ -285,7 +324,54 @@ func (pi *PipInstaller) Install(ctx context.Context, req InstallRequest) (string
 	if info, err := os.Lstat(filepath.Join(venv, "pyvenv.cfg")); err != nil || !info.Mode().IsRegular() {
 		return "", fmt.Errorf("the base image's python3 made no venv at %s: %w", req.Venv, err)
 	}
+	if err := dropUVState(venv); err != nil {
+		return "", err
+	}
 	return venv, nil
+}
+
+// dropUVState removes what uv leaves in a venv for itself: the .lock file it takes while
+// it installs, and the uv_cache.json it writes into the metadata of a project it
+// installed from a local directory (with its line in RECORD), which holds the time of the
+// install and would make every build's layer different. Neither tells the app anything.
+func dropUVState(venv string) error {
+	if info, err := os.Lstat(filepath.Join(venv, ".lock")); err == nil && info.Mode().IsRegular() {
+		if err := os.Remove(filepath.Join(venv, ".lock")); err != nil {
+			return err
+		}
+	}
+	files, err := filepath.Glob(filepath.Join(venv, "lib", "python*", "site-packages", "*.dist-info", "uv_cache.json"))
+	if err != nil {
+		return err
+	}
+	for _, f := range files {
+		dir := filepath.Dir(f)
+		if info, err := os.Lstat(f); err != nil || !info.Mode().IsRegular() {
+			continue
+		}
+		if err := os.Remove(f); err != nil {
+			return err
+		}
+		record := filepath.Join(dir, "RECORD")
+		info, err := os.Lstat(record)
+		if err != nil || !info.Mode().IsRegular() {
+			continue
+		}
+		data, err := os.ReadFile(record)
+		if err != nil {
+			return err
+		}
+		var kept []string
+		for _, line := range strings.SplitAfter(string(data), "\n") {
+			if !strings.HasPrefix(line, filepath.Base(dir)+"/uv_cache.json,") {
+				kept = append(kept, line)
+			}
+		}
+		if err := os.WriteFile(record, []byte(strings.Join(kept, "")), info.Mode().Perm()); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // installSandbox gives the install's mounts and environment: the application with the
@@ -353,6 +439,43 @@ func installSandbox(req InstallRequest) ([]sandbox.Mount, []string, error) {
 	return mounts, env, nil
 }
 
+// uvUnreadableRe is uv's word for a requirements file it cannot read: its syntax, not what
+// it asks for.
+var uvUnreadableRe = regexp.MustCompile(`(?m)^\s*(?:error|cause): (?:Couldn't parse requirement in .*|Error parsing included file in .*|Trailing .*|Unsupported option .*|Unexpected '-', expected .*|Invalid URL .*)$`)
+
+// uvCannotRead returns the first line of uv's output that says it cannot read the
+// requirements files, or "".
+func uvCannotRead(out string) string {
+	return strings.TrimSpace(uvUnreadableRe.FindString(out))
+}
+
+// uvEnv has uv install as pip would on this machine: from the indexes pip uses (uv reads
+// neither PIP_* variables nor pip.conf), weighing every index for the best version as pip
+// does, trusting the CA bundle handed in (SSL_CERT_FILE), with no cache (a cache the next
+// build reads is one a hostile build could poison), no configuration file of the
+// repository's, plain output and never a Python of its own.
+func uvEnv(buildConstraints bool) []string {
+	env := []string{
+		"UV_NO_CACHE=1", "UV_LINK_MODE=copy", "UV_NO_PROGRESS=1", "NO_COLOR=1", "UV_NO_CONFIG=1",
+		"UV_PYTHON_DOWNLOADS=never", "UV_INDEX_STRATEGY=unsafe-best-match",
+	}
+	indexes := pyindex.HostIndexes()
+	env = append(env, "UV_DEFAULT_INDEX="+indexes[0])
+	if len(indexes) > 1 {
+		env = append(env, "UV_INDEX="+strings.Join(indexes[1:], " "))
+	}
+	if v := os.Getenv("PIP_TRUSTED_HOST"); v != "" {
+		env = append(env, "UV_INSECURE_HOST="+v)
+	}
+	if v := os.Getenv("PIP_DEFAULT_TIMEOUT"); v != "" {
+		env = append(env, "UV_HTTP_TIMEOUT="+v)
+	}
+	if buildConstraints {
+		env = append(env, "UV_BUILD_CONSTRAINT="+sandboxBuildConstraints)
+	}
+	return env
+}
+
 // writeScratch writes a file for the sandbox to read in the install's scratch directory.
 func writeScratch(scratch, name, content string) (string, error) {
 	file := filepath.Join(scratch, name)
@@ -369,9 +492,9 @@ func stepFailure(err error, st plan.InstallStep, req InstallRequest, out string,
 	case errors.Is(err, context.DeadlineExceeded):
 		return &TimeoutError{What: "installing the dependencies (" + strings.Join(installInputs(req), ", ") + ")", Limit: timeout, Output: out}
 	case errors.As(err, &exit) && exit.OutOfMemory:
-		return &InstallError{Files: installInputs(req), Code: exit.Code, Output: out, MemoryLimit: exit.MemoryLimit}
-	case errors.As(err, &exit) && st.Kind == plan.StepPip:
-		return &InstallError{Files: installInputs(req), Code: exit.Code, Output: out,
+		return &InstallError{Tool: filepath.Base(st.Args[0]), Files: installInputs(req), Code: exit.Code, Output: out, MemoryLimit: exit.MemoryLimit}
+	case errors.As(err, &exit) && (st.Kind == plan.StepPip || st.Kind == plan.StepUV || st.Kind == plan.StepSetuptools):
+		return &InstallError{Tool: filepath.Base(st.Args[0]), Files: installInputs(req), Code: exit.Code, Output: out,
 			Where: failedRequirement(req.Source, req.Files, out), Refused: refused(), Stdlib: stdlibRequirement(out)}
 	case errors.As(err, &exit) && exit.Code == 1 && st.Kind == plan.StepCompile:
 		// Files this Python cannot compile (Python 2 code in an old package's unused
@@ -401,19 +524,30 @@ func uncompiled(output string) []string {
 }
 
 var (
-	noMatchRe = regexp.MustCompile(`No matching distribution found for ([A-Za-z0-9][A-Za-z0-9._-]*)`)
+	// noMatchRe is pip's word for a requirement no distribution satisfies, then uv's for
+	// one the index does not have and for one whose version it does not have.
+	noMatchRe = regexp.MustCompile(`No matching distribution found for ([A-Za-z0-9][A-Za-z0-9._-]*)|Because ([A-Za-z0-9][A-Za-z0-9._-]*) was not found in the package registry and you require|Because there is no version of ([A-Za-z0-9][A-Za-z0-9._-]*?)(?:\[[^\]]*\])?(?:[=<>!~][^ ]*)? and you require`)
 	nameSepRe = regexp.MustCompile(`[-_.]+`)
 )
 
-// failedRequirement finds the file and line of the requirement pip found no distribution
-// for, comparing names the way PyPI does (PEP 503).
-func failedRequirement(source string, files []string, pipOutput string) string {
-	m := noMatchRe.FindStringSubmatch(pipOutput)
+// unmatched is the requirement the installer's output says no distribution satisfies, or "".
+func unmatched(out string) string {
+	m := noMatchRe.FindStringSubmatch(out)
 	if m == nil {
 		return ""
 	}
+	return m[1] + m[2] + m[3]
+}
+
+// failedRequirement finds the file and line of the requirement the installer found no
+// distribution for, comparing names the way PyPI does (PEP 503).
+func failedRequirement(source string, files []string, out string) string {
+	name := unmatched(out)
+	if name == "" {
+		return ""
+	}
 	norm := func(s string) string { return nameSepRe.ReplaceAllString(strings.ToLower(s), "-") }
-	want := norm(m[1])
+	want := norm(name)
 	for _, f := range files {
 		data, err := os.ReadFile(filepath.Join(source, filepath.FromSlash(f)))
 		if err != nil {
@@ -439,7 +573,7 @@ func installInputs(req InstallRequest) []string {
 	}
 	inputs = append(inputs, req.Requirements...)
 	if req.Project {
-		inputs = append(inputs, "the project (pip install .)")
+		inputs = append(inputs, "the project (install .)")
 	}
 	if len(req.Packages) > 0 {
 		inputs = append(inputs, "what the code imports ("+strings.Join(req.Packages, " ")+")")

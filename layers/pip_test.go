@@ -93,3 +93,83 @@ func TestStdlibLinesAreLeftOut(t *testing.T) {
 		t.Errorf("the install's copy:\n%s\nwant:\n%s", data, want)
 	}
 }
+
+// TestUVFailures: uv's words for a requirement the index lacks, a version it lacks and a
+// standard library module are read as pip's are, and its error shows with its causes.
+func TestUVFailures(t *testing.T) {
+	for _, tc := range []struct{ out, want string }{
+		{"error: No solution found when resolving dependencies\n  cause: Because nosuchpkg-zzqq was not found in the package registry and you require nosuchpkg-zzqq==1.0, we can conclude that your requirements are unsatisfiable.", "nosuchpkg-zzqq"},
+		{"  cause: Because there is no version of flask==99.0.0 and you require flask==99.0.0, we can conclude that your requirements are unsatisfiable.", "flask"},
+		{"  cause: Because there is no version of uvicorn[standard]>=99 and you require uvicorn[standard]>=99, we can conclude", "uvicorn"},
+		{"  cause: Because sqlite3 was not found in the package registry and you require sqlite3, we can conclude that your requirements are unsatisfiable.", "sqlite3"},
+		{"ERROR: No matching distribution found for base64", "base64"},
+		{"Resolved 3 packages", ""},
+	} {
+		if got := unmatched(tc.out); got != tc.want {
+			t.Errorf("unmatched(%q) = %q, want %q", tc.out, got, tc.want)
+		}
+	}
+	src := t.TempDir()
+	writeFiles(t, src, map[string]string{"requirements.txt": "Flask==3.0.0\n\nsqlite3\n"})
+	out := "Using Python 3.11.7 environment at: /opt/venv\nerror: No solution found when resolving dependencies\n  cause: Because sqlite3 was not found in the package registry and you require sqlite3, we can conclude that your requirements are unsatisfiable.\n"
+	e := &InstallError{Tool: "uv", Files: []string{"requirements.txt"}, Code: 1, Output: out,
+		Where: failedRequirement(src, []string{"requirements.txt"}, out), Stdlib: stdlibRequirement(out)}
+	msg := e.Error()
+	for _, want := range []string{
+		"requirements.txt:3: installing the dependencies in requirements.txt failed (uv exited with code 1)",
+		"  error: No solution found when resolving dependencies\n    cause: Because sqlite3 was not found",
+		"hint: sqlite3 is a module of Python's standard library",
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("message lacks %q:\n%s", want, msg)
+		}
+	}
+	if strings.Contains(msg, "Using Python") {
+		t.Errorf("the message shows uv's chatter:\n%s", msg)
+	}
+	if got := unreachableIndex("error: Request failed after 3 retries in 6.8s\n  cause: Failed to fetch: http://127.0.0.1:9/simple/requests/"); got == "" {
+		t.Errorf("uv's failed request does not read as an unreachable index")
+	}
+}
+
+// TestDropUVState: uv's lock and the install time it records for a local project leave the
+// venv, and its RECORD line with it; other metadata stays as it was.
+func TestDropUVState(t *testing.T) {
+	venv := t.TempDir()
+	info := "lib/python3.13/site-packages/guestbook-0.1.0.dist-info/"
+	writeFiles(t, venv, map[string]string{
+		info + "uv_cache.json": `{"timestamp":{"secs_since_epoch":1795968957}}`,
+		info + "RECORD":        "guestbook/__init__.py,sha256=AA,10\n" + "guestbook-0.1.0.dist-info/uv_cache.json,sha256=BB,45\n" + "guestbook-0.1.0.dist-info/RECORD,,\n",
+		info + "METADATA":      "Name: guestbook\n",
+		".lock":                "",
+	})
+	if err := dropUVState(venv); err != nil {
+		t.Fatal(err)
+	}
+	for _, gone := range []string{info + "uv_cache.json", ".lock"} {
+		if _, err := os.Stat(filepath.Join(venv, gone)); err == nil {
+			t.Errorf("%s is still there", gone)
+		}
+	}
+	data, err := os.ReadFile(filepath.Join(venv, info, "RECORD"))
+	if err != nil || string(data) != "guestbook/__init__.py,sha256=AA,10\nguestbook-0.1.0.dist-info/RECORD,,\n" {
+		t.Errorf("RECORD = %q (%v)", data, err)
+	}
+}
+
+// TestUVCannotRead: a requirements file uv cannot parse sends the install to pip; a
+// requirement uv cannot satisfy does not.
+func TestUVCannotRead(t *testing.T) {
+	unreadable := "error: Error parsing included file in `requirements.txt` at position 76\n  cause: Couldn't parse requirement in `requirements/base.txt` at position 0\n  cause: Trailing `\\\n             ` is not allowed"
+	if got := uvCannotRead(unreadable); !strings.HasPrefix(got, "error: Error parsing included file in `requirements.txt`") {
+		t.Errorf("uvCannotRead = %q", got)
+	}
+	for _, out := range []string{
+		"error: No solution found when resolving dependencies\n  cause: Because there is no version of flask==99 and you require flask==99, we can conclude that your requirements are unsatisfiable.",
+		"error: Request failed after 3 retries in 6.8s",
+	} {
+		if got := uvCannotRead(out); got != "" {
+			t.Errorf("uvCannotRead(%q) = %q, want none", out, got)
+		}
+	}
+}

@@ -18,14 +18,35 @@ import (
 	"github.com/pyship/pyship/sandbox"
 )
 
-// rootfs returns a directory holding img's file system (layers applied, whiteouts honoured),
-// extracting it once per image digest.
+// rootfs returns a directory holding img's file system (layers applied, whiteouts
+// honoured), made once per image digest. As root it is made of the layers' extracted trees,
+// which the smoke test stacks too: the one tree of a one-layer image, else their union,
+// hard-linked; otherwise the image is extracted whole.
 func rootfs(img v1.Image, cacheDir string) (string, error) {
 	d, err := img.Digest()
 	if err != nil {
 		return "", err
 	}
-	return extractOnce(filepath.Join(cacheDir, rootfsDir, d.Hex), func() (io.ReadCloser, error) { return mutate.Extract(img), nil })
+	dir := filepath.Join(cacheDir, rootfsDir, d.Hex)
+	if os.Geteuid() != 0 {
+		return extractOnce(dir, func() (io.ReadCloser, error) { return mutate.Extract(img), nil })
+	}
+	ls, err := img.Layers()
+	if err != nil {
+		return "", err
+	}
+	var trees []string
+	for _, l := range ls {
+		tree, err := layerTree(l, cacheDir)
+		if err != nil {
+			return "", err
+		}
+		trees = append(trees, tree)
+	}
+	if len(trees) == 1 {
+		return trees[0], nil
+	}
+	return makeOnce(dir, func(tmp string) error { return flatten(trees, tmp) })
 }
 
 // layerTree returns a directory holding one layer's files, extracting it once per digest.
@@ -48,6 +69,22 @@ const (
 // extractOnce extracts the tar stream open gives into dir, unless dir exists. The stream
 // lands in a temporary directory first, so an interrupted extraction leaves nothing at dir.
 func extractOnce(dir string, open func() (io.ReadCloser, error)) (string, error) {
+	return makeOnce(dir, func(tmp string) error {
+		rc, err := open()
+		if err != nil {
+			return err
+		}
+		defer rc.Close()
+		if err := extract(rc, tmp); err != nil {
+			return fmt.Errorf("extracting into %s: %w", dir, err)
+		}
+		return nil
+	})
+}
+
+// makeOnce has fill make a file system in a temporary directory and moves it to dir,
+// unless dir exists: dir is whole or absent. Its top belongs to the sandbox's root.
+func makeOnce(dir string, fill func(tmp string) error) (string, error) {
 	if _, err := os.Stat(dir); err == nil {
 		return dir, nil
 	}
@@ -59,13 +96,8 @@ func extractOnce(dir string, open func() (io.ReadCloser, error)) (string, error)
 		return "", err
 	}
 	defer os.RemoveAll(tmp)
-	rc, err := open()
-	if err != nil {
+	if err := fill(tmp); err != nil {
 		return "", err
-	}
-	defer rc.Close()
-	if err := extract(rc, tmp); err != nil {
-		return "", fmt.Errorf("extracting into %s: %w", dir, err)
 	}
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return "", err
@@ -76,7 +108,7 @@ func extractOnce(dir string, open func() (io.ReadCloser, error)) (string, error)
 		}
 	}
 	if err := os.Rename(tmp, dir); err != nil {
-		// Another pyship (a pyship test outside any build) extracted the same digest first.
+		// Another pyship (a pyship test outside any build) made the same digest first.
 		if _, serr := os.Stat(dir); serr == nil {
 			return dir, nil
 		}

@@ -7,11 +7,11 @@ import (
 	"github.com/pyship/pyship/detect"
 )
 
-// stdlibRequirement is the requirement pip found no distribution for, when it is a module
-// of the standard library.
-func stdlibRequirement(pipOutput string) string {
-	if m := noMatchRe.FindStringSubmatch(pipOutput); m != nil && detect.StdlibModules[m[1]] {
-		return m[1]
+// stdlibRequirement is the requirement the installer found no distribution for, when it
+// is a module of the standard library.
+func stdlibRequirement(out string) string {
+	if name := unmatched(out); detect.StdlibModules[name] {
+		return name
 	}
 	return ""
 }

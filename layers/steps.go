@@ -2,6 +2,8 @@ package layers
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -34,18 +36,29 @@ func (e *StepError) Error() string {
 // stepsLayer runs the plan's build steps on the base with the dependency layer and the
 // repository (an overlay, so the user's files stay untouched), and returns what they wrote
 // in the application directory as a layer, its directories owned as rules say.
-func stepsLayer(ctx context.Context, p *plan.Plan, base v1.Image, root string, system []string, deps v1.Layer, appTree string, rules []dirRule, opts Options, log hclog.Logger) (v1.Layer, error) {
+//
+// The layer is cached, as a Dockerfile's RUN is, by everything the steps see: the base,
+// the system trees, the dependency and application layers, the steps, the environment and
+// the owners rules give.
+func stepsLayer(ctx context.Context, p *plan.Plan, base v1.Image, root string, system []string, deps, app v1.Layer, appTree string, rules []dirRule, opts Options, log hclog.Logger) (v1.Layer, bool, error) {
+	layersDir := filepath.Join(opts.CacheDir, "layers")
+	key, err := stepsKey(p, base, system, deps, app, rules, opts)
+	if err != nil {
+		return nil, false, err
+	}
+	if l, err := cachedLayer(layersDir, key, log); l != nil || err != nil {
+		return l, l != nil, err
+	}
 	venv, err := layerTree(deps, opts.CacheDir)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	layersDir := filepath.Join(opts.CacheDir, "layers")
 	if err := os.MkdirAll(layersDir, 0o755); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	scratch, err := os.MkdirTemp(layersDir, ".steps-")
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	defer os.RemoveAll(scratch)
 	srcScratch := filepath.Join(scratch, "src")
@@ -64,18 +77,18 @@ func stepsLayer(ctx context.Context, p *plan.Plan, base v1.Image, root string, s
 		})
 		cancel()
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-			return nil, &TimeoutError{What: "build step " + st.Name + " (from " + st.Source + ")", Limit: opts.StepTimeout, Output: out.String()}
+			return nil, false, &TimeoutError{What: "build step " + st.Name + " (from " + st.Source + ")", Limit: opts.StepTimeout, Output: out.String()}
 		}
 		var exit *sandbox.ExitError
 		if errors.As(err, &exit) {
-			return nil, &StepError{Step: st.Name, Source: st.Source, Code: exit.Code, Output: out.String()}
+			return nil, false, &StepError{Step: st.Name, Source: st.Source, Code: exit.Code, Output: out.String()}
 		}
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 	}
 	written := filepath.Join(srcScratch, "upper")
-	return writeLayerFile(layersDir, "", opts.Epoch, rules, func(w *normalisingWriter) error {
+	l, err := writeLayerFile(layersDir, key, opts.Epoch, rules, func(w *normalisingWriter) error {
 		return writeTree(w, written, treeOptions{
 			Prefix: p.App.Dir,
 			Skip: func(rel string, d fs.DirEntry) bool {
@@ -85,4 +98,36 @@ func stepsLayer(ctx context.Context, p *plan.Plan, base v1.Image, root string, s
 			Warn: log.Warn,
 		})
 	})
+	return l, false, err
+}
+
+// stepsKey is the cache key of the build steps' layer.
+func stepsKey(p *plan.Plan, base v1.Image, system []string, deps, app v1.Layer, rules []dirRule, opts Options) (string, error) {
+	h := sha256.New()
+	b, err := base.Digest()
+	if err != nil {
+		return "", err
+	}
+	d, err := deps.Digest()
+	if err != nil {
+		return "", err
+	}
+	a, err := app.Digest()
+	if err != nil {
+		return "", err
+	}
+	fmt.Fprintf(h, "pyship build steps v1\nbase %s\ndeps %s\napp %s\ndir %s\nepoch %d\n", b, d, a, p.App.Dir, opts.Epoch.Unix())
+	for _, s := range system {
+		fmt.Fprintf(h, "system %s\n", filepath.Base(s))
+	}
+	for _, st := range p.BuildSteps {
+		fmt.Fprintf(h, "step %q %q %q\n", st.Name, st.Command, st.Data)
+	}
+	for _, e := range mergeEnv(envOf(base), p.Config.Env) {
+		fmt.Fprintf(h, "env %q\n", e)
+	}
+	for _, r := range rules {
+		fmt.Fprintf(h, "rule %s %v %d:%d %o\n", r.name, r.subdirs, r.uid, r.gid, r.mode)
+	}
+	return "steps-" + hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -326,7 +326,8 @@ func writeLayerFile(dir, key string, modTime time.Time, rules []dirRule, fill fu
 	if err != nil {
 		return nil, err
 	}
-	tw := tar.NewWriter(zw)
+	diff := &diffIDWriter{w: zw, h: sha256.New()}
+	tw := tar.NewWriter(diff)
 	if err := fill(&normalisingWriter{tw: tw, modTime: modTime.UTC().Truncate(time.Second), rules: rules}); err != nil {
 		return nil, err
 	}
@@ -344,12 +345,16 @@ func writeLayerFile(dir, key string, modTime time.Time, rules []dirRule, fill fu
 	if err := os.Rename(tmp.Name(), dst); err != nil {
 		return nil, err
 	}
+	e, err := writeIndex(dir, d, diff.sum())
+	if err != nil {
+		return nil, err
+	}
 	if key != "" {
 		if err := writeFileAtomic(filepath.Join(dir, key+keySuffix), []byte(d.String()+"\n")); err != nil {
 			return nil, err
 		}
 	}
-	return layerFromFile(dst)
+	return indexedLayer(dir, d, e), nil
 }
 
 // layerFromFile opens a compressed layer that pyship wrote.

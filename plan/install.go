@@ -18,8 +18,14 @@ const LockRequirements = "/run/pyship/locked-requirements.txt"
 const (
 	// StepVenv creates the venv with the base's python3.
 	StepVenv = "venv"
-	// StepPip runs the venv's pip; a failure is the requirements' fault.
+	// StepPip runs pip, StepUV uv; a failure is the requirements' fault.
 	StepPip = "pip"
+	StepUV  = "uv"
+	// StepSetuptools installs setuptools (SetuptoolsRequirement) when, and only when, the
+	// installed code imports pkg_resources or setuptools and nothing installed it: every
+	// venv had it before Python 3.12, and much code still imports it at run time
+	// (gunicorn before 22 does).
+	StepSetuptools = "setuptools"
 	// StepCompile compiles the venv's byte code; files this Python cannot compile fail
 	// only when imported, so they are warned about, not fatal.
 	StepCompile = "compile"
@@ -107,8 +113,8 @@ func buildStepsOf(steps []detect.BuildStep) []BuildStep {
 	return out
 }
 
-// CutoffPip is the pip a venv gets when the install resolves as of a time
-// (--uploaded-prior-to): pinned, so the venv is the same on every build. Python 3.9 gets
+// CutoffPip is the pip that installs when the install resolves as of a time
+// (--uploaded-prior-to): pinned, so the install is the same on every build. Python 3.9 gets
 // the last pip that runs on it (26.0.1, which has the option too).
 func CutoffPip(python string) string {
 	if python == "3.9" {
@@ -117,21 +123,59 @@ func CutoffPip(python string) string {
 	return "26.3"
 }
 
-// installSteps are the commands that make the venv: python -m venv, pip (pinned first when
-// the install resolves as of a time), then hash-checked byte code (PEP 552), so the layer
-// is the same on every build.
+// SetuptoolsRequirement is the setuptools StepSetuptools installs: the last major version
+// with pkg_resources.
+const SetuptoolsRequirement = "setuptools<82"
+
+// Installers: the tools that install the dependencies into the venv. Neither is in the
+// image: each runs from the build sandbox's /run/pyship.
+const (
+	// InstallerUV is uv at UVVersion, the default: a static binary that installs into the
+	// venv with the base's Python.
+	InstallerUV = "uv"
+	// InstallerPip is pip, from a venv of its own that the base's python3 makes.
+	InstallerPip = "pip"
+)
+
+// UVVersion is the uv release that installs the dependencies. The build verifies its
+// hash; a new version is a new dependency layer.
+const UVVersion = "0.13.9"
+
+// Where the build sandbox has the installer.
+const (
+	// UVPath is the uv binary.
+	UVPath = "/run/pyship/uv"
+	// PipTool is the venv pip runs from: on the install's own writes, which every step
+	// sees and the image does not (only the venv is packed).
+	PipTool = "/var/lib/pyship/pip"
+)
+
+// installSteps are the commands that make the venv: python -m venv with no installer in
+// it, the installer (pip pinned first when it resolves as of a time), then hash-checked
+// byte code (PEP 552), so the layer is the same on every build.
 func installSteps(d *Dependencies, python string) []InstallStep {
 	venvPython := path.Join(d.Venv, "bin", "python")
-	pip := []string{venvPython, "-m", "pip", "install", "--no-cache-dir", "--no-compile"}
-	with := func(args ...string) InstallStep {
-		return InstallStep{Kind: StepPip, Args: append(append([]string(nil), pip...), args...)}
-	}
-	steps := []InstallStep{{Kind: StepVenv, Args: []string{"python3", "-m", "venv", d.Venv}}}
+	steps := []InstallStep{{Kind: StepVenv, Args: []string{"python3", "-m", "venv", "--without-pip", d.Venv}}}
+	kind, install := StepUV, []string{UVPath, "pip", "install", "--python", venvPython}
 	if d.UploadedBefore != "" {
-		// Not every pip has the option; the venv gets a known one that does.
-		steps = append(steps, with("--upgrade", "pip=="+CutoffPip(python)))
-		pip = append(pip, "--uploaded-prior-to="+d.UploadedBefore)
+		install = append(install, "--exclude-newer", d.UploadedBefore)
 	}
+	if d.Installer == InstallerPip {
+		toolPython := path.Join(PipTool, "bin", "python")
+		steps = append(steps, InstallStep{Kind: StepVenv, Args: []string{"python3", "-m", "venv", PipTool}})
+		pip := []string{toolPython, "-m", "pip", "--python", venvPython, "install", "--no-cache-dir", "--no-compile"}
+		if d.UploadedBefore != "" {
+			// Not every pip has the option; the tool's venv gets a known one that does.
+			steps = append(steps, InstallStep{Kind: StepPip,
+				Args: []string{toolPython, "-m", "pip", "install", "--no-cache-dir", "--upgrade", "pip==" + CutoffPip(python)}})
+			pip = append(pip, "--uploaded-prior-to="+d.UploadedBefore)
+		}
+		kind, install = StepPip, pip
+	}
+	with := func(args ...string) InstallStep {
+		return InstallStep{Kind: kind, Args: append(slices.Clone(install), args...)}
+	}
+	prepared := len(steps)
 	if len(d.Requirements) > 0 {
 		var args []string
 		for _, r := range d.Requirements {
@@ -153,6 +197,9 @@ func installSteps(d *Dependencies, python string) []InstallStep {
 			steps = append(steps, with(append([]string{"--no-deps"}, localPaths(l.Local)...)...))
 		}
 	}
+	if len(steps) > prepared {
+		steps = append(steps, InstallStep{Kind: StepSetuptools, Args: append(slices.Clone(install), SetuptoolsRequirement)})
+	}
 	return append(steps, InstallStep{Kind: StepCompile,
 		Args: []string{venvPython, "-m", "compileall", "-q", "-f", "--invalidation-mode", "checked-hash", path.Join(d.Venv, "lib")}})
 }
@@ -164,6 +211,14 @@ func localPaths(dirs []string) []string {
 		out[i] = "./" + strings.TrimPrefix(path.Clean(d), "./")
 	}
 	return out
+}
+
+// installCommand is how the installer's command reads in messages and history.
+func (d *Dependencies) installCommand() string {
+	if d.Installer == InstallerPip {
+		return "pip install"
+	}
+	return "uv " + UVVersion + " pip install"
 }
 
 // History is the history line (created_by) of each layer pyship adds to the base.
@@ -188,18 +243,22 @@ func SystemHistory(packages []string) string {
 
 func (p *Plan) history() History {
 	d := p.Dependencies
-	deps := "python -m venv " + d.Venv
+	tool := d.installCommand()
+	deps := "python -m venv --without-pip " + d.Venv
 	for _, r := range d.Requirements {
-		deps += " && pip install -r " + r
+		deps += " && " + tool + " -r " + r
 	}
 	if d.UploadedBefore != "" {
 		deps += " (as uploaded before " + d.UploadedBefore + ")"
 	}
 	if d.Project {
-		deps += " && pip install ."
+		deps += " && " + tool + " ."
+	}
+	if len(d.Packages) > 0 {
+		deps += " && " + tool + " " + strings.Join(d.Packages, " ")
 	}
 	if d.Lock != nil {
-		deps += " && pip install --require-hashes --no-deps (" + d.Lock.File + ")"
+		deps += " && " + tool + " --require-hashes --no-deps (" + d.Lock.File + ")"
 	}
 	h := History{
 		Dependencies: "pyship: " + deps,

@@ -72,7 +72,8 @@ type Base struct {
 
 // Dependencies says how the dependency layer is made.
 type Dependencies struct {
-	// Installer is the tool that runs Steps: "pip", the venv's own.
+	// Installer is the tool that installs into the venv: "uv" (InstallerUV, at
+	// UVVersion) or "pip" (InstallerPip). It runs from outside the venv, which holds none.
 	Installer string `json:"installer"`
 	// Requirements are the files given to pip -r, relative to the repository.
 	Requirements []string `json:"requirements,omitempty"`
@@ -96,6 +97,10 @@ type Dependencies struct {
 	// Steps are the commands that make the venv, in order, as they run in the build
 	// sandbox.
 	Steps []InstallStep `json:"steps"`
+	// PipSteps make the same venv with pip, for requirements files uv cannot read and pip
+	// can (a "\" continuation before a marker): uv's steps fail before installing
+	// anything, and these run instead.
+	PipSteps []InstallStep `json:"pip_steps,omitempty"`
 }
 
 // App says how the application layer is made.
@@ -172,6 +177,8 @@ type Options struct {
 	// Committed is the time of the commit being built, zero when unknown: versions the
 	// requirements leave open are resolved as the index had them then.
 	Committed time.Time
+	// Installer is "uv" or "pip", overriding the configuration's; default uv.
+	Installer string
 }
 
 // DefaultSmokeTimeout is how long the smoke test waits for the app by default.
@@ -196,11 +203,18 @@ func New(res *detect.Result, opts Options) (*Plan, error) {
 	if err := p.planBase(res, cfg, opts); err != nil {
 		return nil, err
 	}
-	p.planDependencies(res)
+	if err := p.planDependencies(res, cfg, opts); err != nil {
+		return nil, err
+	}
 	if err := resolveAsOf(p, cfg, opts.Committed); err != nil {
 		return nil, err
 	}
 	p.Dependencies.Steps = installSteps(&p.Dependencies, p.Base.Python)
+	if p.Dependencies.Installer == InstallerUV {
+		withPip := p.Dependencies
+		withPip.Installer = InstallerPip
+		p.Dependencies.PipSteps = installSteps(&withPip, p.Base.Python)
+	}
 	p.planFacts(res)
 	if err := p.planConfig(res, cfg, opts); err != nil {
 		return nil, err
@@ -233,11 +247,11 @@ func (p *Plan) planBase(res *detect.Result, cfg *detect.Config, opts Options) er
 	return nil
 }
 
-// planDependencies says what the dependency layer installs.
-func (p *Plan) planDependencies(res *detect.Result) {
+// planDependencies says what the dependency layer installs, and with which installer.
+func (p *Plan) planDependencies(res *detect.Result, cfg *detect.Config, opts Options) error {
 	deps := res.Dependencies
 	p.Dependencies = Dependencies{
-		Installer:    deps.Installer,
+		Installer:    InstallerUV,
 		Requirements: deps.Requirements,
 		Project:      deps.Project,
 		Local:        deps.Local,
@@ -245,31 +259,49 @@ func (p *Plan) planDependencies(res *detect.Result) {
 		Files:        deps.Files,
 		Venv:         VenvDir,
 	}
+	installer, source := InstallerUV, "default"
+	switch {
+	case opts.Installer != "":
+		installer, source = opts.Installer, "--installer (or PYSHIP_INSTALLER)"
+	case cfg.Installer != "":
+		installer, source = cfg.Installer, cfg.Source("installer")
+	}
+	if installer != InstallerUV && installer != InstallerPip {
+		return fmt.Errorf("%s: installer %q is neither \"uv\" nor \"pip\"", source, installer)
+	}
+	p.Dependencies.Installer = installer
+	if installer == InstallerUV {
+		p.decide("installer", "uv "+UVVersion, source, "from outside the image: the venv holds no installer; installer = \"pip\" for pip")
+	} else {
+		p.decide("installer", "pip", source, "from a venv of its own, outside the image")
+	}
+	tool := p.Dependencies.installCommand()
 	switch {
 	case deps.Lock != nil:
 		p.Dependencies.LockRequirements = LockRequirements
-		v := fmt.Sprintf("pip install --require-hashes --no-deps: %d packages locked in %s", len(deps.Lock.Packages), deps.Lock.File)
+		v := fmt.Sprintf("%s --require-hashes --no-deps: %d packages locked in %s", tool, len(deps.Lock.Packages), deps.Lock.File)
 		if len(deps.Lock.Local) > 0 {
 			v += ", then " + strings.Join(deps.Lock.Local, " ") + " without dependencies"
 		}
 		p.decide("dependencies", v, deps.Source, "default groups only")
 	case len(deps.Requirements) > 0 && deps.Project:
-		p.decide("dependencies", "pip install -r "+strings.Join(deps.Requirements, " -r ")+" and the project", deps.Source, "")
+		p.decide("dependencies", tool+" -r "+strings.Join(deps.Requirements, " -r ")+" and the project", deps.Source, "")
 	case len(deps.Requirements) > 0:
-		p.decide("dependencies", "pip install -r "+strings.Join(deps.Requirements, " -r "), deps.Source, "")
+		p.decide("dependencies", tool+" -r "+strings.Join(deps.Requirements, " -r "), deps.Source, "")
 	case deps.Project:
-		p.decide("dependencies", "pip install . (the project and its dependencies)", deps.Source, "")
+		p.decide("dependencies", tool+" . (the project and its dependencies)", deps.Source, "")
 	case len(deps.Inferred) > 0:
 		var sources []string
 		for _, i := range deps.Inferred {
 			p.Dependencies.Packages = append(p.Dependencies.Packages, i.Name)
 			sources = append(sources, i.Import+" at "+i.Source)
 		}
-		p.decide("dependencies", "pip install "+strings.Join(p.Dependencies.Packages, " "), "imports",
+		p.decide("dependencies", tool+" "+strings.Join(p.Dependencies.Packages, " "), "imports",
 			"no dependency file; the well-known packages the code imports ("+strings.Join(sources, ", ")+")")
 	default:
 		p.decide("dependencies", "none", "default", "no requirements file or installable project")
 	}
+	return nil
 }
 
 // planFacts records the rest of what detection found: framework, notes, system packages,

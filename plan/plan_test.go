@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"slices"
@@ -46,7 +47,7 @@ func TestMirror(t *testing.T) {
 func TestNew(t *testing.T) {
 	res := &detect.Result{
 		Python:       detect.Fact{Value: "3.11", Source: ".python-version:1"},
-		Dependencies: detect.Dependencies{Installer: "pip", Source: "requirements.txt", Requirements: []string{"requirements.txt"}},
+		Dependencies: detect.Dependencies{Source: "requirements.txt", Requirements: []string{"requirements.txt"}},
 		Start:        detect.Start{Command: []string{"python", "app.py"}, Source: "app.py:8", Reason: "main block"},
 		Port:         detect.Port{Number: 5000, Source: "app.py:9", HardCoded: true},
 		Warnings:     []string{"w"},
@@ -159,8 +160,14 @@ func TestInstallSteps(t *testing.T) {
 	const (
 		py      = "/opt/venv/bin/python"
 		compile = "/opt/venv/bin/python -m compileall -q -f --invalidation-mode checked-hash /opt/venv/lib"
-		venv    = "python3 -m venv /opt/venv"
-		pip     = py + " -m pip install --no-cache-dir --no-compile"
+		venv    = "python3 -m venv --without-pip /opt/venv"
+		uv      = "/run/pyship/uv pip install --python " + py
+		tool    = "python3 -m venv /var/lib/pyship/pip"
+		toolPip = "/var/lib/pyship/pip/bin/python -m pip"
+		pip     = toolPip + " --python " + py + " install --no-cache-dir --no-compile"
+		uvLine  = "pyship: python -m venv --without-pip /opt/venv && uv " + UVVersion + " pip install"
+		uvST    = "setuptools: " + uv + " setuptools<82"
+		pipST   = "setuptools: " + pip + " setuptools<82"
 	)
 	lock := &detect.Lock{File: "uv.lock", Format: "uv", Local: []string{"."}, Packages: []detect.LockedPackage{
 		{Name: "flask", Version: "3.1.0", Hashes: []string{"sha256:00"}},
@@ -169,41 +176,60 @@ func TestInstallSteps(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
 		deps      detect.Dependencies
+		installer string
 		python    string
 		committed time.Time
 		want      []string
 		history   string
 	}{
 		{
-			name: "requirements", deps: detect.Dependencies{Installer: "pip", Requirements: []string{"requirements.txt", "dev/extra.txt"}},
-			want:    []string{"venv: " + venv, "pip: " + pip + " -r requirements.txt -r dev/extra.txt", "compile: " + compile},
-			history: "pyship: python -m venv /opt/venv && pip install -r requirements.txt && pip install -r dev/extra.txt",
+			name: "requirements", deps: detect.Dependencies{Requirements: []string{"requirements.txt", "dev/extra.txt"}},
+			want:    []string{"venv: " + venv, "uv: " + uv + " -r requirements.txt -r dev/extra.txt", uvST, "compile: " + compile},
+			history: uvLine + " -r requirements.txt && uv " + UVVersion + " pip install -r dev/extra.txt",
 		},
 		{
-			name: "requirements as of the commit", deps: detect.Dependencies{Installer: "pip", Requirements: []string{"requirements.txt"}},
+			name: "requirements with pip", deps: detect.Dependencies{Requirements: []string{"requirements.txt", "dev/extra.txt"}}, installer: "pip",
+			want:    []string{"venv: " + venv, "venv: " + tool, "pip: " + pip + " -r requirements.txt -r dev/extra.txt", pipST, "compile: " + compile},
+			history: "pyship: python -m venv --without-pip /opt/venv && pip install -r requirements.txt && pip install -r dev/extra.txt",
+		},
+		{
+			name: "requirements as of the commit", deps: detect.Dependencies{Requirements: []string{"requirements.txt"}},
 			python: "3.12", committed: time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC),
-			want: []string{"venv: " + venv, "pip: " + pip + " --upgrade pip==26.3",
-				"pip: " + pip + " --uploaded-prior-to=2025-03-04T05:06:07Z -r requirements.txt", "compile: " + compile},
-			history: "pyship: python -m venv /opt/venv && pip install -r requirements.txt (as uploaded before 2025-03-04T05:06:07Z)",
+			want:    []string{"venv: " + venv, "uv: " + uv + " --exclude-newer 2025-03-04T05:06:07Z -r requirements.txt", "setuptools: " + uv + " --exclude-newer 2025-03-04T05:06:07Z setuptools<82", "compile: " + compile},
+			history: uvLine + " -r requirements.txt (as uploaded before 2025-03-04T05:06:07Z)",
 		},
 		{
-			name: "project on Python 3.9 as of a commit before its wheels", deps: detect.Dependencies{Installer: "pip", Project: true},
+			name: "requirements as of the commit with pip", deps: detect.Dependencies{Requirements: []string{"requirements.txt"}}, installer: "pip",
+			python: "3.12", committed: time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC),
+			want: []string{"venv: " + venv, "venv: " + tool, "pip: " + toolPip + " install --no-cache-dir --upgrade pip==26.3",
+				"pip: " + pip + " --uploaded-prior-to=2025-03-04T05:06:07Z -r requirements.txt",
+				"setuptools: " + pip + " --uploaded-prior-to=2025-03-04T05:06:07Z setuptools<82", "compile: " + compile},
+			history: "pyship: python -m venv --without-pip /opt/venv && pip install -r requirements.txt (as uploaded before 2025-03-04T05:06:07Z)",
+		},
+		{
+			name: "project on Python 3.9 as of a commit before its wheels", deps: detect.Dependencies{Project: true}, installer: "pip",
 			python: "3.9", committed: time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC),
-			want: []string{"venv: " + venv, "pip: " + pip + " --upgrade pip==26.0.1",
-				"pip: " + pip + " --uploaded-prior-to=2021-04-05T00:00:00Z .", "compile: " + compile},
-			history: "pyship: python -m venv /opt/venv (as uploaded before 2021-04-05T00:00:00Z) && pip install .",
+			want: []string{"venv: " + venv, "venv: " + tool, "pip: " + toolPip + " install --no-cache-dir --upgrade pip==26.0.1",
+				"pip: " + pip + " --uploaded-prior-to=2021-04-05T00:00:00Z .",
+				"setuptools: " + pip + " --uploaded-prior-to=2021-04-05T00:00:00Z setuptools<82", "compile: " + compile},
+			history: "pyship: python -m venv --without-pip /opt/venv (as uploaded before 2021-04-05T00:00:00Z) && pip install .",
 		},
 		{
-			name: "lock with the project", deps: detect.Dependencies{Installer: "pip", Project: true, Lock: lock},
+			name: "lock with the project", deps: detect.Dependencies{Project: true, Lock: lock},
 			committed: time.Date(2025, 3, 4, 0, 0, 0, 0, time.UTC),
-			want: []string{"venv: " + venv, "pip: " + pip + " --require-hashes --no-deps -r " + LockRequirements,
-				"pip: " + pip + " --no-deps ./.", "compile: " + compile},
-			history: "pyship: python -m venv /opt/venv && pip install --require-hashes --no-deps (uv.lock)",
+			want: []string{"venv: " + venv, "uv: " + uv + " --require-hashes --no-deps -r " + LockRequirements,
+				"uv: " + uv + " --no-deps ./.", uvST, "compile: " + compile},
+			history: uvLine + " --require-hashes --no-deps (uv.lock)",
 		},
 		{
-			name: "nothing to install", deps: detect.Dependencies{Installer: "pip"},
+			name: "inferred packages", deps: detect.Dependencies{Inferred: []detect.Inferred{{Name: "flask", Import: "flask", Source: "app.py:1"}}},
+			want:    []string{"venv: " + venv, "uv: " + uv + " flask", uvST, "compile: " + compile},
+			history: uvLine + " flask",
+		},
+		{
+			name: "nothing to install", deps: detect.Dependencies{},
 			want:    []string{"venv: " + venv, "compile: " + compile},
-			history: "pyship: python -m venv /opt/venv",
+			history: "pyship: python -m venv --without-pip /opt/venv",
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -221,9 +247,12 @@ func TestInstallSteps(t *testing.T) {
 				// Project is what the lock's Local says for a locked install.
 				res.Dependencies.Project = false
 			}
-			p, err := New(res, Options{Platform: "linux/amd64", Committed: tc.committed})
+			p, err := New(res, Options{Platform: "linux/amd64", Committed: tc.committed, Installer: tc.installer})
 			if err != nil {
 				t.Fatal(err)
+			}
+			if want := cmp.Or(tc.installer, InstallerUV); p.Dependencies.Installer != want {
+				t.Errorf("installer %q, want %q", p.Dependencies.Installer, want)
 			}
 			var got []string
 			for _, st := range p.Dependencies.Steps {

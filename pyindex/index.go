@@ -41,6 +41,8 @@ type File struct {
 	Name           string `json:"filename"`
 	RequiresPython string `json:"requires_python,omitempty"`
 	Yanked         bool   `json:"yanked,omitempty"`
+	// URL is where the file is, absolute; answers kept in the cache do not have it.
+	URL string `json:"-"`
 }
 
 // Client reads project pages from package indexes through the simple API: PEP 691 JSON
@@ -234,16 +236,30 @@ func (c *Client) fetch(ctx context.Context, index, name string) ([]File, error) 
 	}
 	c.log().Debug("asked the package index", "project", name, "index", redact(index), "took", time.Since(start).Round(time.Millisecond))
 	if strings.HasPrefix(resp.Header.Get("Content-Type"), jsonType) {
-		return parseJSON(body)
+		return parseJSON(body, resp.Request.URL)
 	}
-	return parseHTML(body), nil
+	return parseHTML(body, resp.Request.URL), nil
 }
 
-// parseJSON reads a PEP 691 project page.
-func parseJSON(body []byte) ([]File, error) {
+// fileURL resolves a file's link on the page at base.
+func fileURL(base *url.URL, link string) string {
+	u, err := url.Parse(link)
+	if err != nil {
+		return ""
+	}
+	if base != nil {
+		u = base.ResolveReference(u)
+	}
+	u.Fragment = ""
+	return u.String()
+}
+
+// parseJSON reads a PEP 691 project page found at base.
+func parseJSON(body []byte, base *url.URL) ([]File, error) {
 	var page struct {
 		Files []struct {
 			Filename       string          `json:"filename"`
+			URL            string          `json:"url"`
 			RequiresPython *string         `json:"requires-python"`
 			Yanked         json.RawMessage `json:"yanked"`
 		} `json:"files"`
@@ -253,7 +269,7 @@ func parseJSON(body []byte) ([]File, error) {
 	}
 	files := make([]File, 0, len(page.Files))
 	for _, f := range page.Files {
-		file := File{Name: f.Filename}
+		file := File{Name: f.Filename, URL: fileURL(base, f.URL)}
 		if f.RequiresPython != nil {
 			file.RequiresPython = *f.RequiresPython
 		}
@@ -272,8 +288,8 @@ var (
 
 // parseHTML reads a PEP 503 project page: one anchor per file, the file name the last
 // segment of its href (as pip takes it), data-requires-python and data-yanked as
-// attributes. Attribute values may hold an unescaped ">".
-func parseHTML(body []byte) []File {
+// attributes. Attribute values may hold an unescaped ">". Links resolve against base.
+func parseHTML(body []byte, base *url.URL) []File {
 	var files []File
 	for _, m := range anchorRe.FindAllSubmatch(body, -1) {
 		var f File
@@ -287,7 +303,7 @@ func parseHTML(body []byte) []File {
 				}
 				name, err := url.PathUnescape(path.Base(u.Path))
 				if err == nil && name != "." && name != "/" {
-					f.Name = name
+					f.Name, f.URL = name, fileURL(base, v)
 				}
 			case "data-requires-python":
 				f.RequiresPython = v

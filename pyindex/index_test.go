@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -156,7 +157,7 @@ func TestParseJSON(t *testing.T) {
 	page := `{"meta":{"api-version":"1.1"},"name":"x","files":[
 	{"filename":"x-1.0-py3-none-any.whl","url":"u","hashes":{},"requires-python":">=3.9","yanked":false},
 	{"filename":"x-0.9.tar.gz","url":"u","hashes":{},"requires-python":null,"yanked":"broken build"}]}`
-	files, err := parseJSON([]byte(page))
+	files, err := parseJSON([]byte(page), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,11 +179,12 @@ func TestParseHTML(t *testing.T) {
 <a data-yanked href='../../packages/foo-0.9.tar.gz' >foo-0.9.tar.gz</a>
 <a href=foo-0.8.zip data-requires-python="&gt;=3.6,&lt;4">foo-0.8.zip</a>
 </body></html>`
-	files := parseHTML([]byte(page))
+	base, _ := url.Parse("https://pkgs.example/simple/foo/")
+	files := parseHTML([]byte(page), base)
 	want := []File{
-		{Name: "foo-1.0-py3-none-any.whl", RequiresPython: ">=3.8"},
-		{Name: "foo-0.9.tar.gz", Yanked: true},
-		{Name: "foo-0.8.zip", RequiresPython: ">=3.6,<4"},
+		{Name: "foo-1.0-py3-none-any.whl", RequiresPython: ">=3.8", URL: "https://files.example/packages/ab/cd/foo-1.0-py3-none-any.whl"},
+		{Name: "foo-0.9.tar.gz", Yanked: true, URL: "https://pkgs.example/packages/foo-0.9.tar.gz"},
+		{Name: "foo-0.8.zip", RequiresPython: ">=3.6,<4", URL: "https://pkgs.example/simple/foo/foo-0.8.zip"},
 	}
 	if len(files) != len(want) {
 		t.Fatalf("parseHTML = %+v", files)

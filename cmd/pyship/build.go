@@ -128,9 +128,17 @@ func build(ctx context.Context, path string, c common, cacheDir string, log hclo
 	if err != nil {
 		return nil, nil, err
 	}
+	cacheRepo, err := c.cacheRepository()
+	if err != nil {
+		return nil, nil, err
+	}
+	keychain := c.keychain
+	if keychain == nil {
+		keychain = publish.Keychain(nil)
+	}
 	res, err := layers.Build(ctx, p, layers.Options{
-		Source: dir, CacheDir: cacheDir, Epoch: info.epoch, Keychain: publish.Keychain(nil), Transport: transport,
-		StepTimeout: timeout, BuildLimits: limits, Logger: log,
+		Source: dir, CacheDir: cacheDir, Epoch: info.epoch, Keychain: keychain, Transport: transport,
+		StepTimeout: timeout, BuildLimits: limits, CacheRepo: cacheRepo, Logger: log,
 	})
 	if err != nil {
 		return nil, nil, inDir(dir, buildFailure(err))
@@ -199,7 +207,7 @@ func detectAndPlan(ctx context.Context, path string, c common, log hclog.Logger)
 		}
 	}
 	p, err := plan.New(res, plan.Options{
-		Base: c.base, BaseMirror: c.baseMirror, Platform: c.platform,
+		Base: c.base, BaseMirror: c.baseMirror, Platform: c.platform, Installer: c.installer,
 		Source: repo.source, Revision: repo.revision, Committed: repo.committed,
 	})
 	if err != nil {
@@ -283,13 +291,14 @@ func buildFailure(err error) error {
 		step    *layers.StepError
 		timeout *layers.TimeoutError
 		apt     *layers.AptError
+		uv      *layers.UVError
 		priv    *sandbox.PrivilegeError
 		repo    *detect.Error
 	)
 	switch {
 	case errors.As(err, &base):
 		return fail(exitBase, err)
-	case errors.As(err, &install), errors.As(err, &step), errors.As(err, &timeout), errors.As(err, &apt):
+	case errors.As(err, &install), errors.As(err, &step), errors.As(err, &timeout), errors.As(err, &apt), errors.As(err, &uv):
 		return fail(exitInstall, err)
 	case errors.As(err, &priv), errors.Is(err, sandbox.ErrUnsupported):
 		return fail(exitSandbox, err)

@@ -442,8 +442,9 @@ func TestRebuilds(t *testing.T) {
 	checkDependencyLayer(t, ls[len(ls)-3])
 }
 
-// checkDependencyLayer checks that the venv layer holds only the venv, that its byte code
-// is hash-based (PEP 552), and that nothing of the build sandbox leaked into it.
+// checkDependencyLayer checks that the venv layer holds only the venv, and no installer,
+// that its byte code is hash-based (PEP 552), and that nothing of the build sandbox leaked
+// into it.
 func checkDependencyLayer(t *testing.T, l v1.Layer) {
 	t.Helper()
 	rc, err := l.Uncompressed()
@@ -463,6 +464,9 @@ func checkDependencyLayer(t *testing.T, l v1.Layer) {
 		}
 		if h.Name != "opt/" && !strings.HasPrefix(h.Name, "opt/venv/") {
 			t.Errorf("the dependency layer holds %s, outside the venv", h.Name)
+		}
+		if strings.Contains(h.Name, "/site-packages/pip/") || h.Name == "opt/venv/bin/pip" {
+			t.Errorf("the venv holds an installer: %s", h.Name)
 		}
 		data, err := io.ReadAll(tr)
 		if err != nil {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/pyship/pyship/layers"
@@ -27,6 +29,11 @@ type common struct {
 	baseMirror string
 	base       string
 	platform   string
+	installer  string
+	cacheRepo  string
+	// keychain authenticates the build's own registry requests (base pulls, the registry
+	// cache): the push's credentials once a command has them.
+	keychain authn.Keychain
 	// registryCA and registryTimeout shape the one transport to registries, made once
 	// and kept in transport.
 	registryCA      string
@@ -41,6 +48,8 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.baseMirror, "base-mirror", os.Getenv("PYSHIP_BASE_MIRROR"), "`REGISTRY` that stands in for Docker Hub when pulling bases (env PYSHIP_BASE_MIRROR)")
 	fs.StringVar(&c.base, "base", os.Getenv("PYSHIP_BASE"), "base image `REF`, replacing python:<version>-slim (env PYSHIP_BASE)")
 	fs.StringVar(&c.platform, "platform", os.Getenv("PYSHIP_PLATFORM"), "target `OS/ARCH` (env PYSHIP_PLATFORM; default linux and this machine's architecture)")
+	fs.StringVar(&c.installer, "installer", os.Getenv("PYSHIP_INSTALLER"), "`TOOL` that installs the dependencies: uv (the default) or pip (env PYSHIP_INSTALLER)")
+	fs.StringVar(&c.cacheRepo, "cache-repo", os.Getenv("PYSHIP_CACHE_REPO"), "`REPO`sitory that keeps dependency layers by cache key, shared by every build that reaches it (env PYSHIP_CACHE_REPO)")
 	fs.StringVar(&c.registryCA, "registry-ca", "", "trust registries' certificates from this PEM `FILE`, besides the system's (SSL_CERT_FILE works too)")
 	fs.StringVar(&c.registryTimeout, "registry-timeout", os.Getenv(publish.TimeoutEnv),
 		"how long a registry may keep pyship waiting with no progress, as a `DURATION` like 30s or 5m (env "+publish.TimeoutEnv+"; default "+publish.DefaultTimeout.String()+")")
@@ -66,6 +75,18 @@ func (c *common) registry() (http.RoundTripper, error) {
 	}
 	c.transport = t
 	return t, nil
+}
+
+// cacheRepository parses --cache-repo, or returns nil without one.
+func (c *common) cacheRepository() (*name.Repository, error) {
+	if c.cacheRepo == "" {
+		return nil, nil
+	}
+	repo, err := name.NewRepository(c.cacheRepo)
+	if err != nil {
+		return nil, usagef("--cache-repo (or PYSHIP_CACHE_REPO) %q: %v; give a repository like ghcr.io/owner/app", c.cacheRepo, err)
+	}
+	return &repo, nil
 }
 
 func (c *common) logger() hclog.Logger {

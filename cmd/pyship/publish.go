@@ -247,6 +247,9 @@ func (f *registryFlags) registry(ref name.Reference, c *common) (reg *publish.Re
 		return nil, nil, err
 	}
 	reg = &publish.Registry{Ref: ref, Keychain: publish.Keychain(creds), Transport: transport}
+	if creds != nil {
+		c.keychain = reg.Keychain
+	}
 	return reg, func(err error) error { return redactError(err, password) }, nil
 }
 

@@ -1,0 +1,94 @@
+package layers
+
+import (
+	"context"
+	"io"
+	"log"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/validate"
+	"github.com/hashicorp/go-hclog"
+)
+
+// TestRegistryCacheEntry: an entry pushed for a key comes back, into another local cache,
+// as the same layer with its runtime packages; an entry for another key, or a missing
+// one, is a miss.
+func TestRegistryCacheEntry(t *testing.T) {
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	defer srv.Close()
+	repo, err := name.NewRepository(strings.TrimPrefix(srv.URL, "http://") + "/app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := t.TempDir()
+	writeFiles(t, src, map[string]string{"lib/python3.13/site-packages/flask/__init__.py": "x = 1\n"})
+	l, err := writeLayerFile(t.TempDir(), "deps-a", DefaultEpoch, nil, func(w *normalisingWriter) error {
+		return writeTree(w, src, treeOptions{Prefix: "/opt/venv"})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := Options{CacheRepo: &repo, Keychain: authn.DefaultKeychain, Logger: hclog.NewNullLogger()}
+	ctx := context.Background()
+	platform := v1.Platform{OS: "linux", Architecture: "amd64"}
+
+	entry, err := cacheEntry("deps-a", l, []string{"libpq5"}, platform)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := validate.Image(entry); err != nil {
+		t.Fatalf("validate.Image: %v", err)
+	}
+	again, _ := cacheEntry("deps-a", l, []string{"libpq5"}, platform)
+	d1, _ := entry.Digest()
+	d2, _ := again.Digest()
+	if d1 != d2 {
+		t.Errorf("the same entry made twice has digests %s and %s", d1, d2)
+	}
+	toRegistryCache(ctx, "deps-a", l, []string{"libpq5"}, platform, opts)
+	pushed, err := remote.Image(CacheTag(repo, "deps-a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := pushed.Manifest(); m.Config.MediaType != CacheConfigType {
+		t.Errorf("the entry's config is of type %s", m.Config.MediaType)
+	}
+
+	local := t.TempDir()
+	got, runtime, ok := fromRegistryCache(ctx, "deps-a", local, opts)
+	if !ok {
+		t.Fatal("the pushed entry was not found")
+	}
+	for _, pair := range [][2]func(v1.Layer) (v1.Hash, error){{v1.Layer.Digest, v1.Layer.Digest}, {v1.Layer.DiffID, v1.Layer.DiffID}} {
+		a, _ := pair[0](l)
+		b, _ := pair[1](got)
+		if a != b {
+			t.Errorf("the layer came back as %s, was %s", b, a)
+		}
+	}
+	if !slices.Equal(runtime, []string{"libpq5"}) {
+		t.Errorf("runtime packages %v", runtime)
+	}
+	if hit, err := cachedLayer(local, "deps-a", hclog.NewNullLogger()); err != nil || hit == nil {
+		t.Errorf("the pulled layer is not in the local cache: %v", err)
+	}
+	if _, _, ok := fromRegistryCache(ctx, "deps-b", t.TempDir(), opts); ok {
+		t.Errorf("a key with no entry hit")
+	}
+	// An entry under one key that says it is another's is not taken.
+	wrong, _ := cacheEntry("deps-other", l, nil, platform)
+	if err := remote.Write(CacheTag(repo, "deps-c"), wrong); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ok := fromRegistryCache(ctx, "deps-c", t.TempDir(), opts); ok {
+		t.Errorf("an entry labelled for another key was taken")
+	}
+}

@@ -1,0 +1,237 @@
+package layers
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+	"golang.org/x/sys/unix"
+)
+
+// streamLayers fetches the layers of img that the layout lacks, all at once, each read
+// from the registry once: its bytes go to the layout's blob and, decompressed, into the
+// layer's extracted tree (layerTree's directory) as they arrive, checked against its
+// digest and its diff ID. A layer whose tree is there already is only stored.
+func streamLayers(img v1.Image, lp layout.Path, cacheDir string) error {
+	ls, err := img.Layers()
+	if err != nil {
+		return err
+	}
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	for _, l := range ls {
+		d, err := l.Digest()
+		if err != nil {
+			return err
+		}
+		blob := filepath.Join(string(lp), "blobs", d.Algorithm, d.Hex)
+		if _, err := os.Lstat(blob); err == nil {
+			continue
+		}
+		wg.Go(func() {
+			if err := streamLayer(l, d, blob, filepath.Join(cacheDir, treesDir, d.Hex), filepath.Join(cacheDir, verifiedDir)); err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("layer %s: %w", d, err))
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// streamLayer writes l's compressed bytes to blob and, unless tree exists, extracts them
+// into tree in the same pass. Both appear whole or not at all. The blob, checked as it
+// came, is recorded in verified as checked.
+func streamLayer(l v1.Layer, d v1.Hash, blob, tree, verified string) error {
+	if err := os.MkdirAll(filepath.Dir(blob), 0o755); err != nil {
+		return err
+	}
+	// The layout's own writer names its temporary files the same way, and a later build
+	// removes one an interrupted build left.
+	tmp, err := os.CreateTemp(filepath.Dir(blob), d.Hex+"*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	rc, err := l.Compressed()
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	sum := sha256.New()
+	src := io.TeeReader(rc, io.MultiWriter(tmp, sum))
+	if _, err := os.Stat(tree); err == nil {
+		if _, err := io.Copy(io.Discard, src); err != nil {
+			return err
+		}
+	} else {
+		diffID, err := l.DiffID()
+		if err != nil {
+			return err
+		}
+		mt, err := l.MediaType()
+		if err != nil {
+			return err
+		}
+		if _, err := extractOnce(tree, func() (io.ReadCloser, error) { return decompressed(src, mt, diffID) }); err != nil {
+			return err
+		}
+		// What follows the tar's end (padding, a gzip trailer) is part of the blob.
+		if _, err := io.Copy(io.Discard, src); err != nil {
+			return err
+		}
+	}
+	if got := hex.EncodeToString(sum.Sum(nil)); got != d.Hex {
+		os.RemoveAll(tree)
+		return fmt.Errorf("the registry sent bytes that hash to sha256:%s", got)
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), blob); err != nil {
+		return err
+	}
+	id, err := identify(blob)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(verified, 0o700); err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(verified, d.Algorithm+"-"+d.Hex), []byte(id.String()))
+}
+
+// decompressed reads the tar of a layer from its compressed bytes in r, by media type,
+// and fails at its end unless the tar hashes to diffID.
+func decompressed(r io.Reader, mt types.MediaType, diffID v1.Hash) (io.ReadCloser, error) {
+	var (
+		tr    io.Reader
+		close = func() error { return nil }
+	)
+	switch mt {
+	case types.OCILayerZStd:
+		zr, err := zstd.NewReader(r)
+		if err != nil {
+			return nil, err
+		}
+		tr, close = zr, func() error { zr.Close(); return nil }
+	case types.OCIUncompressedLayer, types.OCIUncompressedRestrictedLayer:
+		tr = r
+	default:
+		zr, err := gzip.NewReader(r)
+		if err != nil {
+			return nil, err
+		}
+		tr, close = zr, zr.Close
+	}
+	return &verifying{r: tr, c: closerFunc(close), h: sha256.New(), want: diffID, what: "the layer's tar"}, nil
+}
+
+type closerFunc func() error
+
+func (f closerFunc) Close() error { return f() }
+
+// flatten makes dst the union of the layer trees (bottom first) as overlayfs shows
+// them: an upper entry replaces a lower one (a directory merges with a directory only),
+// a whiteout removes the entry below, an opaque directory hides everything below it.
+// Files are hard links to the trees', so nothing is copied; nothing may write to either.
+func flatten(trees []string, dst string) error {
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		return err
+	}
+	// Each directory's mode, owner and time are the topmost tree's, set at the end.
+	var dirs []dirMode
+	seen := map[string]int{}
+	for _, tree := range trees {
+		err := filepath.WalkDir(tree, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			rel, err := filepath.Rel(tree, p)
+			if err != nil || rel == "." {
+				return err
+			}
+			target := filepath.Join(dst, rel)
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			st, _ := info.Sys().(*syscall.Stat_t)
+			switch {
+			case info.Mode()&fs.ModeCharDevice != 0 && st != nil && st.Rdev == 0:
+				// A whiteout: the entry below is gone.
+				return os.RemoveAll(target)
+			case d.IsDir():
+				opaque := make([]byte, 1)
+				if n, _ := unix.Lgetxattr(p, "trusted.overlay.opaque", opaque); n == 1 && opaque[0] == 'y' {
+					if err := os.RemoveAll(target); err != nil {
+						return err
+					}
+				}
+				if cur, err := os.Lstat(target); err != nil || !cur.IsDir() {
+					_ = os.RemoveAll(target)
+					if err := os.Mkdir(target, 0o700); err != nil {
+						return err
+					}
+				}
+				if st != nil {
+					if err := os.Lchown(target, int(st.Uid), int(st.Gid)); err != nil {
+						return err
+					}
+				}
+				dm := dirMode{rel: "/" + filepath.ToSlash(rel), mode: info.Mode() & (fs.ModePerm | fs.ModeSticky), modTime: info.ModTime()}
+				if i, ok := seen[dm.rel]; ok {
+					dirs[i] = dm
+				} else {
+					seen[dm.rel] = len(dirs)
+					dirs = append(dirs, dm)
+				}
+				return nil
+			case info.Mode()&fs.ModeSymlink != 0:
+				link, err := os.Readlink(p)
+				if err != nil {
+					return err
+				}
+				_ = os.RemoveAll(target)
+				if err := os.Symlink(link, target); err != nil {
+					return err
+				}
+				if st != nil {
+					return os.Lchown(target, int(st.Uid), int(st.Gid))
+				}
+				return nil
+			case info.Mode().IsRegular():
+				_ = os.RemoveAll(target)
+				return os.Link(p, target)
+			default:
+				// Pipes and sockets: the sandbox has no use for them; devices are never
+				// extracted.
+				return nil
+			}
+		})
+		if err != nil {
+			return fmt.Errorf("flattening %s: %w", tree, err)
+		}
+	}
+	return setDirModes(dst, dirs, true)
+}

@@ -1,0 +1,100 @@
+package layers
+
+import (
+	"archive/tar"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sys/unix"
+
+	"github.com/pyship/pyship/fixtures"
+)
+
+// TestStreamLayer: one read of a layer stores its blob and extracts its tree; bytes that
+// do not hash to the digest leave neither.
+func TestStreamLayer(t *testing.T) {
+	fixtures.Need(t, os.Geteuid() == 0, "extracting with an image's owners needs root")
+	l := tarLayer(t, []tar.Header{
+		{Name: "etc/os-release", Typeflag: tar.TypeReg},
+		{Name: "usr/", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "usr/bin/python3", Typeflag: tar.TypeReg, Mode: 0o755},
+	}, map[string]string{"usr/bin/python3": "#!python\n", "etc/os-release": "ID=debian\n"})
+	d, err := l.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	blob, tree, verified := filepath.Join(dir, "blobs", d.Hex), filepath.Join(dir, "trees", d.Hex), filepath.Join(dir, "verified")
+	if err := streamLayer(l, d, blob, tree, verified); err != nil {
+		t.Fatal(err)
+	}
+	if data, err := os.ReadFile(filepath.Join(tree, "usr", "bin", "python3")); err != nil || string(data) != "#!python\n" {
+		t.Errorf("the tree holds %q (%v)", data, err)
+	}
+	ok, err := blobMatches(blob, v1.Descriptor{Digest: d, Size: -1})
+	if err != nil || !ok {
+		t.Errorf("the blob does not hash to %s: %v", d, err)
+	}
+	if _, err := os.Stat(filepath.Join(verified, "sha256-"+d.Hex)); err != nil {
+		t.Errorf("the streamed blob is not recorded as checked: %v", err)
+	}
+
+	wrong := v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("1", 64)}
+	blob2, tree2 := filepath.Join(dir, "blobs", wrong.Hex), filepath.Join(dir, "trees", wrong.Hex)
+	if err := streamLayer(l, wrong, blob2, tree2, verified); err == nil {
+		t.Errorf("bytes under another digest were stored")
+	}
+	for _, p := range []string{blob2, tree2} {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("%s is left after a failed stream", p)
+		}
+	}
+}
+
+// TestFlatten: the union of layer trees is what overlayfs shows of them.
+func TestFlatten(t *testing.T) {
+	fixtures.Need(t, os.Geteuid() == 0, "whiteouts are device nodes, which need root")
+	lower, upper, dst := t.TempDir(), t.TempDir(), filepath.Join(t.TempDir(), "root")
+	writeFiles(t, lower, map[string]string{
+		"etc/passwd": "root\n", "etc/gone": "x", "opt/old/a": "a", "usr/lib/x.so": "lib", "keep/file": "k",
+	})
+	if err := os.Symlink("usr/lib", filepath.Join(lower, "lib")); err != nil {
+		t.Fatal(err)
+	}
+	writeFiles(t, upper, map[string]string{"etc/passwd": "root\napp\n", "opt/old/b": "b", "lib/own.so": "own"})
+	if err := unix.Mknod(filepath.Join(upper, "etc", "gone"), unix.S_IFCHR, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Setxattr(filepath.Join(upper, "opt", "old"), "trusted.overlay.opaque", []byte("y"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(upper, "opt"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := flatten([]string{lower, upper}, dst); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{
+		"etc/passwd": "root\napp\n", "opt/old/b": "b", "lib/own.so": "own", "usr/lib/x.so": "lib", "keep/file": "k",
+	} {
+		if data, err := os.ReadFile(filepath.Join(dst, name)); err != nil || string(data) != want {
+			t.Errorf("%s = %q (%v), want %q", name, data, err, want)
+		}
+	}
+	for _, gone := range []string{"etc/gone", "opt/old/a", "lib/x.so"} {
+		if _, err := os.Lstat(filepath.Join(dst, gone)); err == nil {
+			t.Errorf("%s is in the union", gone)
+		}
+	}
+	if info, err := os.Stat(filepath.Join(dst, "opt")); err != nil || info.Mode().Perm() != 0o700 {
+		t.Errorf("opt has mode %v (%v), want the upper tree's 0700", info.Mode().Perm(), err)
+	}
+	a, _ := os.Stat(filepath.Join(upper, "etc", "passwd"))
+	b, _ := os.Stat(filepath.Join(dst, "etc", "passwd"))
+	if !os.SameFile(a, b) {
+		t.Errorf("etc/passwd was copied, not linked")
+	}
+}

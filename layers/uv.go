@@ -1,0 +1,168 @@
+package layers
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"debug/elf"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/pyship/pyship/plan"
+	"github.com/pyship/pyship/pyindex"
+)
+
+// uvWheel is the wheel on the package index that carries the uv binary for one
+// architecture.
+type uvWheel struct {
+	file, sha256 string
+}
+
+// uvWheels are plan.UVVersion's wheels by GOARCH, with PyPI's hashes. Their binaries are
+// static (musl), so they run in any base image.
+var uvWheels = map[string]uvWheel{
+	"amd64": {"uv-" + plan.UVVersion + "-py3-none-musllinux_1_1_x86_64.whl", "2c45530751517d6c3bbc69a19473f6effe47cce047bede01ffd8af7ea7b36b25"},
+	"arm64": {"uv-" + plan.UVVersion + "-py3-none-manylinux_2_17_aarch64.manylinux2014_aarch64.musllinux_1_1_aarch64.whl", "5435c5ce14a56431208ca0996416d310f1598e8c2c8ba707688985a16bb82dbe"},
+}
+
+// maxUVWheel bounds the download of a uv wheel (about 19 MB).
+const maxUVWheel = 128 << 20
+
+// UVError reports that uv could not be had.
+type UVError struct {
+	Err error
+}
+
+func (e *UVError) Error() string {
+	return fmt.Sprintf("getting uv %s, which installs the dependencies: %v\nhint: pyship fetches it once from the package index pip on this machine uses (PIP_INDEX_URL or pip.conf); put uv %s (a static build) on PATH, or set installer = \"pip\" in pyship.toml or PYSHIP_INSTALLER=pip",
+		plan.UVVersion, e.Err, plan.UVVersion)
+}
+
+func (e *UVError) Unwrap() error { return e.Err }
+
+// uvBinary returns the host path of uv at plan.UVVersion: the one on PATH when it is that
+// version and static (it runs in the base image, which may have no libc that suits it),
+// else the one in the cache, else one fetched from the package index as its wheel, checked
+// against the hash pinned here, into the cache.
+func uvBinary(ctx context.Context, cacheDir string, log hclog.Logger) (string, error) {
+	if p, err := exec.LookPath("uv"); err == nil {
+		ok, why := usableUV(ctx, p)
+		if ok {
+			log.Debug("using uv from PATH", "path", p)
+			return p, nil
+		}
+		log.Debug("not using uv from PATH", "path", p, "because", why)
+	}
+	wheel, ok := uvWheels[runtime.GOARCH]
+	if !ok {
+		return "", &UVError{Err: fmt.Errorf("no uv build for %s is pinned", runtime.GOARCH)}
+	}
+	dir := filepath.Join(cacheDir, "tools", "uv-"+plan.UVVersion+"-"+runtime.GOARCH)
+	bin := filepath.Join(dir, "uv")
+	if sum, err := readSmall(bin+".sha256", 128); err == nil {
+		if got, err := fileSHA256(bin); err == nil && got == strings.TrimSpace(string(sum)) {
+			return bin, nil
+		}
+		log.Warn("the cached uv does not match its hash; fetching it again", "path", bin)
+	}
+	start := time.Now()
+	if err := fetchUV(ctx, wheel, dir, cacheDir, log); err != nil {
+		return "", &UVError{Err: err}
+	}
+	log.Info("fetched uv", "version", plan.UVVersion, "took", since(start))
+	return bin, nil
+}
+
+// usableUV reports whether the uv at p is plan.UVVersion and statically linked.
+func usableUV(ctx context.Context, p string) (bool, string) {
+	f, err := elf.Open(p)
+	if err != nil {
+		return false, "not an ELF file: " + err.Error()
+	}
+	defer f.Close()
+	for _, prog := range f.Progs {
+		if prog.Type == elf.PT_INTERP {
+			return false, "dynamically linked"
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, p, "--version").Output()
+	if err != nil {
+		return false, "uv --version: " + err.Error()
+	}
+	if fields := strings.Fields(string(out)); len(fields) < 2 || fields[1] != plan.UVVersion {
+		return false, "its version is " + strings.TrimSpace(string(out))
+	}
+	return true, ""
+}
+
+// fetchUV downloads the wheel, checks its hash, and writes its uv binary to dir/uv with
+// its sha256 beside it.
+func fetchUV(ctx context.Context, wheel uvWheel, dir, cacheDir string, log hclog.Logger) error {
+	client := pyindex.NewClient("", log)
+	client.HTTP.Timeout = 5 * time.Minute
+	var buf bytes.Buffer
+	if err := client.Download(ctx, "uv", wheel.file, wheel.sha256, maxUVWheel, &buf); err != nil {
+		return err
+	}
+	zr, err := zip.NewReader(bytes.NewReader(buf.Bytes()), int64(buf.Len()))
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", wheel.file, err)
+	}
+	member := "uv-" + plan.UVVersion + ".data/scripts/uv"
+	zf, err := zr.Open(member)
+	if err != nil {
+		return fmt.Errorf("%s has no %s: %w", wheel.file, member, err)
+	}
+	defer zf.Close()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dir, ".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	h := sha256.New()
+	if _, err := io.Copy(io.MultiWriter(tmp, h), io.LimitReader(zf, maxUVWheel)); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(0o755); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	bin := filepath.Join(dir, "uv")
+	if err := os.Rename(tmp.Name(), bin); err != nil {
+		return err
+	}
+	return writeFileAtomic(bin+".sha256", []byte(hex.EncodeToString(h.Sum(nil))+"\n"))
+}
+
+// fileSHA256 is the hex sha256 of the file at p.
+func fileSHA256(p string) (string, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
