@@ -128,6 +128,7 @@ func Build(ctx context.Context, p *plan.Plan, opts Options) (*Result, error) {
 	cleanScratch(opts.CacheDir, log)
 
 	b := &building{plan: p, opts: opts, rules: rules}
+	defer b.waitEarly()
 	if err := b.base(ctx, *platform); err != nil {
 		return nil, err
 	}
@@ -187,13 +188,28 @@ type building struct {
 	sysLayer    v1.Layer
 	sysPackages []string
 	steps       v1.Layer
+	// early is closed once what prepareDependencies started while the base downloads is
+	// done; stopEarly cancels it. askedRegistry is set when it looked in the registry
+	// cache, which then need not be asked again.
+	early         chan struct{}
+	stopEarly     context.CancelFunc
+	askedRegistry bool
 }
 
-// base resolves and pulls the base, and extracts its file system.
+// base resolves and pulls the base, and extracts its file system. Once the base's digest
+// is known, the dependency layer's network work (the registry cache, uv) starts beside it.
 func (b *building) base(ctx context.Context, platform v1.Platform) error {
 	start := time.Now()
 	var err error
-	if b.baseImg, b.baseDigest, err = pullBase(ctx, b.plan.Base.Ref, platform, b.opts); err != nil {
+	resolved := func(d v1.Hash) {
+		early, stop := context.WithCancel(ctx)
+		b.early, b.stopEarly = make(chan struct{}), stop
+		go func() {
+			defer close(b.early)
+			b.prepareDependencies(early, d)
+		}()
+	}
+	if b.baseImg, b.baseDigest, err = pullBase(ctx, b.plan.Base.Ref, platform, b.opts, resolved); err != nil {
 		return err
 	}
 	if b.root, err = rootfs(b.baseImg, b.opts.CacheDir); err != nil {
@@ -201,6 +217,46 @@ func (b *building) base(ctx context.Context, platform v1.Platform) error {
 	}
 	b.opts.Logger.Info("base resolved", "ref", b.baseDigest.String(), "took", since(start))
 	return nil
+}
+
+// prepareDependencies does, while the base downloads and extracts, the dependency layer's
+// network work that the base's file system is not needed for: with no local entry for
+// its key, it pulls the registry cache's (into the local cache), and else fetches uv for
+// the install. A system layer below the dependencies is part of their key, and is made
+// later: then nothing is done early.
+func (b *building) prepareDependencies(ctx context.Context, base v1.Hash) {
+	p, opts := b.plan, b.opts
+	if p.System != nil && len(p.System.Packages) > 0 {
+		return
+	}
+	key, err := dependencyKey(p, base, nil, opts)
+	if err != nil {
+		return
+	}
+	layersDir := filepath.Join(opts.CacheDir, "layers")
+	if _, err := os.Stat(filepath.Join(layersDir, key+keySuffix)); err == nil {
+		return
+	}
+	if opts.CacheRepo != nil {
+		b.askedRegistry = true
+		if _, _, ok := fromRegistryCache(ctx, key, layersDir, opts); ok {
+			return
+		}
+	}
+	if slices.ContainsFunc(p.Dependencies.Steps, func(st plan.InstallStep) bool { return st.Kind == plan.StepUV }) {
+		// An error here is met again, and reported, by the install.
+		_, _ = uvBinary(ctx, opts.CacheDir, opts.Logger)
+	}
+}
+
+// waitEarly waits for what prepareDependencies started, cancelling it when the build
+// ends first.
+func (b *building) waitEarly() {
+	if b.early == nil {
+		return
+	}
+	b.stopEarly()
+	<-b.early
 }
 
 // application writes the application layer first: the install and the build steps see
@@ -245,8 +301,15 @@ func (b *building) dependencies(ctx context.Context) error {
 		log.Info("system packages installed", "packages", strings.Join(asked, " "), "took", since(start))
 	}
 
+	if b.early != nil {
+		<-b.early
+	}
 	start := time.Now()
-	deps, cached, linked, err := dependencyLayer(ctx, p, b.baseImg, b.root, b.system, b.appTree, opts)
+	lookup := opts
+	if b.askedRegistry && len(b.system) == 0 {
+		lookup.CacheRepo = nil
+	}
+	deps, cached, linked, err := dependencyLayer(ctx, p, b.baseImg, b.root, b.system, b.appTree, opts, lookup.CacheRepo != nil)
 	if err != nil {
 		return err
 	}
@@ -350,7 +413,7 @@ func since(t time.Time) string {
 
 // pullBase resolves the base to a digest for the platform. Its layers are cached on disk,
 // so later builds fetch only the manifest.
-func pullBase(ctx context.Context, ref string, platform v1.Platform, opts Options) (v1.Image, name.Digest, error) {
+func pullBase(ctx context.Context, ref string, platform v1.Platform, opts Options, resolved func(v1.Hash)) (v1.Image, name.Digest, error) {
 	r, err := name.ParseReference(ref)
 	if err != nil {
 		return nil, name.Digest{}, &BaseError{Ref: ref, Err: err}
@@ -373,6 +436,9 @@ func pullBase(ctx context.Context, ref string, platform v1.Platform, opts Option
 	}
 	if cf.Architecture != platform.Architecture || cf.OS != platform.OS {
 		return nil, name.Digest{}, &BaseError{Ref: ref, Err: fmt.Errorf("the image is for %s/%s, not %s", cf.OS, cf.Architecture, platform)}
+	}
+	if resolved != nil {
+		resolved(d)
 	}
 	img, err = cachedBase(img, d, LayoutDir(opts.CacheDir), opts.Logger)
 	if err != nil {
@@ -433,7 +499,7 @@ func cachedBase(img v1.Image, d v1.Hash, dir string, log hclog.Logger) (v1.Image
 // depends on: the base digest, the system packages, the platform, the installer and the
 // bytes of every requirements file. It also returns the Debian packages holding runtime
 // libraries that what the install built from source links.
-func dependencyLayer(ctx context.Context, p *plan.Plan, base v1.Image, root string, system []string, appTree string, opts Options) (v1.Layer, bool, []string, error) {
+func dependencyLayer(ctx context.Context, p *plan.Plan, base v1.Image, root string, system []string, appTree string, opts Options, askRegistry bool) (v1.Layer, bool, []string, error) {
 	d, err := base.Digest()
 	if err != nil {
 		return nil, false, nil, err
@@ -453,7 +519,7 @@ func dependencyLayer(ctx context.Context, p *plan.Plan, base v1.Image, root stri
 		}
 		opts.Logger.Warn("a cache entry is unreadable; installing again", "key", key, "error", err)
 	}
-	if opts.CacheRepo != nil {
+	if opts.CacheRepo != nil && askRegistry {
 		if l, runtime, ok := fromRegistryCache(ctx, key, layersDir, opts); ok {
 			return l, true, runtime, nil
 		}

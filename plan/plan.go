@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"path"
@@ -177,6 +178,9 @@ type Options struct {
 	// Committed is the time of the commit being built, zero when unknown: versions the
 	// requirements leave open are resolved as the index had them then.
 	Committed time.Time
+	// CommittedBy says where Committed comes from, for the plan; default ".git (the last
+	// commit)".
+	CommittedBy string
 	// Installer is "uv" or "pip", overriding the configuration's; default uv.
 	Installer string
 }
@@ -206,7 +210,7 @@ func New(res *detect.Result, opts Options) (*Plan, error) {
 	if err := p.planDependencies(res, cfg, opts); err != nil {
 		return nil, err
 	}
-	if err := resolveAsOf(p, cfg, opts.Committed); err != nil {
+	if err := resolveAsOf(p, cfg, opts.Committed, cmp.Or(opts.CommittedBy, ".git (the last commit)")); err != nil {
 		return nil, err
 	}
 	p.Dependencies.Steps = installSteps(&p.Dependencies, p.Base.Python)
@@ -501,7 +505,7 @@ func splitRef(ref string) (repo, suffix string) {
 // index had them when the commit was made: what the authors tested, and the same versions
 // on every build of the commit. A lock pins everything already; resolve = "latest" in the
 // configuration turns it off.
-func resolveAsOf(p *Plan, cfg *detect.Config, committed time.Time) error {
+func resolveAsOf(p *Plan, cfg *detect.Config, committed time.Time, committedBy string) error {
 	d := &p.Dependencies
 	if d.Lock != nil || (len(d.Requirements) == 0 && !d.Project && len(d.Packages) == 0) {
 		return nil
@@ -520,7 +524,7 @@ func resolveAsOf(p *Plan, cfg *detect.Config, committed time.Time) error {
 		cutoff, why = broad, fmt.Sprintf("versions the requirements leave open are resolved as of the commit (%s), or of when Python %s's wheels became broad, which is later", committed.UTC().Format("2006-01-02"), p.Base.Python)
 	}
 	d.UploadedBefore = cutoff.Format(time.RFC3339)
-	p.decide("dependency versions", "as the index had them before "+d.UploadedBefore, ".git (the last commit)",
+	p.decide("dependency versions", "as the index had them before "+d.UploadedBefore, committedBy,
 		why+"; resolve = \"latest\" in pyship.toml for the newest")
 	return nil
 }

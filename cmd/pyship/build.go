@@ -199,6 +199,16 @@ func detectAndPlan(ctx context.Context, path string, c common, log hclog.Logger)
 	if err != nil {
 		return nil, "", repo, inDir(dir, fail(exitDetect, err))
 	}
+	if !repo.committed.IsZero() && len(res.Dependencies.Files) > 0 {
+		// Open versions resolve as of the last change to the dependency files, so a commit
+		// that changes only the app keeps the dependency layer.
+		if t, id, err := dependencyTime(dir, res.Dependencies.Files); err == nil {
+			repo.committed = t.UTC()
+			repo.committedBy = fmt.Sprintf(".git (commit %s, the last to change %s)", id[:12], strings.Join(res.Dependencies.Files, ", "))
+		} else {
+			log.Debug("resolving as of the last commit: when the dependency files last changed is not known", "reason", err)
+		}
+	}
 	if c.base == "" && (res.Config == nil || res.Config.Base == "") {
 		pythonForCommit(res, repo.committed)
 		choosePython(ctx, res, c, log)
@@ -208,7 +218,7 @@ func detectAndPlan(ctx context.Context, path string, c common, log hclog.Logger)
 	}
 	p, err := plan.New(res, plan.Options{
 		Base: c.base, BaseMirror: c.baseMirror, Platform: c.platform, Installer: c.installer,
-		Source: repo.source, Revision: repo.revision, Committed: repo.committed,
+		Source: repo.source, Revision: repo.revision, Committed: repo.committed, CommittedBy: repo.committedBy,
 	})
 	if err != nil {
 		return nil, "", repo, fail(exitPlan, err)

@@ -32,8 +32,11 @@ type repository struct {
 	epoch    time.Time
 	revision string
 	source   string
-	// committed is the last commit's time, zero when there is no readable .git.
-	committed time.Time
+	// committed is the last commit's time, zero when there is no readable .git; once the
+	// dependency files are known, the time of the last commit that changed them, which
+	// committedBy then names.
+	committed   time.Time
+	committedBy string
 }
 
 // repoInfo reads the last commit and the origin remote from the repository's .git. It
@@ -102,6 +105,8 @@ var errNotFound = errors.New("object not found")
 
 // gitRepo is a repository's git data, read as data.
 type gitRepo struct {
+	// top is the work tree's top: the directory that holds .git.
+	top    string
 	dir    *os.Root // the git directory: HEAD
 	common *os.Root // objects, refs, packed-refs and config (a worktree shares them)
 	// hashSize is 20 (SHA-1) or 32 (SHA-256), from extensions.objectformat.
@@ -135,7 +140,7 @@ func openGit(dir string) (*gitRepo, error) {
 		dir = filepath.Dir(dir)
 	}
 	defer root.Close()
-	g := &gitRepo{hashSize: sha1.Size}
+	g := &gitRepo{top: dir, hashSize: sha1.Size}
 	switch {
 	case fi.IsDir():
 		if g.dir, err = root.OpenRoot(".git"); err != nil {

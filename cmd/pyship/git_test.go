@@ -527,6 +527,18 @@ func TestRepoInfoSurvivesHostileGit(t *testing.T) {
 			tc.prepare(t, dir)
 			info := repoInfoWithin(t, dir)
 			t.Log("why:", gitFailure(dir))
+			// Walking the history of the same repository ends too, with or without a time.
+			walked := make(chan struct{})
+			go func() {
+				defer close(walked)
+				_, _, err := dependencyTime(dir, []string{"requirements.txt", "app.py"})
+				t.Log("history:", err)
+			}()
+			select {
+			case <-walked:
+			case <-time.After(10 * time.Second):
+				t.Fatal("dependencyTime did not return within 10s")
+			}
 			switch {
 			case tc.epoch != 0:
 				if info.epoch.Unix() != tc.epoch || info.source != "" {
