@@ -365,6 +365,33 @@ func TestExtractStaysInsideRoot(t *testing.T) {
 	}
 }
 
+// TestExtractFollowsAReplacedDirectory: a directory that a later entry replaces with a
+// link is not remembered: what comes below it afterwards goes where the link leads, inside
+// the root, and a link out of the root is still refused.
+func TestExtractFollowsAReplacedDirectory(t *testing.T) {
+	outside := t.TempDir()
+	l := tarLayer(t, []tar.Header{
+		{Name: "a/", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "a/b/", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "a/b/first", Typeflag: tar.TypeReg},
+		{Name: "x/", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "a", Typeflag: tar.TypeSymlink, Linkname: "x"},
+		{Name: "a/b/second", Typeflag: tar.TypeReg},
+		{Name: "c/", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "c/d/", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "c/d/one", Typeflag: tar.TypeReg},
+		{Name: "c", Typeflag: tar.TypeSymlink, Linkname: outside},
+		{Name: "c/d/two", Typeflag: tar.TypeReg},
+	}, map[string]string{"a/b/first": "1", "a/b/second": "2", "c/d/one": "1", "c/d/two": "2"})
+	root := extractLayer(t, l)
+	if data, err := os.ReadFile(filepath.Join(root, "x", "b", "second")); err != nil || string(data) != "2" {
+		t.Errorf("x/b/second = %q (%v): the entry did not follow the link that replaced a/", data, err)
+	}
+	if entries, _ := os.ReadDir(outside); len(entries) != 0 {
+		t.Errorf("extraction wrote outside the root: %v", entries)
+	}
+}
+
 func TestFailedRequirement(t *testing.T) {
 	src := t.TempDir()
 	writeFiles(t, src, map[string]string{

@@ -124,7 +124,7 @@ func makeOnce(dir string, fill func(tmp string) error) (string, error) {
 // the host can raise anyone's privileges there.
 func extract(r io.Reader, root string) error {
 	tr := tar.NewReader(r)
-	asRoot := os.Geteuid() == 0
+	x := &extraction{root: root, asRoot: os.Geteuid() == 0, parents: map[string]string{}}
 	var dirs []dirMode
 	for {
 		h, err := tr.Next()
@@ -134,7 +134,7 @@ func extract(r io.Reader, root string) error {
 		if err != nil {
 			return err
 		}
-		dir, err := extractEntry(tr, h, root, asRoot)
+		dir, err := x.entry(tr, h)
 		if err != nil {
 			return err
 		}
@@ -142,7 +142,47 @@ func extract(r io.Reader, root string) error {
 			dirs = append(dirs, *dir)
 		}
 	}
-	return setDirModes(root, dirs, asRoot)
+	return setDirModes(root, dirs, x.asRoot)
+}
+
+// extraction is one layer's extraction into root. parents remembers where the parent
+// directories of its entries resolved, so that a path is resolved (a stat per part) once
+// per directory, not once per file; an entry that may replace a remembered directory
+// forgets it and everything below it.
+type extraction struct {
+	root    string
+	asRoot  bool
+	parents map[string]string
+}
+
+// parent returns the host directory that holds rel's entry, made if it is missing.
+func (x *extraction) parent(rel string) (string, error) {
+	dir := path.Dir(rel)
+	if p, ok := x.parents[dir]; ok {
+		return p, nil
+	}
+	p, err := resolveIn(x.root, dir)
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(p, 0o755); err != nil {
+		return "", err
+	}
+	x.parents[dir] = p
+	return p, nil
+}
+
+// forget drops what is remembered at rel and below, when what is at target (rel's host
+// path) is a directory that an entry replaces: a link there would lead elsewhere.
+func (x *extraction) forget(rel, target string) {
+	if info, err := os.Lstat(target); err != nil || !info.IsDir() {
+		return
+	}
+	for dir := range x.parents {
+		if dir == rel || strings.HasPrefix(dir, rel+"/") {
+			delete(x.parents, dir)
+		}
+	}
 }
 
 // dirMode is a directory's mode and time, set once the whole layer is extracted.
@@ -153,28 +193,34 @@ type dirMode struct {
 	modTime time.Time
 }
 
-// extractEntry writes one tar entry inside root, its parents resolved inside root. For a
+// entry writes one tar entry inside root, its parents resolved inside root. For a
 // directory it returns the mode and time to set at the end.
-func extractEntry(tr *tar.Reader, h *tar.Header, root string, asRoot bool) (*dirMode, error) {
+func (x *extraction) entry(tr *tar.Reader, h *tar.Header) (*dirMode, error) {
+	root, asRoot := x.root, x.asRoot
 	rel := path.Clean("/" + h.Name)
 	if rel == "/" {
 		return nil, nil
 	}
-	parent, err := resolveIn(root, path.Dir(rel))
+	parent, err := x.parent(rel)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", h.Name, err)
 	}
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return nil, err
-	}
 	target := filepath.Join(parent, path.Base(rel))
+	if h.Typeflag != tar.TypeDir {
+		x.forget(rel, target)
+	}
 	// A layer's deletions (OCI whiteouts) become overlayfs whiteouts, so the layer
 	// can sit in an overlay above the ones it deletes from.
 	if base := path.Base(rel); strings.HasPrefix(base, whiteoutPrefix) {
-		if err := overlayWhiteout(parent, strings.TrimPrefix(base, whiteoutPrefix)); err != nil {
+		name := strings.TrimPrefix(base, whiteoutPrefix)
+		x.forget(path.Join(path.Dir(rel), name), filepath.Join(parent, name))
+		if err := overlayWhiteout(parent, name); err != nil {
 			return nil, fmt.Errorf("%s: %w", h.Name, err)
 		}
 		return nil, nil
+	}
+	if h.Typeflag == tar.TypeReg {
+		return nil, writeFile(tr, h, target, asRoot)
 	}
 	written, err := writeEntry(tr, h, root, target)
 	if err != nil || !written {
@@ -201,6 +247,38 @@ func extractEntry(tr *tar.Reader, h *tar.Header, root string, asRoot bool) (*dir
 	// Modification times matter: Python checks timestamp-based .pyc files against their
 	// source's mtime, and recompiles (every start, on a read-only root) when they differ.
 	return nil, os.Chtimes(target, h.ModTime, h.ModTime)
+}
+
+// writeFile makes target from a regular file entry, with its owner (as root), mode and
+// times set through the open file.
+func writeFile(tr *tar.Reader, h *tar.Header, target string, asRoot bool) error {
+	_ = os.Remove(target)
+	f, err := os.OpenFile(target, os.O_CREATE|os.O_WRONLY|os.O_TRUNC|unix.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return err
+	}
+	err = func() error {
+		if _, err := io.Copy(f, tr); err != nil {
+			return err
+		}
+		if asRoot {
+			if err := f.Chown(sandbox.HostID(h.Uid), sandbox.HostID(h.Gid)); err != nil {
+				return err
+			}
+		}
+		if err := unix.Fchmod(int(f.Fd()), uint32(h.Mode&0o1777)); err != nil {
+			return err
+		}
+		// Modification times matter: Python checks timestamp-based .pyc files against
+		// their source's mtime, and recompiles (every start, on a read-only root) when
+		// they differ.
+		tv := unix.NsecToTimeval(h.ModTime.UnixNano())
+		return unix.Futimes(int(f.Fd()), []unix.Timeval{tv, tv})
+	}()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // writeEntry makes target from a directory, regular file, symbolic or hard link entry. It
