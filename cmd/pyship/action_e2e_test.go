@@ -15,6 +15,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -233,7 +234,14 @@ type actionRunner struct {
 	repo    string
 	machine string
 	cache   *cacheService
+	// user, when set, is the runner user steps run as, with sudo in sudo's directory, as
+	// on GitHub's hosted runners; else steps run as root, as on some self-hosted ones.
+	user *syscall.Credential
+	sudo string
 }
+
+// runnerUID and runnerGID are the runner user's, as on GitHub's hosted runners.
+const runnerUID, runnerGID = 1001, 1001
 
 func newActionRunner(t *testing.T) *actionRunner {
 	t.Helper()
@@ -241,7 +249,54 @@ func newActionRunner(t *testing.T) *actionRunner {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &actionRunner{repo: repo, machine: t.TempDir(), cache: &cacheService{dir: t.TempDir()}}
+	return &actionRunner{repo: repo, machine: runnerDir(t), cache: &cacheService{dir: runnerDir(t)}}
+}
+
+// runnerDir is a temporary directory the runner user owns.
+func runnerDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	// The test's temporary directory is root's, 0700: the runner user may pass through it.
+	if err := os.Chmod(filepath.Dir(dir), 0o711); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(dir, runnerUID, runnerGID); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// asRunnerUser has the runner's steps run as an unprivileged runner user who may run
+// anything as root through sudo, as on GitHub's hosted runners. This machine has no sudo:
+// the stand-in from testdata/sudo is installed setuid root, runnable by the runner's group
+// only, for the length of the test.
+func (r *actionRunner) asRunnerUser(t *testing.T) {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Dir(dir), 0o711); err != nil {
+		t.Fatal(err)
+	}
+	sudo := filepath.Join(dir, "sudo")
+	if out, err := exec.Command("go", "build", "-o", sudo, "./testdata/sudo").CombinedOutput(); err != nil {
+		t.Fatalf("building the sudo stand-in: %v\n%s", err, out)
+	}
+	// chown clears the set-user-ID bit: it comes after.
+	if err := os.Chown(sudo, 0, runnerGID); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(sudo, os.ModeSetuid|0o750); err != nil {
+		t.Fatal(err)
+	}
+	r.user = &syscall.Credential{Uid: runnerUID, Gid: runnerGID}
+	r.sudo = dir
+	cmd := exec.Command(sudo, "id", "-u")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: r.user}
+	out, err := cmd.CombinedOutput()
+	fixtures.Need(t, err == nil && strings.TrimSpace(string(out)) == "0",
+		fmt.Sprintf("a setuid-root sudo stand-in in %s does not give root (a nosuid mount?): %v %q", dir, err, out))
 }
 
 // actionRun is what one run of the action left: its outputs, job summary and log, its exit
@@ -300,12 +355,31 @@ func (r *actionRunner) run(t *testing.T, workspace string, with map[string]strin
 			t.Fatal(err)
 		}
 	}
+	if r.user != nil {
+		// The machine and the workspace (which actions/checkout wrote) are the runner's.
+		for _, d := range []string{home, runnerTemp, toolCache, workspace} {
+			if err := filepath.WalkDir(d, func(p string, _ os.DirEntry, err error) error {
+				if err != nil {
+					return err
+				}
+				return os.Lchown(p, int(r.user.Uid), int(r.user.Gid))
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.Chmod(filepath.Dir(workspace), 0o711); err != nil {
+			t.Fatal(err)
+		}
+	}
 	arch := map[string]string{"amd64": "X64", "arm64": "ARM64"}[runtime.GOARCH]
 	path := os.Getenv("PATH")
 	for _, kv := range env {
 		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
 			path = v
 		}
+	}
+	if r.user != nil {
+		path = r.sudo + ":" + path
 	}
 	var pathAdded []string
 	// The machine's own settings stay out: pyship's cache is where the action puts it.
@@ -373,7 +447,7 @@ func (r *actionRunner) run(t *testing.T, workspace string, with map[string]strin
 				added []string
 				saved string
 			)
-			outputs, added, saved = r.uses(t, step.Uses, with, stepEnv, &log)
+			outputs, added, saved = r.uses(t, step.Uses, with, stepEnv, r.user, &log)
 			pathAdded = append(added, pathAdded...)
 			if saved != "" {
 				run.saved = append(run.saved, saved)
@@ -385,6 +459,11 @@ func (r *actionRunner) run(t *testing.T, workspace string, with map[string]strin
 			for _, f := range []string{outputFile, summaryFile, pathFile} {
 				if err := os.WriteFile(f, nil, 0o644); err != nil {
 					t.Fatal(err)
+				}
+				if r.user != nil {
+					if err := os.Chown(f, int(r.user.Uid), int(r.user.Gid)); err != nil {
+						t.Fatal(err)
+					}
 				}
 			}
 			cmd := exec.Command("bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step.Run)
@@ -398,6 +477,7 @@ func (r *actionRunner) run(t *testing.T, workspace string, with map[string]strin
 				cmd.Env = append(cmd.Env, k+"="+eval(v))
 			}
 			cmd.Stdout, cmd.Stderr = &log, &log
+			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: r.user}
 			err = cmd.Run()
 			if err != nil {
 				code = cmd.ProcessState.ExitCode()
@@ -440,7 +520,7 @@ func (r *actionRunner) run(t *testing.T, workspace string, with map[string]strin
 // they stand for, the stand-ins do not fail a step: a cache that cannot be restored or
 // saved is a warning in the log. Inputs a stand-in does not know fail the test rather than
 // go unheeded.
-func (r *actionRunner) uses(t *testing.T, action string, with map[string]string, env []string, log *bytes.Buffer) (outputs map[string]string, path []string, saved string) {
+func (r *actionRunner) uses(t *testing.T, action string, with map[string]string, env []string, user *syscall.Credential, log *bytes.Buffer) (outputs map[string]string, path []string, saved string) {
 	t.Helper()
 	allow := func(names ...string) {
 		for k := range with {
@@ -452,10 +532,10 @@ func (r *actionRunner) uses(t *testing.T, action string, with map[string]string,
 	switch action {
 	case "actions/cache/restore@v4":
 		allow("path", "key", "restore-keys")
-		return r.cache.restore(lines(with["path"]), with["key"], lines(with["restore-keys"]), env, log), nil, ""
+		return r.cache.restore(lines(with["path"]), with["key"], lines(with["restore-keys"]), env, user, log), nil, ""
 	case "actions/cache/save@v4":
 		allow("path", "key")
-		return map[string]string{}, nil, r.cache.save(lines(with["path"]), with["key"], env, log)
+		return map[string]string{}, nil, r.cache.save(lines(with["path"]), with["key"], env, user, log)
 	case "actions/setup-go@v5":
 		allow("go-version", "cache")
 		// Stand-in for setup-go: the Go this test runs under, put on PATH, if it is the
@@ -517,7 +597,7 @@ func cacheVersion(paths []string) string {
 
 // restore extracts the matching entry as the step's user and returns the restore action's
 // outputs.
-func (c *cacheService) restore(paths []string, key string, restoreKeys []string, env []string, log *bytes.Buffer) map[string]string {
+func (c *cacheService) restore(paths []string, key string, restoreKeys []string, env []string, user *syscall.Credential, log *bytes.Buffer) map[string]string {
 	out := map[string]string{"cache-primary-key": key, "cache-hit": "false"}
 	version := cacheVersion(paths)
 	newest := func(match func(string) bool) *cacheEntry {
@@ -543,6 +623,7 @@ func (c *cacheService) restore(paths []string, key string, restoreKeys []string,
 	}
 	cmd := exec.Command("tar", "-xf", found.file, "-P")
 	cmd.Env = env
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: user}
 	if b, err := cmd.CombinedOutput(); err != nil {
 		fmt.Fprintf(log, "Warning: Failed to restore: %v: %s\n", err, b)
 		return out
@@ -554,7 +635,7 @@ func (c *cacheService) restore(paths []string, key string, restoreKeys []string,
 
 // save archives the paths that exist as the step's user and returns the key saved, or ""
 // with a warning in the log.
-func (c *cacheService) save(paths []string, key string, env []string, log *bytes.Buffer) string {
+func (c *cacheService) save(paths []string, key string, env []string, user *syscall.Credential, log *bytes.Buffer) string {
 	version := cacheVersion(paths)
 	for _, e := range c.entries {
 		if e.key == key && e.version == version {
@@ -575,6 +656,7 @@ func (c *cacheService) save(paths []string, key string, env []string, log *bytes
 	file := filepath.Join(c.dir, fmt.Sprintf("%d.tar", len(c.entries)))
 	cmd := exec.Command("tar", append([]string{"--posix", "-cf", file, "-P", "--"}, existing...)...)
 	cmd.Env = env
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: user}
 	if b, err := cmd.CombinedOutput(); err != nil {
 		fmt.Fprintf(log, "Warning: Failed to save: %v: %s\n", err, b)
 		return ""
@@ -632,9 +714,11 @@ func TestAction(t *testing.T) {
 	repo := reg + "/e2e/action-" + uniqueTag()
 	with := map[string]string{"path": "services/web", "image": repo + ":v1", "tags": "extra, more", "base-mirror": reg}
 	runner := newActionRunner(t)
+	runner.asRunnerUser(t)
 
-	// The first run, on a machine without Go: setup-go brings one, pyship is built, the
-	// dependencies are installed, and both pyship and its cache are saved.
+	// The first run, on a hosted runner without Go: setup-go brings one, pyship is built,
+	// the dependencies are installed (by pyship as root), and both pyship and its cache are
+	// saved by the runner user.
 	run := runner.run(t, workspace, with, noGo)
 	if run.code != 0 {
 		t.Fatalf("the action failed with %d", run.code)
@@ -667,7 +751,7 @@ func TestAction(t *testing.T) {
 		t.Errorf("the first run did not set up Go, build pyship and install the dependencies: %v", run.steps)
 	}
 	if len(run.saved) != 2 || !strings.HasPrefix(run.saved[0], "pyship-bin-") || !strings.HasPrefix(run.saved[1], "pyship-Linux-") {
-		t.Fatalf("the first run saved %q, want pyship and its cache", run.saved)
+		t.Fatalf("the first run saved %q, want pyship and its cache:\n%s", run.saved, run.stderr)
 	}
 	first := run
 
@@ -695,6 +779,9 @@ func TestAction(t *testing.T) {
 	if run.outputs["digest"] != first.outputs["digest"] {
 		t.Errorf("the second run pushed %s, the first %s", run.outputs["digest"], first.outputs["digest"])
 	}
+
+	// From here on, steps run as root, as on a self-hosted runner: no sudo, no handing over.
+	runner.user = nil
 
 	// Other dependencies: the newest entry for the same base is restored, the install
 	// runs, and the entry saved holds the new dependency layer, not the old one.
