@@ -79,7 +79,7 @@ func readAction(t *testing.T, repo string) actionFile {
 	return action
 }
 
-// TestActionFile checks what runAction and GitHub's runner rely on in action.yml, without
+// TestActionFile checks what the harness and GitHub's runner rely on in action.yml, without
 // running it: a composite action whose steps run bash or use actions the harness stands
 // in for, conditions and expressions the harness evaluates, inputs that are required or
 // have a default, and outputs that come from steps.
@@ -314,17 +314,11 @@ type actionRun struct {
 // ran reports whether the step called name ran (and did not fail).
 func (r actionRun) ran(name string) bool { return r.steps[name] == "success" }
 
-// runAction runs the action once on a fresh runner of its own.
-func runAction(t *testing.T, workspace string, with map[string]string, env []string) actionRun {
-	t.Helper()
-	return newActionRunner(t).run(t, workspace, with, env)
-}
-
 // run runs action.yml's steps the way GitHub's runner runs a composite action, on a fresh
-// machine (the last run's files gone): inputs with their defaults, ${{ }} expressions, a step's if (status functions
-// included), its env, the GITHUB_OUTPUT, GITHUB_STEP_SUMMARY and GITHUB_PATH files, the
-// actions it uses (through stand-ins), and the action's outputs from its steps' outputs.
-// A PATH in env is the machine's.
+// machine (the last run's files gone): inputs with their defaults, ${{ }} expressions, a
+// step's if (status functions included), its env, the GITHUB_OUTPUT, GITHUB_STEP_SUMMARY
+// and GITHUB_PATH files, the actions it uses (through stand-ins), and the action's outputs
+// from its steps' outputs. A PATH in env is the machine's.
 func (r *actionRunner) run(t *testing.T, workspace string, with map[string]string, env []string) actionRun {
 	t.Helper()
 	action := readAction(t, r.repo)
@@ -532,9 +526,11 @@ func (r *actionRunner) uses(t *testing.T, action string, with map[string]string,
 	switch action {
 	case "actions/cache/restore@v4":
 		allow("path", "key", "restore-keys")
+		absolute(t, lines(with["path"]))
 		return r.cache.restore(lines(with["path"]), with["key"], lines(with["restore-keys"]), env, user, log), nil, ""
 	case "actions/cache/save@v4":
 		allow("path", "key")
+		absolute(t, lines(with["path"]))
 		return map[string]string{}, nil, r.cache.save(lines(with["path"]), with["key"], env, user, log)
 	case "actions/setup-go@v5":
 		allow("go-version", "cache")
@@ -555,6 +551,17 @@ func (r *actionRunner) uses(t *testing.T, action string, with map[string]string,
 	return nil, nil, ""
 }
 
+// absolute fails the test unless every path is absolute and plain, all the cache
+// service's stand-in takes.
+func absolute(t *testing.T, paths []string) {
+	t.Helper()
+	for _, p := range paths {
+		if !filepath.IsAbs(p) || strings.ContainsAny(p, "*?[{!~") {
+			t.Fatalf("actions/cache stand-in: path %q is not absolute and plain", p)
+		}
+	}
+}
+
 // lines splits a multi-line input as actions/cache does: one item a line, trimmed, blank
 // lines left out.
 func lines(s string) []string {
@@ -570,9 +577,9 @@ func lines(s string) []string {
 // cacheService is a stand-in for GitHub's hosted cache service as actions/cache v4 (its
 // restore and save actions) presents it, which cannot be reached from here. Its contract,
 // after actions/cache's documentation and source:
-//   - an entry is a tar archive of the paths as given (absolute, or relative to the
-//     workspace), saved under a key and a version that hashes those paths: a restore with
-//     other paths finds nothing;
+//   - an entry is a tar archive of the paths as given, saved under a key and a version
+//     that hashes those paths: a restore with other paths finds nothing (actions/cache
+//     also takes paths relative to the workspace, globs and ~, which the stand-in refuses);
 //   - restore takes the entry whose key is the key exactly (cache-hit true), else the
 //     newest whose key starts with the key, else, for each restore key in order, the
 //     newest whose key starts with it (cache-hit false); cache-matched-key names it;
