@@ -4,12 +4,18 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -53,6 +59,14 @@ type actionStep struct {
 	Run   string            `yaml:"run"`
 }
 
+// standIns are the actions action.yml may use: the harness runs a stand-in for each, since
+// GitHub's actions cannot be fetched here.
+var standIns = map[string]bool{
+	"actions/cache/restore@v4": true,
+	"actions/cache/save@v4":    true,
+	"actions/setup-go@v5":      true,
+}
+
 // readAction decodes action.yml at the top of the repository.
 func readAction(t *testing.T, repo string) actionFile {
 	t.Helper()
@@ -65,9 +79,10 @@ func readAction(t *testing.T, repo string) actionFile {
 	return action
 }
 
-// TestActionFile checks what runAction and GitHub's runner rely on in action.yml, without
-// running it: a composite action whose steps run bash or are skippable uses of other
-// actions, inputs that are required or have a default, and outputs that come from steps.
+// TestActionFile checks what the harness and GitHub's runner rely on in action.yml, without
+// running it: a composite action whose steps run bash or use actions the harness stands
+// in for, conditions and expressions the harness evaluates, inputs that are required or
+// have a default, and outputs that come from steps.
 func TestActionFile(t *testing.T) {
 	repo, err := filepath.Abs(filepath.Join("..", ".."))
 	if err != nil {
@@ -96,14 +111,29 @@ func TestActionFile(t *testing.T) {
 		switch {
 		case st.Uses != "" && st.Run != "":
 			t.Errorf("step %d (%s) both uses an action and runs a script", i, st.Name)
-		case st.Uses != "" && st.If == "":
-			t.Errorf("step %d (%s) uses %s unconditionally: the harness cannot skip it", i, st.Name, st.Uses)
+		case st.Uses != "" && !standIns[st.Uses]:
+			t.Errorf("step %d (%s) uses %s, which the harness has no stand-in for", i, st.Name, st.Uses)
 		case st.Run != "" && st.Shell != "bash":
 			t.Errorf("step %d (%s) runs in shell %q; a composite action's run step needs shell: bash", i, st.Name, st.Shell)
 		case st.Uses == "" && st.Run == "":
 			t.Errorf("step %d (%s) neither uses an action nor runs a script", i, st.Name)
 		}
+		if st.If != "" {
+			if _, err := parseCondition(st.If); err != nil {
+				t.Errorf("step %d (%s): %v", i, st.Name, err)
+			}
+		}
+		for _, s := range append(slices.Collect(maps.Values(st.Env)), slices.Collect(maps.Values(st.With))...) {
+			for _, m := range exprRe.FindAllStringSubmatch(s, -1) {
+				if !operandRe.MatchString(m[1]) || strings.HasPrefix(m[1], "'") {
+					t.Errorf("step %d (%s): expression %q is not one the harness knows", i, st.Name, m[1])
+				}
+			}
+		}
 		if st.ID != "" {
+			if ids[st.ID] {
+				t.Errorf("step %d (%s): a second step with id %s", i, st.Name, st.ID)
+			}
 			ids[st.ID] = true
 		}
 	}
@@ -120,25 +150,178 @@ func TestActionFile(t *testing.T) {
 	}
 }
 
-var exprRe = regexp.MustCompile(`\$\{\{\s*([^}]+?)\s*\}\}`)
+var (
+	exprRe = regexp.MustCompile(`\$\{\{\s*([^}]+?)\s*\}\}`)
+	// operandRe is what the harness evaluates in an expression: an input, a step's output
+	// or outcome, or a string literal.
+	operandRe = regexp.MustCompile(`^(?:inputs\.[\w-]+|github\.action_path|steps\.[\w-]+\.outputs\.[\w-]+|steps\.[\w-]+\.(?:outcome|conclusion)|'[^']*')$`)
+	// statusRe is one of the runner's status functions.
+	statusRe = regexp.MustCompile(`^(!?)(success|failure|cancelled|always)\(\)$`)
+)
 
-// actionRun runs action.yml's steps the way GitHub's runner runs a composite action:
-// inputs with their defaults, ${{ }} expressions, a step's if, its env, GITHUB_OUTPUT
-// and GITHUB_STEP_SUMMARY files, and the action's outputs from its steps' outputs.
-type actionRun struct {
-	outputs map[string]string
-	summary string
-	stderr  string
-	code    int
+// condition is a step's if: comparisons and status functions joined by &&, which is what
+// action.yml needs of the runner's expression language.
+type condition struct {
+	status []string // status functions, "!" first when negated
+	terms  [][3]string
 }
 
-func runAction(t *testing.T, workspace string, with map[string]string, env []string) actionRun {
+func parseCondition(s string) (condition, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return condition{}, nil
+	}
+	if m := regexp.MustCompile(`^\$\{\{\s*(.*?)\s*\}\}$`).FindStringSubmatch(s); m != nil {
+		s = m[1]
+	}
+	var c condition
+	for _, part := range strings.Split(s, "&&") {
+		part = strings.TrimSpace(part)
+		if m := statusRe.FindStringSubmatch(part); m != nil {
+			c.status = append(c.status, m[1]+m[2])
+			continue
+		}
+		m := regexp.MustCompile(`^(\S+)\s*(==|!=)\s*(\S+)$`).FindStringSubmatch(part)
+		if m == nil || !operandRe.MatchString(m[1]) || !operandRe.MatchString(m[3]) {
+			return c, fmt.Errorf("condition %q: %q is not a comparison or status function the harness knows", s, part)
+		}
+		c.terms = append(c.terms, [3]string{m[1], m[2], m[3]})
+	}
+	return c, nil
+}
+
+// holds evaluates the condition as the runner does: with no status function in it, a
+// step runs only if no step before it failed; comparisons of strings ignore case.
+func (c condition) holds(failed bool, value func(string) string) bool {
+	status := c.status
+	if len(status) == 0 {
+		status = []string{"success"}
+	}
+	for _, f := range status {
+		var v bool
+		switch strings.TrimPrefix(f, "!") {
+		case "success":
+			v = !failed
+		case "failure":
+			v = failed
+		case "cancelled":
+			v = false
+		case "always":
+			v = true
+		}
+		if strings.HasPrefix(f, "!") {
+			v = !v
+		}
+		if !v {
+			return false
+		}
+	}
+	for _, term := range c.terms {
+		equal := strings.EqualFold(value(term[0]), value(term[2]))
+		if equal != (term[1] == "==") {
+			return false
+		}
+	}
+	return true
+}
+
+// actionRunner stands in for GitHub's runner across runs of action.yml: each run is a job
+// on a fresh machine, and all runs share one cache service, as the jobs of a repository
+// do. Like GitHub's hosted runners, every machine has the same paths (home, temporary and
+// tool cache directories): actions/cache finds an entry only for the paths it was saved
+// from.
+type actionRunner struct {
+	repo    string
+	machine string
+	cache   *cacheService
+	// user, when set, is the runner user steps run as, with sudo in sudo's directory, as
+	// on GitHub's hosted runners; else steps run as root, as on some self-hosted ones.
+	user *syscall.Credential
+	sudo string
+}
+
+// runnerUID and runnerGID are the runner user's, as on GitHub's hosted runners.
+const runnerUID, runnerGID = 1001, 1001
+
+func newActionRunner(t *testing.T) *actionRunner {
 	t.Helper()
 	repo, err := filepath.Abs(filepath.Join("..", ".."))
 	if err != nil {
 		t.Fatal(err)
 	}
-	action := readAction(t, repo)
+	return &actionRunner{repo: repo, machine: runnerDir(t), cache: &cacheService{dir: runnerDir(t)}}
+}
+
+// runnerDir is a temporary directory the runner user owns.
+func runnerDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	// The test's temporary directory is root's, 0700: the runner user may pass through it.
+	if err := os.Chmod(filepath.Dir(dir), 0o711); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(dir, runnerUID, runnerGID); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// asRunnerUser has the runner's steps run as an unprivileged runner user who may run
+// anything as root through sudo, as on GitHub's hosted runners. This machine has no sudo:
+// the stand-in from testdata/sudo is installed setuid root, runnable by the runner's group
+// only, for the length of the test.
+func (r *actionRunner) asRunnerUser(t *testing.T) {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Dir(dir), 0o711); err != nil {
+		t.Fatal(err)
+	}
+	sudo := filepath.Join(dir, "sudo")
+	if out, err := exec.Command("go", "build", "-o", sudo, "./testdata/sudo").CombinedOutput(); err != nil {
+		t.Fatalf("building the sudo stand-in: %v\n%s", err, out)
+	}
+	// chown clears the set-user-ID bit: it comes after.
+	if err := os.Chown(sudo, 0, runnerGID); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(sudo, os.ModeSetuid|0o750); err != nil {
+		t.Fatal(err)
+	}
+	r.user = &syscall.Credential{Uid: runnerUID, Gid: runnerGID}
+	r.sudo = dir
+	cmd := exec.Command(sudo, "id", "-u")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: r.user}
+	out, err := cmd.CombinedOutput()
+	fixtures.Need(t, err == nil && strings.TrimSpace(string(out)) == "0",
+		fmt.Sprintf("a setuid-root sudo stand-in in %s does not give root (a nosuid mount?): %v %q", dir, err, out))
+}
+
+// actionRun is what one run of the action left: its outputs, job summary and log, its exit
+// code (that of the first step that failed), each step's outcome by name, and the keys
+// the cache service saved.
+type actionRun struct {
+	outputs map[string]string
+	summary string
+	stderr  string
+	code    int
+	steps   map[string]string
+	saved   []string
+}
+
+// ran reports whether the step called name ran (and did not fail).
+func (r actionRun) ran(name string) bool { return r.steps[name] == "success" }
+
+// run runs action.yml's steps the way GitHub's runner runs a composite action, on a fresh
+// machine (the last run's files gone): inputs with their defaults, ${{ }} expressions, a
+// step's if (status functions included), its env, the GITHUB_OUTPUT, GITHUB_STEP_SUMMARY
+// and GITHUB_PATH files, the actions it uses (through stand-ins), and the action's outputs
+// from its steps' outputs. A PATH in env is the machine's.
+func (r *actionRunner) run(t *testing.T, workspace string, with map[string]string, env []string) actionRun {
+	t.Helper()
+	action := readAction(t, r.repo)
 	inputs := map[string]string{}
 	for name, spec := range action.Inputs {
 		def := spec.Default
@@ -154,78 +337,171 @@ func runAction(t *testing.T, workspace string, with map[string]string, env []str
 			t.Fatalf("action.yml has no input %q", name)
 		}
 	}
-	runnerTemp := t.TempDir()
-	steps := map[string]map[string]string{}
-	eval := func(s string) string {
-		return exprRe.ReplaceAllStringFunc(s, func(m string) string {
-			expr := exprRe.FindStringSubmatch(m)[1]
-			switch parts := strings.Split(expr, "."); {
-			case parts[0] == "inputs":
-				return inputs[parts[1]]
-			case expr == "github.action_path":
-				return repo
-			case parts[0] == "steps" && len(parts) == 4 && parts[2] == "outputs":
-				return steps[parts[1]][parts[3]]
-			}
-			t.Fatalf("expression %q is not one the harness knows", expr)
-			return ""
-		})
-	}
-	condition := regexp.MustCompile(`^inputs\.([\w-]+) == '([^']*)'$`)
-	run := actionRun{outputs: map[string]string{}}
 	if action.Runs.Using != "composite" {
 		t.Fatalf("runs.using is %v", action.Runs.Using)
 	}
-	for i, step := range action.Runs.Steps {
-		if cond := step.If; cond != "" {
-			m := condition.FindStringSubmatch(cond)
-			if m == nil {
-				t.Fatalf("step %d: condition %q is not one the harness knows", i, cond)
-			}
-			if inputs[m[1]] != m[2] {
-				continue
-			}
+	home, runnerTemp, toolCache := filepath.Join(r.machine, "home"), filepath.Join(r.machine, "temp"), filepath.Join(r.machine, "tool-cache")
+	for _, d := range []string{home, runnerTemp, toolCache} {
+		if err := os.RemoveAll(d); err != nil {
+			t.Fatal(err)
 		}
-		if step.Uses != "" {
-			t.Fatalf("step %d uses %v, which cannot run here; its condition must let it be skipped", i, step.Uses)
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
 		}
-		outputFile := filepath.Join(runnerTemp, fmt.Sprintf("output-%d", i))
-		summaryFile := filepath.Join(runnerTemp, fmt.Sprintf("summary-%d", i))
-		for _, f := range []string{outputFile, summaryFile} {
-			if err := os.WriteFile(f, nil, 0o644); err != nil {
+	}
+	if r.user != nil {
+		// The machine and the workspace (which actions/checkout wrote) are the runner's.
+		for _, d := range []string{home, runnerTemp, toolCache, workspace} {
+			if err := filepath.WalkDir(d, func(p string, _ os.DirEntry, err error) error {
+				if err != nil {
+					return err
+				}
+				return os.Lchown(p, int(r.user.Uid), int(r.user.Gid))
+			}); err != nil {
 				t.Fatal(err)
 			}
 		}
-		cmd := exec.Command("bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step.Run)
-		cmd.Dir = workspace
-		cmd.Env = append(append(os.Environ(), env...),
-			"GITHUB_ACTIONS=true", "GITHUB_WORKSPACE="+workspace, "GITHUB_ACTION_PATH="+repo, "RUNNER_TEMP="+runnerTemp,
-			"GITHUB_OUTPUT="+outputFile, "GITHUB_STEP_SUMMARY="+summaryFile)
-		// As the runner does for actions, each input is also in INPUT_<NAME>.
-		for name, v := range inputs {
-			cmd.Env = append(cmd.Env, "INPUT_"+strings.ToUpper(strings.ReplaceAll(name, " ", "_"))+"="+v)
+		if err := os.Chmod(filepath.Dir(workspace), 0o711); err != nil {
+			t.Fatal(err)
 		}
-		for k, v := range step.Env {
-			cmd.Env = append(cmd.Env, k+"="+eval(v))
+	}
+	arch := map[string]string{"amd64": "X64", "arm64": "ARM64"}[runtime.GOARCH]
+	path := os.Getenv("PATH")
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			path = v
 		}
-		var stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &stderr, &stderr
-		err := cmd.Run()
-		run.stderr += stderr.String()
-		run.summary += string(mustRead(t, summaryFile))
-		if id := step.ID; id != "" {
-			steps[id] = map[string]string{}
+	}
+	if r.user != nil {
+		path = r.sudo + ":" + path
+	}
+	var pathAdded []string
+	// The machine's own settings stay out: pyship's cache is where the action puts it.
+	base := append(append(os.Environ(), "PYSHIP_CACHE_DIR=", "XDG_CACHE_HOME=", "HOME="+home,
+		"RUNNER_OS=Linux", "RUNNER_ARCH="+arch, "RUNNER_TEMP="+runnerTemp, "RUNNER_TOOL_CACHE="+toolCache,
+		"GITHUB_ACTIONS=true", "GITHUB_REF=refs/heads/main", "GITHUB_WORKSPACE="+workspace, "GITHUB_ACTION_PATH="+r.repo), env...)
+
+	steps := map[string]map[string]string{}
+	outcomes := map[string]string{}
+	value := func(operand string) string {
+		parts := strings.Split(operand, ".")
+		switch {
+		case strings.HasPrefix(operand, "'"):
+			return strings.Trim(operand, "'")
+		case parts[0] == "inputs":
+			return inputs[parts[1]]
+		case operand == "github.action_path":
+			return r.repo
+		case parts[0] == "steps" && len(parts) == 4 && parts[2] == "outputs":
+			return steps[parts[1]][parts[3]]
+		case parts[0] == "steps" && len(parts) == 3:
+			return outcomes[parts[1]]
+		}
+		t.Fatalf("expression %q is not one the harness knows", operand)
+		return ""
+	}
+	eval := func(s string) string {
+		return exprRe.ReplaceAllStringFunc(s, func(m string) string {
+			return value(exprRe.FindStringSubmatch(m)[1])
+		})
+	}
+	run := actionRun{outputs: map[string]string{}, steps: map[string]string{}}
+	failed := false
+	for i, step := range action.Runs.Steps {
+		outcome := "skipped"
+		record := func() {
+			run.steps[step.Name] = outcome
+			if step.ID != "" {
+				outcomes[step.ID] = outcome
+			}
+		}
+		if step.If != "" || failed {
+			c, err := parseCondition(step.If)
+			if err != nil {
+				t.Fatalf("step %d: %v", i, err)
+			}
+			if !c.holds(failed, value) {
+				record()
+				continue
+			}
+		}
+		stepEnv := append(slices.Clone(base), "PATH="+strings.Join(append(slices.Clone(pathAdded), path), ":"))
+		var (
+			log  bytes.Buffer
+			err  error
+			code int
+		)
+		outputs := map[string]string{}
+		if step.Uses != "" {
+			with := map[string]string{}
+			for k, v := range step.With {
+				with[k] = eval(v)
+			}
+			var (
+				added []string
+				saved string
+			)
+			outputs, added, saved = r.uses(t, step.Uses, with, stepEnv, r.user, &log)
+			pathAdded = append(added, pathAdded...)
+			if saved != "" {
+				run.saved = append(run.saved, saved)
+			}
+		} else {
+			outputFile := filepath.Join(runnerTemp, fmt.Sprintf("_output-%d", i))
+			summaryFile := filepath.Join(runnerTemp, fmt.Sprintf("_summary-%d", i))
+			pathFile := filepath.Join(runnerTemp, fmt.Sprintf("_path-%d", i))
+			for _, f := range []string{outputFile, summaryFile, pathFile} {
+				if err := os.WriteFile(f, nil, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				if r.user != nil {
+					if err := os.Chown(f, int(r.user.Uid), int(r.user.Gid)); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			cmd := exec.Command("bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step.Run)
+			cmd.Dir = workspace
+			cmd.Env = append(stepEnv, "GITHUB_OUTPUT="+outputFile, "GITHUB_STEP_SUMMARY="+summaryFile, "GITHUB_PATH="+pathFile)
+			// As the runner does for actions, each input is also in INPUT_<NAME>.
+			for name, v := range inputs {
+				cmd.Env = append(cmd.Env, "INPUT_"+strings.ToUpper(strings.ReplaceAll(name, " ", "_"))+"="+v)
+			}
+			for k, v := range step.Env {
+				cmd.Env = append(cmd.Env, k+"="+eval(v))
+			}
+			cmd.Stdout, cmd.Stderr = &log, &log
+			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: r.user}
+			err = cmd.Run()
+			if err != nil {
+				code = cmd.ProcessState.ExitCode()
+			}
+			run.summary += string(mustRead(t, summaryFile))
 			for _, line := range strings.Split(string(mustRead(t, outputFile)), "\n") {
 				if k, v, ok := strings.Cut(line, "="); ok {
-					steps[id][k] = v
+					outputs[k] = v
+				}
+			}
+			for _, dir := range strings.Split(strings.TrimSpace(string(mustRead(t, pathFile))), "\n") {
+				if dir != "" {
+					pathAdded = append([]string{dir}, pathAdded...)
 				}
 			}
 		}
-		if err != nil {
-			run.code = cmd.ProcessState.ExitCode()
-			t.Logf("step %d (%v) failed with %d:\n%s", i, step.Name, run.code, stderr.String())
-			return run
+		run.stderr += log.String()
+		if step.ID != "" {
+			steps[step.ID] = outputs
 		}
+		outcome = "success"
+		if err != nil {
+			outcome = "failure"
+			t.Logf("step %d (%v) failed with %d:\n%s", i, step.Name, code, log.String())
+			if !failed {
+				run.code = code
+			}
+			failed = true
+		}
+		record()
 	}
 	for name, spec := range action.Outputs {
 		run.outputs[name] = eval(spec.Value)
@@ -233,8 +509,206 @@ func runAction(t *testing.T, workspace string, with map[string]string, env []str
 	return run
 }
 
-// TestAction runs action.yml against the test bed: outputs, tags, the job summary, and
-// an annotation that points at the file at fault when the repository is wrong.
+// uses runs the stand-in for an action, with its inputs, and returns its outputs, the
+// directories it adds to PATH and the key it saved a cache entry under. Like the actions
+// they stand for, the stand-ins do not fail a step: a cache that cannot be restored or
+// saved is a warning in the log. Inputs a stand-in does not know fail the test rather than
+// go unheeded.
+func (r *actionRunner) uses(t *testing.T, action string, with map[string]string, env []string, user *syscall.Credential, log *bytes.Buffer) (outputs map[string]string, path []string, saved string) {
+	t.Helper()
+	allow := func(names ...string) {
+		for k := range with {
+			if !slices.Contains(names, k) {
+				t.Fatalf("%s: the stand-in does not take the input %q", action, k)
+			}
+		}
+	}
+	switch action {
+	case "actions/cache/restore@v4":
+		allow("path", "key", "restore-keys")
+		absolute(t, lines(with["path"]))
+		return r.cache.restore(lines(with["path"]), with["key"], lines(with["restore-keys"]), env, user, log), nil, ""
+	case "actions/cache/save@v4":
+		allow("path", "key")
+		absolute(t, lines(with["path"]))
+		return map[string]string{}, nil, r.cache.save(lines(with["path"]), with["key"], env, user, log)
+	case "actions/setup-go@v5":
+		allow("go-version", "cache")
+		// Stand-in for setup-go: the Go this test runs under, put on PATH, if it is the
+		// release asked for. setup-go would take it from the tool cache or download it.
+		out, err := exec.Command("go", "env", "GOROOT", "GOVERSION").Output()
+		if err != nil {
+			t.Fatalf("setup-go stand-in: go env: %v", err)
+		}
+		goroot, version, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+		if want := "go" + with["go-version"]; version != want && !strings.HasPrefix(version, want+".") {
+			t.Fatalf("setup-go stand-in: the action asks for Go %s; this machine has %s", with["go-version"], version)
+		}
+		fmt.Fprintf(log, "Setup go version spec %s\nFound in cache @ %s (stand-in: %s)\n", with["go-version"], goroot, version)
+		return map[string]string{"go-version": strings.TrimPrefix(version, "go")}, []string{filepath.Join(goroot, "bin")}, ""
+	}
+	t.Fatalf("step uses %v, which the harness has no stand-in for", action)
+	return nil, nil, ""
+}
+
+// absolute fails the test unless every path is absolute and plain, all the cache
+// service's stand-in takes.
+func absolute(t *testing.T, paths []string) {
+	t.Helper()
+	for _, p := range paths {
+		if !filepath.IsAbs(p) || strings.ContainsAny(p, "*?[{!~") {
+			t.Fatalf("actions/cache stand-in: path %q is not absolute and plain", p)
+		}
+	}
+}
+
+// lines splits a multi-line input as actions/cache does: one item a line, trimmed, blank
+// lines left out.
+func lines(s string) []string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// cacheService is a stand-in for GitHub's hosted cache service as actions/cache v4 (its
+// restore and save actions) presents it, which cannot be reached from here. Its contract,
+// after actions/cache's documentation and source:
+//   - an entry is a tar archive of the paths as given, saved under a key and a version
+//     that hashes those paths: a restore with other paths finds nothing (actions/cache
+//     also takes paths relative to the workspace, globs and ~, which the stand-in refuses);
+//   - restore takes the entry whose key is the key exactly (cache-hit true), else the
+//     newest whose key starts with the key, else, for each restore key in order, the
+//     newest whose key starts with it (cache-hit false); cache-matched-key names it;
+//   - an entry is never changed: saving a key that exists saves nothing, with a warning,
+//     and so does saving paths none of which exist. Failures are warnings, not errors.
+//
+// It leaves out branch scopes (a job sees its branch's entries and its default branch's),
+// eviction and size limits.
+type cacheService struct {
+	dir     string
+	entries []cacheEntry // oldest first
+}
+
+type cacheEntry struct {
+	key, version, file string
+}
+
+func cacheVersion(paths []string) string {
+	h := sha256.Sum256([]byte(strings.Join(append(slices.Clone(paths), "zstd-without-long"), "|")))
+	return hex.EncodeToString(h[:])
+}
+
+// restore extracts the matching entry as the step's user and returns the restore action's
+// outputs.
+func (c *cacheService) restore(paths []string, key string, restoreKeys []string, env []string, user *syscall.Credential, log *bytes.Buffer) map[string]string {
+	out := map[string]string{"cache-primary-key": key, "cache-hit": "false"}
+	version := cacheVersion(paths)
+	newest := func(match func(string) bool) *cacheEntry {
+		for i := len(c.entries) - 1; i >= 0; i-- {
+			if e := &c.entries[i]; e.version == version && match(e.key) {
+				return e
+			}
+		}
+		return nil
+	}
+	found := newest(func(k string) bool { return k == key })
+	if found != nil {
+		out["cache-hit"] = "true"
+	}
+	for _, prefix := range append([]string{key}, restoreKeys...) {
+		if found == nil {
+			found = newest(func(k string) bool { return strings.HasPrefix(k, prefix) })
+		}
+	}
+	if found == nil {
+		fmt.Fprintf(log, "Cache not found for input keys: %s\n", strings.Join(append([]string{key}, restoreKeys...), ", "))
+		return out
+	}
+	cmd := exec.Command("tar", "-xf", found.file, "-P")
+	cmd.Env = env
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: user}
+	if b, err := cmd.CombinedOutput(); err != nil {
+		fmt.Fprintf(log, "Warning: Failed to restore: %v: %s\n", err, b)
+		return out
+	}
+	out["cache-matched-key"] = found.key
+	fmt.Fprintf(log, "Cache restored from key: %s\n", found.key)
+	return out
+}
+
+// save archives the paths that exist as the step's user and returns the key saved, or ""
+// with a warning in the log.
+func (c *cacheService) save(paths []string, key string, env []string, user *syscall.Credential, log *bytes.Buffer) string {
+	version := cacheVersion(paths)
+	for _, e := range c.entries {
+		if e.key == key && e.version == version {
+			fmt.Fprintf(log, "Warning: Failed to save: Unable to reserve cache with key %s, another job may be creating this cache.\n", key)
+			return ""
+		}
+	}
+	var existing []string
+	for _, p := range paths {
+		if _, err := os.Lstat(p); err == nil {
+			existing = append(existing, p)
+		}
+	}
+	if len(existing) == 0 {
+		fmt.Fprintf(log, "Warning: Path Validation Error: Path(s) specified in the action for caching do(es) not exist, hence no cache is being saved.\n")
+		return ""
+	}
+	file := filepath.Join(c.dir, fmt.Sprintf("%d.tar", len(c.entries)))
+	cmd := exec.Command("tar", append([]string{"--posix", "-cf", file, "-P", "--"}, existing...)...)
+	cmd.Env = env
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: user}
+	if b, err := cmd.CombinedOutput(); err != nil {
+		fmt.Fprintf(log, "Warning: Failed to save: %v: %s\n", err, b)
+		return ""
+	}
+	c.entries = append(c.entries, cacheEntry{key: key, version: version, file: file})
+	fmt.Fprintf(log, "Cache saved with key: %s\n", key)
+	return key
+}
+
+// list returns the names of the files in the entry saved under key.
+func (c *cacheService) list(t *testing.T, key string) []string {
+	t.Helper()
+	for _, e := range c.entries {
+		if e.key == key {
+			out, err := exec.Command("tar", "-tf", e.file, "-P").Output()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var files []string
+			for _, f := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+				if !strings.HasSuffix(f, "/") {
+					files = append(files, f)
+				}
+			}
+			return files
+		}
+	}
+	t.Fatalf("no cache entry %s", key)
+	return nil
+}
+
+// withoutGo is PATH without the directories that hold a go command: a machine without Go.
+func withoutGo() string {
+	var keep []string
+	for _, dir := range filepath.SplitList(os.Getenv("PATH")) {
+		if _, err := os.Stat(filepath.Join(dir, "go")); err != nil {
+			keep = append(keep, dir)
+		}
+	}
+	return strings.Join(keep, ":")
+}
+
+// TestAction runs action.yml against the test bed: outputs, tags, the job summary, its
+// caches between runs, and an annotation that points at the file at fault when the
+// repository is wrong.
 func TestAction(t *testing.T) {
 	reg := fixtures.Testbed(t)
 	workspace := t.TempDir()
@@ -242,11 +716,17 @@ func TestAction(t *testing.T) {
 	if err := os.CopyFS(app, os.DirFS(filepath.Join("..", "..", "fixtures", "flask-hello"))); err != nil {
 		t.Fatal(err)
 	}
-	env := []string{"PYSHIP_CACHE_DIR=" + t.TempDir(), "GITHUB_SHA=0123456789abcdef0123", "GITHUB_REF_NAME=feature/login", "GITHUB_EVENT_NAME=push"}
+	env := []string{"GITHUB_SHA=0123456789abcdef0123", "GITHUB_REF_NAME=feature/login", "GITHUB_REF=refs/heads/feature/login", "GITHUB_EVENT_NAME=push"}
+	noGo := append(slices.Clone(env), "PATH="+withoutGo())
 	repo := reg + "/e2e/action-" + uniqueTag()
-	run := runAction(t, workspace, map[string]string{
-		"path": "services/web", "image": repo + ":v1", "tags": "extra, more", "setup-go": "false", "base-mirror": reg,
-	}, env)
+	with := map[string]string{"path": "services/web", "image": repo + ":v1", "tags": "extra, more", "base-mirror": reg}
+	runner := newActionRunner(t)
+	runner.asRunnerUser(t)
+
+	// The first run, on a hosted runner without Go: setup-go brings one, pyship is built,
+	// the dependencies are installed (by pyship as root), and both pyship and its cache are
+	// saved by the runner user.
+	run := runner.run(t, workspace, with, noGo)
 	if run.code != 0 {
 		t.Fatalf("the action failed with %d", run.code)
 	}
@@ -274,16 +754,121 @@ func TestAction(t *testing.T) {
 	if !strings.Contains(run.stderr, "::group::pyship publish") || !strings.Contains(run.stderr, "::endgroup::") {
 		t.Errorf("the logs are not folded into a group")
 	}
+	if !run.ran("Set up Go") || !run.ran("Build pyship") || !strings.Contains(run.stderr, "dependencies installed") {
+		t.Errorf("the first run did not set up Go, build pyship and install the dependencies: %v", run.steps)
+	}
+	if len(run.saved) != 2 || !strings.HasPrefix(run.saved[0], "pyship-bin-") || !strings.HasPrefix(run.saved[1], "pyship-Linux-") {
+		t.Fatalf("the first run saved %q, want pyship and its cache:\n%s", run.saved, run.stderr)
+	}
+	first := run
+
+	// The second run, on another machine with no Go at all: pyship comes from the cache
+	// and so does the dependency layer. Nothing is built, installed or saved, and the
+	// image is the same.
+	run = runner.run(t, workspace, with, noGo)
+	if run.code != 0 {
+		t.Fatalf("the second run failed with %d", run.code)
+	}
+	for _, step := range []string{"Set up Go", "Build pyship", "Keep pyship", "Save pyship's cache"} {
+		if s := run.steps[step]; s != "skipped" {
+			t.Errorf("the second run's step %q: %s, want skipped", step, s)
+		}
+	}
+	if !strings.Contains(run.stderr, "Cache restored from key: "+first.saved[0]+"\n") || !strings.Contains(run.stderr, "Cache restored from key: "+first.saved[1]+"\n") {
+		t.Errorf("the second run did not restore both caches:\n%s", run.stderr)
+	}
+	if strings.Contains(run.stderr, "dependencies installed") || !strings.Contains(run.stderr, "dependencies cached") {
+		t.Errorf("the second run installed the dependencies:\n%s", run.stderr)
+	}
+	if len(run.saved) != 0 {
+		t.Errorf("the second run saved %q, want nothing", run.saved)
+	}
+	if run.outputs["digest"] != first.outputs["digest"] {
+		t.Errorf("the second run pushed %s, the first %s", run.outputs["digest"], first.outputs["digest"])
+	}
+
+	// From here on, steps run as root, as on a self-hosted runner: no sudo, no handing over.
+	runner.user = nil
+
+	// Other dependencies: the newest entry for the same base is restored, the install
+	// runs, and the entry saved holds the new dependency layer, not the old one.
+	requirements := filepath.Join(app, "requirements.txt")
+	pinned := mustRead(t, requirements)
+	if err := os.WriteFile(requirements, append(slices.Clone(pinned), "# another set of dependencies\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run = runner.run(t, workspace, with, env)
+	if run.code != 0 {
+		t.Fatalf("the run with other dependencies failed with %d", run.code)
+	}
+	if !strings.Contains(run.stderr, "Cache restored from key: "+first.saved[1]+"\n") || !strings.Contains(run.stderr, "dependencies installed") {
+		t.Errorf("the run with other dependencies did not restore the base's entry and install:\n%s", run.stderr)
+	}
+	// pyship-OS-ARCH-BASE-DEPENDENCIES-CONTENT
+	basePrefix := strings.Join(strings.SplitAfterN(first.saved[1], "-", 5)[:4], "")
+	if len(run.saved) != 1 || !strings.HasPrefix(run.saved[0], basePrefix) || strings.HasPrefix(run.saved[0], first.saved[1][:len(first.saved[1])-17]) {
+		t.Fatalf("the run with other dependencies saved %q, want a new entry for the same base as %s", run.saved, first.saved[1])
+	}
+	var deps, blobs, layers int
+	for _, f := range runner.cache.list(t, run.saved[0]) {
+		switch {
+		case strings.Contains(f, "/layers/deps-") && strings.HasSuffix(f, ".digest"):
+			deps++
+		case strings.Contains(f, "/oci/blobs/sha256/"):
+			blobs++
+		case strings.Contains(f, "/layers/sha256-"):
+			layers++
+		case strings.HasSuffix(f, "/oci/index.json"), strings.HasSuffix(f, "/oci/oci-layout"), strings.Contains(f, "/layers/user-"), strings.HasSuffix(f, ".system"):
+		default:
+			t.Errorf("the cache entry holds %s", f)
+		}
+	}
+	if deps != 1 || layers != 2 || blobs < 3 {
+		t.Errorf("the cache entry holds %d dependency keys, %d layers and %d base blobs; want 1, 2 (the dependencies and the user) and the base", deps, layers, blobs)
+	}
+	if err := os.WriteFile(requirements, pinned, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	// cache: false leaves pyship's cache alone: nothing restored, nothing saved.
+	off := withInputs(with, "cache", "false", "image", repo+":v3")
+	run = runner.run(t, workspace, off, env)
+	if run.code != 0 {
+		t.Fatalf("the run with cache false failed with %d", run.code)
+	}
+	for _, step := range []string{"Key pyship's cache", "Restore pyship's cache", "Pack pyship's cache", "Save pyship's cache"} {
+		if s := run.steps[step]; s != "skipped" {
+			t.Errorf("with cache false, step %q: %s, want skipped", step, s)
+		}
+	}
+	if !strings.Contains(run.stderr, "dependencies installed") || len(run.saved) != 0 {
+		t.Errorf("with cache false, the run saved %q:\n%s", run.saved, run.stderr)
+	}
 
 	// A repository mistake fails the step with an annotation on the file and line.
 	if err := os.WriteFile(filepath.Join(app, "Procfile"), []byte("web: python app.py\nweb: gunicorn app:app\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	run = runAction(t, workspace, map[string]string{"path": "services/web", "image": repo + ":v2", "setup-go": "false"}, env)
+	run = runner.run(t, workspace, map[string]string{"path": "services/web", "image": repo + ":v2", "setup-go": "false"}, env)
 	if run.code != exitDetect {
 		t.Errorf("the action exited %d, want %d", run.code, exitDetect)
 	}
 	if want := "::error file=services/web/Procfile,line=2,title=pyship::Procfile:2: a second web process"; !strings.Contains(run.stderr, want) {
 		t.Errorf("no annotation %q in:\n%s", want, run.stderr)
 	}
+	if strings.Count(run.stderr, "::error ") != 1 {
+		t.Errorf("not one annotation in:\n%s", run.stderr)
+	}
+}
+
+// withInputs returns a copy of m with the pairs of keys and values set.
+func withInputs(m map[string]string, kv ...string) map[string]string {
+	out := map[string]string{}
+	for k, v := range m {
+		out[k] = v
+	}
+	for i := 0; i+1 < len(kv); i += 2 {
+		out[kv[i]] = kv[i+1]
+	}
+	return out
 }
