@@ -830,7 +830,8 @@ func TestAction(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// cache: false leaves pyship's cache alone: nothing restored, nothing saved.
+	// cache: false leaves pyship's cache alone: nothing restored, nothing saved; the
+	// registry cache (the image's repository, by default) still has the dependencies.
 	off := withInputs(with, "cache", "false", "image", repo+":v3")
 	run = runner.run(t, workspace, off, env)
 	if run.code != 0 {
@@ -841,8 +842,8 @@ func TestAction(t *testing.T) {
 			t.Errorf("with cache false, step %q: %s, want skipped", step, s)
 		}
 	}
-	if !strings.Contains(run.stderr, "dependencies installed") || len(run.saved) != 0 {
-		t.Errorf("with cache false, the run saved %q:\n%s", run.saved, run.stderr)
+	if !strings.Contains(run.stderr, "dependencies from the registry cache: tag="+repo+":pyship-deps-") || len(run.saved) != 0 {
+		t.Errorf("with cache false, the run saved %q, or did not take the dependencies from the registry cache:\n%s", run.saved, run.stderr)
 	}
 
 	// A repository mistake fails the step with an annotation on the file and line.
