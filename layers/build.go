@@ -34,6 +34,7 @@ import (
 
 	"github.com/pyship/pyship/detect"
 	"github.com/pyship/pyship/plan"
+	"github.com/pyship/pyship/pyindex"
 	"github.com/pyship/pyship/sandbox"
 )
 
@@ -239,7 +240,7 @@ func (b *building) prepareDependencies(ctx context.Context, base v1.Hash) {
 	}
 	if opts.CacheRepo != nil {
 		b.askedRegistry = true
-		if _, _, ok := fromRegistryCache(ctx, key, layersDir, opts); ok {
+		if _, _, ok := fromRegistryCache(ctx, key, p.Dependencies.Venv, layersDir, opts); ok {
 			return
 		}
 	}
@@ -305,11 +306,8 @@ func (b *building) dependencies(ctx context.Context) error {
 		<-b.early
 	}
 	start := time.Now()
-	lookup := opts
-	if b.askedRegistry && len(b.system) == 0 {
-		lookup.CacheRepo = nil
-	}
-	deps, cached, linked, err := dependencyLayer(ctx, p, b.baseImg, b.root, b.system, b.appTree, opts, lookup.CacheRepo != nil)
+	askRegistry := !b.askedRegistry || len(b.system) > 0
+	deps, cached, linked, err := dependencyLayer(ctx, p, b.baseImg, b.root, b.system, b.appTree, opts, askRegistry)
 	if err != nil {
 		return err
 	}
@@ -520,8 +518,8 @@ func dependencyLayer(ctx context.Context, p *plan.Plan, base v1.Image, root stri
 		opts.Logger.Warn("a cache entry is unreadable; installing again", "key", key, "error", err)
 	}
 	if opts.CacheRepo != nil && askRegistry {
-		if l, runtime, ok := fromRegistryCache(ctx, key, layersDir, opts); ok {
-			return l, true, runtime, nil
+		if l, linked, ok := fromRegistryCache(ctx, key, p.Dependencies.Venv, layersDir, opts); ok {
+			return l, true, linked, nil
 		}
 	}
 	if hostPlatform := "linux/" + runtime.GOARCH; p.Platform != hostPlatform {
@@ -572,15 +570,25 @@ func dependencyLayer(ctx context.Context, p *plan.Plan, base v1.Image, root stri
 // on.
 func dependencyKey(p *plan.Plan, base v1.Hash, system []string, opts Options) (string, error) {
 	h := sha256.New()
-	fmt.Fprintf(h, "pyship dependencies v4\nbase %s\nplatform %s\ninstaller %s %s\nvenv %s\nproject %v\n",
-		base, p.Platform, opts.Installer.Name(), p.Dependencies.Installer, p.Dependencies.Venv, p.Dependencies.Project)
+	fmt.Fprintf(h, "pyship dependencies v4\n%s\nbase %s\nplatform %s\ninstaller %s %s\nvenv %s\nproject %v\n",
+		layerFormat, base, p.Platform, opts.Installer.Name(), p.Dependencies.Installer, p.Dependencies.Venv, p.Dependencies.Project)
 	if p.Dependencies.Installer == plan.InstallerUV {
 		fmt.Fprintf(h, "uv %s\n", plan.UVVersion)
 	}
-	// The commands make the venv: another command, another layer.
+	// The commands make the venv: another command, another layer. pip's stand in for uv's
+	// when uv cannot read the requirements.
 	for _, st := range p.Dependencies.Steps {
 		fmt.Fprintf(h, "step %s %q\n", st.Kind, st.Args)
 	}
+	for _, st := range p.Dependencies.PipSteps {
+		fmt.Fprintf(h, "pip step %s %q\n", st.Kind, st.Args)
+	}
+	// Where the packages come from: the registry cache shares the layer with every runner
+	// that has the same key, so one with another index must not find it.
+	for _, index := range pyindex.HostIndexes() {
+		fmt.Fprintf(h, "index %s\n", detect.WithoutCredentials(index))
+	}
+	fmt.Fprintf(h, "trusted hosts %q\n", os.Getenv("PIP_TRUSTED_HOST"))
 	for _, s := range system {
 		fmt.Fprintf(h, "system %s\n", filepath.Base(s))
 	}
@@ -735,9 +743,9 @@ func userLayer(roots []string, cacheDir, appDir string, rules []dirRule, log hcl
 	}
 	sort.Strings(names)
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%s\x00", passwd, group)
+	fmt.Fprintf(h, "%s\n%s\x00%s\x00", layerFormat, passwd, group)
 	for _, r := range rules {
-		fmt.Fprintf(h, "%s %v %d:%d %o\n", r.name, r.subdirs, r.uid, r.gid, r.mode)
+		fmt.Fprintf(h, "rule %+v\n", r)
 	}
 	key := "user-" + hex.EncodeToString(h.Sum(nil))
 	dir := filepath.Join(cacheDir, "layers")

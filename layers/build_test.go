@@ -366,8 +366,9 @@ func TestExtractStaysInsideRoot(t *testing.T) {
 }
 
 // TestExtractFollowsAReplacedDirectory: a directory that a later entry replaces with a
-// link is not remembered: what comes below it afterwards goes where the link leads, inside
-// the root, and a link out of the root is still refused.
+// link, under its own name or another, is not remembered: what comes below it afterwards
+// goes where the link leads, inside the root, and a link out of the root is still refused;
+// a directory that replaces a link takes what follows.
 func TestExtractFollowsAReplacedDirectory(t *testing.T) {
 	outside := t.TempDir()
 	l := tarLayer(t, []tar.Header{
@@ -382,13 +383,31 @@ func TestExtractFollowsAReplacedDirectory(t *testing.T) {
 		{Name: "c/d/one", Typeflag: tar.TypeReg},
 		{Name: "c", Typeflag: tar.TypeSymlink, Linkname: outside},
 		{Name: "c/d/two", Typeflag: tar.TypeReg},
-	}, map[string]string{"a/b/first": "1", "a/b/second": "2", "c/d/one": "1", "c/d/two": "2"})
+		// The same directory by two names: replaced under one, written under the other.
+		{Name: "e/", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "alias", Typeflag: tar.TypeSymlink, Linkname: "/e"},
+		{Name: "alias/f", Typeflag: tar.TypeReg},
+		{Name: "e", Typeflag: tar.TypeSymlink, Linkname: outside},
+		{Name: "alias/pwned", Typeflag: tar.TypeReg},
+		// A directory that replaces a link.
+		{Name: "g/", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "h", Typeflag: tar.TypeSymlink, Linkname: "g"},
+		{Name: "h/one", Typeflag: tar.TypeReg},
+		{Name: "h/", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "h/two", Typeflag: tar.TypeReg},
+	}, map[string]string{"a/b/first": "1", "a/b/second": "2", "c/d/one": "1", "c/d/two": "2", "alias/f": "f", "alias/pwned": "x", "h/one": "1", "h/two": "2"})
 	root := extractLayer(t, l)
 	if data, err := os.ReadFile(filepath.Join(root, "x", "b", "second")); err != nil || string(data) != "2" {
 		t.Errorf("x/b/second = %q (%v): the entry did not follow the link that replaced a/", data, err)
 	}
 	if entries, _ := os.ReadDir(outside); len(entries) != 0 {
 		t.Errorf("extraction wrote outside the root: %v", entries)
+	}
+	if _, err := os.Stat(filepath.Join(root, "g", "two")); err == nil {
+		t.Errorf("h/two went through the link that the directory h/ replaced")
+	}
+	if data, err := os.ReadFile(filepath.Join(root, "h", "two")); err != nil || string(data) != "2" {
+		t.Errorf("h/two = %q (%v), want it in the directory h", data, err)
 	}
 }
 

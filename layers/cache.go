@@ -35,7 +35,7 @@ import (
 //	layers/deps-KEY.digest       which layer holds the dependencies for KEY
 //	layers/user-KEY.digest       which layer holds the user for KEY
 //	layers/steps-KEY.digest      which layer holds what the build steps wrote, for KEY
-//	tools/uv-VERSION-ARCH/uv     the uv that installs dependencies, with its sha256 beside it
+//	tools/uv-VERSION-ARCH/uv     the uv that installs dependencies, checked against its pinned hash
 //	verified/sha256-HEX          the identity a base blob's file had when it last hashed to HEX
 //
 // Every entry is verified when read: a layer must hash to its name, a base blob to the
@@ -58,7 +58,7 @@ const (
 
 // cacheEntries are the names pyship makes at the top of a cache: a directory holding only
 // these is a pyship cache made before it had a CACHEDIR.TAG.
-var cacheEntries = []string{lockName, "oci", "layers", "rootfs", "trees", "tools", verifiedDir}
+var cacheEntries = []string{lockName, "oci", "layers", "rootfs", "trees", rootfsDir, treesDir, "tools", verifiedDir}
 
 // warnedCaches remembers the caches this process has warnedCaches about, so that is said once.
 var warnedCaches sync.Map
@@ -203,6 +203,8 @@ var scratch = []struct {
 	{"oci", ".tmp-", true},
 	{"tools/*", ".tmp-", true},
 	{verifiedDir, ".tmp-", true},
+	{rootfsDir, ".extract-", false},
+	{treesDir, ".extract-", false},
 	{"rootfs", ".extract-", false},
 	{"trees", ".extract-", false},
 }

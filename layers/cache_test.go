@@ -349,6 +349,9 @@ func TestBuildCleansLeftOverScratch(t *testing.T) {
 		{path: "rootfs/.extract-1/usr/bin/python3", old: true, gone: true},
 		{path: "trees/.extract-2/opt/venv/x", old: true, gone: true},
 		{path: "trees/.extract-3/opt/venv/x"},
+		{path: rootfsDir + "/.extract-4/usr/bin/python3", old: true, gone: true},
+		{path: treesDir + "/.extract-5/opt/venv/x", old: true, gone: true},
+		{path: treesDir + "/.extract-6/opt/venv/x"},
 		{path: "oci/blobs/sha256/" + strings.Repeat("ab", 32) + "4242", old: true, gone: true},
 		{path: "oci/blobs/sha256/" + strings.Repeat("cd", 32) + "4343"},
 		// Not scratch.

@@ -146,22 +146,30 @@ func (l *fileLayer) Uncompressed() (io.ReadCloser, error) {
 }
 
 // verifying hashes what is read through it, and at the end fails unless it hashes to
-// want.
+// want; the failure is returned from then on. A reader of a tar stops at its end blocks:
+// what reads one through this must read on to EOF for the check to happen.
 type verifying struct {
 	r    io.Reader
 	c    io.Closer
 	h    hash.Hash
 	want v1.Hash
 	what string
+	err  error
 }
 
 func (v *verifying) Read(p []byte) (int, error) {
+	if v.err != nil {
+		return 0, v.err
+	}
 	n, err := v.r.Read(p)
 	v.h.Write(p[:n])
 	if err == io.EOF {
 		if got := hex.EncodeToString(v.h.Sum(nil)); got != v.want.Hex {
-			return n, fmt.Errorf("%s hashes to sha256:%s, not %s: the cached layer is damaged; delete it (or the cache) and build again", v.what, got, v.want)
+			err = fmt.Errorf("%s hashes to sha256:%s, not %s: the cached layer is damaged; delete it (or the cache) and build again", v.what, got, v.want)
 		}
+	}
+	if err != nil {
+		v.err = err
 	}
 	return n, err
 }

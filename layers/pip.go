@@ -334,41 +334,48 @@ func (pi *SandboxInstaller) Install(ctx context.Context, req InstallRequest) (st
 // it installs, and the uv_cache.json it writes into the metadata of a project it
 // installed from a local directory (with its line in RECORD), which holds the time of the
 // install and would make every build's layer different. Neither tells the app anything.
+// The venv is the sandbox's work: it is read and changed through an os.Root, so no link
+// in it leads outside.
 func dropUVState(venv string) error {
-	if info, err := os.Lstat(filepath.Join(venv, ".lock")); err == nil && info.Mode().IsRegular() {
-		if err := os.Remove(filepath.Join(venv, ".lock")); err != nil {
-			return err
+	root, err := os.OpenRoot(venv)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	if info, err := root.Lstat(".lock"); err == nil && info.Mode().IsRegular() {
+		if err := root.Remove(".lock"); err != nil {
+			return fmt.Errorf("removing uv's lock from the venv: %w", err)
 		}
 	}
-	files, err := filepath.Glob(filepath.Join(venv, "lib", "python*", "site-packages", "*.dist-info", "uv_cache.json"))
+	files, err := fs.Glob(root.FS(), "lib/python*/site-packages/*.dist-info/uv_cache.json")
 	if err != nil {
 		return err
 	}
 	for _, f := range files {
-		dir := filepath.Dir(f)
-		if info, err := os.Lstat(f); err != nil || !info.Mode().IsRegular() {
+		if info, err := root.Lstat(f); err != nil || !info.Mode().IsRegular() {
 			continue
 		}
-		if err := os.Remove(f); err != nil {
-			return err
+		if err := root.Remove(f); err != nil {
+			return fmt.Errorf("removing %s from the venv: %w", f, err)
 		}
-		record := filepath.Join(dir, "RECORD")
-		info, err := os.Lstat(record)
+		dir := path.Dir(f)
+		record := path.Join(dir, "RECORD")
+		info, err := root.Lstat(record)
 		if err != nil || !info.Mode().IsRegular() {
 			continue
 		}
-		data, err := os.ReadFile(record)
+		data, err := root.ReadFile(record)
 		if err != nil {
 			return err
 		}
 		var kept []string
 		for _, line := range strings.SplitAfter(string(data), "\n") {
-			if !strings.HasPrefix(line, filepath.Base(dir)+"/uv_cache.json,") {
+			if !strings.HasPrefix(line, path.Base(dir)+"/uv_cache.json,") {
 				kept = append(kept, line)
 			}
 		}
-		if err := os.WriteFile(record, []byte(strings.Join(kept, "")), info.Mode().Perm()); err != nil {
-			return err
+		if err := root.WriteFile(record, []byte(strings.Join(kept, "")), info.Mode().Perm()); err != nil {
+			return fmt.Errorf("rewriting %s in the venv: %w", record, err)
 		}
 	}
 	return nil
@@ -458,6 +465,8 @@ func uvEnv(buildConstraints bool) []string {
 	env := []string{
 		"UV_NO_CACHE=1", "UV_LINK_MODE=copy", "UV_NO_PROGRESS=1", "NO_COLOR=1", "UV_NO_CONFIG=1",
 		"UV_PYTHON_DOWNLOADS=never", "UV_INDEX_STRATEGY=unsafe-best-match",
+		// The project's [tool.uv.sources] (git, paths, other indexes), which pip ignores.
+		"UV_NO_SOURCES=1",
 	}
 	indexes := pyindex.HostIndexes()
 	env = append(env, "UV_DEFAULT_INDEX="+indexes[0])
@@ -492,9 +501,9 @@ func stepFailure(err error, st plan.InstallStep, req InstallRequest, out string,
 	case errors.Is(err, context.DeadlineExceeded):
 		return &TimeoutError{What: "installing the dependencies (" + strings.Join(installInputs(req), ", ") + ")", Limit: timeout, Output: out}
 	case errors.As(err, &exit) && exit.OutOfMemory:
-		return &InstallError{Tool: filepath.Base(st.Args[0]), Files: installInputs(req), Code: exit.Code, Output: out, MemoryLimit: exit.MemoryLimit}
+		return &InstallError{Tool: stepTool(st), Files: installInputs(req), Code: exit.Code, Output: out, MemoryLimit: exit.MemoryLimit}
 	case errors.As(err, &exit) && (st.Kind == plan.StepPip || st.Kind == plan.StepUV || st.Kind == plan.StepSetuptools):
-		return &InstallError{Tool: filepath.Base(st.Args[0]), Files: installInputs(req), Code: exit.Code, Output: out,
+		return &InstallError{Tool: stepTool(st), Files: installInputs(req), Code: exit.Code, Output: out,
 			Where: failedRequirement(req.Source, req.Files, out), Refused: refused(), Stdlib: stdlibRequirement(out)}
 	case errors.As(err, &exit) && exit.Code == 1 && st.Kind == plan.StepCompile:
 		// Files this Python cannot compile (Python 2 code in an old package's unused
@@ -510,6 +519,14 @@ func stepFailure(err error, st plan.InstallStep, req InstallRequest, out string,
 	default:
 		return err
 	}
+}
+
+// stepTool names the installer a step runs, for messages: "uv" or "pip".
+func stepTool(st plan.InstallStep) string {
+	if st.Kind == plan.StepUV || (len(st.Args) > 0 && st.Args[0] == plan.UVPath) {
+		return plan.InstallerUV
+	}
+	return plan.InstallerPip
 }
 
 var uncompiledRe = regexp.MustCompile(`\*\*\* Error compiling '([^']+)'`)

@@ -173,3 +173,24 @@ func TestUVCannotRead(t *testing.T) {
 		}
 	}
 }
+
+// TestDropUVStateStaysInTheVenv: a link the install planted in the venv does not lead the
+// scrub to files outside it.
+func TestDropUVStateStaysInTheVenv(t *testing.T) {
+	venv, outside := t.TempDir(), t.TempDir()
+	info := "python3.13/site-packages/evil-1.dist-info/"
+	writeFiles(t, outside, map[string]string{info + "uv_cache.json": "{}", info + "RECORD": "evil-1.dist-info/uv_cache.json,sha256=A,2\n"})
+	if err := os.Symlink(outside, filepath.Join(venv, "lib")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(outside, "lock"), filepath.Join(venv, ".lock")); err != nil {
+		t.Fatal(err)
+	}
+	_ = dropUVState(venv)
+	if _, err := os.Stat(filepath.Join(outside, info, "uv_cache.json")); err != nil {
+		t.Errorf("a file outside the venv was removed: %v", err)
+	}
+	if data, _ := os.ReadFile(filepath.Join(outside, info, "RECORD")); string(data) != "evil-1.dist-info/uv_cache.json,sha256=A,2\n" {
+		t.Errorf("a file outside the venv was rewritten: %q", data)
+	}
+}

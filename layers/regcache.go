@@ -1,6 +1,7 @@
 package layers
 
 import (
+	"archive/tar"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"time"
@@ -60,7 +62,7 @@ func remoteOptions(ctx context.Context, opts Options) []remote.Option {
 // pulls its layer into the local cache under key and returns it with the runtime
 // packages. A missing entry is a miss; one that cannot be read or does not check out is a
 // miss with a warning: the cache only saves time.
-func fromRegistryCache(ctx context.Context, key, layersDir string, opts Options) (v1.Layer, []string, bool) {
+func fromRegistryCache(ctx context.Context, key, venv, layersDir string, opts Options) (v1.Layer, []string, bool) {
 	log := opts.Logger
 	tag := CacheTag(*opts.CacheRepo, key)
 	start := time.Now()
@@ -73,7 +75,7 @@ func fromRegistryCache(ctx context.Context, key, layersDir string, opts Options)
 	if err == nil {
 		var l v1.Layer
 		var runtime []string
-		if l, runtime, err = pullCacheEntry(img, key, layersDir); err == nil {
+		if l, runtime, err = pullCacheEntry(img, key, venv, layersDir); err == nil {
 			log.Info("dependencies from the registry cache", "tag", tag.String(), "took", since(start))
 			return l, runtime, true
 		}
@@ -95,7 +97,7 @@ func isUnknown(e *transport.Error) bool {
 
 // pullCacheEntry checks a registry cache entry and writes its layer into layersDir as the
 // local entry for key.
-func pullCacheEntry(img v1.Image, key, layersDir string) (v1.Layer, []string, error) {
+func pullCacheEntry(img v1.Image, key, venv, layersDir string) (v1.Layer, []string, error) {
 	cf, err := img.ConfigFile()
 	if err != nil {
 		return nil, nil, err
@@ -122,7 +124,7 @@ func pullCacheEntry(img v1.Image, key, layersDir string) (v1.Layer, []string, er
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := downloadLayer(ls[0], desc.Digest, cf.RootFS.DiffIDs[0], layersDir); err != nil {
+	if err := downloadLayer(ls[0], desc.Digest, cf.RootFS.DiffIDs[0], venv, layersDir); err != nil {
 		return nil, nil, err
 	}
 	e, err := writeIndex(layersDir, desc.Digest, cf.RootFS.DiffIDs[0])
@@ -139,8 +141,8 @@ func pullCacheEntry(img v1.Image, key, layersDir string) (v1.Layer, []string, er
 }
 
 // downloadLayer writes l's compressed bytes into layersDir under its digest, checking
-// them against digest, and the tar they hold against diffID.
-func downloadLayer(l v1.Layer, digest, diffID v1.Hash, layersDir string) error {
+// them against digest, and the tar they hold against diffID and checkVenvTar.
+func downloadLayer(l v1.Layer, digest, diffID v1.Hash, venv, layersDir string) error {
 	if err := os.MkdirAll(layersDir, 0o700); err != nil {
 		return err
 	}
@@ -159,11 +161,14 @@ func downloadLayer(l v1.Layer, digest, diffID v1.Hash, layersDir string) error {
 	pr, pw := io.Pipe()
 	unpacked := make(chan error, 1)
 	go func() {
-		// The diff ID, from the same bytes as they arrive.
+		// The diff ID, and what the tar holds, from the same bytes as they arrive.
 		zr, err := gzip.NewReader(pr)
 		if err == nil {
 			h := sha256.New()
-			if _, err = io.Copy(h, zr); err == nil && hex.EncodeToString(h.Sum(nil)) != diffID.Hex {
+			if err = checkVenvTar(io.TeeReader(zr, h), venv); err == nil {
+				_, err = io.Copy(h, zr)
+			}
+			if err == nil && hex.EncodeToString(h.Sum(nil)) != diffID.Hex {
 				err = fmt.Errorf("its tar does not hash to the diff ID %s", diffID)
 			}
 		}
@@ -185,6 +190,32 @@ func downloadLayer(l v1.Layer, digest, diffID v1.Hash, layersDir string) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), filepath.Join(layersDir, layerFileName(digest)))
+}
+
+// checkVenvTar reads a dependency layer's tar and refuses what pyship's own writer would
+// not have put in it: an entry outside the venv, a hard link, a device, a set-id bit.
+func checkVenvTar(r io.Reader, venv string) error {
+	prefix := strings.Trim(venv, "/") + "/"
+	tr := tar.NewReader(r)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		name := strings.TrimPrefix(path.Clean("/"+h.Name), "/")
+		inside := strings.HasPrefix(name+"/", prefix) || strings.HasPrefix(prefix, name+"/")
+		switch {
+		case !inside || name != strings.TrimSuffix(strings.TrimPrefix(h.Name, "./"), "/"):
+			return fmt.Errorf("the layer holds %q, outside %s", h.Name, venv)
+		case h.Typeflag != tar.TypeReg && h.Typeflag != tar.TypeDir && h.Typeflag != tar.TypeSymlink:
+			return fmt.Errorf("the layer holds %q of type %q, which pyship does not write", h.Name, h.Typeflag)
+		case h.Mode&0o6000 != 0:
+			return fmt.Errorf("the layer holds %q with a set-id bit", h.Name)
+		}
+	}
 }
 
 // toRegistryCache pushes the dependency layer l as key's entry in the cache repository.

@@ -1,6 +1,8 @@
 package layers
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
 	"io"
 	"log"
@@ -63,7 +65,7 @@ func TestRegistryCacheEntry(t *testing.T) {
 	}
 
 	local := t.TempDir()
-	got, runtime, ok := fromRegistryCache(ctx, "deps-a", local, opts)
+	got, runtime, ok := fromRegistryCache(ctx, "deps-a", "/opt/venv", local, opts)
 	if !ok {
 		t.Fatal("the pushed entry was not found")
 	}
@@ -80,7 +82,7 @@ func TestRegistryCacheEntry(t *testing.T) {
 	if hit, err := cachedLayer(local, "deps-a", hclog.NewNullLogger()); err != nil || hit == nil {
 		t.Errorf("the pulled layer is not in the local cache: %v", err)
 	}
-	if _, _, ok := fromRegistryCache(ctx, "deps-b", t.TempDir(), opts); ok {
+	if _, _, ok := fromRegistryCache(ctx, "deps-b", "/opt/venv", t.TempDir(), opts); ok {
 		t.Errorf("a key with no entry hit")
 	}
 	// An entry under one key that says it is another's is not taken.
@@ -88,7 +90,42 @@ func TestRegistryCacheEntry(t *testing.T) {
 	if err := remote.Write(CacheTag(repo, "deps-c"), wrong); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, ok := fromRegistryCache(ctx, "deps-c", t.TempDir(), opts); ok {
+	if _, _, ok := fromRegistryCache(ctx, "deps-c", "/opt/venv", t.TempDir(), opts); ok {
 		t.Errorf("an entry labelled for another key was taken")
+	}
+}
+
+// TestCheckVenvTar: a registry cache entry's layer may hold the venv and nothing else.
+func TestCheckVenvTar(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		entries []tar.Header
+		ok      bool
+	}{
+		{"the venv", []tar.Header{{Name: "opt/", Typeflag: tar.TypeDir}, {Name: "opt/venv/", Typeflag: tar.TypeDir},
+			{Name: "opt/venv/bin/python", Typeflag: tar.TypeSymlink, Linkname: "/usr/local/bin/python3"}, {Name: "opt/venv/pyvenv.cfg", Typeflag: tar.TypeReg}}, true},
+		{"a file outside", []tar.Header{{Name: "etc/passwd", Typeflag: tar.TypeReg}}, false},
+		{"a climb out", []tar.Header{{Name: "opt/venv/../../etc/passwd", Typeflag: tar.TypeReg}}, false},
+		{"a sibling of the venv", []tar.Header{{Name: "opt/venvx/a", Typeflag: tar.TypeReg}}, false},
+		{"a hard link", []tar.Header{{Name: "opt/venv/x", Typeflag: tar.TypeLink, Linkname: "etc/shadow"}}, false},
+		{"a device", []tar.Header{{Name: "opt/venv/null", Typeflag: tar.TypeChar}}, false},
+		{"a set-uid file", []tar.Header{{Name: "opt/venv/bin/su", Typeflag: tar.TypeReg, Mode: 0o4755}}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			tw := tar.NewWriter(&buf)
+			for _, h := range tc.entries {
+				if h.Mode == 0 {
+					h.Mode = 0o644
+				}
+				if err := tw.WriteHeader(&h); err != nil {
+					t.Fatal(err)
+				}
+			}
+			tw.Close()
+			if err := checkVenvTar(&buf, "/opt/venv"); (err == nil) != tc.ok {
+				t.Errorf("checkVenvTar = %v, want ok %v", err, tc.ok)
+			}
+		})
 	}
 }

@@ -78,6 +78,10 @@ func extractOnce(dir string, open func() (io.ReadCloser, error)) (string, error)
 		if err := extract(rc, tmp); err != nil {
 			return fmt.Errorf("extracting into %s: %w", dir, err)
 		}
+		// To the end of the stream, which a checking reader needs to check it.
+		if _, err := io.Copy(io.Discard, rc); err != nil {
+			return fmt.Errorf("extracting into %s: %w", dir, err)
+		}
 		return nil
 	})
 }
@@ -124,7 +128,7 @@ func makeOnce(dir string, fill func(tmp string) error) (string, error) {
 // the host can raise anyone's privileges there.
 func extract(r io.Reader, root string) error {
 	tr := tar.NewReader(r)
-	x := &extraction{root: root, asRoot: os.Geteuid() == 0, parents: map[string]string{}}
+	x := &extraction{root: root, asRoot: os.Geteuid() == 0}
 	var dirs []dirMode
 	for {
 		h, err := tr.Next()
@@ -145,44 +149,12 @@ func extract(r io.Reader, root string) error {
 	return setDirModes(root, dirs, x.asRoot)
 }
 
-// extraction is one layer's extraction into root. parents remembers where the parent
-// directories of its entries resolved, so that a path is resolved (a stat per part) once
-// per directory, not once per file; an entry that may replace a remembered directory
-// forgets it and everything below it.
+// extraction is one layer's extraction into root. Every entry's parent is resolved
+// afresh: a directory an earlier entry resolved may since have become a link, reached by
+// another name, and only resolving again keeps what follows inside root.
 type extraction struct {
-	root    string
-	asRoot  bool
-	parents map[string]string
-}
-
-// parent returns the host directory that holds rel's entry, made if it is missing.
-func (x *extraction) parent(rel string) (string, error) {
-	dir := path.Dir(rel)
-	if p, ok := x.parents[dir]; ok {
-		return p, nil
-	}
-	p, err := resolveIn(x.root, dir)
-	if err != nil {
-		return "", err
-	}
-	if err := os.MkdirAll(p, 0o755); err != nil {
-		return "", err
-	}
-	x.parents[dir] = p
-	return p, nil
-}
-
-// forget drops what is remembered at rel and below, when what is at target (rel's host
-// path) is a directory that an entry replaces: a link there would lead elsewhere.
-func (x *extraction) forget(rel, target string) {
-	if info, err := os.Lstat(target); err != nil || !info.IsDir() {
-		return
-	}
-	for dir := range x.parents {
-		if dir == rel || strings.HasPrefix(dir, rel+"/") {
-			delete(x.parents, dir)
-		}
-	}
+	root   string
+	asRoot bool
 }
 
 // dirMode is a directory's mode and time, set once the whole layer is extracted.
@@ -201,20 +173,18 @@ func (x *extraction) entry(tr *tar.Reader, h *tar.Header) (*dirMode, error) {
 	if rel == "/" {
 		return nil, nil
 	}
-	parent, err := x.parent(rel)
+	parent, err := resolveIn(root, path.Dir(rel))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", h.Name, err)
 	}
-	target := filepath.Join(parent, path.Base(rel))
-	if h.Typeflag != tar.TypeDir {
-		x.forget(rel, target)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return nil, err
 	}
+	target := filepath.Join(parent, path.Base(rel))
 	// A layer's deletions (OCI whiteouts) become overlayfs whiteouts, so the layer
 	// can sit in an overlay above the ones it deletes from.
 	if base := path.Base(rel); strings.HasPrefix(base, whiteoutPrefix) {
-		name := strings.TrimPrefix(base, whiteoutPrefix)
-		x.forget(path.Join(path.Dir(rel), name), filepath.Join(parent, name))
-		if err := overlayWhiteout(parent, name); err != nil {
+		if err := overlayWhiteout(parent, strings.TrimPrefix(base, whiteoutPrefix)); err != nil {
 			return nil, fmt.Errorf("%s: %w", h.Name, err)
 		}
 		return nil, nil

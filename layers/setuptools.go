@@ -5,7 +5,7 @@ import (
 	"errors"
 	"io/fs"
 	"os"
-	"path/filepath"
+	"path"
 	"regexp"
 	"slices"
 
@@ -24,18 +24,24 @@ var notRunTime = []string{"tests", "test", "testing", "distutils", "_distutils",
 // setuptoolsImporter finds, in the venv the install wrote under upper, a file that imports
 // pkg_resources or setuptools when the venv lacks it: no setuptools, or one of 82 or later,
 // which has no pkg_resources (a dependency's "setuptools>=3" brings the newest). It
-// returns "" when no file needs what is missing. Files are read inside the venv only,
-// without following links.
+// returns "" when no file needs what is missing. The venv is the sandbox's work: it is read
+// through an os.Root, so no link in it leads outside; unreadable directories are skipped.
 func setuptoolsImporter(upper, venv string) (string, error) {
 	dir, err := realDirIn(upper, venv)
 	if err != nil {
 		return "", err
 	}
-	sites, _ := filepath.Glob(filepath.Join(dir, "lib", "python*", "site-packages"))
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return "", err
+	}
+	defer root.Close()
+	fsys := root.FS()
+	sites, _ := fs.Glob(fsys, "lib/python*/site-packages")
 	missing := map[string]bool{"pkg_resources": true, "setuptools": true}
 	for _, site := range sites {
 		for m := range missing {
-			if info, err := os.Lstat(filepath.Join(site, m)); err == nil && info.IsDir() {
+			if info, err := root.Lstat(path.Join(site, m)); err == nil && info.IsDir() {
 				delete(missing, m)
 			}
 		}
@@ -45,22 +51,24 @@ func setuptoolsImporter(upper, venv string) (string, error) {
 	}
 	found := ""
 	for _, site := range sites {
-		err := filepath.WalkDir(site, func(p string, d fs.DirEntry, err error) error {
+		err := fs.WalkDir(fsys, site, func(p string, d fs.DirEntry, err error) error {
 			if err != nil {
-				return err
-			}
-			if d.IsDir() {
-				if p != site && slices.Contains(notRunTime, d.Name()) {
-					return filepath.SkipDir
+				if d != nil && d.IsDir() {
+					return fs.SkipDir
 				}
 				return nil
 			}
-			if !d.Type().IsRegular() || filepath.Ext(p) != ".py" || d.Name() == "setup.py" {
+			if d.IsDir() {
+				if p != site && slices.Contains(notRunTime, d.Name()) {
+					return fs.SkipDir
+				}
 				return nil
 			}
-			if m := importedModule(p); missing[m] {
-				rel, _ := filepath.Rel(dir, p)
-				found = filepath.Join(venv, rel)
+			if !d.Type().IsRegular() || path.Ext(p) != ".py" || d.Name() == "setup.py" {
+				return nil
+			}
+			if m := importedModule(root, p); missing[m] {
+				found = path.Join(venv, p)
 				return fs.SkipAll
 			}
 			return nil
@@ -75,10 +83,10 @@ func setuptoolsImporter(upper, venv string) (string, error) {
 	return found, nil
 }
 
-// importedModule is "pkg_resources" or "setuptools" when the Python file at p has a line
-// that imports it (the first such line), else "".
-func importedModule(p string) string {
-	f, err := os.OpenFile(p, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+// importedModule is "pkg_resources" or "setuptools" when the Python file p in root has a
+// top-level line that imports it (the first such line), else "".
+func importedModule(root *os.Root, p string) string {
+	f, err := root.OpenFile(p, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
 	if err != nil {
 		return ""
 	}

@@ -67,4 +67,16 @@ func TestSetuptoolsImporter(t *testing.T) {
 	if got, err := setuptoolsImporter(upper, "/opt/venv"); err != nil || got != "" {
 		t.Errorf("a link out of the venv was read: %q, %v", got, err)
 	}
+	// Nor is a lib directory that is a link out of it.
+	upper = t.TempDir()
+	writeFiles(t, outside, map[string]string{"python3.11/site-packages/gunicorn/util.py": "import pkg_resources\n"})
+	if err := os.MkdirAll(filepath.Join(upper, "opt", "venv"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(upper, "opt", "venv", "lib")); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := setuptoolsImporter(upper, "/opt/venv"); got != "" {
+		t.Errorf("a lib link out of the venv was read: %q", got)
+	}
 }

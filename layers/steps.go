@@ -116,7 +116,7 @@ func stepsKey(p *plan.Plan, base v1.Image, system []string, deps, app v1.Layer, 
 	if err != nil {
 		return "", err
 	}
-	fmt.Fprintf(h, "pyship build steps v1\nbase %s\ndeps %s\napp %s\ndir %s\nepoch %d\n", b, d, a, p.App.Dir, opts.Epoch.Unix())
+	fmt.Fprintf(h, "pyship build steps v1\n%s\nbase %s\ndeps %s\napp %s\ndir %s\nepoch %d\n", layerFormat, b, d, a, p.App.Dir, opts.Epoch.Unix())
 	for _, s := range system {
 		fmt.Fprintf(h, "system %s\n", filepath.Base(s))
 	}
@@ -127,7 +127,7 @@ func stepsKey(p *plan.Plan, base v1.Image, system []string, deps, app v1.Layer, 
 		fmt.Fprintf(h, "env %q\n", e)
 	}
 	for _, r := range rules {
-		fmt.Fprintf(h, "rule %s %v %d:%d %o\n", r.name, r.subdirs, r.uid, r.gid, r.mode)
+		fmt.Fprintf(h, "rule %+v\n", r)
 	}
 	return "steps-" + hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -34,15 +34,18 @@ func streamLayers(img v1.Image, lp layout.Path, cacheDir string) error {
 		mu   sync.Mutex
 		errs []error
 	)
+	seen := map[v1.Hash]bool{}
 	for _, l := range ls {
 		d, err := l.Digest()
 		if err != nil {
 			return err
 		}
 		blob := filepath.Join(string(lp), "blobs", d.Algorithm, d.Hex)
-		if _, err := os.Lstat(blob); err == nil {
+		if _, err := os.Lstat(blob); err == nil || seen[d] {
+			// Stored already, or by another of this image's layers with the same bytes.
 			continue
 		}
+		seen[d] = true
 		wg.Go(func() {
 			if err := streamLayer(l, d, blob, filepath.Join(cacheDir, treesDir, d.Hex), filepath.Join(cacheDir, verifiedDir)); err != nil {
 				mu.Lock()
@@ -77,8 +80,19 @@ func streamLayer(l v1.Layer, d v1.Hash, blob, tree, verified string) error {
 	defer rc.Close()
 	sum := sha256.New()
 	src := io.TeeReader(rc, io.MultiWriter(tmp, sum))
-	if _, err := os.Stat(tree); err == nil {
+	// The digest is checked before the tree is moved into place: a tree is there only if
+	// its bytes were the layer's.
+	checked := func() error {
 		if _, err := io.Copy(io.Discard, src); err != nil {
+			return err
+		}
+		if got := hex.EncodeToString(sum.Sum(nil)); got != d.Hex {
+			return fmt.Errorf("the registry sent bytes that hash to sha256:%s", got)
+		}
+		return nil
+	}
+	if _, err := os.Stat(tree); err == nil {
+		if err := checked(); err != nil {
 			return err
 		}
 	} else {
@@ -90,17 +104,24 @@ func streamLayer(l v1.Layer, d v1.Hash, blob, tree, verified string) error {
 		if err != nil {
 			return err
 		}
-		if _, err := extractOnce(tree, func() (io.ReadCloser, error) { return decompressed(src, mt, diffID) }); err != nil {
+		_, err = makeOnce(tree, func(tmpTree string) error {
+			tr, err := decompressed(src, mt, diffID)
+			if err != nil {
+				return err
+			}
+			defer tr.Close()
+			if err := extract(tr, tmpTree); err != nil {
+				return fmt.Errorf("extracting into %s: %w", tree, err)
+			}
+			// To the tar stream's end, which checks the diff ID, then the blob's.
+			if _, err := io.Copy(io.Discard, tr); err != nil {
+				return err
+			}
+			return checked()
+		})
+		if err != nil {
 			return err
 		}
-		// What follows the tar's end (padding, a gzip trailer) is part of the blob.
-		if _, err := io.Copy(io.Discard, src); err != nil {
-			return err
-		}
-	}
-	if got := hex.EncodeToString(sum.Sum(nil)); got != d.Hex {
-		os.RemoveAll(tree)
-		return fmt.Errorf("the registry sent bytes that hash to sha256:%s", got)
 	}
 	if err := tmp.Chmod(0o644); err != nil {
 		return err

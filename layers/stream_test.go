@@ -42,6 +42,16 @@ func TestStreamLayer(t *testing.T) {
 		t.Errorf("the streamed blob is not recorded as checked: %v", err)
 	}
 
+	// A layer whose tar is not what its diff ID says leaves no tree.
+	lying := lyingDiffID{l}
+	tree3 := filepath.Join(dir, "trees", "lying")
+	if err := streamLayer(lying, d, filepath.Join(dir, "blobs3", d.Hex), tree3, verified); err == nil {
+		t.Errorf("a layer whose tar does not hash to its diff ID was extracted")
+	}
+	if _, err := os.Stat(tree3); err == nil {
+		t.Errorf("a tree of unchecked bytes is in place")
+	}
+
 	wrong := v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("1", 64)}
 	blob2, tree2 := filepath.Join(dir, "blobs", wrong.Hex), filepath.Join(dir, "trees", wrong.Hex)
 	if err := streamLayer(l, wrong, blob2, tree2, verified); err == nil {
@@ -52,6 +62,13 @@ func TestStreamLayer(t *testing.T) {
 			t.Errorf("%s is left after a failed stream", p)
 		}
 	}
+}
+
+// lyingDiffID is a layer that gives a diff ID its tar does not have.
+type lyingDiffID struct{ v1.Layer }
+
+func (lyingDiffID) DiffID() (v1.Hash, error) {
+	return v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("2", 64)}, nil
 }
 
 // TestFlatten: the union of layer trees is what overlayfs shows of them.

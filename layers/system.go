@@ -119,7 +119,7 @@ func systemTree(ctx context.Context, root string, over []string, key string, pkg
 // systemKey names a set of packages installed on a base (and on trees below it).
 func systemKey(kind string, baseDigest v1.Hash, below []string, pkgs []string) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "pyship %s v1\nbase %s\nscript %s\n", kind, baseDigest, aptInstallScript)
+	fmt.Fprintf(h, "pyship %s v1\n%s\nbase %s\nscript %s\n", kind, layerFormat, baseDigest, aptInstallScript)
 	for _, b := range below {
 		fmt.Fprintf(h, "below %s\n", filepath.Base(b))
 	}

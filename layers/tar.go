@@ -30,6 +30,10 @@ import (
 // compressed bytes, and so the layer digest.
 const CompressionLevel = gzip.DefaultCompression
 
+// layerFormat names how layers are written; every cache key that names a layer has it, so
+// a cache made with another compressor does not give other bytes for the same inputs.
+const layerFormat = "klauspost/compress gzip level 6"
+
 // DefaultEpoch is the timestamp of files and the image when neither SOURCE_DATE_EPOCH nor a
 // git commit gives one: 1980-01-01, the earliest time a zip (and so a wheel) can hold.
 var DefaultEpoch = time.Date(1980, 1, 1, 0, 0, 0, 0, time.UTC)

@@ -23,16 +23,18 @@ import (
 )
 
 // uvWheel is the wheel on the package index that carries the uv binary for one
-// architecture.
+// architecture, with the sha256 of the wheel and of the binary in it.
 type uvWheel struct {
-	file, sha256 string
+	file, sha256, binary string
 }
 
 // uvWheels are plan.UVVersion's wheels by GOARCH, with PyPI's hashes. Their binaries are
 // static (musl), so they run in any base image.
 var uvWheels = map[string]uvWheel{
-	"amd64": {"uv-" + plan.UVVersion + "-py3-none-musllinux_1_1_x86_64.whl", "2c45530751517d6c3bbc69a19473f6effe47cce047bede01ffd8af7ea7b36b25"},
-	"arm64": {"uv-" + plan.UVVersion + "-py3-none-manylinux_2_17_aarch64.manylinux2014_aarch64.musllinux_1_1_aarch64.whl", "5435c5ce14a56431208ca0996416d310f1598e8c2c8ba707688985a16bb82dbe"},
+	"amd64": {"uv-" + plan.UVVersion + "-py3-none-musllinux_1_1_x86_64.whl",
+		"2c45530751517d6c3bbc69a19473f6effe47cce047bede01ffd8af7ea7b36b25", "edbfb9a3d00dc84148e6691cd8740781fdc32db6505d7ef88ba6c3e569d5bec9"},
+	"arm64": {"uv-" + plan.UVVersion + "-py3-none-manylinux_2_17_aarch64.manylinux2014_aarch64.musllinux_1_1_aarch64.whl",
+		"5435c5ce14a56431208ca0996416d310f1598e8c2c8ba707688985a16bb82dbe", "bbecb5ac518030bb5e84f1999c577228460192832ac24a92bd772735682979f4"},
 }
 
 // maxUVWheel bounds the download of a uv wheel (about 19 MB).
@@ -52,8 +54,8 @@ func (e *UVError) Unwrap() error { return e.Err }
 
 // uvBinary returns the host path of uv at plan.UVVersion: the one on PATH when it is that
 // version and static (it runs in the base image, which may have no libc that suits it),
-// else the one in the cache, else one fetched from the package index as its wheel, checked
-// against the hash pinned here, into the cache.
+// else the one in the cache, else one fetched from the package index as its wheel into the
+// cache; the wheel and the binary are checked against the hashes pinned here.
 func uvBinary(ctx context.Context, cacheDir string, log hclog.Logger) (string, error) {
 	if p, err := exec.LookPath("uv"); err == nil {
 		ok, why := usableUV(ctx, p)
@@ -69,11 +71,11 @@ func uvBinary(ctx context.Context, cacheDir string, log hclog.Logger) (string, e
 	}
 	dir := filepath.Join(cacheDir, "tools", "uv-"+plan.UVVersion+"-"+runtime.GOARCH)
 	bin := filepath.Join(dir, "uv")
-	if sum, err := readSmall(bin+".sha256", 128); err == nil {
-		if got, err := fileSHA256(bin); err == nil && got == strings.TrimSpace(string(sum)) {
+	if got, err := fileSHA256(bin); err == nil {
+		if got == wheel.binary {
 			return bin, nil
 		}
-		log.Warn("the cached uv does not match its hash; fetching it again", "path", bin)
+		log.Warn("the cached uv does not match its pinned hash; fetching it again", "path", bin)
 	}
 	start := time.Now()
 	if err := fetchUV(ctx, wheel, dir, cacheDir, log); err != nil {
@@ -107,8 +109,8 @@ func usableUV(ctx context.Context, p string) (bool, string) {
 	return true, ""
 }
 
-// fetchUV downloads the wheel, checks its hash, and writes its uv binary to dir/uv with
-// its sha256 beside it.
+// fetchUV downloads the wheel, checks its hash, and writes its uv binary, checked too, to
+// dir/uv.
 func fetchUV(ctx context.Context, wheel uvWheel, dir, cacheDir string, log hclog.Logger) error {
 	client := pyindex.NewClient("", log)
 	client.HTTP.Timeout = 5 * time.Minute
@@ -146,11 +148,10 @@ func fetchUV(ctx context.Context, wheel uvWheel, dir, cacheDir string, log hclog
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	bin := filepath.Join(dir, "uv")
-	if err := os.Rename(tmp.Name(), bin); err != nil {
-		return err
+	if got := hex.EncodeToString(h.Sum(nil)); got != wheel.binary {
+		return fmt.Errorf("the uv in %s has sha256 %s, not %s", wheel.file, got, wheel.binary)
 	}
-	return writeFileAtomic(bin+".sha256", []byte(hex.EncodeToString(h.Sum(nil))+"\n"))
+	return os.Rename(tmp.Name(), filepath.Join(dir, "uv"))
 }
 
 // fileSHA256 is the hex sha256 of the file at p.

@@ -199,13 +199,21 @@ func detectAndPlan(ctx context.Context, path string, c common, log hclog.Logger)
 	if err != nil {
 		return nil, "", repo, inDir(dir, fail(exitDetect, err))
 	}
-	if !repo.committed.IsZero() && len(res.Dependencies.Files) > 0 {
-		// Open versions resolve as of the last change to the dependency files, so a commit
-		// that changes only the app keeps the dependency layer.
-		if t, id, err := dependencyTime(dir, res.Dependencies.Files); err == nil {
+	// Open versions resolve as of the last change to the dependency files, so a commit that
+	// changes only the app keeps the dependency layer. An install that reads the
+	// repository's code (the project, a local path) depends on more than those files.
+	deps := res.Dependencies
+	readsCode := deps.Project || len(deps.Local) > 0 || (deps.Lock != nil && len(deps.Lock.Local) > 0)
+	if !repo.committed.IsZero() && len(deps.Files) > 0 && !readsCode {
+		t, id, err := dependencyTime(dir, deps.Files)
+		switch {
+		case err == nil:
 			repo.committed = t.UTC()
-			repo.committedBy = fmt.Sprintf(".git (commit %s, the last to change %s)", id[:12], strings.Join(res.Dependencies.Files, ", "))
-		} else {
+			repo.committedBy = fmt.Sprintf(".git (commit %s, the last to change %s)", id[:12], strings.Join(deps.Files, ", "))
+		case errors.Is(err, errHistory):
+			log.Info("versions the requirements leave open resolve as of the last commit: the history does not show when "+strings.Join(deps.Files, ", ")+" last changed",
+				"hint", "a full clone (fetch-depth: 0 in actions/checkout) lets commits that change only the app keep the dependency layer")
+		default:
 			log.Debug("resolving as of the last commit: when the dependency files last changed is not known", "reason", err)
 		}
 	}

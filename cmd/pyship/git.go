@@ -351,6 +351,15 @@ func (g *gitRepo) commitTime(name string) (time.Time, error) {
 	}
 	// The header ends at the first empty line; the committer line is in it.
 	header, _, _ := bytes.Cut(data, []byte("\n\n"))
+	t, err := committerTime(header)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("commit %s: %w", name, err)
+	}
+	return t, nil
+}
+
+// committerTime reads the committer time from a commit's header.
+func committerTime(header []byte) (time.Time, error) {
 	for _, line := range bytes.Split(header, []byte("\n")) {
 		rest, ok := bytes.CutPrefix(line, []byte("committer "))
 		if !ok {
@@ -371,7 +380,7 @@ func (g *gitRepo) commitTime(name string) (time.Time, error) {
 		}
 		return time.Unix(sec, 0), nil
 	}
-	return time.Time{}, fmt.Errorf("commit %s has no committer time", name)
+	return time.Time{}, errors.New("no committer time")
 }
 
 // Object types, as packs number them.

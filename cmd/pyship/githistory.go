@@ -102,7 +102,7 @@ func (g *gitRepo) commit(id []byte, read *int64) (gitCommit, error) {
 	if c.tree == nil {
 		return gitCommit{}, fmt.Errorf("commit %x has no tree", id)
 	}
-	c.time, err = g.commitTime(hex.EncodeToString(id))
+	c.time, err = committerTime(header)
 	return c, err
 }
 
