@@ -290,7 +290,7 @@ func (pi *SandboxInstaller) Install(ctx context.Context, req InstallRequest) (st
 			return "", err
 		}
 		mounts = append(mounts, sandbox.Mount{Type: "bind", Source: uv, Target: plan.UVPath, ReadOnly: true})
-		env = append(env, uvEnv(len(req.BuildConstraints) > 0)...)
+		env = append(env, uvEnv(pyindex.HostIndexes(), len(req.BuildConstraints) > 0)...)
 	}
 	upper := filepath.Join(req.Scratch, "upper")
 	egress, refused := buildEgress(log)
@@ -456,20 +456,23 @@ func uvCannotRead(out string) string {
 	return strings.TrimSpace(uvUnreadableRe.FindString(out))
 }
 
-// uvEnv has uv install as pip would on this machine: from the indexes pip uses (uv reads
+// uvEnv has uv install as pip would on this machine: from indexes, the ones pip uses (uv reads
 // neither PIP_* variables nor pip.conf), weighing every index for the best version as pip
 // does, trusting the CA bundle handed in (SSL_CERT_FILE), with no cache (a cache the next
 // build reads is one a hostile build could poison), no configuration file of the
 // repository's, plain output and never a Python of its own.
-func uvEnv(buildConstraints bool) []string {
+func uvEnv(indexes []string, buildConstraints bool) []string {
 	env := []string{
 		"UV_NO_CACHE=1", "UV_LINK_MODE=copy", "UV_NO_PROGRESS=1", "NO_COLOR=1", "UV_NO_CONFIG=1",
 		"UV_PYTHON_DOWNLOADS=never", "UV_INDEX_STRATEGY=unsafe-best-match",
 		// The project's [tool.uv.sources] (git, paths, other indexes), which pip ignores.
 		"UV_NO_SOURCES=1",
 	}
-	indexes := pyindex.HostIndexes()
-	env = append(env, "UV_DEFAULT_INDEX="+indexes[0])
+	if indexes[0] != pyindex.DefaultIndex {
+		// Only a host that names its index sets uv's: uv puts it above an --index-url in a
+		// requirements file, which pip lets win, and PyPI is uv's default anyway.
+		env = append(env, "UV_DEFAULT_INDEX="+indexes[0])
+	}
 	if len(indexes) > 1 {
 		env = append(env, "UV_INDEX="+strings.Join(indexes[1:], " "))
 	}

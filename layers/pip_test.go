@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/pyship/pyship/pyindex"
 )
 
 func TestInstallErrorNamesTheCompilerError(t *testing.T) {
@@ -192,5 +194,20 @@ func TestDropUVStateStaysInTheVenv(t *testing.T) {
 	}
 	if data, _ := os.ReadFile(filepath.Join(outside, info, "RECORD")); string(data) != "evil-1.dist-info/uv_cache.json,sha256=A,2\n" {
 		t.Errorf("a file outside the venv was rewritten: %q", data)
+	}
+}
+
+// TestUVEnvLeavesTheIndexToTheRequirements: with no index named on the host, uv is given
+// none, so an --index-url in a requirements file applies, as it does for pip; a host's
+// index and extra indexes are passed on.
+func TestUVEnvLeavesTheIndexToTheRequirements(t *testing.T) {
+	if env := strings.Join(uvEnv([]string{pyindex.DefaultIndex}, false), "\n"); strings.Contains(env, "UV_DEFAULT_INDEX") || strings.Contains(env, "UV_INDEX=") {
+		t.Errorf("uv is given an index the host does not name:\n%s", env)
+	}
+	env := uvEnv([]string{"https://mirror.example/simple", "https://extra.example/simple"}, true)
+	for _, want := range []string{"UV_DEFAULT_INDEX=https://mirror.example/simple", "UV_INDEX=https://extra.example/simple", "UV_BUILD_CONSTRAINT=" + sandboxBuildConstraints} {
+		if !slices.Contains(env, want) {
+			t.Errorf("uv's environment lacks %s: %v", want, env)
+		}
 	}
 }
