@@ -195,6 +195,9 @@ type building struct {
 	early         chan struct{}
 	stopEarly     context.CancelFunc
 	askedRegistry bool
+	// earlyKey is the dependency key prepareDependencies computed, reused when no system
+	// tree joins it: hashing the inputs (the repository too, for a project) once.
+	earlyKey string
 }
 
 // base resolves and pulls the base, and extracts its file system. Once the base's digest
@@ -234,6 +237,7 @@ func (b *building) prepareDependencies(ctx context.Context, base v1.Hash) {
 	if err != nil {
 		return
 	}
+	b.earlyKey = key
 	layersDir := filepath.Join(opts.CacheDir, "layers")
 	if _, err := os.Stat(filepath.Join(layersDir, key+keySuffix)); err == nil {
 		return
@@ -306,8 +310,11 @@ func (b *building) dependencies(ctx context.Context) error {
 		<-b.early
 	}
 	start := time.Now()
-	askRegistry := !b.askedRegistry || len(b.system) > 0
-	deps, cached, linked, err := dependencyLayer(ctx, p, b.baseImg, b.root, b.system, b.appTree, opts, askRegistry)
+	depsKey, askRegistry := "", true
+	if len(b.system) == 0 {
+		depsKey, askRegistry = b.earlyKey, !b.askedRegistry
+	}
+	deps, cached, linked, err := dependencyLayer(ctx, p, b.baseImg, b.root, b.system, b.appTree, opts, depsKey, askRegistry)
 	if err != nil {
 		return err
 	}
@@ -496,15 +503,17 @@ func cachedBase(img v1.Image, d v1.Hash, dir string, log hclog.Logger) (v1.Image
 // the base with the system trees stacked on it. The cache key covers everything the install
 // depends on: the base digest, the system packages, the platform, the installer and the
 // bytes of every requirements file. It also returns the Debian packages holding runtime
-// libraries that what the install built from source links.
-func dependencyLayer(ctx context.Context, p *plan.Plan, base v1.Image, root string, system []string, appTree string, opts Options, askRegistry bool) (v1.Layer, bool, []string, error) {
+// libraries that what the install built from source links. key, when not empty, is that
+// key, computed already; askRegistry is false when the registry cache was asked already.
+func dependencyLayer(ctx context.Context, p *plan.Plan, base v1.Image, root string, system []string, appTree string, opts Options, key string, askRegistry bool) (v1.Layer, bool, []string, error) {
 	d, err := base.Digest()
 	if err != nil {
 		return nil, false, nil, err
 	}
-	key, err := dependencyKey(p, d, system, opts)
-	if err != nil {
-		return nil, false, nil, err
+	if key == "" {
+		if key, err = dependencyKey(p, d, system, opts); err != nil {
+			return nil, false, nil, err
+		}
 	}
 	layersDir := filepath.Join(opts.CacheDir, "layers")
 	if l, err := cachedLayer(layersDir, key, opts.Logger); l != nil || err != nil {

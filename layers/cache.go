@@ -441,11 +441,22 @@ func badBlobs(lp layout.Path, d v1.Hash, m *v1.Manifest, verified string) (bad [
 			bad = append(bad, p)
 			continue
 		}
-		if err := os.MkdirAll(verified, 0o700); err == nil {
-			_ = writeFileAtomic(stamp, []byte(id.String()))
-		}
+		_ = stampVerified(verified, desc.Digest, p)
 	}
 	return bad, missing
+}
+
+// stampVerified records in verified the identity the blob file at p has now, having just
+// hashed to d.
+func stampVerified(verified string, d v1.Hash, p string) error {
+	id, err := identify(p)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(verified, 0o700); err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(verified, d.Algorithm+"-"+d.Hex), []byte(id.String()))
 }
 
 // blobMatches reports whether the file at p has desc's size (unless -1) and digest.

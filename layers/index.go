@@ -17,7 +17,7 @@ import (
 )
 
 // The cache's layer index: beside each layer file sha256-HEX.tar.gz that pyship wrote or
-// checked, sha256-HEX.json holds its diff ID and size, and the file's identity when it was
+// checked, sha256-HEX.json holds its diff ID and the file's identity when it was
 // last known to hash to its name (device, inode, size, modification and change times). A
 // layer whose file still has that identity is used without reading a byte of it: a cache
 // hit costs a stat. A file written since (a damaged or replaced one) has another change
@@ -27,7 +27,6 @@ import (
 // indexEntry is what the index knows of one layer file.
 type indexEntry struct {
 	DiffID v1.Hash `json:"diff_id"`
-	Size   int64   `json:"size"`
 	File   fileID  `json:"file"`
 }
 
@@ -72,7 +71,7 @@ func writeIndex(dir string, d, diffID v1.Hash) (*indexEntry, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &indexEntry{DiffID: diffID, Size: id.Size, File: id}
+	e := &indexEntry{DiffID: diffID, File: id}
 	data, err := json.Marshal(e)
 	if err != nil {
 		return nil, err
@@ -95,7 +94,7 @@ func readIndex(dir string, d v1.Hash) *indexEntry {
 		return nil
 	}
 	id, err := identify(filepath.Join(dir, layerFileName(d)))
-	if err != nil || id != e.File || id.Size != e.Size {
+	if err != nil || id != e.File {
 		return nil
 	}
 	return &e
@@ -104,7 +103,7 @@ func readIndex(dir string, d v1.Hash) *indexEntry {
 // indexedLayer returns the layer file in dir with digest d as a layer whose digests and
 // size come from the index: nothing is read until its bytes are.
 func indexedLayer(dir string, d v1.Hash, e *indexEntry) v1.Layer {
-	return &fileLayer{path: filepath.Join(dir, layerFileName(d)), digest: d, diffID: e.DiffID, size: e.Size}
+	return &fileLayer{path: filepath.Join(dir, layerFileName(d)), digest: d, diffID: e.DiffID, size: e.File.Size}
 }
 
 // fileLayer is a gzip-compressed layer file with known digests.

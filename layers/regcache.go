@@ -21,7 +21,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-	"github.com/klauspost/compress/gzip"
 )
 
 // The registry cache: the dependency layer kept in a repository (Options.CacheRepo) under
@@ -161,16 +160,13 @@ func downloadLayer(l v1.Layer, digest, diffID v1.Hash, venv, layersDir string) e
 	pr, pw := io.Pipe()
 	unpacked := make(chan error, 1)
 	go func() {
-		// The diff ID, and what the tar holds, from the same bytes as they arrive.
-		zr, err := gzip.NewReader(pr)
+		// What the tar holds, and its diff ID, from the same bytes as they arrive.
+		tr, err := decompressed(pr, types.OCILayer, diffID)
 		if err == nil {
-			h := sha256.New()
-			if err = checkVenvTar(io.TeeReader(zr, h), venv); err == nil {
-				_, err = io.Copy(h, zr)
+			if err = checkVenvTar(tr, venv); err == nil {
+				_, err = io.Copy(io.Discard, tr)
 			}
-			if err == nil && hex.EncodeToString(h.Sum(nil)) != diffID.Hex {
-				err = fmt.Errorf("its tar does not hash to the diff ID %s", diffID)
-			}
+			tr.Close()
 		}
 		_, _ = io.Copy(io.Discard, pr)
 		unpacked <- err

@@ -132,14 +132,7 @@ func streamLayer(l v1.Layer, d v1.Hash, blob, tree, verified string) error {
 	if err := os.Rename(tmp.Name(), blob); err != nil {
 		return err
 	}
-	id, err := identify(blob)
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(verified, 0o700); err != nil {
-		return err
-	}
-	return writeFileAtomic(filepath.Join(verified, d.Algorithm+"-"+d.Hex), []byte(id.String()))
+	return stampVerified(verified, d, blob)
 }
 
 // decompressed reads the tar of a layer from its compressed bytes in r, by media type,

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/pyship/pyship/plan"
@@ -71,10 +72,12 @@ func uvBinary(ctx context.Context, cacheDir string, log hclog.Logger) (string, e
 	}
 	dir := filepath.Join(cacheDir, "tools", "uv-"+plan.UVVersion+"-"+runtime.GOARCH)
 	bin := filepath.Join(dir, "uv")
-	if got, err := fileSHA256(bin); err == nil {
-		if got == wheel.binary {
-			return bin, nil
-		}
+	pinned := v1.Descriptor{Digest: v1.Hash{Algorithm: "sha256", Hex: wheel.binary}, Size: -1}
+	ok, err := blobMatches(bin, pinned)
+	if ok {
+		return bin, nil
+	}
+	if err == nil {
 		log.Warn("the cached uv does not match its pinned hash; fetching it again", "path", bin)
 	}
 	start := time.Now()
@@ -152,18 +155,4 @@ func fetchUV(ctx context.Context, wheel uvWheel, dir, cacheDir string, log hclog
 		return fmt.Errorf("the uv in %s has sha256 %s, not %s", wheel.file, got, wheel.binary)
 	}
 	return os.Rename(tmp.Name(), filepath.Join(dir, "uv"))
-}
-
-// fileSHA256 is the hex sha256 of the file at p.
-func fileSHA256(p string) (string, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -255,7 +255,6 @@ func (p *Plan) planBase(res *detect.Result, cfg *detect.Config, opts Options) er
 func (p *Plan) planDependencies(res *detect.Result, cfg *detect.Config, opts Options) error {
 	deps := res.Dependencies
 	p.Dependencies = Dependencies{
-		Installer:    InstallerUV,
 		Requirements: deps.Requirements,
 		Project:      deps.Project,
 		Local:        deps.Local,
