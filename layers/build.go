@@ -20,6 +20,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -130,10 +131,12 @@ func Build(ctx context.Context, p *plan.Plan, opts Options) (*Result, error) {
 
 	b := &building{plan: p, opts: opts, rules: rules}
 	defer b.waitEarly()
-	if err := b.base(ctx, *platform); err != nil {
+	// The application first: the build steps' cache key, looked up while the base
+	// downloads, needs its layer.
+	if err := b.application(); err != nil {
 		return nil, err
 	}
-	if err := b.application(); err != nil {
+	if err := b.base(ctx, *platform); err != nil {
 		return nil, err
 	}
 	if err := b.dependencies(ctx); err != nil {
@@ -142,7 +145,7 @@ func Build(ctx context.Context, p *plan.Plan, opts Options) (*Result, error) {
 	if err := b.buildSteps(ctx); err != nil {
 		return nil, err
 	}
-	return b.image()
+	return b.image(ctx)
 }
 
 // withDefaults fills in the options a build leaves out, and refuses a plan whose
@@ -177,9 +180,10 @@ type building struct {
 
 	baseImg    v1.Image
 	baseDigest name.Digest
-	root       string
-	app        v1.Layer
-	appTree    string
+	// root is the base's extracted file system, once something needs it (rootFS).
+	root    string
+	app     v1.Layer
+	appTree string
 	// system are the trees of Debian packages the install and the steps run with.
 	system []string
 	deps   v1.Layer
@@ -198,60 +202,163 @@ type building struct {
 	// earlyKey is the dependency key prepareDependencies computed, reused when no system
 	// tree joins it: hashing the inputs (the repository too, for a project) once.
 	earlyKey string
+	// askedSteps and askedUser are set when prepareDependencies looked for the build
+	// steps' layer and the user layer in the registry cache.
+	askedSteps, askedUser bool
 }
 
-// base resolves and pulls the base, and extracts its file system. Once the base's digest
-// is known, the dependency layer's network work (the registry cache, uv) starts beside it.
+// baseUse is what a build needs of the base's layers beyond their blobs.
+type baseUse int
+
+const (
+	// useRoot: something runs on the base (the install, the build steps, apt), so its
+	// file system is extracted as it downloads.
+	useRoot baseUse = iota
+	// useAccounts: only the user layer is made, from the base's account files, read out
+	// of the layers as they download.
+	useAccounts
+	// useBlobs: every layer the build adds is cached; the base is only downloaded.
+	useBlobs
+)
+
+// base resolves and pulls the base. Once the base's digest is known, the dependency
+// layer's network work (the caches, uv) starts beside the download, and says what the
+// download is for: the base is extracted only when something will run on it.
 func (b *building) base(ctx context.Context, platform v1.Platform) error {
 	start := time.Now()
 	var err error
-	resolved := func(d v1.Hash) {
+	resolved := func(img v1.Image, d v1.Hash) baseUse {
 		early, stop := context.WithCancel(ctx)
 		b.early, b.stopEarly = make(chan struct{}), stop
+		use := make(chan baseUse, 1)
 		go func() {
 			defer close(b.early)
-			b.prepareDependencies(early, d)
+			b.prepareDependencies(early, img, d, use)
 		}()
+		return <-use
 	}
-	if b.baseImg, b.baseDigest, err = pullBase(ctx, b.plan.Base.Ref, platform, b.opts, resolved); err != nil {
+	var use baseUse
+	if b.baseImg, b.baseDigest, use, err = pullBase(ctx, b.plan.Base.Ref, platform, b.opts, resolved); err != nil {
 		return err
 	}
-	if b.root, err = rootfs(b.baseImg, b.opts.CacheDir); err != nil {
-		return err
+	if use == useRoot {
+		if _, err := b.rootFS(); err != nil {
+			return err
+		}
 	}
-	b.opts.Logger.Info("base resolved", "ref", b.baseDigest.String(), "took", since(start))
+	b.opts.Logger.Info("base resolved", "ref", b.baseDigest.String(), "extracted", use == useRoot, "took", since(start))
 	return nil
 }
 
-// prepareDependencies does, while the base downloads and extracts, the dependency layer's
-// network work that the base's file system is not needed for: with no local entry for
-// its key, it pulls the registry cache's (into the local cache), and else fetches uv for
-// the install. A system layer below the dependencies is part of their key, and is made
-// later: then nothing is done early.
-func (b *building) prepareDependencies(ctx context.Context, base v1.Hash) {
+// rootFS returns the base's file system, extracting it the first time it is needed.
+func (b *building) rootFS() (string, error) {
+	if b.root == "" {
+		root, err := rootfs(b.baseImg, b.opts.CacheDir)
+		if err != nil {
+			return "", err
+		}
+		b.root = root
+	}
+	return b.root, nil
+}
+
+// prepareDependencies does, while the base downloads, the work of the layers above it
+// that needs no base file system. It looks for the dependency layer in the local cache
+// and the registry cache and, when it is there, for the build steps' layer and the user
+// layer; it sends on use, as soon as it knows, what the build needs of the base; then it
+// pulls what the registry cache has into the local cache, or, with no dependency layer
+// cached, fetches uv for the install. A system layer below the dependencies is part of
+// their key, and is made later: then nothing is done early.
+func (b *building) prepareDependencies(ctx context.Context, base v1.Image, d v1.Hash, use chan<- baseUse) {
 	p, opts := b.plan, b.opts
+	told := false
+	tell := func(u baseUse) {
+		if !told {
+			use <- u
+			told = true
+		}
+	}
+	defer tell(useRoot)
 	if p.System != nil && len(p.System.Packages) > 0 {
 		return
 	}
-	key, err := dependencyKey(p, base, nil, opts)
+	key, err := dependencyKey(p, d, nil, opts)
 	if err != nil {
 		return
 	}
 	b.earlyKey = key
-	layersDir := filepath.Join(opts.CacheDir, "layers")
-	if _, err := os.Stat(filepath.Join(layersDir, key+keySuffix)); err == nil {
+	deps, found := b.cacheEntry(ctx, key, "dependencies", &b.askedRegistry)
+	if !found {
+		tell(useRoot)
+		if slices.ContainsFunc(p.Dependencies.Steps, func(st plan.InstallStep) bool { return st.Kind == plan.StepUV }) {
+			// An error here is met again, and reported, by the install.
+			_, _ = uvBinary(ctx, opts.CacheDir, opts.Logger)
+		}
 		return
 	}
-	if opts.CacheRepo != nil {
-		b.askedRegistry = true
-		if _, _, ok := fromRegistryCache(ctx, key, p.Dependencies.Venv, layersDir, opts); ok {
+	layersDir := filepath.Join(opts.CacheDir, "layers")
+	var (
+		pulls  = []*registryEntry{deps}
+		checks = []func(io.Reader) error{below(p.Dependencies.Venv)}
+		digest v1.Hash
+		linked []string
+	)
+	if deps != nil {
+		digest, linked = deps.layer.Digest, deps.runtime
+	} else if l, err := cachedLayer(layersDir, key, opts.Logger); err == nil && l != nil {
+		digest, _ = l.Digest()
+		linked, err = readRuntimePackages(layersDir, key)
+		if err != nil {
 			return
 		}
+	} else {
+		return
 	}
-	if slices.ContainsFunc(p.Dependencies.Steps, func(st plan.InstallStep) bool { return st.Kind == plan.StepUV }) {
-		// An error here is met again, and reported, by the install.
-		_, _ = uvBinary(ctx, opts.CacheDir, opts.Logger)
+	u := useBlobs
+	if len(linked) > 0 {
+		// Runtime libraries for source-built dependencies: apt runs on the base.
+		u = useRoot
 	}
+	if u != useRoot && len(p.BuildSteps) > 0 {
+		skey, err := stepsKey(p, base, nil, digest, b.app, b.rules, opts)
+		if err != nil {
+			return
+		}
+		steps, found := b.cacheEntry(ctx, skey, "build steps", &b.askedSteps)
+		if !found {
+			u = useRoot
+		}
+		pulls, checks = append(pulls, steps), append(checks, below(p.App.Dir))
+	}
+	if u == useBlobs {
+		user, found := b.cacheEntry(ctx, userKey(d, nil, p.App.Dir, b.rules), "user", &b.askedUser)
+		if !found {
+			u = useAccounts
+		}
+		pulls, checks = append(pulls, user), append(checks, checkUserTar)
+	}
+	tell(u)
+	var wg sync.WaitGroup
+	for i, e := range pulls {
+		if e != nil {
+			wg.Go(func() { e.pull(layersDir, checks[i], opts.Logger) })
+		}
+	}
+	wg.Wait()
+}
+
+// cacheEntry looks for key's layer in the local cache, then in the registry cache
+// (setting asked), and returns the registry's entry, to pull, when only it has one.
+func (b *building) cacheEntry(ctx context.Context, key, what string, asked *bool) (*registryEntry, bool) {
+	if _, err := os.Stat(filepath.Join(b.opts.CacheDir, "layers", key+keySuffix)); err == nil {
+		return nil, true
+	}
+	if b.opts.CacheRepo == nil {
+		return nil, false
+	}
+	*asked = true
+	e := lookupRegistryCache(ctx, key, what, b.opts)
+	return e, e != nil
 }
 
 // waitEarly waits for what prepareDependencies started, cancelling it when the build
@@ -298,7 +405,11 @@ func (b *building) dependencies(ctx context.Context) error {
 	if p.System != nil && len(p.System.Packages) > 0 {
 		start := time.Now()
 		asked = p.System.Packages
-		tree, err := systemTree(ctx, b.root, nil, systemKey("system", baseHash, nil, asked), asked, "the image", opts)
+		root, err := b.rootFS()
+		if err != nil {
+			return err
+		}
+		tree, err := systemTree(ctx, root, nil, systemKey("system", baseHash, nil, asked), asked, "the image", opts)
 		if err != nil {
 			return err
 		}
@@ -314,7 +425,7 @@ func (b *building) dependencies(ctx context.Context) error {
 	if len(b.system) == 0 {
 		depsKey, askRegistry = b.earlyKey, !b.askedRegistry
 	}
-	deps, cached, linked, err := dependencyLayer(ctx, p, b.baseImg, b.root, b.system, b.appTree, opts, depsKey, askRegistry)
+	deps, cached, linked, err := dependencyLayer(ctx, p, b.baseImg, b.rootFS, b.system, b.appTree, opts, depsKey, askRegistry)
 	if err != nil {
 		return err
 	}
@@ -331,7 +442,11 @@ func (b *building) dependencies(ctx context.Context) error {
 	}
 	start = time.Now()
 	key := systemKey("system", baseHash, nil, all)
-	tree, err := systemTree(ctx, b.root, nil, key, all, "the image", opts)
+	root, err := b.rootFS()
+	if err != nil {
+		return err
+	}
+	tree, err := systemTree(ctx, root, nil, key, all, "the image", opts)
 	if err != nil {
 		return err
 	}
@@ -353,7 +468,7 @@ func (b *building) buildSteps(ctx context.Context) error {
 		err    error
 		cached bool
 	)
-	if b.steps, cached, err = stepsLayer(ctx, b.plan, b.baseImg, b.root, b.system, b.deps, b.app, b.appTree, b.rules, b.opts, b.opts.Logger); err != nil {
+	if b.steps, cached, err = stepsLayer(ctx, b.plan, b.baseImg, b.rootFS, b.system, b.deps, b.app, b.appTree, b.rules, !b.askedSteps, b.opts); err != nil {
 		return err
 	}
 	if cached {
@@ -366,9 +481,14 @@ func (b *building) buildSteps(ctx context.Context) error {
 
 // image writes the user layer and assembles the image, each layer with the history the
 // plan gives it.
-func (b *building) image() (*Result, error) {
+func (b *building) image(ctx context.Context) (*Result, error) {
 	p := b.plan
-	user, err := userLayer(append(slices.Clone(b.system), b.root), b.opts.CacheDir, p.App.Dir, b.rules, b.opts.Logger)
+	baseHash, err := b.baseImg.Digest()
+	if err != nil {
+		return nil, err
+	}
+	key := userKey(baseHash, b.system, p.App.Dir, b.rules)
+	user, err := userLayer(ctx, key, b.accountFiles, p, b.rules, !b.askedUser, b.opts)
 	if err != nil {
 		return nil, err
 	}
@@ -403,6 +523,41 @@ func (b *building) image() (*Result, error) {
 	return res, nil
 }
 
+// accountFiles returns the image's /etc/passwd and /etc/group below the user layer (an
+// absent one is missing from the map): the topmost system tree's, or the base's, from
+// the records its download left when it was not extracted.
+func (b *building) accountFiles() (map[string]string, error) {
+	if b.root == "" && len(b.system) == 0 {
+		files, err := baseAccounts(b.baseImg, b.opts.CacheDir)
+		if !errors.Is(err, errNoAccounts) {
+			return files, err
+		}
+	}
+	root, err := b.rootFS()
+	if err != nil {
+		return nil, err
+	}
+	files := map[string]string{}
+	for _, name := range accountFiles {
+		for _, tree := range append(slices.Clone(b.system), root) {
+			p, err := resolveIn(tree, "/"+name)
+			if err != nil {
+				return nil, err
+			}
+			data, err := os.ReadFile(p)
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			files[name] = string(data)
+			break
+		}
+	}
+	return files, nil
+}
+
 // systemHistory is the plan's line for the system layer, or, when source builds added
 // runtime libraries the plan could not know of, the same line for all its packages.
 func (b *building) systemHistory() string {
@@ -416,12 +571,13 @@ func since(t time.Time) string {
 	return time.Since(t).Round(time.Millisecond).String()
 }
 
-// pullBase resolves the base to a digest for the platform. Its layers are cached on disk,
+// pullBase resolves the base to a digest for the platform, and says (resolved, once it
+// knows the digest) what the build needs of it. Its layers are cached on disk,
 // so later builds fetch only the manifest.
-func pullBase(ctx context.Context, ref string, platform v1.Platform, opts Options, resolved func(v1.Hash)) (v1.Image, name.Digest, error) {
+func pullBase(ctx context.Context, ref string, platform v1.Platform, opts Options, resolved func(v1.Image, v1.Hash) baseUse) (v1.Image, name.Digest, baseUse, error) {
 	r, err := name.ParseReference(ref)
 	if err != nil {
-		return nil, name.Digest{}, &BaseError{Ref: ref, Err: err}
+		return nil, name.Digest{}, useRoot, &BaseError{Ref: ref, Err: err}
 	}
 	ropts := []remote.Option{remote.WithContext(ctx), remote.WithPlatform(platform), remote.WithAuthFromKeychain(opts.Keychain)}
 	if opts.Transport != nil {
@@ -429,27 +585,28 @@ func pullBase(ctx context.Context, ref string, platform v1.Platform, opts Option
 	}
 	img, err := remote.Image(r, ropts...)
 	if err != nil {
-		return nil, name.Digest{}, &BaseError{Ref: ref, Err: err}
+		return nil, name.Digest{}, useRoot, &BaseError{Ref: ref, Err: err}
 	}
 	d, err := img.Digest()
 	if err != nil {
-		return nil, name.Digest{}, &BaseError{Ref: ref, Err: err}
+		return nil, name.Digest{}, useRoot, &BaseError{Ref: ref, Err: err}
 	}
 	cf, err := img.ConfigFile()
 	if err != nil {
-		return nil, name.Digest{}, &BaseError{Ref: ref, Err: err}
+		return nil, name.Digest{}, useRoot, &BaseError{Ref: ref, Err: err}
 	}
 	if cf.Architecture != platform.Architecture || cf.OS != platform.OS {
-		return nil, name.Digest{}, &BaseError{Ref: ref, Err: fmt.Errorf("the image is for %s/%s, not %s", cf.OS, cf.Architecture, platform)}
+		return nil, name.Digest{}, useRoot, &BaseError{Ref: ref, Err: fmt.Errorf("the image is for %s/%s, not %s", cf.OS, cf.Architecture, platform)}
 	}
+	use := useRoot
 	if resolved != nil {
-		resolved(d)
+		use = resolved(img, d)
 	}
-	img, err = cachedBase(img, d, LayoutDir(opts.CacheDir), opts.Logger)
+	img, err = cachedBase(img, d, LayoutDir(opts.CacheDir), use, opts.Logger)
 	if err != nil {
-		return nil, name.Digest{}, &BaseError{Ref: ref, Err: err}
+		return nil, name.Digest{}, useRoot, &BaseError{Ref: ref, Err: err}
 	}
-	return img, r.Context().Digest(d.String()), nil
+	return img, r.Context().Digest(d.String()), use, nil
 }
 
 // LayoutDir is the OCI layout in the cache that holds base images and, unless told
@@ -459,7 +616,7 @@ func LayoutDir(cacheDir string) string { return filepath.Join(cacheDir, "oci") }
 // cachedBase keeps base images in the cache's OCI layout, so their layers are downloaded
 // once. The cached blobs are checked against their digests first: a damaged one is removed,
 // with a warning, and fetched again.
-func cachedBase(img v1.Image, d v1.Hash, dir string, log hclog.Logger) (v1.Image, error) {
+func cachedBase(img v1.Image, d v1.Hash, dir string, use baseUse, log hclog.Logger) (v1.Image, error) {
 	lp, err := openLayout(dir, log)
 	if err != nil {
 		return nil, err
@@ -481,8 +638,9 @@ func cachedBase(img v1.Image, d v1.Hash, dir string, log hclog.Logger) (v1.Image
 		}
 	}
 	if os.Geteuid() == 0 {
-		// As root, the layers are extracted into trees as they download.
-		if err := streamLayers(img, lp, filepath.Dir(dir)); err != nil {
+		// As root, the layers are extracted into trees as they download (or, when
+		// nothing will run on them, read for what the build needs).
+		if err := streamLayers(img, lp, filepath.Dir(dir), use); err != nil {
 			return nil, err
 		}
 	}
@@ -502,10 +660,11 @@ func cachedBase(img v1.Image, d v1.Hash, dir string, log hclog.Logger) (v1.Image
 // dependencyLayer returns the venv layer from the cache, or has the installer make it, on
 // the base with the system trees stacked on it. The cache key covers everything the install
 // depends on: the base digest, the system packages, the platform, the installer and the
-// bytes of every requirements file. It also returns the Debian packages holding runtime
-// libraries that what the install built from source links. key, when not empty, is that
-// key, computed already; askRegistry is false when the registry cache was asked already.
-func dependencyLayer(ctx context.Context, p *plan.Plan, base v1.Image, root string, system []string, appTree string, opts Options, key string, askRegistry bool) (v1.Layer, bool, []string, error) {
+// bytes of every requirements file. rootFS gives the base's file system, for the install.
+// It also returns the Debian packages holding runtime libraries that what the install
+// built from source links. key, when not empty, is that key, computed already;
+// askRegistry is false when the registry cache was asked already.
+func dependencyLayer(ctx context.Context, p *plan.Plan, base v1.Image, rootFS func() (string, error), system []string, appTree string, opts Options, key string, askRegistry bool) (v1.Layer, bool, []string, error) {
 	d, err := base.Digest()
 	if err != nil {
 		return nil, false, nil, err
@@ -527,12 +686,16 @@ func dependencyLayer(ctx context.Context, p *plan.Plan, base v1.Image, root stri
 		opts.Logger.Warn("a cache entry is unreadable; installing again", "key", key, "error", err)
 	}
 	if opts.CacheRepo != nil && askRegistry {
-		if l, linked, ok := fromRegistryCache(ctx, key, p.Dependencies.Venv, layersDir, opts); ok {
+		if l, linked, ok := fromRegistryCache(ctx, key, "dependencies", below(p.Dependencies.Venv), layersDir, opts); ok {
 			return l, true, linked, nil
 		}
 	}
 	if hostPlatform := "linux/" + runtime.GOARCH; p.Platform != hostPlatform {
 		return nil, false, nil, fmt.Errorf("installing dependencies for %s on a %s machine is not supported; build on a %s machine", p.Platform, hostPlatform, p.Platform)
+	}
+	root, err := rootFS()
+	if err != nil {
+		return nil, false, nil, err
 	}
 	if err := os.MkdirAll(layersDir, 0o700); err != nil {
 		return nil, false, nil, err
@@ -570,7 +733,7 @@ func dependencyLayer(ctx context.Context, p *plan.Plan, base v1.Image, root stri
 		if err != nil {
 			return nil, false, nil, err
 		}
-		toRegistryCache(ctx, key, l, runtime, *platform, opts)
+		toRegistryCache(ctx, key, "dependencies", l, runtime, *platform, opts)
 	}
 	return l, false, runtime, nil
 }
@@ -706,37 +869,49 @@ func hashTree(h io.Writer, source string, app plan.App) error {
 	return tw.Close()
 }
 
-// userLayer adds the non-root user to the base's /etc/passwd and /etc/group, and holds the
-// writable directories (its home) that are not the application's, with their parents.
-func userLayer(roots []string, cacheDir, appDir string, rules []dirRule, log hclog.Logger) (v1.Layer, error) {
-	// The topmost tree that has the file holds its current version: a system layer whose
-	// packages added users has the base's users and theirs.
-	read := func(name string) (string, error) {
-		for _, root := range roots {
-			p, err := resolveIn(root, name)
-			if err != nil {
-				return "", err
-			}
-			data, err := os.ReadFile(p)
-			if errors.Is(err, fs.ErrNotExist) {
-				continue
-			}
-			return string(data), err
+// userKey is the cache key of the user layer: everything its files come from.
+func userKey(base v1.Hash, system []string, appDir string, rules []dirRule) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "pyship user v2\n%s\nbase %s\nuser %s %d %d %s\napp %s\n", layerFormat, base, plan.UserName, plan.UserID, plan.GroupID, plan.HomeDir, appDir)
+	for _, s := range system {
+		fmt.Fprintf(h, "system %s\n", filepath.Base(s))
+	}
+	for _, r := range rules {
+		fmt.Fprintf(h, "rule %+v\n", r)
+	}
+	return "user-" + hex.EncodeToString(h.Sum(nil))
+}
+
+// userLayer adds the non-root user to the /etc/passwd and /etc/group that files gives
+// (the layers' below it), and holds the writable directories (its home) that are not the
+// application's, with their parents. It is cached under key, locally and, with a registry
+// cache, there too (unless askRegistry is false: it was asked already).
+func userLayer(ctx context.Context, key string, files func() (map[string]string, error), p *plan.Plan, rules []dirRule, askRegistry bool, opts Options) (v1.Layer, error) {
+	dir := filepath.Join(opts.CacheDir, "layers")
+	if l, err := cachedLayer(dir, key, opts.Logger); l != nil || err != nil {
+		return l, err
+	}
+	if opts.CacheRepo != nil && askRegistry {
+		if l, _, ok := fromRegistryCache(ctx, key, "user", checkUserTar, dir, opts); ok {
+			return l, nil
 		}
-		return "root:x:0:0:root:/root:/bin/sh\n", nil
 	}
-	passwd, err := read("/etc/passwd")
+	accounts, err := files()
 	if err != nil {
 		return nil, err
 	}
-	group, err := read("/etc/group")
-	if err != nil {
-		return nil, err
+	passwd, ok := accounts["etc/passwd"]
+	if !ok {
+		passwd = "root:x:0:0:root:/root:/bin/sh\n"
+	}
+	group, ok := accounts["etc/group"]
+	if !ok {
+		group = "root:x:0:\n"
 	}
 	passwd = addLine(passwd, fmt.Sprintf("%s:x:%d:%d::%s:/usr/sbin/nologin", plan.UserName, plan.UserID, plan.GroupID, plan.HomeDir))
 	group = addLine(group, fmt.Sprintf("%s:x:%d:", plan.UserName, plan.GroupID))
 	// The application layer holds the application's directories; this one the others.
-	app := strings.Trim(appDir, "/")
+	app := strings.Trim(p.App.Dir, "/")
 	dirs := map[string]bool{}
 	for _, r := range rules {
 		if r.name == app || strings.HasPrefix(r.name, app+"/") {
@@ -751,17 +926,7 @@ func userLayer(roots []string, cacheDir, appDir string, rules []dirRule, log hcl
 		names = append(names, d+"/")
 	}
 	sort.Strings(names)
-	h := sha256.New()
-	fmt.Fprintf(h, "%s\n%s\x00%s\x00", layerFormat, passwd, group)
-	for _, r := range rules {
-		fmt.Fprintf(h, "rule %+v\n", r)
-	}
-	key := "user-" + hex.EncodeToString(h.Sum(nil))
-	dir := filepath.Join(cacheDir, "layers")
-	if l, err := cachedLayer(dir, key, log); l != nil || err != nil {
-		return l, err
-	}
-	return writeLayerFile(dir, key, DefaultEpoch, rules, func(w *normalisingWriter) error {
+	l, err := writeLayerFile(dir, key, DefaultEpoch, rules, func(w *normalisingWriter) error {
 		for _, name := range names {
 			var err error
 			switch name {
@@ -778,6 +943,17 @@ func userLayer(roots []string, cacheDir, appDir string, rules []dirRule, log hcl
 		}
 		return nil
 	})
+	if err != nil {
+		return nil, err
+	}
+	if opts.CacheRepo != nil {
+		platform, err := v1.ParsePlatform(p.Platform)
+		if err != nil {
+			return nil, err
+		}
+		toRegistryCache(ctx, key, "user", l, nil, *platform, opts)
+	}
+	return l, nil
 }
 
 // addLine appends line to an /etc/passwd-style file unless an entry of that name exists.

@@ -307,6 +307,7 @@ func (pi *SandboxInstaller) Install(ctx context.Context, req InstallRequest) (st
 		}
 		out := newTail(outputTail)
 		w := io.MultiWriter(out, logWriter(log))
+		began := time.Now()
 		err := sandbox.Exec(ctx, sandbox.ExecSpec{
 			Root: req.Root, Over: req.Over, Upper: upper, Args: st.Args, Env: env, Dir: req.AppDir,
 			Hostname: "pyship-build", Mounts: mounts, Egress: egress, Limits: pi.Limits, Stdout: w, Stderr: w,
@@ -314,6 +315,7 @@ func (pi *SandboxInstaller) Install(ctx context.Context, req InstallRequest) (st
 		if err := stepFailure(err, st, req, out.String(), timeout, refused, log); err != nil {
 			return "", err
 		}
+		log.Debug("install step done", "step", st.Kind, "took", time.Since(began).Round(time.Millisecond))
 	}
 	// The sandbox wrote the upper directory: the venv is found there without following
 	// any link it may have made, so nothing outside it is packed.

@@ -21,13 +21,15 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/hashicorp/go-hclog"
 )
 
-// The registry cache: the dependency layer kept in a repository (Options.CacheRepo) under
-// its cache key, so that every runner whose key matches reuses it instead of installing.
-// An entry is an OCI manifest tagged "pyship-KEY": its one layer is the dependency layer,
-// its config (of CacheConfigType) labels the key and the Debian packages holding the
-// runtime libraries the layer links. The layer's bytes are pulled once, into the local
+// The registry cache: the dependency layer and the build steps' layer kept in a repository
+// (Options.CacheRepo) under their cache keys, so that every runner whose key matches
+// reuses them instead of installing or running the steps. An entry is an OCI manifest
+// tagged "pyship-KEY" (KEY says which layer: deps-... or steps-...): its one layer is the
+// cached layer, its config (of CacheConfigType) labels the key and, for the dependencies,
+// the Debian packages holding the runtime libraries the layer links. The layer's bytes are pulled once, into the local
 // cache, checked against the manifest's digest and the config's diff ID; a push of the
 // image to the same registry then finds the blob there.
 
@@ -57,30 +59,113 @@ func remoteOptions(ctx context.Context, opts Options) []remote.Option {
 	return ro
 }
 
-// fromRegistryCache looks for key's entry in the cache repository and, when it is there,
-// pulls its layer into the local cache under key and returns it with the runtime
-// packages. A missing entry is a miss; one that cannot be read or does not check out is a
-// miss with a warning: the cache only saves time.
-func fromRegistryCache(ctx context.Context, key, venv, layersDir string, opts Options) (v1.Layer, []string, bool) {
+// registryEntry is a registry cache entry found for a key, its manifest and config
+// checked, its layer not pulled yet.
+type registryEntry struct {
+	key, what string
+	tag       name.Tag
+	img       v1.Image
+	layer     v1.Descriptor
+	diffID    v1.Hash
+	runtime   []string
+}
+
+// lookupRegistryCache looks for key's entry (what names its layer in messages) in the
+// cache repository. A missing entry is nil; so is one that cannot be read or does not
+// check out, with a warning: the cache only saves time.
+func lookupRegistryCache(ctx context.Context, key, what string, opts Options) *registryEntry {
 	log := opts.Logger
 	tag := CacheTag(*opts.CacheRepo, key)
-	start := time.Now()
 	img, err := remote.Image(tag, remoteOptions(ctx, opts)...)
 	var terr *transport.Error
 	if errors.As(err, &terr) && (terr.StatusCode == 404 || terr.StatusCode == 401 && isUnknown(terr)) {
 		log.Debug("no registry cache entry", "tag", tag.String())
-		return nil, nil, false
+		return nil
 	}
 	if err == nil {
-		var l v1.Layer
-		var runtime []string
-		if l, runtime, err = pullCacheEntry(img, key, venv, layersDir); err == nil {
-			log.Info("dependencies from the registry cache", "tag", tag.String(), "took", since(start))
-			return l, runtime, true
+		var e *registryEntry
+		if e, err = checkEntry(img, key); err == nil {
+			e.what, e.tag = what, tag
+			return e
 		}
 	}
-	log.Warn("the registry cache entry cannot be used; installing", "tag", tag.String(), "error", err)
-	return nil, nil, false
+	log.Warn("the registry cache entry cannot be used; making the layer", "layer", what, "tag", tag.String(), "error", err)
+	return nil
+}
+
+// checkEntry checks that a registry cache entry's manifest and config are those pyship
+// writes for key.
+func checkEntry(img v1.Image, key string) (*registryEntry, error) {
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	if got := cf.Config.Labels[cacheKeyLabel]; got != key {
+		return nil, fmt.Errorf("the entry is labelled for key %q", got)
+	}
+	runtime := strings.Fields(cf.Config.Labels[cacheRuntimeLabel])
+	if err := CheckPackages(runtime); err != nil {
+		return nil, err
+	}
+	m, err := img.Manifest()
+	if err != nil {
+		return nil, err
+	}
+	if len(m.Layers) != 1 || len(cf.RootFS.DiffIDs) != 1 {
+		return nil, fmt.Errorf("the entry has %d layers, not one", len(m.Layers))
+	}
+	desc := m.Layers[0]
+	if desc.Size > maxCachedLayer || desc.Digest.Algorithm != "sha256" {
+		return nil, fmt.Errorf("the entry's layer %s (%d bytes) is not one pyship takes", desc.Digest, desc.Size)
+	}
+	return &registryEntry{key: key, img: img, layer: desc, diffID: cf.RootFS.DiffIDs[0], runtime: runtime}, nil
+}
+
+// pull writes the entry's layer into layersDir as the local entry for its key, checking
+// its bytes against the manifest's digest and the config's diff ID, and its tar with
+// check. A failure is a warning, and nil: the layer is made instead.
+func (e *registryEntry) pull(layersDir string, check func(io.Reader) error, log hclog.Logger) v1.Layer {
+	start := time.Now()
+	l, err := e.download(layersDir, check)
+	if err != nil {
+		log.Warn("the registry cache entry cannot be used; making the layer", "layer", e.what, "tag", e.tag.String(), "error", err)
+		return nil
+	}
+	log.Info(e.what+" from the registry cache", "tag", e.tag.String(), "took", since(start))
+	return l
+}
+
+func (e *registryEntry) download(layersDir string, check func(io.Reader) error) (v1.Layer, error) {
+	ls, err := e.img.Layers()
+	if err != nil {
+		return nil, err
+	}
+	if err := downloadLayer(ls[0], e.layer.Digest, e.diffID, check, layersDir); err != nil {
+		return nil, err
+	}
+	ie, err := writeIndex(layersDir, e.layer.Digest, e.diffID)
+	if err != nil {
+		return nil, err
+	}
+	if err := writeRuntimePackages(layersDir, e.key, e.runtime); err != nil {
+		return nil, err
+	}
+	if err := writeFileAtomic(filepath.Join(layersDir, e.key+keySuffix), []byte(e.layer.Digest.String()+"\n")); err != nil {
+		return nil, err
+	}
+	return indexedLayer(layersDir, e.layer.Digest, ie), nil
+}
+
+// fromRegistryCache looks for key's entry in the cache repository and, when it is there,
+// pulls its layer (what names it in messages; check reads its tar) into the local cache
+// under key and returns it with the runtime packages.
+func fromRegistryCache(ctx context.Context, key, what string, check func(io.Reader) error, layersDir string, opts Options) (v1.Layer, []string, bool) {
+	e := lookupRegistryCache(ctx, key, what, opts)
+	if e == nil {
+		return nil, nil, false
+	}
+	l := e.pull(layersDir, check, opts.Logger)
+	return l, e.runtime, l != nil
 }
 
 // isUnknown reports whether a registry's refusal says the repository does not exist, as
@@ -94,54 +179,9 @@ func isUnknown(e *transport.Error) bool {
 	return false
 }
 
-// pullCacheEntry checks a registry cache entry and writes its layer into layersDir as the
-// local entry for key.
-func pullCacheEntry(img v1.Image, key, venv, layersDir string) (v1.Layer, []string, error) {
-	cf, err := img.ConfigFile()
-	if err != nil {
-		return nil, nil, err
-	}
-	if got := cf.Config.Labels[cacheKeyLabel]; got != key {
-		return nil, nil, fmt.Errorf("the entry is labelled for key %q", got)
-	}
-	runtime := strings.Fields(cf.Config.Labels[cacheRuntimeLabel])
-	if err := CheckPackages(runtime); err != nil {
-		return nil, nil, err
-	}
-	m, err := img.Manifest()
-	if err != nil {
-		return nil, nil, err
-	}
-	if len(m.Layers) != 1 || len(cf.RootFS.DiffIDs) != 1 {
-		return nil, nil, fmt.Errorf("the entry has %d layers, not one", len(m.Layers))
-	}
-	desc := m.Layers[0]
-	if desc.Size > maxCachedLayer || desc.Digest.Algorithm != "sha256" {
-		return nil, nil, fmt.Errorf("the entry's layer %s (%d bytes) is not one pyship takes", desc.Digest, desc.Size)
-	}
-	ls, err := img.Layers()
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := downloadLayer(ls[0], desc.Digest, cf.RootFS.DiffIDs[0], venv, layersDir); err != nil {
-		return nil, nil, err
-	}
-	e, err := writeIndex(layersDir, desc.Digest, cf.RootFS.DiffIDs[0])
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := writeRuntimePackages(layersDir, key, runtime); err != nil {
-		return nil, nil, err
-	}
-	if err := writeFileAtomic(filepath.Join(layersDir, key+keySuffix), []byte(desc.Digest.String()+"\n")); err != nil {
-		return nil, nil, err
-	}
-	return indexedLayer(layersDir, desc.Digest, e), runtime, nil
-}
-
 // downloadLayer writes l's compressed bytes into layersDir under its digest, checking
-// them against digest, and the tar they hold against diffID and checkVenvTar.
-func downloadLayer(l v1.Layer, digest, diffID v1.Hash, venv, layersDir string) error {
+// them against digest, and the tar they hold against diffID and with check.
+func downloadLayer(l v1.Layer, digest, diffID v1.Hash, check func(io.Reader) error, layersDir string) error {
 	if err := os.MkdirAll(layersDir, 0o700); err != nil {
 		return err
 	}
@@ -163,7 +203,7 @@ func downloadLayer(l v1.Layer, digest, diffID v1.Hash, venv, layersDir string) e
 		// What the tar holds, and its diff ID, from the same bytes as they arrive.
 		tr, err := decompressed(pr, types.OCILayer, diffID)
 		if err == nil {
-			if err = checkVenvTar(tr, venv); err == nil {
+			if err = check(tr); err == nil {
 				_, err = io.Copy(io.Discard, tr)
 			}
 			tr.Close()
@@ -188,10 +228,16 @@ func downloadLayer(l v1.Layer, digest, diffID v1.Hash, venv, layersDir string) e
 	return os.Rename(tmp.Name(), filepath.Join(layersDir, layerFileName(digest)))
 }
 
-// checkVenvTar reads a dependency layer's tar and refuses what pyship's own writer would
-// not have put in it: an entry outside the venv, a hard link, a device, a set-id bit.
-func checkVenvTar(r io.Reader, venv string) error {
-	prefix := strings.Trim(venv, "/") + "/"
+// below returns a check of a cached layer's tar (checkLayerTar) for dir.
+func below(dir string) func(io.Reader) error {
+	return func(r io.Reader) error { return checkLayerTar(r, dir) }
+}
+
+// checkLayerTar reads a cached layer's tar and refuses what pyship's own writer would not
+// have put in it: an entry outside dir (the venv, or the application directory), a hard
+// link, a device, a set-id bit.
+func checkLayerTar(r io.Reader, dir string) error {
+	prefix := strings.Trim(dir, "/") + "/"
 	tr := tar.NewReader(r)
 	for {
 		h, err := tr.Next()
@@ -205,7 +251,7 @@ func checkVenvTar(r io.Reader, venv string) error {
 		inside := strings.HasPrefix(name+"/", prefix) || strings.HasPrefix(prefix, name+"/")
 		switch {
 		case !inside || name != strings.TrimSuffix(strings.TrimPrefix(h.Name, "./"), "/"):
-			return fmt.Errorf("the layer holds %q, outside %s", h.Name, venv)
+			return fmt.Errorf("the layer holds %q, outside %s", h.Name, dir)
 		case h.Typeflag != tar.TypeReg && h.Typeflag != tar.TypeDir && h.Typeflag != tar.TypeSymlink:
 			return fmt.Errorf("the layer holds %q of type %q, which pyship does not write", h.Name, h.Typeflag)
 		case h.Mode&0o6000 != 0:
@@ -214,9 +260,9 @@ func checkVenvTar(r io.Reader, venv string) error {
 	}
 }
 
-// toRegistryCache pushes the dependency layer l as key's entry in the cache repository.
-// A failure is a warning: the build does not need the cache.
-func toRegistryCache(ctx context.Context, key string, l v1.Layer, runtime []string, platform v1.Platform, opts Options) {
+// toRegistryCache pushes the layer l (what names it in messages) as key's entry in the
+// cache repository. A failure is a warning: the build does not need the cache.
+func toRegistryCache(ctx context.Context, key, what string, l v1.Layer, runtime []string, platform v1.Platform, opts Options) {
 	log := opts.Logger
 	tag := CacheTag(*opts.CacheRepo, key)
 	start := time.Now()
@@ -225,10 +271,10 @@ func toRegistryCache(ctx context.Context, key string, l v1.Layer, runtime []stri
 		err = remote.Write(tag, img, remoteOptions(ctx, opts)...)
 	}
 	if err != nil {
-		log.Warn("could not store the dependencies in the registry cache; the next runner installs them again", "tag", tag.String(), "error", err)
+		log.Warn("could not store a layer in the registry cache; the next runner makes it again", "layer", what, "tag", tag.String(), "error", err)
 		return
 	}
-	log.Info("dependencies stored in the registry cache", "tag", tag.String(), "took", since(start))
+	log.Info(what+" stored in the registry cache", "tag", tag.String(), "took", since(start))
 }
 
 // cacheEntry makes key's registry cache entry for l: an OCI manifest whose bytes depend

@@ -55,7 +55,7 @@ func TestRegistryCacheEntry(t *testing.T) {
 	if d1 != d2 {
 		t.Errorf("the same entry made twice has digests %s and %s", d1, d2)
 	}
-	toRegistryCache(ctx, "deps-a", l, []string{"libpq5"}, platform, opts)
+	toRegistryCache(ctx, "deps-a", "dependencies", l, []string{"libpq5"}, platform, opts)
 	pushed, err := remote.Image(CacheTag(repo, "deps-a"))
 	if err != nil {
 		t.Fatal(err)
@@ -65,7 +65,7 @@ func TestRegistryCacheEntry(t *testing.T) {
 	}
 
 	local := t.TempDir()
-	got, runtime, ok := fromRegistryCache(ctx, "deps-a", "/opt/venv", local, opts)
+	got, runtime, ok := fromRegistryCache(ctx, "deps-a", "dependencies", below("/opt/venv"), local, opts)
 	if !ok {
 		t.Fatal("the pushed entry was not found")
 	}
@@ -82,7 +82,7 @@ func TestRegistryCacheEntry(t *testing.T) {
 	if hit, err := cachedLayer(local, "deps-a", hclog.NewNullLogger()); err != nil || hit == nil {
 		t.Errorf("the pulled layer is not in the local cache: %v", err)
 	}
-	if _, _, ok := fromRegistryCache(ctx, "deps-b", "/opt/venv", t.TempDir(), opts); ok {
+	if _, _, ok := fromRegistryCache(ctx, "deps-b", "dependencies", below("/opt/venv"), t.TempDir(), opts); ok {
 		t.Errorf("a key with no entry hit")
 	}
 	// An entry under one key that says it is another's is not taken.
@@ -90,7 +90,7 @@ func TestRegistryCacheEntry(t *testing.T) {
 	if err := remote.Write(CacheTag(repo, "deps-c"), wrong); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, ok := fromRegistryCache(ctx, "deps-c", "/opt/venv", t.TempDir(), opts); ok {
+	if _, _, ok := fromRegistryCache(ctx, "deps-c", "dependencies", below("/opt/venv"), t.TempDir(), opts); ok {
 		t.Errorf("an entry labelled for another key was taken")
 	}
 }
@@ -123,8 +123,8 @@ func TestCheckVenvTar(t *testing.T) {
 				}
 			}
 			tw.Close()
-			if err := checkVenvTar(&buf, "/opt/venv"); (err == nil) != tc.ok {
-				t.Errorf("checkVenvTar = %v, want ok %v", err, tc.ok)
+			if err := checkLayerTar(&buf, "/opt/venv"); (err == nil) != tc.ok {
+				t.Errorf("checkLayerTar = %v, want ok %v", err, tc.ok)
 			}
 		})
 	}

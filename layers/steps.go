@@ -14,7 +14,6 @@ import (
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/hashicorp/go-hclog"
 
 	"github.com/pyship/pyship/plan"
 	"github.com/pyship/pyship/sandbox"
@@ -39,15 +38,30 @@ func (e *StepError) Error() string {
 //
 // The layer is cached, as a Dockerfile's RUN is, by everything the steps see: the base,
 // the system trees, the dependency and application layers, the steps, the environment and
-// the owners rules give.
-func stepsLayer(ctx context.Context, p *plan.Plan, base v1.Image, root string, system []string, deps, app v1.Layer, appTree string, rules []dirRule, opts Options, log hclog.Logger) (v1.Layer, bool, error) {
+// the owners rules give; with a registry cache, there too (unless askRegistry is false:
+// it was asked already). rootFS gives the base's file system, for the steps.
+func stepsLayer(ctx context.Context, p *plan.Plan, base v1.Image, rootFS func() (string, error), system []string, deps, app v1.Layer, appTree string, rules []dirRule, askRegistry bool, opts Options) (v1.Layer, bool, error) {
+	log := opts.Logger
 	layersDir := filepath.Join(opts.CacheDir, "layers")
-	key, err := stepsKey(p, base, system, deps, app, rules, opts)
+	depsDigest, err := deps.Digest()
+	if err != nil {
+		return nil, false, err
+	}
+	key, err := stepsKey(p, base, system, depsDigest, app, rules, opts)
 	if err != nil {
 		return nil, false, err
 	}
 	if l, err := cachedLayer(layersDir, key, log); l != nil || err != nil {
 		return l, l != nil, err
+	}
+	if opts.CacheRepo != nil && askRegistry {
+		if l, _, ok := fromRegistryCache(ctx, key, "build steps", below(p.App.Dir), layersDir, opts); ok {
+			return l, true, nil
+		}
+	}
+	root, err := rootFS()
+	if err != nil {
+		return nil, false, err
 	}
 	venv, err := layerTree(deps, opts.CacheDir)
 	if err != nil {
@@ -98,17 +112,24 @@ func stepsLayer(ctx context.Context, p *plan.Plan, base v1.Image, root string, s
 			Warn: log.Warn,
 		})
 	})
-	return l, false, err
+	if err != nil {
+		return nil, false, err
+	}
+	if opts.CacheRepo != nil {
+		platform, err := v1.ParsePlatform(p.Platform)
+		if err != nil {
+			return nil, false, err
+		}
+		toRegistryCache(ctx, key, "build steps", l, nil, *platform, opts)
+	}
+	return l, false, nil
 }
 
-// stepsKey is the cache key of the build steps' layer.
-func stepsKey(p *plan.Plan, base v1.Image, system []string, deps, app v1.Layer, rules []dirRule, opts Options) (string, error) {
+// stepsKey is the cache key of the build steps' layer, above the dependency layer of
+// digest d.
+func stepsKey(p *plan.Plan, base v1.Image, system []string, d v1.Hash, app v1.Layer, rules []dirRule, opts Options) (string, error) {
 	h := sha256.New()
 	b, err := base.Digest()
-	if err != nil {
-		return "", err
-	}
-	d, err := deps.Digest()
 	if err != nil {
 		return "", err
 	}

@@ -23,8 +23,11 @@ import (
 // streamLayers fetches the layers of img that the layout lacks, all at once, each read
 // from the registry once: its bytes go to the layout's blob and, decompressed, into the
 // layer's extracted tree (layerTree's directory) as they arrive, checked against its
-// digest and its diff ID. A layer whose tree is there already is only stored.
-func streamLayers(img v1.Image, lp layout.Path, cacheDir string) error {
+// digest and its diff ID. A layer whose tree is there already is only stored. What the
+// build will use of the base decides what else happens: with useAccounts, no tree is
+// made, the tar is only checked and read for the record of its account files; with
+// useBlobs, only the blobs are stored.
+func streamLayers(img v1.Image, lp layout.Path, cacheDir string, use baseUse) error {
 	ls, err := img.Layers()
 	if err != nil {
 		return err
@@ -46,8 +49,18 @@ func streamLayers(img v1.Image, lp layout.Path, cacheDir string) error {
 			continue
 		}
 		seen[d] = true
+		var take taker
+		tree := filepath.Join(cacheDir, treesDir, d.Hex)
+		switch _, err := os.Stat(tree); {
+		case err == nil, use == useBlobs:
+			// Extracted already, or not needed: the blob is only stored.
+		case use == useRoot:
+			take = unpackTo(tree)
+		default:
+			take = recordAccounts(cacheDir, d)
+		}
 		wg.Go(func() {
-			if err := streamLayer(l, d, blob, filepath.Join(cacheDir, treesDir, d.Hex), filepath.Join(cacheDir, verifiedDir)); err != nil {
+			if err := streamLayer(l, d, blob, take, filepath.Join(cacheDir, verifiedDir)); err != nil {
 				mu.Lock()
 				errs = append(errs, fmt.Errorf("layer %s: %w", d, err))
 				mu.Unlock()
@@ -58,10 +71,12 @@ func streamLayers(img v1.Image, lp layout.Path, cacheDir string) error {
 	return errors.Join(errs...)
 }
 
-// streamLayer writes l's compressed bytes to blob and, unless tree exists, extracts them
-// into tree in the same pass. Both appear whole or not at all. The blob, checked as it
-// came, is recorded in verified as checked.
-func streamLayer(l v1.Layer, d v1.Hash, blob, tree, verified string) error {
+// streamLayer writes l's compressed bytes to blob and, in the same pass, hands the tar
+// they hold to take, which sees the whole tar or fails. The blob appears whole or not at
+// all; a take that keeps what it read does so only once the bytes check out (a nil
+// take means the layer's tree is there already). The blob, checked as it came, is
+// recorded in verified as checked.
+func streamLayer(l v1.Layer, d v1.Hash, blob string, take taker, verified string) error {
 	if err := os.MkdirAll(filepath.Dir(blob), 0o755); err != nil {
 		return err
 	}
@@ -80,8 +95,6 @@ func streamLayer(l v1.Layer, d v1.Hash, blob, tree, verified string) error {
 	defer rc.Close()
 	sum := sha256.New()
 	src := io.TeeReader(rc, io.MultiWriter(tmp, sum))
-	// The digest is checked before the tree is moved into place: a tree is there only if
-	// its bytes were the layer's.
 	checked := func() error {
 		if _, err := io.Copy(io.Discard, src); err != nil {
 			return err
@@ -91,7 +104,7 @@ func streamLayer(l v1.Layer, d v1.Hash, blob, tree, verified string) error {
 		}
 		return nil
 	}
-	if _, err := os.Stat(tree); err == nil {
+	if take == nil {
 		if err := checked(); err != nil {
 			return err
 		}
@@ -104,22 +117,20 @@ func streamLayer(l v1.Layer, d v1.Hash, blob, tree, verified string) error {
 		if err != nil {
 			return err
 		}
-		_, err = makeOnce(tree, func(tmpTree string) error {
-			tr, err := decompressed(src, mt, diffID)
-			if err != nil {
-				return err
-			}
-			defer tr.Close()
-			if err := extract(tr, tmpTree); err != nil {
-				return fmt.Errorf("extracting into %s: %w", tree, err)
-			}
-			// To the tar stream's end, which checks the diff ID, then the blob's.
+		tr, err := decompressed(src, mt, diffID)
+		if err != nil {
+			return err
+		}
+		defer tr.Close()
+		// To the tar stream's end, which checks the diff ID, then the blob's; take
+		// calls this before it keeps anything.
+		all := func() error {
 			if _, err := io.Copy(io.Discard, tr); err != nil {
 				return err
 			}
 			return checked()
-		})
-		if err != nil {
+		}
+		if err := take(tr, all); err != nil {
 			return err
 		}
 	}
@@ -133,6 +144,38 @@ func streamLayer(l v1.Layer, d v1.Hash, blob, tree, verified string) error {
 		return err
 	}
 	return stampVerified(verified, d, blob)
+}
+
+// A taker reads a layer's tar, tr, as it streams. It calls checked, which reads the
+// stream to its end and checks its diff ID and digest, before it keeps anything.
+type taker func(tr io.Reader, checked func() error) error
+
+// unpackTo extracts the tar into tree, which appears only once the bytes check out.
+func unpackTo(tree string) taker {
+	return func(tr io.Reader, checked func() error) error {
+		_, err := makeOnce(tree, func(tmpTree string) error {
+			if err := extract(tr, tmpTree); err != nil {
+				return fmt.Errorf("extracting into %s: %w", tree, err)
+			}
+			return checked()
+		})
+		return err
+	}
+}
+
+// recordAccounts records what the tar of the layer with digest d says about the account
+// files (scanAccounts) in cacheDir, once the bytes check out.
+func recordAccounts(cacheDir string, d v1.Hash) taker {
+	return func(tr io.Reader, checked func() error) error {
+		a, err := scanAccounts(tr)
+		if err == nil {
+			err = checked()
+		}
+		if err == nil {
+			err = writeAccounts(cacheDir, d, a)
+		}
+		return err
+	}
 }
 
 // decompressed reads the tar of a layer from its compressed bytes in r, by media type,

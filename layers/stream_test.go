@@ -28,7 +28,7 @@ func TestStreamLayer(t *testing.T) {
 	}
 	dir := t.TempDir()
 	blob, tree, verified := filepath.Join(dir, "blobs", d.Hex), filepath.Join(dir, "trees", d.Hex), filepath.Join(dir, "verified")
-	if err := streamLayer(l, d, blob, tree, verified); err != nil {
+	if err := streamLayer(l, d, blob, unpackTo(tree), verified); err != nil {
 		t.Fatal(err)
 	}
 	if data, err := os.ReadFile(filepath.Join(tree, "usr", "bin", "python3")); err != nil || string(data) != "#!python\n" {
@@ -45,7 +45,7 @@ func TestStreamLayer(t *testing.T) {
 	// A layer whose tar is not what its diff ID says leaves no tree.
 	lying := lyingDiffID{l}
 	tree3 := filepath.Join(dir, "trees", "lying")
-	if err := streamLayer(lying, d, filepath.Join(dir, "blobs3", d.Hex), tree3, verified); err == nil {
+	if err := streamLayer(lying, d, filepath.Join(dir, "blobs3", d.Hex), unpackTo(tree3), verified); err == nil {
 		t.Errorf("a layer whose tar does not hash to its diff ID was extracted")
 	}
 	if _, err := os.Stat(tree3); err == nil {
@@ -54,7 +54,7 @@ func TestStreamLayer(t *testing.T) {
 
 	wrong := v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("1", 64)}
 	blob2, tree2 := filepath.Join(dir, "blobs", wrong.Hex), filepath.Join(dir, "trees", wrong.Hex)
-	if err := streamLayer(l, wrong, blob2, tree2, verified); err == nil {
+	if err := streamLayer(l, wrong, blob2, unpackTo(tree2), verified); err == nil {
 		t.Errorf("bytes under another digest were stored")
 	}
 	for _, p := range []string{blob2, tree2} {
