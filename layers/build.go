@@ -64,6 +64,9 @@ type Options struct {
 	// every build that can reach it: a local miss looks there before installing, and an
 	// install is stored there (see regcache.go).
 	CacheRepo *name.Repository
+	// BaseReady, when set, is called with the base image once its layers are in the
+	// cache, for work that reads them beside the build (a bill of materials).
+	BaseReady func(v1.Image)
 	Logger    hclog.Logger
 }
 
@@ -240,6 +243,9 @@ func (b *building) base(ctx context.Context, platform v1.Platform) error {
 	var use baseUse
 	if b.baseImg, b.baseDigest, use, err = pullBase(ctx, b.plan.Base.Ref, platform, b.opts, resolved); err != nil {
 		return err
+	}
+	if b.opts.BaseReady != nil {
+		b.opts.BaseReady(b.baseImg)
 	}
 	if use == useRoot {
 		if _, err := b.rootFS(); err != nil {

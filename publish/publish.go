@@ -77,6 +77,10 @@ type Registry struct {
 	// same registry they are mounted instead of uploaded.
 	MountFrom   name.Reference
 	MountLayers []v1.Hash
+	// Referrers are artifacts whose subject is the image (its bill of materials): each is
+	// pushed after the image and before any tag, with the registry's referrers API or,
+	// where it has none, the referrers tag schema.
+	Referrers []v1.Image
 }
 
 // DefaultBackoff retries five times, waiting 1, 2, 4, 8 and 16 seconds.
@@ -229,6 +233,15 @@ func (r *Registry) Publish(ctx context.Context, img v1.Image) (string, error) {
 	if err := untilDone(ctx, func() error { return remote.Write(byDigest, pushed, opts...) }); err != nil {
 		return "", &Error{Target: repo.String(), Err: err}
 	}
+	for _, a := range r.Referrers {
+		ad, err := a.Digest()
+		if err != nil {
+			return "", err
+		}
+		if err := untilDone(ctx, func() error { return remote.Write(repo.Digest(ad.String()), a, opts...) }); err != nil {
+			return "", &Error{Target: repo.Digest(ad.String()).String(), Err: fmt.Errorf("attaching an artifact to the image: %w", err)}
+		}
+	}
 	for _, t := range r.TagNames() {
 		if err := untilDone(ctx, func() error { return remote.Tag(repo.Tag(t), img, opts...) }); err != nil {
 			return "", &Error{Target: repo.Tag(t).String(), Err: err}
@@ -258,6 +271,8 @@ type Layout struct {
 	Dir string
 	// Name, when set, is the image's org.opencontainers.image.ref.name annotation.
 	Name string
+	// Referrers are artifacts whose subject is the image, added to the layout beside it.
+	Referrers []v1.Image
 }
 
 // Publish implements Interface.
@@ -275,20 +290,46 @@ func (l *Layout) Publish(ctx context.Context, img v1.Image) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	out := d.String()
 	if l.Name == "" {
 		// An unnamed image only has to be there; entries that name it stay.
-		if _, err := p.Image(d); err != nil {
-			if err := p.AppendImage(img); err != nil {
-				return "", &Error{Target: l.Dir, Err: err}
-			}
-		}
-		return d.String(), nil
+		err = appendOnce(p, img)
+	} else {
+		const refName = "org.opencontainers.image.ref.name"
+		err = p.ReplaceImage(img, match.Name(l.Name), layout.WithAnnotations(map[string]string{refName: l.Name}))
+		out = l.Name + "@" + out
 	}
-	const refName = "org.opencontainers.image.ref.name"
-	if err := p.ReplaceImage(img, match.Name(l.Name), layout.WithAnnotations(map[string]string{refName: l.Name})); err != nil {
+	if err != nil {
 		return "", &Error{Target: l.Dir, Err: err}
 	}
-	return l.Name + "@" + d.String(), nil
+	for _, a := range l.Referrers {
+		if err := appendOnce(p, a); err != nil {
+			return "", &Error{Target: l.Dir, Err: err}
+		}
+	}
+	return out, nil
+}
+
+// appendOnce adds img to the layout's index unless an entry has its digest.
+func appendOnce(p layout.Path, img v1.Image) error {
+	d, err := img.Digest()
+	if err != nil {
+		return err
+	}
+	idx, err := p.ImageIndex()
+	if err != nil {
+		return err
+	}
+	m, err := idx.IndexManifest()
+	if err != nil {
+		return err
+	}
+	for _, desc := range m.Manifests {
+		if desc.Digest == d {
+			return nil
+		}
+	}
+	return p.AppendImage(img)
 }
 
 // Tarball writes a file that `docker load` and `podman load` accept.

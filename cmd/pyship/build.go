@@ -10,11 +10,14 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/pyship/pyship/attest"
 	"github.com/pyship/pyship/detect"
 	"github.com/pyship/pyship/layers"
 	"github.com/pyship/pyship/plan"
@@ -33,8 +36,13 @@ func runBuild(ctx context.Context, args []string) error {
 	tarballPath := fs.String("tarball", "", "write the image to `FILE`, loadable by docker load or podman load")
 	var rf registryFlags
 	rf.register(fs)
+	var sbomFormat string
+	registerSBOM(fs, &sbomFormat)
 	path, err := parse(fs, args)
 	if err != nil {
+		return err
+	}
+	if err := checkSBOMFormat(sbomFormat); err != nil {
 		return err
 	}
 	log := c.logger()
@@ -67,6 +75,9 @@ func runBuild(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
+		if reg.Referrers, err = sbomArtifacts(sbomFormat, res, reg.Ref.Context().Name(), cacheDir, log); err != nil {
+			return err
+		}
 		out, err := pushImage(ctx, reg, res, log)
 		if err != nil {
 			return secret(err)
@@ -78,16 +89,27 @@ func runBuild(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	return writeImage(ctx, res, ref, path, *ociLayout, *tarballPath, cacheDir, log)
+	var attached []v1.Image
+	if *tarballPath == "" {
+		// A layout keeps the bill of materials beside the image; a tarball cannot.
+		repo := ""
+		if ref != nil {
+			repo = ref.Context().Name()
+		}
+		if attached, err = sbomArtifacts(sbomFormat, res, repo, cacheDir, log); err != nil {
+			return err
+		}
+	}
+	return writeImage(ctx, res, ref, path, *ociLayout, *tarballPath, cacheDir, attached, log)
 }
 
 // writeImage writes a built image that is not pushed: into the OCI layout DIR, to a
 // tarball, or into the cache's OCI layout; it prints the reference by digest.
-func writeImage(ctx context.Context, res *layers.Result, ref name.Reference, path, ociLayout, tarballPath, cacheDir string, log hclog.Logger) error {
+func writeImage(ctx context.Context, res *layers.Result, ref name.Reference, path, ociLayout, tarballPath, cacheDir string, attached []v1.Image, log hclog.Logger) error {
 	var pub publish.Interface
 	switch {
 	case ociLayout != "":
-		pub = &publish.Layout{Dir: ociLayout, Name: refName(ref)}
+		pub = &publish.Layout{Dir: ociLayout, Name: refName(ref), Referrers: attached}
 	case tarballPath != "":
 		dir, _ := filepath.Abs(path)
 		tag, err := tarballTag(ref, dir)
@@ -96,7 +118,7 @@ func writeImage(ctx context.Context, res *layers.Result, ref name.Reference, pat
 		}
 		pub = &publish.Tarball{Path: tarballPath, Tag: tag}
 	default:
-		pub = &publish.Layout{Dir: layers.LayoutDir(cacheDir), Name: refName(ref)}
+		pub = &publish.Layout{Dir: layers.LayoutDir(cacheDir), Name: refName(ref), Referrers: attached}
 		// Builds on one cache share its layout's index.json: one writes it at a time.
 		unlock, err := layers.LockCache(ctx, cacheDir, log)
 		if err != nil {
@@ -136,10 +158,20 @@ func build(ctx context.Context, path string, c common, cacheDir string, log hclo
 	if keychain == nil {
 		keychain = publish.Keychain(nil)
 	}
+	// The base's part of the bill of materials is read while the build goes on.
+	var scanning sync.WaitGroup
+	baseReady := func(img v1.Image) {
+		scanning.Go(func() {
+			if err := attest.PrepareLayers(img, cacheDir); err != nil {
+				log.Debug("reading the base for its bill of materials", "error", err)
+			}
+		})
+	}
 	res, err := layers.Build(ctx, p, layers.Options{
 		Source: dir, CacheDir: cacheDir, Epoch: info.epoch, Keychain: keychain, Transport: transport,
-		StepTimeout: timeout, BuildLimits: limits, CacheRepo: cacheRepo, Logger: log,
+		StepTimeout: timeout, BuildLimits: limits, CacheRepo: cacheRepo, BaseReady: baseReady, Logger: log,
 	})
+	scanning.Wait()
 	if err != nil {
 		return nil, nil, inDir(dir, buildFailure(err))
 	}

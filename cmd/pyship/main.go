@@ -72,6 +72,7 @@ Usage:
   pyship run [flags] [PATH]       build, then keep the app running on a loopback port until Ctrl-C
   pyship publish --image REPO[:TAG] [PATH]
                                   build, smoke-test, then push (nothing is pushed if the test fails)
+  pyship sbom REF                 print the bill of materials attached to an image
   pyship version                  print the version
 
 Run "pyship COMMAND --help" for a command's flags.
@@ -208,7 +209,7 @@ func escapeControl(s string) string {
 }
 
 // commands are pyship's commands; anything else first on the command line is a path.
-var commands = []string{"build", "plan", "test", "run", "publish", "version", "help"}
+var commands = []string{"build", "plan", "test", "run", "publish", "sbom", "version", "help"}
 
 // unknownCommand refuses a first argument that is no path and reads like a mistyped
 // command ("pyship pubish"), rather than building a directory that does not exist.
@@ -272,6 +273,8 @@ func run(ctx context.Context, args []string) error {
 		return runRun(ctx, args)
 	case "publish":
 		return runPublish(ctx, args)
+	case "sbom":
+		return runSBOM(ctx, args)
 	case "version":
 		fmt.Println(version)
 		return nil

@@ -39,6 +39,8 @@ type publishFlags struct {
 	skipTest  bool
 	imageRefs string
 	summary   string
+	// sbomFormat is the bill of materials attached to the pushed image.
+	sbomFormat string
 }
 
 func (f *publishFlags) register(fs *flag.FlagSet) {
@@ -51,6 +53,7 @@ func (f *publishFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.skipTest, "skip-test", false, "push without the smoke test")
 	fs.StringVar(&f.imageRefs, "image-refs", "", "write every pushed reference to `FILE`, one a line")
 	fs.StringVar(&f.summary, "summary", "", "append a Markdown summary (plan, layers, smoke verdict) to `FILE`, like $GITHUB_STEP_SUMMARY")
+	registerSBOM(fs, &f.sbomFormat)
 }
 
 // runPublish builds, smoke-tests and pushes. Nothing is pushed when the smoke test fails.
@@ -67,6 +70,9 @@ func runPublish(ctx context.Context, args []string) error {
 	if f.image == "" {
 		return usagef("publish needs --image REGISTRY/REPOSITORY[:TAG]")
 	}
+	if err := checkSBOMFormat(f.sbomFormat); err != nil {
+		return err
+	}
 	reg, secret, err := f.registry.pushTarget(ctx, f.image, f.tags, ciTags(), c, log)
 	if err != nil {
 		return err
@@ -81,6 +87,9 @@ func runPublish(ctx context.Context, args []string) error {
 	}
 	sum := summary{plan: p, image: res.Image}
 	if err := f.smokeTest(ctx, p, res, cacheDir, &sum, log); err != nil {
+		return err
+	}
+	if reg.Referrers, err = sbomArtifacts(f.sbomFormat, res, reg.Ref.Context().Name(), cacheDir, log); err != nil {
 		return err
 	}
 	out, err := pushImage(ctx, reg, res, log)
