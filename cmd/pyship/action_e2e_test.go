@@ -3,11 +3,16 @@
 package main
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"maps"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +20,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -65,7 +71,6 @@ type actionStep struct {
 var standIns = map[string]bool{
 	"actions/cache/restore@v4": true,
 	"actions/cache/save@v4":    true,
-	"actions/setup-go@v5":      true,
 }
 
 // readAction decodes action.yml at the top of the repository.
@@ -310,6 +315,8 @@ type actionRun struct {
 	code    int
 	steps   map[string]string
 	saved   []string
+	// path is what the steps added to PATH for the job's later steps (GITHUB_PATH).
+	path []string
 }
 
 // ran reports whether the step called name ran (and did not fail).
@@ -507,6 +514,7 @@ func (r *actionRunner) run(t *testing.T, workspace string, with map[string]strin
 	for name, spec := range action.Outputs {
 		run.outputs[name] = eval(spec.Value)
 	}
+	run.path = pathAdded
 	return run
 }
 
@@ -533,20 +541,6 @@ func (r *actionRunner) uses(t *testing.T, action string, with map[string]string,
 		allow("path", "key")
 		absolute(t, lines(with["path"]))
 		return map[string]string{}, nil, r.cache.save(lines(with["path"]), with["key"], env, user, log)
-	case "actions/setup-go@v5":
-		allow("go-version", "cache")
-		// Stand-in for setup-go: the Go this test runs under, put on PATH, if it is the
-		// release asked for. setup-go would take it from the tool cache or download it.
-		out, err := exec.Command("go", "env", "GOROOT", "GOVERSION").Output()
-		if err != nil {
-			t.Fatalf("setup-go stand-in: go env: %v", err)
-		}
-		goroot, version, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
-		if want := "go" + with["go-version"]; version != want && !strings.HasPrefix(version, want+".") {
-			t.Fatalf("setup-go stand-in: the action asks for Go %s; this machine has %s", with["go-version"], version)
-		}
-		fmt.Fprintf(log, "Setup go version spec %s\nFound in cache @ %s (stand-in: %s)\n", with["go-version"], goroot, version)
-		return map[string]string{"go-version": strings.TrimPrefix(version, "go")}, []string{filepath.Join(goroot, "bin")}, ""
 	}
 	t.Fatalf("step uses %v, which the harness has no stand-in for", action)
 	return nil, nil, ""
@@ -718,13 +712,15 @@ func TestAction(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := []string{"GITHUB_SHA=0123456789abcdef0123", "GITHUB_REF_NAME=feature/login", "GITHUB_REF=refs/heads/feature/login", "GITHUB_EVENT_NAME=push"}
-	noGo := append(slices.Clone(env), "PATH="+withoutGo())
+	goDownload := goReleases(t, "")
+	noGo := append(slices.Clone(env), "PATH="+withoutGo(), "PYSHIP_GO_DOWNLOAD="+goDownload.url)
 	repo := reg + "/e2e/action-" + uniqueTag()
 	with := map[string]string{"path": "services/web", "image": repo + ":v1", "tags": "extra, more", "base-mirror": reg}
 	runner := newActionRunner(t)
 	runner.asRunnerUser(t)
 
-	// The first run, on a hosted runner without Go: setup-go brings one, pyship is built,
+	// The first run, on a hosted runner without Go: the action downloads one for the build
+	// (and leaves it off the job's PATH), pyship is built,
 	// the dependencies are installed (by pyship as root), and both pyship and its cache are
 	// saved by the runner user.
 	run := runner.run(t, workspace, with, noGo)
@@ -754,8 +750,14 @@ func TestAction(t *testing.T) {
 	if !strings.Contains(run.stderr, "::group::pyship publish") || !strings.Contains(run.stderr, "::endgroup::") {
 		t.Errorf("the logs are not folded into a group")
 	}
-	if !run.ran("Set up Go") || !run.ran("Build pyship") || !strings.Contains(run.stderr, "dependencies installed") {
-		t.Errorf("the first run did not set up Go, build pyship and install the dependencies: %v", run.steps)
+	if !run.ran("Build pyship") || !strings.Contains(run.stderr, "dependencies installed") {
+		t.Errorf("the first run did not build pyship and install the dependencies: %v", run.steps)
+	}
+	if n := goDownload.fetched(); n != 1 || !strings.Contains(run.stderr, "downloaded Go "+goDownload.version+" from "+goDownload.url+" (SHA-256 checked)") {
+		t.Errorf("the first run fetched the Go release %d times, want once:\n%s", n, run.stderr)
+	}
+	if len(run.path) != 0 {
+		t.Errorf("the action added %q to the job's PATH", run.path)
 	}
 	if len(run.saved) != 2 || !strings.HasPrefix(run.saved[0], "pyship-bin-") || !strings.HasPrefix(run.saved[1], "pyship-Linux-") {
 		t.Fatalf("the first run saved %q, want pyship and its cache:\n%s", run.saved, run.stderr)
@@ -769,7 +771,10 @@ func TestAction(t *testing.T) {
 	if run.code != 0 {
 		t.Fatalf("the second run failed with %d", run.code)
 	}
-	for _, step := range []string{"Set up Go", "Build pyship", "Keep pyship", "Save pyship's cache"} {
+	if n := goDownload.fetched(); n != 1 {
+		t.Errorf("the second run fetched Go again (%d downloads in all)", n)
+	}
+	for _, step := range []string{"Build pyship", "Keep pyship", "Save pyship's cache"} {
 		if s := run.steps[step]; s != "skipped" {
 			t.Errorf("the second run's step %q: %s, want skipped", step, s)
 		}
@@ -1156,4 +1161,90 @@ exit 1
 	}
 	r.user = &syscall.Credential{Uid: runnerUID, Gid: runnerGID}
 	r.sudo = dir
+}
+
+// goDownload is a stand-in for go.dev/dl on 127.0.0.1: its JSON list of releases, with
+// one release, the Go this test runs under, as an archive that holds a go command that
+// runs it.
+type goDownload struct {
+	url, version string
+	downloads    *atomic.Int32
+}
+
+func (g goDownload) fetched() int { return int(g.downloads.Load()) }
+
+// goReleases serves the stand-in; a non-empty badSum is listed instead of the archive's
+// SHA-256.
+func goReleases(t *testing.T, badSum string) goDownload {
+	t.Helper()
+	out, err := exec.Command("go", "env", "GOROOT", "GOVERSION").Output()
+	if err != nil {
+		t.Fatalf("go env: %v", err)
+	}
+	goroot, version, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+	var archive bytes.Buffer
+	gz := gzip.NewWriter(&archive)
+	tw := tar.NewWriter(gz)
+	script := "#!/bin/sh\nexec " + filepath.Join(goroot, "bin", "go") + " \"$@\"\n"
+	for _, h := range []*tar.Header{
+		{Name: "go/", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "go/bin/", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "go/bin/go", Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(script))},
+	} {
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := tw.Write([]byte(script)); err != nil {
+		t.Fatal(err)
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := gz.Close(); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(archive.Bytes())
+	listed := hex.EncodeToString(sum[:])
+	if badSum != "" {
+		listed = badSum
+	}
+	arch := runtime.GOARCH
+	file := version + ".linux-" + arch + ".tar.gz"
+	list := fmt.Sprintf(`[{"version":"go1.99.1","stable":false,"files":[]},
+{"version":%q,"stable":true,"files":[{"filename":"%s.src.tar.gz","os":"","arch":"","kind":"source","sha256":"%s"},
+{"filename":%q,"os":"linux","arch":%q,"kind":"archive","sha256":%q}]}]`, version, version, strings.Repeat("0", 64), file, arch, listed)
+	var downloads atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == "/" && r.URL.Query().Get("mode") == "json":
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, list)
+		case r.URL.Path == "/"+file:
+			downloads.Add(1)
+			w.Write(archive.Bytes())
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return goDownload{url: srv.URL, version: version, downloads: &downloads}
+}
+
+// TestActionGoChecksum: a Go release that does not match the SHA-256 listed for it is not
+// used: the build step fails and says so.
+func TestActionGoChecksum(t *testing.T) {
+	releases := goReleases(t, strings.Repeat("ab", 32))
+	runner := newActionRunner(t)
+	run := runner.run(t, t.TempDir(), map[string]string{"image": "127.0.0.1:1/e2e/app"},
+		[]string{"GITHUB_EVENT_NAME=push", "PATH=" + withoutGo(), "PYSHIP_GO_DOWNLOAD=" + releases.url})
+	if run.code == 0 || run.steps["Build pyship"] != "failure" {
+		t.Fatalf("the action did not fail at Build pyship: %d %v", run.code, run.steps)
+	}
+	if want := "does not match the SHA-256"; !strings.Contains(run.stderr, want) || !strings.Contains(run.summary, want) {
+		t.Errorf("the log or summary does not say %q:\n%s\n%s", want, run.stderr, run.summary)
+	}
+	if releases.fetched() != 1 {
+		t.Errorf("the archive was fetched %d times, want once", releases.fetched())
+	}
 }
