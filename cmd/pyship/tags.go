@@ -210,13 +210,13 @@ func checkTags(ref name.Reference, tags, ci []string) error {
 		}
 	}
 	for _, t := range tags {
-		if strings.ContainsAny(t, "/:@") {
-			if r, err := name.ParseReference(t); err == nil {
-				if tag, ok := r.(name.Tag); ok {
-					return usagef("%s: %q is a whole image reference; give only the tag, %q (the repository is %s's)",
-						option("--tag", "tags"), t, tag.TagStr(), option("--image", "image"))
-				}
+		if r, err := name.ParseReference(t); err == nil && strings.ContainsAny(t, "/:@") {
+			if tag, ok := publish.ExplicitTag(r); ok {
+				return usagef("%s: %q is a whole image reference; give only the tag, %q (the repository is %s's)",
+					option("--tag", "tags"), t, tag, option("--image", "image"))
 			}
+			return usagef("%s: %q is an image reference, not a tag; give tag names like v1 (the repository is %s's)",
+				option("--tag", "tags"), t, option("--image", "image"))
 		}
 		if err := publish.CheckTag(t); err != nil {
 			return usagef("%s: %v", option("--tag", "tags"), err)

@@ -34,6 +34,8 @@ func TestCheckTags(t *testing.T) {
 			want: []string{"GITHUB_SHA", `"sha-ab/cdef"`, rule}},
 		{name: "a whole reference as a tag", image: "registry.example.com/app", tags: []string{"registry.example.com/app:v2"},
 			want: []string{"--tag", "whole image reference", `"v2"`, "--image"}},
+		{name: "a repository as a tag", image: "registry.example.com/app", tags: []string{"registry.example.com/other"},
+			want: []string{"--tag", "is an image reference, not a tag", `"registry.example.com/other"`}},
 		{name: "a whole reference as the Action's tag", image: "registry.example.com/app", tags: []string{"ghcr.io/o/app:v2"},
 			env:  map[string]string{"PYSHIP_ACTION": "true"},
 			want: []string{"the input tags", "whole image reference", `"v2"`, "the input image"}},
