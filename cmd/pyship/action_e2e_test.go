@@ -1095,11 +1095,15 @@ func TestActionFailsFast(t *testing.T) {
 		env    []string
 		noSudo bool
 		want   []string
+		// notLine must start no line of the log: a workflow command the runner would run.
+		notLine string
 	}{
 		{name: "Windows", env: []string{"RUNNER_OS=Windows"}, want: []string{"Linux runners only", "Windows", "runs-on: ubuntu-latest"}},
 		{name: "macOS", env: []string{"RUNNER_OS=macOS"}, want: []string{"Linux runners only", "macOS"}},
 		{name: "test: False", with: withInputs(with, "test", "False"), want: []string{`the input test is "False"`, "true or false"}},
 		{name: "push: yes", with: withInputs(with, "push", "yes"), want: []string{`the input push is "yes"`, "true or false"}},
+		{name: "a value that holds a workflow command", with: withInputs(with, "insecure", "no\n::warning::injected"),
+			want: []string{`the input insecure is "no`}, notLine: "::warning::injected"},
 		{name: "latest: always", with: withInputs(with, "latest", "always"), want: []string{`the input latest is "always"`, "true, false or default-branch"}},
 		{name: "no passwordless sudo", noSudo: true, want: []string{"needs root", "sudo -n true", "a password is required", "NOPASSWD"}},
 	} {
@@ -1124,6 +1128,9 @@ func TestActionFailsFast(t *testing.T) {
 				if !strings.Contains(run.stderr, want) || !strings.Contains(run.summary, want) {
 					t.Errorf("the log or the job summary does not say %q:\n%s\n%s", want, run.stderr, run.summary)
 				}
+			}
+			if tc.notLine != "" && (strings.HasPrefix(run.stderr, tc.notLine) || strings.Contains(run.stderr, "\n"+tc.notLine)) {
+				t.Errorf("a line of the log starts with %q:\n%s", tc.notLine, run.stderr)
 			}
 			for step, outcome := range run.steps {
 				if step != "Check the runner and inputs" && step != "Report the failure" && outcome != "skipped" {
