@@ -1105,12 +1105,18 @@ func TestActionFailsFast(t *testing.T) {
 		{name: "a value that holds a workflow command", with: withInputs(with, "insecure", "no\n::warning::injected"),
 			want: []string{`the input insecure is "no`}, notLine: "::warning::injected"},
 		{name: "latest: always", with: withInputs(with, "latest", "always"), want: []string{`the input latest is "always"`, "true, false or default-branch"}},
-		{name: "no passwordless sudo", noSudo: true, want: []string{"needs root", "sudo -n true", "a password is required", "NOPASSWD"}},
+		{name: "no passwordless sudo, no user namespaces", noSudo: true,
+			want: []string{"needs root or user namespaces", "sudo -n true", "a password is required", "NOPASSWD", "Operation not permitted", "unprivileged_userns_clone"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			runner := newActionRunner(t)
 			if tc.noSudo {
 				runner.asRunnerUserWithoutSudo(t)
+				// A kernel that refuses unprivileged user namespaces, as unshare reports it.
+				noUserns := "#!/bin/sh\necho 'unshare: unshare failed: Operation not permitted' >&2\nexit 1\n"
+				if err := os.WriteFile(filepath.Join(runner.sudo, "unshare"), []byte(noUserns), 0o755); err != nil {
+					t.Fatal(err)
+				}
 			}
 			w := tc.with
 			if w == nil {
@@ -1139,6 +1145,42 @@ func TestActionFailsFast(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestActionRootless: a runner user without passwordless sudo, on a kernel that allows
+// user namespaces, builds, smoke-tests and pushes as itself, in a user namespace, with a
+// warning; sudo is never asked (the stand-in would wait for a password), and the runner
+// user owns everything left in its home.
+func TestActionRootless(t *testing.T) {
+	reg := fixtures.Testbed(t)
+	out, err := exec.Command("unshare", "--user", "--map-root-user", "--mount", "true").CombinedOutput()
+	fixtures.Need(t, err == nil, fmt.Sprintf("user namespaces that may mount: %v %s", err, out))
+	workspace := t.TempDir()
+	if err := os.CopyFS(workspace, os.DirFS(filepath.Join("..", "..", "fixtures", "flask-hello"))); err != nil {
+		t.Fatal(err)
+	}
+	runner := newActionRunner(t)
+	runner.asRunnerUserWithoutSudo(t)
+	repo := reg + "/e2e/action-rootless-" + uniqueTag()
+	run := runner.run(t, workspace, map[string]string{"image": repo, "base-mirror": reg, "cache-repo": "false"},
+		[]string{"GITHUB_EVENT_NAME=push", "GITHUB_REF=refs/heads/main", "GITHUB_SHA=6666666666abcdef"})
+	if run.code != 0 {
+		t.Fatalf("the rootless run failed with %d:\n%s", run.code, run.stderr)
+	}
+	if !strings.Contains(run.stderr, "pyship runs in a user namespace") {
+		t.Errorf("the rootless run does not warn that it runs in a user namespace:\n%s", run.stderr)
+	}
+	if strings.Contains(run.stderr, "[sudo] password") {
+		t.Errorf("the rootless run asked sudo for a password:\n%s", run.stderr)
+	}
+	if !strings.Contains(run.summary, "Smoke test: **passed**") {
+		t.Errorf("the rootless run's smoke test did not pass:\n%s", run.summary)
+	}
+	checkTagged(t, run.outputs["tags"], run.outputs["digest"])
+	if want := repo + ":sha-6666666," + repo + ":main"; run.outputs["tags"] != want {
+		t.Errorf("the rootless run pushed %q, want %q", run.outputs["tags"], want)
+	}
+	rootOwned(t, filepath.Join(runner.machine, "home"))
 }
 
 // asRunnerUserWithoutSudo has the runner's steps run as an unprivileged user whose sudo
