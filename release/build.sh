@@ -18,8 +18,9 @@ out=$(cd "$out" && pwd)
 
 # What would make two builds differ: the directory (-trimpath), the VCS state
 # (-buildvcs=false: the version is stamped instead), cgo and the C toolchain
-# (CGO_ENABLED=0), the build ID's inputs (-buildid= ), and a Go other than go.mod's
-# (GOTOOLCHAIN=local: the Go used is named in the output, and must be the same to compare).
+# (CGO_ENABLED=0), the build ID's inputs (-buildid= ), and the Go release: GOTOOLCHAIN=local
+# keeps the go command from switching to another, and the one used is printed; the same Go
+# gives the same bytes.
 export CGO_ENABLED=0 GOFLAGS= GOTOOLCHAIN=local GOWORK=off
 cd "$repo"
 echo "building pyship $version with $(go env GOVERSION)" >&2
