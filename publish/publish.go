@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"strings"
 	"sync"
 	"time"
 
@@ -37,12 +38,18 @@ var (
 type Error struct {
 	Target string
 	Err    error
+	// AuthHint, when set, replaces the hint about credentials when the registry refused
+	// them: a caller that took the credentials from elsewhere (the GitHub Action's inputs)
+	// names where.
+	AuthHint string
 }
 
 func (e *Error) Error() string {
 	hint := "check the image name, that the registry is reachable, and your credentials (docker login or ~/.docker/config.json)"
 	var stall *StallError
 	switch {
+	case e.AuthHint != "" && e.Unauthorized():
+		hint = e.AuthHint
 	case errors.As(e.Err, &stall):
 		hint = fmt.Sprintf("check that %s is up and reachable from here; blobs already pushed stay, and no tag was set", stall.Host)
 	case e.Temporary():
@@ -54,6 +61,23 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
+// Unauthorized reports whether the registry refused the credentials, or their lack.
+func (e *Error) Unauthorized() bool {
+	var terr *transport.Error
+	if !errors.As(e.Err, &terr) {
+		return false
+	}
+	if terr.StatusCode == http.StatusUnauthorized || terr.StatusCode == http.StatusForbidden {
+		return true
+	}
+	for _, d := range terr.Errors {
+		if d.Code == transport.UnauthorizedErrorCode || d.Code == transport.DeniedErrorCode {
+			return true
+		}
+	}
+	return false
+}
+
 // Temporary reports whether the failure may go away on its own (server errors, timeouts).
 func (e *Error) Temporary() bool {
 	var terr *transport.Error
@@ -64,7 +88,8 @@ func (e *Error) Temporary() bool {
 // each tag. A failure before the end leaves no tag pointing at a missing manifest, and no
 // tag moved.
 type Registry struct {
-	// Ref names the repository, and a tag when it has one.
+	// Ref names the repository, and a tag when it has one written out: the tag that
+	// name.ParseReference implies (latest) is not set.
 	Ref name.Reference
 	// Tags are more tags to point at the image.
 	Tags     []string
@@ -182,7 +207,8 @@ func untilDone(ctx context.Context, f func() error) error {
 	}
 }
 
-// TagNames are the tags Publish sets: the reference's own, then Tags, without repeats.
+// TagNames are the tags Publish sets: the reference's own (when written out), then Tags,
+// without repeats.
 func (r *Registry) TagNames() []string {
 	var tags []string
 	seen := map[string]bool{}
@@ -192,13 +218,27 @@ func (r *Registry) TagNames() []string {
 			tags = append(tags, t)
 		}
 	}
-	if t, ok := r.Ref.(name.Tag); ok {
-		add(t.TagStr())
+	if t, ok := ExplicitTag(r.Ref); ok {
+		add(t)
 	}
 	for _, t := range r.Tags {
 		add(t)
 	}
 	return tags
+}
+
+// ExplicitTag returns the tag ref was written with: name.ParseReference gives a reference
+// written without one the tag latest, which nobody asked for.
+func ExplicitTag(ref name.Reference) (string, bool) {
+	t, ok := ref.(name.Tag)
+	if !ok {
+		return "", false
+	}
+	s, _, _ := strings.Cut(t.String(), "@")
+	if !strings.Contains(s[strings.LastIndex(s, "/")+1:], ":") {
+		return "", false
+	}
+	return t.TagStr(), true
 }
 
 // tagRule is the OCI distribution spec's grammar for a tag.

@@ -3,11 +3,16 @@
 package main
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"maps"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,8 +20,10 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -64,7 +71,6 @@ type actionStep struct {
 var standIns = map[string]bool{
 	"actions/cache/restore@v4": true,
 	"actions/cache/save@v4":    true,
-	"actions/setup-go@v5":      true,
 }
 
 // readAction decodes action.yml at the top of the repository.
@@ -137,7 +143,7 @@ func TestActionFile(t *testing.T) {
 			ids[st.ID] = true
 		}
 	}
-	for _, want := range []string{"image", "digest", "tags"} {
+	for _, want := range []string{"image", "digest", "tags", "pushed"} {
 		out, ok := action.Outputs[want]
 		if !ok {
 			t.Errorf("no output %s", want)
@@ -309,6 +315,8 @@ type actionRun struct {
 	code    int
 	steps   map[string]string
 	saved   []string
+	// path is what the steps added to PATH for the job's later steps (GITHUB_PATH).
+	path []string
 }
 
 // ran reports whether the step called name ran (and did not fail).
@@ -506,6 +514,7 @@ func (r *actionRunner) run(t *testing.T, workspace string, with map[string]strin
 	for name, spec := range action.Outputs {
 		run.outputs[name] = eval(spec.Value)
 	}
+	run.path = pathAdded
 	return run
 }
 
@@ -532,20 +541,6 @@ func (r *actionRunner) uses(t *testing.T, action string, with map[string]string,
 		allow("path", "key")
 		absolute(t, lines(with["path"]))
 		return map[string]string{}, nil, r.cache.save(lines(with["path"]), with["key"], env, user, log)
-	case "actions/setup-go@v5":
-		allow("go-version", "cache")
-		// Stand-in for setup-go: the Go this test runs under, put on PATH, if it is the
-		// release asked for. setup-go would take it from the tool cache or download it.
-		out, err := exec.Command("go", "env", "GOROOT", "GOVERSION").Output()
-		if err != nil {
-			t.Fatalf("setup-go stand-in: go env: %v", err)
-		}
-		goroot, version, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
-		if want := "go" + with["go-version"]; version != want && !strings.HasPrefix(version, want+".") {
-			t.Fatalf("setup-go stand-in: the action asks for Go %s; this machine has %s", with["go-version"], version)
-		}
-		fmt.Fprintf(log, "Setup go version spec %s\nFound in cache @ %s (stand-in: %s)\n", with["go-version"], goroot, version)
-		return map[string]string{"go-version": strings.TrimPrefix(version, "go")}, []string{filepath.Join(goroot, "bin")}, ""
 	}
 	t.Fatalf("step uses %v, which the harness has no stand-in for", action)
 	return nil, nil, ""
@@ -717,13 +712,15 @@ func TestAction(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := []string{"GITHUB_SHA=0123456789abcdef0123", "GITHUB_REF_NAME=feature/login", "GITHUB_REF=refs/heads/feature/login", "GITHUB_EVENT_NAME=push"}
-	noGo := append(slices.Clone(env), "PATH="+withoutGo())
+	goDownload := goReleases(t, "")
+	noGo := append(slices.Clone(env), "PATH="+withoutGo(), "PYSHIP_GO_DOWNLOAD="+goDownload.url)
 	repo := reg + "/e2e/action-" + uniqueTag()
 	with := map[string]string{"path": "services/web", "image": repo + ":v1", "tags": "extra, more", "base-mirror": reg}
 	runner := newActionRunner(t)
 	runner.asRunnerUser(t)
 
-	// The first run, on a hosted runner without Go: setup-go brings one, pyship is built,
+	// The first run, on a hosted runner without Go: the action downloads one for the build
+	// (and leaves it off the job's PATH), pyship is built,
 	// the dependencies are installed (by pyship as root), and both pyship and its cache are
 	// saved by the runner user.
 	run := runner.run(t, workspace, with, noGo)
@@ -734,18 +731,17 @@ func TestAction(t *testing.T) {
 	if !strings.HasPrefix(image, repo+"@sha256:") || !strings.HasSuffix(image, digest) || !strings.HasPrefix(digest, "sha256:") {
 		t.Errorf("outputs image %q digest %q", image, digest)
 	}
-	if want := "v1,extra,more,sha-0123456,feature-login"; run.outputs["tags"] != want {
+	if want := repo + ":v1," + repo + ":extra," + repo + ":more," + repo + ":sha-0123456," + repo + ":feature-login"; run.outputs["tags"] != want {
 		t.Errorf("output tags %q, want %q", run.outputs["tags"], want)
 	}
-	for _, tag := range strings.Split(run.outputs["tags"], ",") {
-		ref, err := name.ParseReference(repo + ":" + tag)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if desc, err := remote.Head(ref); err != nil || desc.Digest.String() != digest {
-			t.Errorf("%s: %v %v, want %s", ref, desc, err, digest)
-		}
+	checkTagged(t, run.outputs["tags"], digest)
+	if run.outputs["pushed"] != "true" {
+		t.Errorf("output pushed %q, want true", run.outputs["pushed"])
 	}
+	// The cache pyship, as root, wrote in the runner user's home is handed back to the
+	// runner user, but for the file systems extracted from images (whose owners are part
+	// of them).
+	rootOwned(t, filepath.Join(runner.machine, "home"), "rootfs", "trees")
 	for _, want := range []string{"## pyship", "Pushed **`" + image + "`**", "Smoke test: **passed**", "| start | `python app.py` | app.py:", "Image size:", "pip install"} {
 		if !strings.Contains(run.summary, want) {
 			t.Errorf("the job summary lacks %q:\n%s", want, run.summary)
@@ -754,8 +750,14 @@ func TestAction(t *testing.T) {
 	if !strings.Contains(run.stderr, "::group::pyship publish") || !strings.Contains(run.stderr, "::endgroup::") {
 		t.Errorf("the logs are not folded into a group")
 	}
-	if !run.ran("Set up Go") || !run.ran("Build pyship") || !strings.Contains(run.stderr, "dependencies installed") {
-		t.Errorf("the first run did not set up Go, build pyship and install the dependencies: %v", run.steps)
+	if !run.ran("Build pyship") || !strings.Contains(run.stderr, "dependencies installed") {
+		t.Errorf("the first run did not build pyship and install the dependencies: %v", run.steps)
+	}
+	if n := goDownload.fetched(); n != 1 || !strings.Contains(run.stderr, "downloaded Go "+goDownload.version+" from "+goDownload.url+" (SHA-256 checked)") {
+		t.Errorf("the first run fetched the Go release %d times, want once:\n%s", n, run.stderr)
+	}
+	if len(run.path) != 0 {
+		t.Errorf("the action added %q to the job's PATH", run.path)
 	}
 	if len(run.saved) != 2 || !strings.HasPrefix(run.saved[0], "pyship-bin-") || !strings.HasPrefix(run.saved[1], "pyship-Linux-") {
 		t.Fatalf("the first run saved %q, want pyship and its cache:\n%s", run.saved, run.stderr)
@@ -769,7 +771,10 @@ func TestAction(t *testing.T) {
 	if run.code != 0 {
 		t.Fatalf("the second run failed with %d", run.code)
 	}
-	for _, step := range []string{"Set up Go", "Build pyship", "Keep pyship", "Save pyship's cache"} {
+	if n := goDownload.fetched(); n != 1 {
+		t.Errorf("the second run fetched Go again (%d downloads in all)", n)
+	}
+	for _, step := range []string{"Build pyship", "Keep pyship", "Save pyship's cache"} {
 		if s := run.steps[step]; s != "skipped" {
 			t.Errorf("the second run's step %q: %s, want skipped", step, s)
 		}
@@ -860,6 +865,75 @@ func TestAction(t *testing.T) {
 	if strings.Count(run.stderr, "::error ") != 1 {
 		t.Errorf("not one annotation in:\n%s", run.stderr)
 	}
+	failedOutsideGroup(t, run, exitDetect, "Procfile:2: a second web process")
+}
+
+// checkTagged checks that each reference in refs (separated by commas) is in the registry,
+// pointing at digest.
+func checkTagged(t *testing.T, refs, digest string) {
+	t.Helper()
+	for _, r := range strings.Split(refs, ",") {
+		ref, err := name.ParseReference(r)
+		if err != nil {
+			t.Fatalf("output tags: %q: %v", r, err)
+		}
+		if ref.Context().String()+":"+ref.Identifier() != r {
+			t.Errorf("output tags: %q is not a whole reference", r)
+		}
+		if desc, err := remote.Head(ref); err != nil || desc.Digest.String() != digest {
+			t.Errorf("%s: %v %v, want %s", ref, desc, err, digest)
+		}
+	}
+}
+
+// failedOutsideGroup checks what a failed run shows: the error after the log's folded
+// group, and a job summary that says it failed, with the error.
+func failedOutsideGroup(t *testing.T, run actionRun, code int, want string) {
+	t.Helper()
+	if run.code != code {
+		t.Errorf("the action exited %d, want %d", run.code, code)
+	}
+	_, after, ok := strings.Cut(run.stderr, "::endgroup::")
+	if !ok {
+		after = run.stderr
+	}
+	if !strings.Contains(after, want) {
+		t.Errorf("the log, outside the group, does not say %q:\n%s", want, run.stderr)
+	}
+	if !strings.Contains(run.summary, "## pyship") || !strings.Contains(run.summary, "**Failed**") || !strings.Contains(run.summary, want) {
+		t.Errorf("the job summary does not say the run failed with %q:\n%s", want, run.summary)
+	}
+}
+
+// rootOwned fails the test for each file under dir that the runner user does not own, but
+// for those under a directory whose name starts with one of allowed.
+func rootOwned(t *testing.T, dir string, allowed ...string) {
+	t.Helper()
+	var found []string
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		for _, a := range allowed {
+			if d.IsDir() && strings.HasPrefix(d.Name(), a) {
+				return filepath.SkipDir
+			}
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if st := info.Sys().(*syscall.Stat_t); st.Uid != runnerUID {
+			found = append(found, fmt.Sprintf("%s (uid %d)", p, st.Uid))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(found) > 0 {
+		t.Errorf("the runner user does not own %d files in %s: %s", len(found), dir, strings.Join(found[:min(len(found), 10)], ", "))
+	}
 }
 
 // withInputs returns a copy of m with the pairs of keys and values set.
@@ -872,4 +946,354 @@ func withInputs(m map[string]string, kv ...string) map[string]string {
 		out[kv[i]] = kv[i+1]
 	}
 	return out
+}
+
+// TestActionEvents runs action.yml as GitHub's hosted runners run it (an unprivileged
+// runner user with sudo), for the events a workflow meets: a pull request builds and
+// smoke-tests and pushes nothing; a version tag pushes its semver variants, under a
+// repository name with GitHub's capitals; pull_request_target pushes no base-branch tag;
+// job-level PYSHIP_* variables stay in force; and failures (a whole reference in tags, a
+// wrong password) name the action's inputs, outside the log's group and in the summary.
+func TestActionEvents(t *testing.T) {
+	reg := fixtures.Testbed(t)
+	workspace := t.TempDir()
+	if err := os.CopyFS(workspace, os.DirFS(filepath.Join("..", "..", "fixtures", "flask-hello"))); err != nil {
+		t.Fatal(err)
+	}
+	runner := newActionRunner(t)
+	runner.asRunnerUser(t)
+	u := uniqueTag()
+	event := func(payload string) string {
+		p := filepath.Join(t.TempDir(), "event.json")
+		if err := os.WriteFile(p, []byte(payload), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	cacheRepo := reg + "/e2e/action-cache-" + u
+	// The job's own settings: the base mirror and the registry cache come from the job's
+	// variables, not from inputs, which are left empty.
+	job := []string{"GITHUB_ACTION_REF=v9.8.7", "GITHUB_REPOSITORY=Octo-Org/Hello-" + u, "GITHUB_REPOSITORY_OWNER=Octo-Org",
+		"PYSHIP_BASE_MIRROR=" + reg, "PYSHIP_CACHE_REPO=" + cacheRepo}
+	with := map[string]string{"cache": "false"}
+
+	// A pull request: built and smoke-tested, nothing pushed, no credentials needed.
+	repo := reg + "/e2e/action-pr-" + u
+	start := time.Now()
+	run := runner.run(t, workspace, withInputs(with, "image", repo), append(slices.Clone(job),
+		"GITHUB_EVENT_NAME=pull_request", "GITHUB_REF=refs/pull/5/merge", "GITHUB_SHA=1111111111abcdef",
+		"GITHUB_EVENT_PATH="+event(`{"number":5,"repository":{"default_branch":"main"}}`)))
+	t.Logf("pull request run: %s", time.Since(start).Round(time.Second))
+	if run.code != 0 {
+		t.Fatalf("the pull request run failed with %d:\n%s", run.code, run.stderr)
+	}
+	if run.outputs["pushed"] != "false" || run.outputs["tags"] != "" || run.outputs["image"] != "" || !strings.HasPrefix(run.outputs["digest"], "sha256:") {
+		t.Errorf("the pull request run's outputs: %v", run.outputs)
+	}
+	if !strings.Contains(run.summary, "Smoke test: **passed**") || !strings.Contains(run.summary, "not pushed") {
+		t.Errorf("the pull request run's summary does not say the smoke test passed and nothing was pushed:\n%s", run.summary)
+	}
+	repoRef, err := name.NewRepository(repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tags, err := remote.List(repoRef); err == nil && len(tags) > 0 {
+		t.Errorf("the pull request run pushed %v", tags)
+	}
+	if !strings.Contains(run.stderr, "tag="+cacheRepo+":pyship-deps-") {
+		t.Errorf("the job's PYSHIP_CACHE_REPO was not used:\n%s", run.stderr)
+	}
+	if !strings.Contains(run.stderr, "pyship v9.8.7+src.") {
+		t.Errorf("the log does not show pyship's version:\n%s", run.stderr)
+	}
+	// Nothing of root's is left in the runner user's home.
+	rootOwned(t, filepath.Join(runner.machine, "home"))
+
+	// A version tag, to a repository named with GitHub's capitals: lower-cased, and the
+	// tag's semver variants pushed, with no latest.
+	image := reg + "/Octo-Org/Hello-" + u
+	lower := strings.ToLower(image)
+	run = runner.run(t, workspace, withInputs(with, "image", image), append(slices.Clone(job),
+		"GITHUB_EVENT_NAME=push", "GITHUB_REF=refs/tags/v1.2.3", "GITHUB_REF_NAME=v1.2.3", "GITHUB_SHA=2222222222abcdef"))
+	if run.code != 0 {
+		t.Fatalf("the version tag run failed with %d:\n%s", run.code, run.stderr)
+	}
+	var want []string
+	for _, tag := range []string{"sha-2222222", "v1.2.3", "1.2.3", "1.2", "1"} {
+		want = append(want, lower+":"+tag)
+	}
+	if got := run.outputs["tags"]; got != strings.Join(want, ",") {
+		t.Errorf("the version tag run pushed %q, want %q", got, strings.Join(want, ","))
+	}
+	checkTagged(t, run.outputs["tags"], run.outputs["digest"])
+	if _, err := remote.Head(mustTag(t, lower+":latest")); err == nil {
+		t.Errorf("the version tag run pushed latest, which nobody asked for")
+	}
+
+	// pull_request_target, pushed on purpose: the base branch's tag and commit are not the
+	// pull request's code; only pr-N is set.
+	repo = reg + "/e2e/action-prt-" + u
+	run = runner.run(t, workspace, withInputs(with, "image", repo, "push", "true", "test", "false", "latest", "default-branch"), append(slices.Clone(job),
+		"GITHUB_EVENT_NAME=pull_request_target", "GITHUB_REF=refs/heads/main", "GITHUB_REF_NAME=main", "GITHUB_SHA=3333333333abcdef",
+		"GITHUB_EVENT_PATH="+event(`{"number":9,"repository":{"default_branch":"main"}}`)))
+	if run.code != 0 {
+		t.Fatalf("the pull_request_target run failed with %d:\n%s", run.code, run.stderr)
+	}
+	if got := run.outputs["tags"]; got != repo+":pr-9" {
+		t.Errorf("the pull_request_target run pushed %q, want only %s:pr-9", got, repo)
+	}
+	if tags, err := remote.List(mustRepo(t, repo)); err != nil || strings.Join(tags, ",") != "pr-9" {
+		t.Errorf("the registry has %v (%v), want pr-9 alone", tags, err)
+	}
+
+	// A whole reference in tags: the error is about the tags input.
+	run = runner.run(t, workspace, withInputs(with, "image", repo, "tags", "v2, "+repo+":v3"), append(slices.Clone(job),
+		"GITHUB_EVENT_NAME=push", "GITHUB_REF=refs/heads/main", "GITHUB_SHA=4444444444abcdef"))
+	failedOutsideGroup(t, run, exitUsage, "the input tags: \""+repo+":v3\" is a whole image reference; give only the tag, \"v3\"")
+
+	// A wrong password: the error names the inputs, not docker login.
+	secure := startSecureRegistry(t)
+	run = runner.run(t, workspace, withInputs(with, "image", secure.addr+"/e2e/app", "username", secure.user, "password", "wrong-"+u, "registry-ca", secure.caFile),
+		append(slices.Clone(job), "GITHUB_EVENT_NAME=push", "GITHUB_REF=refs/heads/main", "GITHUB_SHA=5555555555abcdef"))
+	failedOutsideGroup(t, run, exitPublish, "check the inputs username and password")
+	if strings.Contains(run.stderr, "docker login") {
+		t.Errorf("the wrong password's error speaks of docker login:\n%s", run.stderr)
+	}
+	if strings.Contains(run.stderr+run.summary, "wrong-"+u) {
+		t.Errorf("the password shows in the log or the summary")
+	}
+}
+
+func mustTag(t *testing.T, s string) name.Tag {
+	t.Helper()
+	tag, err := name.NewTag(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tag
+}
+
+func mustRepo(t *testing.T, s string) name.Repository {
+	t.Helper()
+	repo, err := name.NewRepository(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return repo
+}
+
+// TestActionFailsFast: mistakes found before anything is fetched or built fail the first
+// step within seconds, with an error that names the fix and a job summary: a runner that
+// is not Linux, a boolean input that is not true or false, and a runner user without
+// passwordless sudo (whose sudo would wait for a password forever).
+func TestActionFailsFast(t *testing.T) {
+	workspace := t.TempDir()
+	with := map[string]string{"image": "127.0.0.1:1/e2e/app"}
+	for _, tc := range []struct {
+		name   string
+		with   map[string]string
+		env    []string
+		noSudo bool
+		want   []string
+		// notLine must start no line of the log: a workflow command the runner would run.
+		notLine string
+	}{
+		{name: "Windows", env: []string{"RUNNER_OS=Windows"}, want: []string{"Linux runners only", "Windows", "runs-on: ubuntu-latest"}},
+		{name: "macOS", env: []string{"RUNNER_OS=macOS"}, want: []string{"Linux runners only", "macOS"}},
+		{name: "test: False", with: withInputs(with, "test", "False"), want: []string{`the input test is "False"`, "true or false"}},
+		{name: "push: yes", with: withInputs(with, "push", "yes"), want: []string{`the input push is "yes"`, "true or false"}},
+		{name: "a value that holds a workflow command", with: withInputs(with, "insecure", "no\n::warning::injected"),
+			want: []string{`the input insecure is "no`}, notLine: "::warning::injected"},
+		{name: "latest: always", with: withInputs(with, "latest", "always"), want: []string{`the input latest is "always"`, "true, false or default-branch"}},
+		{name: "no passwordless sudo, no user namespaces", noSudo: true,
+			want: []string{"needs root or user namespaces", "sudo -n true", "a password is required", "NOPASSWD", "Operation not permitted", "unprivileged_userns_clone"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			runner := newActionRunner(t)
+			if tc.noSudo {
+				runner.asRunnerUserWithoutSudo(t)
+				// A kernel that refuses unprivileged user namespaces, as unshare reports it.
+				noUserns := "#!/bin/sh\necho 'unshare: unshare failed: Operation not permitted' >&2\nexit 1\n"
+				if err := os.WriteFile(filepath.Join(runner.sudo, "unshare"), []byte(noUserns), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			w := tc.with
+			if w == nil {
+				w = with
+			}
+			start := time.Now()
+			run := runner.run(t, workspace, w, append(tc.env, "GITHUB_EVENT_NAME=push"))
+			if took := time.Since(start); took > 20*time.Second {
+				t.Errorf("the action took %s to fail", took)
+			}
+			if run.code != exitUsage {
+				t.Errorf("the action exited %d, want %d:\n%s", run.code, exitUsage, run.stderr)
+			}
+			for _, want := range tc.want {
+				if !strings.Contains(run.stderr, want) || !strings.Contains(run.summary, want) {
+					t.Errorf("the log or the job summary does not say %q:\n%s\n%s", want, run.stderr, run.summary)
+				}
+			}
+			if tc.notLine != "" && (strings.HasPrefix(run.stderr, tc.notLine) || strings.Contains(run.stderr, "\n"+tc.notLine)) {
+				t.Errorf("a line of the log starts with %q:\n%s", tc.notLine, run.stderr)
+			}
+			for step, outcome := range run.steps {
+				if step != "Check the runner and inputs" && step != "Report the failure" && outcome != "skipped" {
+					t.Errorf("step %q ran (%s) after the check failed", step, outcome)
+				}
+			}
+		})
+	}
+}
+
+// TestActionRootless: a runner user without passwordless sudo, on a kernel that allows
+// user namespaces, builds, smoke-tests and pushes as itself, in a user namespace, with a
+// warning; sudo is never asked (the stand-in would wait for a password), and the runner
+// user owns everything left in its home.
+func TestActionRootless(t *testing.T) {
+	reg := fixtures.Testbed(t)
+	out, err := exec.Command("unshare", "--user", "--map-root-user", "--mount", "true").CombinedOutput()
+	fixtures.Need(t, err == nil, fmt.Sprintf("user namespaces that may mount: %v %s", err, out))
+	workspace := t.TempDir()
+	if err := os.CopyFS(workspace, os.DirFS(filepath.Join("..", "..", "fixtures", "flask-hello"))); err != nil {
+		t.Fatal(err)
+	}
+	runner := newActionRunner(t)
+	runner.asRunnerUserWithoutSudo(t)
+	repo := reg + "/e2e/action-rootless-" + uniqueTag()
+	run := runner.run(t, workspace, map[string]string{"image": repo, "base-mirror": reg, "cache-repo": "false"},
+		[]string{"GITHUB_EVENT_NAME=push", "GITHUB_REF=refs/heads/main", "GITHUB_SHA=6666666666abcdef"})
+	if run.code != 0 {
+		t.Fatalf("the rootless run failed with %d:\n%s", run.code, run.stderr)
+	}
+	if !strings.Contains(run.stderr, "pyship runs in a user namespace") {
+		t.Errorf("the rootless run does not warn that it runs in a user namespace:\n%s", run.stderr)
+	}
+	if strings.Contains(run.stderr, "[sudo] password") {
+		t.Errorf("the rootless run asked sudo for a password:\n%s", run.stderr)
+	}
+	if !strings.Contains(run.summary, "Smoke test: **passed**") {
+		t.Errorf("the rootless run's smoke test did not pass:\n%s", run.summary)
+	}
+	checkTagged(t, run.outputs["tags"], run.outputs["digest"])
+	if want := repo + ":sha-6666666," + repo + ":main"; run.outputs["tags"] != want {
+		t.Errorf("the rootless run pushed %q, want %q", run.outputs["tags"], want)
+	}
+	rootOwned(t, filepath.Join(runner.machine, "home"))
+}
+
+// asRunnerUserWithoutSudo has the runner's steps run as an unprivileged user whose sudo
+// wants a password, as on a self-hosted runner set up without sudo rights: like sudo, the
+// stand-in fails at once with -n, and without it waits for a password.
+func (r *actionRunner) asRunnerUserWithoutSudo(t *testing.T) {
+	t.Helper()
+	dir := t.TempDir()
+	for _, d := range []string{dir, filepath.Dir(dir)} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	script := `#!/bin/sh
+for a in "$@"; do
+  if [ "$a" = -n ]; then
+    echo "sudo: a password is required" >&2
+    exit 1
+  fi
+done
+echo "[sudo] password for $(id -un):" >&2
+sleep 120
+exit 1
+`
+	if err := os.WriteFile(filepath.Join(dir, "sudo"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r.user = &syscall.Credential{Uid: runnerUID, Gid: runnerGID}
+	r.sudo = dir
+}
+
+// goDownload is a stand-in for go.dev/dl on 127.0.0.1: its JSON list of releases, with
+// one release, the Go this test runs under, as an archive that holds a go command that
+// runs it.
+type goDownload struct {
+	url, version string
+	downloads    *atomic.Int32
+}
+
+func (g goDownload) fetched() int { return int(g.downloads.Load()) }
+
+// goReleases serves the stand-in; a non-empty badSum is listed instead of the archive's
+// SHA-256.
+func goReleases(t *testing.T, badSum string) goDownload {
+	t.Helper()
+	out, err := exec.Command("go", "env", "GOROOT", "GOVERSION").Output()
+	if err != nil {
+		t.Fatalf("go env: %v", err)
+	}
+	goroot, version, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+	var archive bytes.Buffer
+	gz := gzip.NewWriter(&archive)
+	tw := tar.NewWriter(gz)
+	script := "#!/bin/sh\nexec " + filepath.Join(goroot, "bin", "go") + " \"$@\"\n"
+	for _, h := range []*tar.Header{
+		{Name: "go/", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "go/bin/", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "go/bin/go", Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(script))},
+	} {
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := tw.Write([]byte(script)); err != nil {
+		t.Fatal(err)
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := gz.Close(); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(archive.Bytes())
+	listed := hex.EncodeToString(sum[:])
+	if badSum != "" {
+		listed = badSum
+	}
+	arch := runtime.GOARCH
+	file := version + ".linux-" + arch + ".tar.gz"
+	list := fmt.Sprintf(`[{"version":"go1.99.1","stable":false,"files":[]},
+{"version":%q,"stable":true,"files":[{"filename":"%s.src.tar.gz","os":"","arch":"","kind":"source","sha256":"%s"},
+{"filename":%q,"os":"linux","arch":%q,"kind":"archive","sha256":%q}]}]`, version, version, strings.Repeat("0", 64), file, arch, listed)
+	var downloads atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == "/" && r.URL.Query().Get("mode") == "json":
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, list)
+		case r.URL.Path == "/"+file:
+			downloads.Add(1)
+			w.Write(archive.Bytes())
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return goDownload{url: srv.URL, version: version, downloads: &downloads}
+}
+
+// TestActionGoChecksum: a Go release that does not match the SHA-256 listed for it is not
+// used: the build step fails and says so.
+func TestActionGoChecksum(t *testing.T) {
+	releases := goReleases(t, strings.Repeat("ab", 32))
+	runner := newActionRunner(t)
+	run := runner.run(t, t.TempDir(), map[string]string{"image": "127.0.0.1:1/e2e/app"},
+		[]string{"GITHUB_EVENT_NAME=push", "PATH=" + withoutGo(), "PYSHIP_GO_DOWNLOAD=" + releases.url})
+	if run.code == 0 || run.steps["Build pyship"] != "failure" {
+		t.Fatalf("the action did not fail at Build pyship: %d %v", run.code, run.steps)
+	}
+	if want := "does not match the SHA-256"; !strings.Contains(run.stderr, want) || !strings.Contains(run.summary, want) {
+		t.Errorf("the log or summary does not say %q:\n%s\n%s", want, run.stderr, run.summary)
+	}
+	if releases.fetched() != 1 {
+		t.Errorf("the archive was fetched %d times, want once", releases.fetched())
+	}
 }

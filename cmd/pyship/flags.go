@@ -22,6 +22,18 @@ import (
 // errHelp is returned after --help printed the usage.
 var errHelp = errors.New("help requested")
 
+// inAction reports whether pyship runs as this repository's GitHub Action, whose step
+// sets PYSHIP_ACTION: errors then name the Action's inputs, not the flags it passes.
+func inAction() bool { return os.Getenv("PYSHIP_ACTION") == "true" }
+
+// option names a setting as its user wrote it: the Action's input, else the flag.
+func option(flag, input string) string {
+	if inAction() {
+		return "the input " + input
+	}
+	return flag
+}
+
 // common are the flags every command takes.
 type common struct {
 	verbose    bool
@@ -82,9 +94,9 @@ func (c *common) cacheRepository() (*name.Repository, error) {
 	if c.cacheRepo == "" {
 		return nil, nil
 	}
-	repo, err := name.NewRepository(c.cacheRepo)
+	repo, err := name.NewRepository(lowerGitHubNames(c.cacheRepo))
 	if err != nil {
-		return nil, usagef("--cache-repo (or PYSHIP_CACHE_REPO) %q: %v; give a repository like ghcr.io/owner/app", c.cacheRepo, err)
+		return nil, usagef("%s %q: %v; give a repository like ghcr.io/owner/app", option("--cache-repo (or PYSHIP_CACHE_REPO)", "cache-repo"), c.cacheRepo, err)
 	}
 	return &repo, nil
 }

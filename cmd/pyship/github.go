@@ -66,6 +66,8 @@ type summary struct {
 	image  v1.Image
 	report *sandbox.Report
 	refs   []string
+	// unpushed is the digest of an image built and tested with push off.
+	unpushed string
 }
 
 // write renders the summary as Markdown and appends it to file.
@@ -78,6 +80,9 @@ func (s summary) write(file string) error {
 			fmt.Fprintf(&b, " as `%s`", strings.Join(s.refs[:len(s.refs)-1], "`, `"))
 		}
 		b.WriteString(".\n\n")
+	}
+	if s.unpushed != "" {
+		fmt.Fprintf(&b, "Built **`%s`**; not pushed (push is off).\n\n", s.unpushed)
 	}
 	if r := s.report; r != nil {
 		if r.Passed() {

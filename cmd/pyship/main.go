@@ -134,7 +134,13 @@ func printError(w io.Writer, err error, dir string, actions bool) {
 		})
 		return note
 	}
-	fmt.Fprintf(w, "pyship: %s\n", excerpt(msg, maxErrorBytes, maxErrorLines, where))
+	text := excerpt(msg, maxErrorBytes, maxErrorLines, where)
+	fmt.Fprintf(w, "pyship: %s\n", text)
+	// The GitHub Action prints the error again after the log's collapsed group, and in the
+	// job summary: it names the file to write it to.
+	if file := os.Getenv("PYSHIP_ERROR_FILE"); file != "" {
+		_ = os.WriteFile(file, []byte(text+"\n"), 0o644)
+	}
 	if actions {
 		// The runner reads workflow commands from stderr too; stdout stays for results.
 		annotate(w, err, dir, excerpt(msg, maxAnnotationBytes, maxAnnotationLines, where))

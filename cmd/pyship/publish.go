@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -36,6 +35,8 @@ type publishFlags struct {
 	registry  registryFlags
 	image     string
 	tags      stringList
+	latest    latestMode
+	push      bool
 	skipTest  bool
 	imageRefs string
 	summary   string
@@ -50,6 +51,8 @@ func (f *publishFlags) register(fs *flag.FlagSet) {
 	f.registry.register(fs)
 	fs.StringVar(&f.image, "image", os.Getenv("PYSHIP_IMAGE"), "`REPO[:TAG]` to push to (env PYSHIP_IMAGE)")
 	fs.Var(&f.tags, "tag", "another `TAG` to set (repeatable)")
+	fs.Var(&f.latest, "latest", "set the tag latest too: --latest (always), or --latest=default-branch (in GitHub Actions, on a push to the default branch)")
+	fs.BoolVar(&f.push, "push", true, "push the image; --push=false builds and smoke-tests it, pushes nothing and needs no registry")
 	fs.BoolVar(&f.skipTest, "skip-test", false, "push without the smoke test")
 	fs.StringVar(&f.imageRefs, "image-refs", "", "write every pushed reference to `FILE`, one a line")
 	fs.StringVar(&f.summary, "summary", "", "append a Markdown summary (plan, layers, smoke verdict) to `FILE`, like $GITHUB_STEP_SUMMARY")
@@ -68,14 +71,35 @@ func runPublish(ctx context.Context, args []string) error {
 	c := &f.common
 	log := c.logger()
 	if f.image == "" {
-		return usagef("publish needs --image REGISTRY/REPOSITORY[:TAG]")
+		return usagef("publish needs %s REGISTRY/REPOSITORY[:TAG]", option("--image", "image"))
 	}
 	if err := checkSBOMFormat(f.sbomFormat); err != nil {
 		return err
 	}
-	reg, secret, err := f.registry.pushTarget(ctx, f.image, f.tags, ciTags(), c, log)
-	if err != nil {
-		return err
+	ci := readCIRun().tags(f.latest)
+	var (
+		reg    *publish.Registry
+		secret = func(err error) error { return err }
+	)
+	if f.push {
+		if reg, secret, err = f.registry.pushTarget(ctx, f.image, f.tags, ci, c, log); err != nil {
+			return err
+		}
+	} else {
+		// The name and the tags are still checked: a pull request finds a mistake in them
+		// before the push that follows its merge does.
+		ref, err := f.registry.parseImage("--image", "image", f.image)
+		if err != nil {
+			return err
+		}
+		if err := checkTags(ref, f.tags, ci); err != nil {
+			return err
+		}
+		// The credentials, when given, still serve the build's own pulls.
+		if _, secret, err = f.registry.registry(ref, c); err != nil {
+			return err
+		}
+		log.Info("push is off: the image is built and smoke-tested, and nothing is pushed")
 	}
 	cacheDir, err := c.cache()
 	if err != nil {
@@ -83,11 +107,22 @@ func runPublish(ctx context.Context, args []string) error {
 	}
 	p, res, err := build(ctx, path, *c, cacheDir, log)
 	if err != nil {
-		return err
+		return secret(err)
 	}
 	sum := summary{plan: p, image: res.Image}
 	if err := f.smokeTest(ctx, p, res, cacheDir, &sum, log); err != nil {
 		return err
+	}
+	d, err := res.Image.Digest()
+	if err != nil {
+		return err
+	}
+	if !f.push {
+		sum.unpushed = d.String()
+		f.writeSummary(sum, log)
+		// stdout has the digest alone: there is no reference to an image that was not pushed.
+		fmt.Println(d.String())
+		return nil
 	}
 	if reg.Referrers, err = sbomArtifacts(f.sbomFormat, res, reg.Ref.Context().Name(), cacheDir, log); err != nil {
 		return err
@@ -95,10 +130,6 @@ func runPublish(ctx context.Context, args []string) error {
 	out, err := pushImage(ctx, reg, res, log)
 	if err != nil {
 		return secret(err)
-	}
-	d, err := res.Image.Digest()
-	if err != nil {
-		return err
 	}
 	sum.refs = reg.Refs(d.String())
 	f.writeSummary(sum, log)
@@ -166,7 +197,7 @@ func pushImage(ctx context.Context, reg *publish.Registry, res *layers.Result, l
 	start := time.Now()
 	out, err := reg.Publish(ctx, res.Image)
 	if err != nil {
-		return "", fail(exitPublish, err)
+		return "", fail(exitPublish, authHint(err))
 	}
 	log.Info("pushed", "ref", out, "tags", strings.Join(reg.TagNames(), ","), "took", since(start))
 	return out, nil
@@ -200,23 +231,19 @@ func (f *registryFlags) given() bool { return f.username != "" || f.passwordStdi
 
 // reference parses an image reference, given by flag (like --image).
 func (f *registryFlags) reference(flag, image string) (name.Reference, error) {
-	ref, err := name.ParseReference(image, f.nameOptions()...)
-	if err != nil {
-		return nil, usagef("%s %q: %v", flag, image, err)
-	}
-	return ref, nil
+	return f.parseImage(flag, "image", image)
 }
 
 // pushTarget is the registry image is pushed to, with tags (the --tag flags) and ci (the
 // tags CI adds): checked before anything is built, so that a wrong name, tag, credential
 // or unreachable registry fails in seconds. secret takes the password out of an error.
 func (f *registryFlags) pushTarget(ctx context.Context, image string, tags, ci []string, c *common, log hclog.Logger) (*publish.Registry, func(error) error, error) {
-	ref, err := f.reference("--image", image)
+	ref, err := f.parseImage("--image", "image", image)
 	if err != nil {
 		return nil, nil, err
 	}
 	if _, ok := ref.(name.Digest); ok {
-		return nil, nil, usagef("--image %q: give a repository and tag to push to, not a digest", image)
+		return nil, nil, usagef("%s %q: give a repository and tag to push to, not a digest", option("--image", "image"), image)
 	}
 	if err := checkTags(ref, tags, ci); err != nil {
 		return nil, nil, err
@@ -226,10 +253,26 @@ func (f *registryFlags) pushTarget(ctx context.Context, image string, tags, ci [
 		return nil, nil, err
 	}
 	reg.Tags = append(slices.Clone(tags), ci...)
+	if len(reg.TagNames()) == 0 {
+		return nil, nil, noTagError(image)
+	}
 	if err := checkRegistry(ctx, reg, log); err != nil {
 		return nil, nil, secret(err)
 	}
 	return reg, secret, nil
+}
+
+// noTagError says that a push would set no tag: pyship implies none, latest included
+// (a registry keeps an untagged image only until its next clean-up).
+func noTagError(image string) error {
+	if inAction() {
+		return usagef("the input image %q names no tag, and this run adds none of its own (it does on push, release, pull_request and merge_group events): give the input tags, or latest: true, or push: false to build and test only", image)
+	}
+	hint := "add one: --image " + image + ":TAG, --tag TAG, or --latest"
+	if inGitHubActions() {
+		hint += " (in GitHub Actions, push, release, pull_request and merge_group events add sha-COMMIT)"
+	}
+	return usagef("--image %q names no tag, and no --tag or --latest was given: pyship sets no tag it is not asked for, latest included\nhint: %s", image, hint)
 }
 
 // registry is the one way pyship reaches a registry, to push or pull ref: with the
@@ -267,10 +310,22 @@ func (f *registryFlags) registry(ref name.Reference, c *common) (reg *publish.Re
 func checkRegistry(ctx context.Context, reg *publish.Registry, log hclog.Logger) error {
 	start := time.Now()
 	if err := reg.Check(ctx); err != nil {
-		return fail(exitPublish, err)
+		return fail(exitPublish, authHint(err))
 	}
 	log.Info("registry ready", "repository", reg.Ref.Context().String(), "took", since(start))
 	return nil
+}
+
+// authHint has a refused credential's hint name the Action's inputs, when pyship runs as
+// the Action: its users wrote no docker login.
+func authHint(err error) error {
+	var pe *publish.Error
+	if inAction() && errors.As(err, &pe) {
+		pe.AuthHint = "the registry refused the credentials: check the inputs username and password " +
+			"(for ghcr.io: username ${{ github.actor }}, password ${{ secrets.GITHUB_TOKEN }}, and permissions: packages: write in the job; " +
+			"on a pull request from a fork the token is read-only: push: false)"
+	}
+	return err
 }
 
 // readPassword reads one line from r.
@@ -297,50 +352,4 @@ func redactError(err error, secret string) error {
 		code = ee.code
 	}
 	return fail(code, errors.New(strings.ReplaceAll(err.Error(), secret, "[redacted]")))
-}
-
-// checkTags fails with a usage error when the image's tag, a --tag, or a tag computed in
-// CI is not a valid tag, before anything is built or sent: a registry refuses such a tag
-// only after the manifest is in.
-func checkTags(ref name.Reference, tags, ci []string) error {
-	if t, ok := ref.(name.Tag); ok {
-		if err := publish.CheckTag(t.TagStr()); err != nil {
-			return usagef("--image %q: %v", ref.String(), err)
-		}
-	}
-	for _, t := range tags {
-		if err := publish.CheckTag(t); err != nil {
-			return usagef("--tag: %v", err)
-		}
-	}
-	for _, t := range ci {
-		if err := publish.CheckTag(t); err != nil {
-			return usagef("the CI tag made from GITHUB_SHA and GITHUB_REF_NAME: %v", err)
-		}
-	}
-	return nil
-}
-
-var tagUnsafe = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
-
-// ciTags are the tags a CI run adds: the short commit, and the branch or version tag it
-// runs on. GitHub Actions' variables are read; elsewhere there are none.
-func ciTags() []string {
-	if os.Getenv("GITHUB_ACTIONS") != "true" {
-		return nil
-	}
-	var tags []string
-	if sha := os.Getenv("GITHUB_SHA"); len(sha) >= 7 {
-		tags = append(tags, "sha-"+sha[:7])
-	}
-	if ref := os.Getenv("GITHUB_REF_NAME"); ref != "" && os.Getenv("GITHUB_EVENT_NAME") != "pull_request" {
-		t := strings.Trim(tagUnsafe.ReplaceAllString(ref, "-"), "-.")
-		if len(t) > 128 {
-			t = t[:128]
-		}
-		if t != "" {
-			tags = append(tags, t)
-		}
-	}
-	return tags
 }

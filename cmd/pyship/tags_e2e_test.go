@@ -55,3 +55,36 @@ func TestBadTagsNeverReachTheRegistry(t *testing.T) {
 		})
 	}
 }
+
+// TestNoImpliedLatest: an image named without a tag, and no tag asked for, is a usage
+// error before anything is built or sent, not a push of latest; pyship build --push too.
+func TestNoImpliedLatest(t *testing.T) {
+	src := copyFixture(t, "stdlib-port")
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{name: "publish", args: []string{"publish", src, "--image", "SILENT/e2e/app"}},
+		{name: "build --push", args: []string{"build", src, "--push", "--image", "SILENT/e2e/app"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr, _, accepted := silentRegistry(t)
+			args := make([]string, len(tc.args))
+			for i, a := range tc.args {
+				args[i] = strings.ReplaceAll(a, "SILENT", addr)
+			}
+			r := startPyship(t, []string{"GITHUB_ACTIONS=", "PYSHIP_CACHE_DIR=" + t.TempDir(), "PYSHIP_REGISTRY_TIMEOUT=5s"}, args...).wait(t, 30*time.Second)
+			if r.code != exitUsage || r.stdout != "" {
+				t.Errorf("exit %d, stdout %q; want %d", r.code, r.stdout, exitUsage)
+			}
+			for _, want := range []string{"names no tag", "latest included", "--tag TAG"} {
+				if !strings.Contains(r.stderr, want) {
+					t.Errorf("stderr does not say %q:\n%s", want, r.stderr)
+				}
+			}
+			if n := accepted(); n != 0 {
+				t.Errorf("the registry got %d connections", n)
+			}
+		})
+	}
+}
