@@ -728,8 +728,8 @@ func TestAction(t *testing.T) {
 		t.Fatalf("the action failed with %d", run.code)
 	}
 	image, digest := run.outputs["image"], run.outputs["digest"]
-	if !strings.HasPrefix(image, repo+"@sha256:") || !strings.HasSuffix(image, digest) || !strings.HasPrefix(digest, "sha256:") {
-		t.Errorf("outputs image %q digest %q", image, digest)
+	if !strings.HasPrefix(image, repo+"@sha256:") || !strings.HasSuffix(image, digest) || !strings.HasPrefix(digest, "sha256:") || run.outputs["name"] != repo {
+		t.Errorf("outputs image %q name %q digest %q", image, run.outputs["name"], digest)
 	}
 	if want := repo + ":v1," + repo + ":extra," + repo + ":more," + repo + ":sha-0123456," + repo + ":feature-login"; run.outputs["tags"] != want {
 		t.Errorf("output tags %q, want %q", run.outputs["tags"], want)
