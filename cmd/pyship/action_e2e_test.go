@@ -400,6 +400,10 @@ func (r *actionRunner) run(t *testing.T, workspace string, with map[string]strin
 			return inputs[parts[1]]
 		case operand == "github.action_path":
 			return r.repo
+		case operand == "github.token":
+			// The job's token; pyship offers it to ghcr.io only, which these tests never
+			// reach.
+			return "harness-github-token"
 		case parts[0] == "steps" && len(parts) == 4 && parts[2] == "outputs":
 			return steps[parts[1]][parts[3]]
 		case parts[0] == "steps" && len(parts) == 3:
