@@ -11,6 +11,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -160,6 +161,26 @@ func findMatrix(ctx context.Context, root string, c common, log hclog.Logger) (*
 // the plan hash leaves them out.
 var commitLabels = []string{"org.opencontainers.image.revision", "org.opencontainers.image.source"}
 
+// toolVersion names the pyship that plans, for the plan hash (another pyship may build
+// another image from the same plan): the version set at link time, else what the Go
+// toolchain recorded (go install's module version; go build's commit).
+func toolVersion() string {
+	if version != "dev" {
+		return version
+	}
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return version
+	}
+	v := bi.Main.Version
+	for _, s := range bi.Settings {
+		if s.Key == "vcs.revision" || s.Key == "vcs.modified" {
+			v += " " + s.Key + "=" + s.Value
+		}
+	}
+	return v
+}
+
 // planHash is "sha256:" and the digest of what decides an app's image: pyship's version,
 // the plan as JSON, and the application tree as its layer would hold it (layers.HashApp).
 // It leaves out what only names or dates the commit (commitLabels, and the commit's time,
@@ -172,7 +193,7 @@ func planHash(p *plan.Plan, dir string) (string, error) {
 		delete(q.Config.Labels, l)
 	}
 	h := sha256.New()
-	fmt.Fprintf(h, "pyship plan-hash v1\nversion %s\n", version)
+	fmt.Fprintf(h, "pyship plan-hash v1\nversion %s\n", toolVersion())
 	if err := json.NewEncoder(h).Encode(&q); err != nil {
 		return "", err
 	}
