@@ -216,3 +216,27 @@ func TestPlanMatrixErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestPlanMatrixIgnoreFiles: what the repository's ignore files leave out holds no app.
+func TestPlanMatrixIgnoreFiles(t *testing.T) {
+	for _, tc := range []struct {
+		name, file, content string
+		want                []string
+	}{
+		{name: ".gitignore at the top", file: ".gitignore", content: "tools/\n", want: []string{"services/api", "services/web"}},
+		{name: ".gitignore below", file: "services/.gitignore", content: "web\n", want: []string{"services/api", "tools/status"}},
+		{name: ".dockerignore", file: ".dockerignore", content: "services/api\n", want: []string{"services/web", "tools/status"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := monorepo(t)
+			write(t, dir, tc.file, tc.content)
+			var got []string
+			for _, e := range matrixOf(t, dir).Include {
+				got = append(got, e.Path)
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("matrix of %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
