@@ -83,11 +83,11 @@ func FindApps(ctx context.Context, fsys fs.FS, opts FindOptions) ([]App, error) 
 	if err != nil {
 		return nil, err
 	}
-	f := &finder{ctx: ctx, raw: fsys, repo: repo, cfg: m, ignored: opts.Ignored, log: log, found: map[string]bool{}}
-	if err := f.walk(".", 0); err != nil {
+	f := &finder{raw: fsys, repo: repo, cfg: m, ignored: opts.Ignored, log: log, found: map[string]bool{}}
+	if err := f.walk(ctx, ".", 0); err != nil {
 		return nil, err
 	}
-	if err := f.includes(); err != nil {
+	if err := f.includes(ctx); err != nil {
 		return nil, err
 	}
 	paths := make([]string, 0, len(f.found))
@@ -148,8 +148,6 @@ func checkMatrixPattern(p string) error {
 
 // finder is one search for apps.
 type finder struct {
-	// ctx is the search's context, kept for the length of one FindApps call only.
-	ctx     context.Context
 	raw     fs.FS
 	repo    *repoFS
 	cfg     matrixSettings
@@ -170,8 +168,8 @@ func (f *finder) excluded(dir string) bool {
 }
 
 // walk looks for apps in dir and below it.
-func (f *finder) walk(dir string, depth int) error {
-	if err := f.ctx.Err(); err != nil {
+func (f *finder) walk(ctx context.Context, dir string, depth int) error {
+	if err := ctx.Err(); err != nil {
 		return err
 	}
 	entries, err := f.repo.ReadDir(dir)
@@ -182,7 +180,7 @@ func (f *finder) walk(dir string, depth int) error {
 		return &Error{File: dir, Msg: fmt.Sprintf("more than %d files and directories to look through for apps", MaxAppEntries),
 			Hint: "give pyship plan --matrix the directory that holds the apps, or list the trees that hold none in [matrix] exclude in pyship.toml"}
 	}
-	app, err := f.isApp(dir, entries)
+	app, err := f.isApp(ctx, dir, entries)
 	if err != nil {
 		return err
 	}
@@ -209,7 +207,7 @@ func (f *finder) walk(dir string, depth int) error {
 		case exists(f.repo, path.Join(rel, "pyvenv.cfg")):
 			continue
 		}
-		if err := f.walk(rel, depth+1); err != nil {
+		if err := f.walk(ctx, rel, depth+1); err != nil {
 			return err
 		}
 	}
@@ -219,7 +217,7 @@ func (f *finder) walk(dir string, depth int) error {
 // isApp reports whether dir, whose entries are given, is an application: it holds a
 // dependency file and Detect accepts it. When Detect refuses a directory that also holds
 // an entry point, the error is returned, naming the directory.
-func (f *finder) isApp(dir string, entries []fs.DirEntry) (bool, error) {
+func (f *finder) isApp(ctx context.Context, dir string, entries []fs.DirEntry) (bool, error) {
 	candidate := slices.ContainsFunc(entries, func(e fs.DirEntry) bool {
 		return !e.IsDir() && slices.Contains(dependencyFiles, e.Name())
 	})
@@ -227,11 +225,11 @@ func (f *finder) isApp(dir string, entries []fs.DirEntry) (bool, error) {
 		return false, nil
 	}
 	sub := confine(subFS{f.raw, dir})
-	_, err := Detect(f.ctx, sub, Options{})
+	_, err := Detect(ctx, sub, Options{})
 	if err == nil {
 		return true, nil
 	}
-	if ctxErr := f.ctx.Err(); ctxErr != nil {
+	if ctxErr := ctx.Err(); ctxErr != nil {
 		return false, ctxErr
 	}
 	if !hasEntryPoint(sub) {
@@ -257,37 +255,54 @@ func hasEntryPoint(fsys fs.FS) bool {
 	return false
 }
 
-// includes adds the directories [matrix] include names; each must be an app.
-func (f *finder) includes() error {
+// includes adds the directories [matrix] include names. A path must be an app; a
+// pattern adds the apps among the directories it matches, and must match one.
+func (f *finder) includes(ctx context.Context) error {
 	for _, p := range f.cfg.Include {
-		dirs, err := fs.Glob(f.repo, p)
-		if err != nil {
-			return readError(p, err)
-		}
-		where := func(format string, args ...any) error {
+		where := func(format string, args ...any) *Error {
 			// f.cfg.cfg is set: only a configuration has patterns to include.
 			return &Error{File: f.cfg.cfg.File, Line: f.cfg.cfg.Line("matrix.include"), Msg: "matrix.include: " + fmt.Sprintf(format, args...),
 				Hint: "name directories that hold an app (a dependency file and an entry point), relative to the repository's top"}
 		}
-		if len(dirs) == 0 {
-			return where("%s names no directory", excerpt(p))
-		}
-		for _, dir := range dirs {
-			if st, err := f.repo.Stat(dir); err != nil || !st.IsDir() {
-				return where("%s is not a directory", excerpt(dir))
+		if !strings.ContainsAny(p, `*?[\`) {
+			if st, err := f.repo.Stat(p); err != nil || !st.IsDir() {
+				return where("%s names no directory", excerpt(p))
 			}
-			if f.found[dir] {
-				continue
-			}
-			if _, err := Detect(f.ctx, confine(subFS{f.raw, dir}), Options{}); err != nil {
-				e := where("%s is no app pyship can build: %s", excerpt(dir), (&AppError{Dir: dir, Err: err}).cause())
+			if _, err := Detect(ctx, confine(subFS{f.raw, p}), Options{}); err != nil {
+				e := where("%s is no app pyship can build: %s", excerpt(p), (&AppError{Dir: p, Err: err}).cause())
 				var de *Error
 				if errors.As(err, &de) && de.Hint != "" {
-					e.(*Error).Hint = de.Hint
+					e.Hint = de.Hint
 				}
 				return e
 			}
-			f.found[dir] = true
+			f.found[p] = true
+			continue
+		}
+		dirs, err := fs.Glob(f.repo, p)
+		if err != nil {
+			return readError(p, err)
+		}
+		matched := false
+		for _, dir := range dirs {
+			// A file the pattern matches is no app, and a link is not followed.
+			if st, err := fs.Lstat(f.raw, dir); err != nil || !st.IsDir() {
+				continue
+			}
+			entries, err := f.repo.ReadDir(dir)
+			if err != nil {
+				return readError(dir, err)
+			}
+			app, err := f.isApp(ctx, dir, entries)
+			if err != nil {
+				return err
+			}
+			if app {
+				f.found[dir], matched = true, true
+			}
+		}
+		if !matched {
+			return where("%s matches no directory that holds an app", excerpt(p))
 		}
 	}
 	return nil

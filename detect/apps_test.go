@@ -77,6 +77,12 @@ func TestFindApps(t *testing.T) {
 			},
 		},
 		{
+			name: "a pattern takes the apps among what it matches",
+			fsys: tree(app("services/api"), app("examples/one"), app("examples/two"),
+				map[string]string{"examples/README.md": "# examples\n", "examples/data/x.csv": "1\n", "pyship.toml": "[matrix]\ninclude = [\"examples/*\"]\n"}),
+			want: []App{{Path: "examples/one", Name: "one"}, {Path: "examples/two", Name: "two"}, {Path: "services/api", Name: "api"}},
+		},
+		{
 			name: "too deep without include",
 			fsys: tree(app("a/b/c/d/e/f/g"), app("a/b/c/d/e/f")),
 			want: []App{{Path: "a/b/c/d/e/f", Name: "f"}},
@@ -177,6 +183,11 @@ func TestFindAppsErrors(t *testing.T) {
 			name: "include names nothing",
 			fsys: tree(app("api"), map[string]string{"pyship.toml": "[matrix]\ninclude = [\"examples/gone\"]\n"}),
 			want: []string{"pyship.toml:2", `"examples/gone" names no directory`},
+		},
+		{
+			name: "a pattern that matches no app",
+			fsys: tree(app("api"), map[string]string{"pyship.toml": "[matrix]\ninclude = [\"examples/*\"]\n", "examples/README.md": "# examples\n"}),
+			want: []string{"pyship.toml:2", `"examples/*" matches no directory that holds an app`},
 		},
 		{
 			name: "include names no app",

@@ -103,6 +103,9 @@ func printMatrix(ctx context.Context, root string, c common) error {
 	return nil
 }
 
+// maxMatrixJobs is how many jobs GitHub Actions makes of one matrix.
+const maxMatrixJobs = 256
+
 // findMatrix finds the apps under root and plans each as pyship build would.
 func findMatrix(ctx context.Context, root string, c common, log hclog.Logger) (*Matrix, error) {
 	dir, err := filepath.Abs(root)
@@ -142,6 +145,10 @@ func findMatrix(ctx context.Context, root string, c common, log hclog.Logger) (*
 		}))
 	}
 	log.Info("found apps", "count", len(apps), "took", since(start))
+	if len(apps) > maxMatrixJobs {
+		log.Warn(fmt.Sprintf("%d apps: GitHub Actions runs at most %d jobs from one matrix", len(apps), maxMatrixJobs),
+			"hint", "give pyship plan --matrix one part of the repository per plan job, or leave apps out with [matrix] exclude in pyship.toml")
+	}
 	m := &Matrix{Include: make([]MatrixEntry, 0, len(apps))}
 	for _, app := range apps {
 		p, appDir, _, err := detectAndPlan(ctx, filepath.Join(root, filepath.FromSlash(app.Path)), c, log.Named(app.Name))
