@@ -2,6 +2,8 @@ package detect
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -403,10 +405,24 @@ func nameApps(paths []string) ([]App, error) {
 	return apps, nil
 }
 
+// maxNameLen bounds an app's name: a registry takes at most 255 characters for the whole
+// repository, of which the name is the last part.
+const maxNameLen = 63
+
 // imageName makes s valid as a component of an image reference's path: lower case,
 // letters and digits joined by ".", "_", "__" or runs of "-"; any other run of characters
-// becomes "-". Empty (the root's ".") is "app".
+// becomes "-". Empty (the root's ".") is "app". A name longer than maxNameLen keeps its
+// start and ends in a hash of s, so that it stays unique.
 func imageName(s string) string {
+	n := cleanName(s)
+	if len(n) <= maxNameLen {
+		return n
+	}
+	sum := sha256.Sum256([]byte(s))
+	return strings.TrimRight(n[:maxNameLen-9], "._-") + "-" + hex.EncodeToString(sum[:4])
+}
+
+func cleanName(s string) string {
 	var b strings.Builder
 	sep := ""
 	flush := func() {

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
+
+	"github.com/google/go-containerregistry/pkg/name"
 )
 
 // app is a Flask app in dir, as files: a dependency file and an entry point.
@@ -241,9 +243,25 @@ func TestImageName(t *testing.T) {
 		{"café", "caf"},
 		{".", "app"},
 		{"___", "app"},
+		{strings.Repeat("a", 63), strings.Repeat("a", 63)},
+		{strings.Repeat("a", 64), strings.Repeat("a", 54) + "-ffe054fe"},
 	} {
 		if got := imageName(tc.in); got != tc.want {
 			t.Errorf("imageName(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
+}
+
+// FuzzImageName: whatever a directory is called, its name is valid as the last component
+// of an image's repository.
+func FuzzImageName(f *testing.F) {
+	for _, s := range []string{"api", "My App", "a..b", "__x__", "-", "службы", "a/b/c", "x_-_y"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		n := imageName(s)
+		if _, err := name.NewRepository("registry.example/team/"+n, name.StrictValidation); err != nil {
+			t.Errorf("imageName(%q) = %q: %v", s, n, err)
+		}
+	})
 }
