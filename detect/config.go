@@ -51,6 +51,8 @@ type Config struct {
 	// Apt are Debian packages installed into the image (from the base's own apt), like
 	// "graphviz" or "libmagic1"; source builds of the dependencies see them too.
 	Apt []string `toml:"apt" json:"apt,omitempty"`
+	// Matrix configures `pyship plan --matrix` when this is the configuration at its root.
+	Matrix *Matrix `toml:"matrix" json:"matrix,omitempty"`
 
 	// File is where the configuration came from: "pyship.toml" or "pyproject.toml".
 	File string `toml:"-" json:"file,omitempty"`
@@ -146,11 +148,12 @@ func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil
 // configKeys are the valid keys of each table, for "did you mean" hints. Env and labels
 // take any key.
 var configKeys = map[string][]string{
-	"":        {"python", "base", "start", "port", "user", "env", "labels", "include", "exclude", "smoke", "django", "flask", "scripts", "resolve", "apt"},
+	"":        {"python", "base", "start", "port", "user", "env", "labels", "include", "exclude", "smoke", "django", "flask", "scripts", "resolve", "apt", "matrix"},
 	"smoke":   {"path", "status", "body", "headers", "timeout"},
 	"django":  {"collectstatic", "migrate"},
 	"flask":   {"init-db"},
 	"scripts": {"init-db"},
+	"matrix":  {"include", "exclude"},
 }
 
 // Line returns the line of a key ("port", "smoke.path") in the configuration, or 0.

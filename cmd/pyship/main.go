@@ -67,7 +67,8 @@ const usage = `pyship turns a Python repository into a container image, without 
 
 Usage:
   pyship [build] [flags] [PATH]   build the image for the repository at PATH (default .)
-  pyship plan [--json] [PATH]     show what a build would do, and why
+  pyship plan [--json | --matrix] [PATH]
+                                  show what a build would do, and why; --matrix: one CI job per app under PATH
   pyship test [flags] [PATH]      build, then boot the image in a sandbox and check that it answers
   pyship test --from REF          check an image from a registry or an OCI layout
   pyship run [flags] [PATH]       build, then keep the app running on a loopback port until Ctrl-C
