@@ -183,6 +183,9 @@ type Options struct {
 	CommittedBy string
 	// Installer is "uv" or "pip", overriding the configuration's; default uv.
 	Installer string
+	// Labels are added to the image config, over the configuration's and the source and
+	// revision labels; not over the base's name and digest, which pyship sets.
+	Labels map[string]string
 }
 
 // DefaultSmokeTimeout is how long the smoke test waits for the app by default.
@@ -354,6 +357,7 @@ func (p *Plan) planConfig(res *detect.Result, cfg *detect.Config, opts Options) 
 	if opts.Revision != "" {
 		p.Config.Labels["org.opencontainers.image.revision"] = opts.Revision
 	}
+	maps.Copy(p.Config.Labels, opts.Labels)
 	p.Config.Labels["org.opencontainers.image.base.name"] = p.Base.Name
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"errors"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -88,6 +89,19 @@ func TestNew(t *testing.T) {
 	if string(again) != string(data) {
 		t.Errorf("JSON round trip changed the plan:\n%s\n%s", data, again)
 	}
+
+	// Labels: the flags' over the configuration's and the revision; the base's name is
+	// pyship's.
+	res.Config = &detect.Config{Labels: map[string]string{"team": "config", "tier": "web"}}
+	p, err = New(res, Options{Revision: "abc", Labels: map[string]string{"team": "flag", "org.opencontainers.image.revision": "v9"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"team": "flag", "tier": "web", "org.opencontainers.image.revision": "v9", "org.opencontainers.image.base.name": "python:3.11-slim"}
+	if !maps.Equal(p.Config.Labels, want) {
+		t.Errorf("labels %v, want %v", p.Config.Labels, want)
+	}
+	res.Config = nil
 
 	p, err = New(res, Options{Base: "ghcr.io/me/python:custom", BaseMirror: "127.0.0.1:5000"})
 	if err != nil {

@@ -1017,8 +1017,9 @@ func TestActionEvents(t *testing.T) {
 	// tag's semver variants pushed, with no latest.
 	image := reg + "/Octo-Org/Hello-" + u
 	lower := strings.ToLower(image)
-	run = runner.run(t, workspace, withInputs(with, "image", image), append(slices.Clone(job),
-		"GITHUB_EVENT_NAME=push", "GITHUB_REF=refs/tags/v1.2.3", "GITHUB_REF_NAME=v1.2.3", "GITHUB_SHA=2222222222abcdef"))
+	// Labels and the smoke test's limits come from inputs too.
+	run = runner.run(t, workspace, withInputs(with, "image", image, "labels", "team=web\n  org.opencontainers.image.licenses=MIT  \n", "cpus", "0.5", "pids", "128"),
+		append(slices.Clone(job), "GITHUB_EVENT_NAME=push", "GITHUB_REF=refs/tags/v1.2.3", "GITHUB_REF_NAME=v1.2.3", "GITHUB_SHA=2222222222abcdef"))
 	if run.code != 0 {
 		t.Fatalf("the version tag run failed with %d:\n%s", run.code, run.stderr)
 	}
@@ -1030,6 +1031,17 @@ func TestActionEvents(t *testing.T) {
 		t.Errorf("the version tag run pushed %q, want %q", got, strings.Join(want, ","))
 	}
 	checkTagged(t, run.outputs["tags"], run.outputs["digest"])
+	pushed, err := remote.Image(mustTag(t, lower+":v1.2.3"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, err := pushed.ConfigFile()
+	if err != nil || cf.Config.Labels["team"] != "web" || cf.Config.Labels["org.opencontainers.image.licenses"] != "MIT" {
+		t.Errorf("the labels input did not reach the image: %v (%v)", cf.Config.Labels, err)
+	}
+	if smoke := smokeStatement(t, lower, run.outputs["digest"]); !strings.Contains(smoke, `"cpus": 0.5`) || !strings.Contains(smoke, `"pids": 128`) {
+		t.Errorf("the smoke test did not run with the cpus and pids inputs' limits:\n%s", smoke)
+	}
 	if _, err := remote.Head(mustTag(t, lower+":latest")); err == nil {
 		t.Errorf("the version tag run pushed latest, which nobody asked for")
 	}
@@ -1066,6 +1078,48 @@ func TestActionEvents(t *testing.T) {
 	if strings.Contains(run.stderr+run.summary, "wrong-"+u) {
 		t.Errorf("the password shows in the log or the summary")
 	}
+}
+
+// smokeStatement returns the smoke-test statement attached to the image repo@digest.
+func smokeStatement(t *testing.T, repo, digest string) string {
+	t.Helper()
+	d, err := name.NewDigest(repo + "@" + digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := remote.Referrers(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, desc := range m.Manifests {
+		if desc.Annotations["in-toto.io/predicate-type"] != "https://github.com/pyship/pyship/smoke-test/v1" {
+			continue
+		}
+		img, err := remote.Image(d.Context().Digest(desc.Digest.String()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls, err := img.Layers()
+		if err != nil || len(ls) != 1 {
+			t.Fatalf("the statement has %d layers (%v)", len(ls), err)
+		}
+		rc, err := ls[0].Compressed()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rc.Close()
+		data, err := io.ReadAll(rc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(data)
+	}
+	t.Fatalf("%s@%s has no smoke-test statement", repo, digest)
+	return ""
 }
 
 // imageTags lists a repository's tags, but for the referrers tag schema's (sha256-...),

@@ -265,9 +265,14 @@ func detectAndPlan(ctx context.Context, path string, c common, log hclog.Logger)
 			return nil, "", repo, err
 		}
 	}
+	labels, err := c.imageLabels()
+	if err != nil {
+		return nil, "", repo, err
+	}
 	p, err := plan.New(res, plan.Options{
 		Base: c.base, BaseMirror: c.baseMirror, Platform: c.platform, Installer: c.installer,
 		Source: repo.source, Revision: repo.revision, Committed: repo.committed, CommittedBy: repo.committedBy,
+		Labels: labels,
 	})
 	if err != nil {
 		return nil, "", repo, fail(exitPlan, err)

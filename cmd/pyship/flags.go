@@ -43,6 +43,7 @@ type common struct {
 	platform   string
 	installer  string
 	cacheRepo  string
+	labels     stringList
 	// keychain authenticates the build's own registry requests (base pulls, the registry
 	// cache): the push's credentials once a command has them.
 	keychain authn.Keychain
@@ -62,6 +63,7 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.platform, "platform", os.Getenv("PYSHIP_PLATFORM"), "target `OS/ARCH` (env PYSHIP_PLATFORM; default linux and this machine's architecture)")
 	fs.StringVar(&c.installer, "installer", os.Getenv("PYSHIP_INSTALLER"), "`TOOL` that installs the dependencies: uv (the default) or pip (env PYSHIP_INSTALLER)")
 	fs.StringVar(&c.cacheRepo, "cache-repo", os.Getenv("PYSHIP_CACHE_REPO"), "`REPO`sitory that keeps dependency layers by cache key, shared by every build that reaches it (env PYSHIP_CACHE_REPO)")
+	fs.Var(&c.labels, "label", "add the label `KEY=VALUE` to the image, over pyship.toml's [labels] (repeatable)")
 	fs.StringVar(&c.registryCA, "registry-ca", "", "trust registries' certificates from this PEM `FILE`, besides the system's (SSL_CERT_FILE works too)")
 	fs.StringVar(&c.registryTimeout, "registry-timeout", os.Getenv(publish.TimeoutEnv),
 		"how long a registry may keep pyship waiting with no progress, as a `DURATION` like 30s or 5m (env "+publish.TimeoutEnv+"; default "+publish.DefaultTimeout.String()+")")
@@ -87,6 +89,25 @@ func (c *common) registry() (http.RoundTripper, error) {
 	}
 	c.transport = t
 	return t, nil
+}
+
+// imageLabels parses --label KEY=VALUE flags; the base's name and digest are pyship's.
+func (c *common) imageLabels() (map[string]string, error) {
+	if len(c.labels) == 0 {
+		return nil, nil
+	}
+	out := map[string]string{}
+	for _, l := range c.labels {
+		k, v, ok := strings.Cut(l, "=")
+		switch {
+		case !ok || strings.TrimSpace(k) == "":
+			return nil, usagef("--label %q: want KEY=VALUE, like org.opencontainers.image.licenses=MIT", l)
+		case strings.HasPrefix(k, "org.opencontainers.image.base."):
+			return nil, usagef("--label %q: pyship sets %s itself, from the base it builds on", l, k)
+		}
+		out[k] = v
+	}
+	return out, nil
 }
 
 // cacheRepository parses --cache-repo, or returns nil without one.

@@ -23,3 +23,17 @@ func TestEscapeAnnotation(t *testing.T) {
 		t.Errorf("escapeProperty: %q", got)
 	}
 }
+
+func TestImageLabels(t *testing.T) {
+	c := common{labels: stringList{"team=web", "org.opencontainers.image.licenses=MIT", "empty="}}
+	got, err := c.imageLabels()
+	if err != nil || len(got) != 3 || got["team"] != "web" || got["org.opencontainers.image.licenses"] != "MIT" || got["empty"] != "" {
+		t.Errorf("imageLabels = %v, %v", got, err)
+	}
+	for _, bad := range []string{"novalue", "=x", "org.opencontainers.image.base.digest=sha256:1"} {
+		c := common{labels: stringList{bad}}
+		if _, err := c.imageLabels(); err == nil {
+			t.Errorf("--label %q was taken", bad)
+		}
+	}
+}
