@@ -1,0 +1,249 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/pyship/pyship/layers"
+	"github.com/pyship/pyship/plan"
+	"github.com/pyship/pyship/publish"
+	"github.com/pyship/pyship/sandbox"
+)
+
+// exitRebase is a rebase that would change what the image does (another Python, another
+// OS release), or of an image pyship did not build: a rebuild is needed. It sits in the
+// build's band, for the build it stands in for.
+const exitRebase = 54
+
+// rebaseFlags are pyship rebase's flags.
+type rebaseFlags struct {
+	common     common
+	run        runFlags
+	smoke      smokeFlags
+	registry   registryFlags
+	tags       stringList
+	push       bool
+	skipTest   bool
+	ociLayout  string
+	sbomFormat string
+}
+
+func (f *rebaseFlags) register(fs *flag.FlagSet) {
+	f.common.register(fs)
+	f.run.register(fs)
+	f.smoke.register(fs)
+	f.registry.register(fs)
+	fs.Var(&f.tags, "tag", "another `TAG` to set in REF's repository (repeatable)")
+	fs.BoolVar(&f.push, "push", true, "push the rebased image to REF's repository; --push=false rebases and smoke-tests it, pushes nothing, and prints its digest")
+	fs.BoolVar(&f.skipTest, "skip-test", false, "push without the smoke test")
+	fs.StringVar(&f.ociLayout, "oci-layout", "", "write the rebased image into the OCI layout `DIR` instead of pushing it")
+	registerSBOM(fs, &f.sbomFormat)
+}
+
+// runRebase moves an image onto the newest digest of its base, smoke-tests it and pushes
+// it: a security update of the base without a rebuild. Nothing is pushed, and no tag
+// moves, unless every step before succeeds.
+func runRebase(ctx context.Context, args []string) error {
+	var f rebaseFlags
+	fs := flag.NewFlagSet("rebase", flag.ContinueOnError)
+	f.register(fs)
+	ref, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if ref == "." && !slices.Contains(args, ".") {
+		return usagef("pyship rebase takes the image to rebase: REGISTRY/REPOSITORY:TAG (or an OCI layout directory, with --oci-layout)")
+	}
+	if err := checkSBOMFormat(f.sbomFormat); err != nil {
+		return err
+	}
+	c := &f.common
+	log := c.logger()
+	start := time.Now()
+
+	dir, _, isLayout := layoutRef(ref)
+	var (
+		reg    *publish.Registry
+		secret = func(err error) error { return err }
+		img    v1.Image
+	)
+	pushing := f.push && f.ociLayout == ""
+	switch {
+	case isLayout && pushing:
+		return usagef("%s is an OCI layout directory, which has no registry to push to: give --oci-layout DIR, or --push=false", dir)
+	case pushing:
+		// The registry is checked before any work, as pyship publish checks it.
+		r, target, err := f.target(ref)
+		if err != nil {
+			return err
+		}
+		if reg, secret, err = f.registry.pushTarget(ctx, target, f.tags, nil, c, log); err != nil {
+			return err
+		}
+		pull := *reg
+		pull.Ref = r
+		if img, err = pull.Pull(ctx, v1.Platform{OS: "linux", Architecture: runtime.GOARCH}); err != nil {
+			return secret(fail(exitBase, fmt.Errorf("pulling %s: %w\nhint: check the reference and your credentials", ref, err)))
+		}
+	default:
+		if img, err = loadImage(ctx, ref, c, &f.registry); err != nil {
+			return err
+		}
+	}
+	cacheDir, err := c.cache()
+	if err != nil {
+		return err
+	}
+	transport, err := c.registry()
+	if err != nil {
+		return err
+	}
+	keychain := c.keychain
+	if keychain == nil {
+		keychain = publish.Keychain(nil)
+	}
+	res, err := layers.Rebase(ctx, img, layers.RebaseOptions{
+		Base: c.base, BaseMirror: c.baseMirror, CacheDir: cacheDir, Keychain: keychain, Transport: transport, Logger: log,
+	})
+	if err != nil {
+		return secret(rebaseFailure(err))
+	}
+	d, err := res.Image.Digest()
+	if err != nil {
+		return err
+	}
+	if res.Unchanged {
+		log.Info("the image is on the newest digest of its base already: nothing to do", "base", res.Base.String())
+		fmt.Println(f.imageRef(ref, isLayout, d))
+		return nil
+	}
+	log.Info("moved onto the new base", "from", res.OldBase.DigestStr(), "to", res.Base.DigestStr(), "kept_layers", len(res.Kept), "digest", d.String())
+
+	if err := f.smokeTest(ctx, res.Image, cacheDir, log); err != nil {
+		return err
+	}
+	repo := ""
+	if reg != nil {
+		repo = reg.Ref.Context().Name()
+	}
+	built := &layers.Result{Image: res.Image, Base: res.Base, BaseLayers: res.BaseLayers}
+	attached, err := sbomArtifacts(f.sbomFormat, built, repo, cacheDir, log)
+	if err != nil {
+		return err
+	}
+	switch {
+	case f.ociLayout != "":
+		name := ""
+		if !isLayout {
+			if r, err := f.registry.parseImage("REF", "image", ref); err == nil {
+				if _, ok := publish.ExplicitTag(r); ok {
+					name = r.Name()
+				}
+			}
+		}
+		out, err := (&publish.Layout{Dir: f.ociLayout, Name: name, Referrers: attached}).Publish(ctx, res.Image)
+		if err != nil {
+			return fail(exitPublish, err)
+		}
+		log.Info("image written", "ref", out)
+		fmt.Println(out)
+	case pushing:
+		reg.Referrers = attached
+		out, err := pushImage(ctx, reg, built, log)
+		if err != nil {
+			return secret(err)
+		}
+		fmt.Println(out)
+	default:
+		log.Info("push is off: the image is rebased and smoke-tested, and nothing is pushed")
+		fmt.Println(d.String())
+	}
+	log.Info("rebase done", "took", since(start))
+	return nil
+}
+
+// target is where the rebased image of ref goes: ref's repository, with ref's tag (the
+// tag moves) when it has one. ref by digest sets only the --tag flags.
+func (f *rebaseFlags) target(ref string) (name.Reference, string, error) {
+	r, err := f.registry.parseImage("REF", "image", ref)
+	if err != nil {
+		return nil, "", err
+	}
+	target := r.Context().Name()
+	if t, ok := publish.ExplicitTag(r); ok {
+		target += ":" + t
+	}
+	if _, ok := publish.ExplicitTag(r); !ok && len(f.tags) == 0 {
+		return nil, "", usagef("%q names no tag to move, and no --tag was given: pyship sets no tag it is not asked for\nhint: rebase REPOSITORY:TAG, or add --tag TAG", ref)
+	}
+	return r, target, nil
+}
+
+// smokeTest boots the rebased image and checks it as pyship test --from does (the
+// image's port, GET / answered below 500, and the smoke flags), unless --skip-test.
+func (f *rebaseFlags) smokeTest(ctx context.Context, img v1.Image, cacheDir string, log hclog.Logger) error {
+	if f.skipTest {
+		log.Warn("smoke test skipped (--skip-test)")
+		return nil
+	}
+	start := time.Now()
+	spec, err := f.run.runnable(img, cacheDir, 0)
+	if err != nil {
+		if fromRegistry(err) {
+			return fail(exitBase, fmt.Errorf("pulling the layers of the rebased image: %w", err))
+		}
+		return err
+	}
+	log.Info("image unpacked", "layers", len(spec.Layers), "took", since(start))
+	check := sandbox.Check{Path: "/", Timeout: plan.DefaultSmokeTimeout}
+	f.smoke.apply(&check)
+	check.Grace = f.run.grace
+	report, err := sandbox.Smoke(ctx, spec, check)
+	if err != nil {
+		return sandboxFailure(err)
+	}
+	printReport(report, log)
+	if !report.Passed() {
+		return fail(exitTestFailed, fmt.Errorf("smoke test of the rebased image failed (%s): %s; nothing was pushed", report.Failure, report.Reason))
+	}
+	return nil
+}
+
+// rebaseFailure gives a rebase error its exit code.
+func rebaseFailure(err error) error {
+	var (
+		refused *layers.RebaseError
+		base    *layers.BaseError
+	)
+	switch {
+	case errors.As(err, &refused):
+		return fail(exitRebase, err)
+	case errors.As(err, &base):
+		return fail(exitBase, err)
+	default:
+		return fail(exitBuild, err)
+	}
+}
+
+// imageRef names the image ref read, by digest d: REPOSITORY@d, or DIR@d for a layout.
+func (f *rebaseFlags) imageRef(ref string, isLayout bool, d v1.Hash) string {
+	if isLayout {
+		dir, _, _ := strings.Cut(ref, "@")
+		return dir + "@" + d.String()
+	}
+	r, err := f.registry.parseImage("REF", "image", ref)
+	if err != nil {
+		return d.String()
+	}
+	return r.Context().Digest(d.String()).String()
+}
