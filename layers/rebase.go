@@ -5,13 +5,14 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"path"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -183,7 +184,7 @@ func Rebase(ctx context.Context, img v1.Image, opts RebaseOptions) (*Rebased, er
 	log.Info("layers fetched", "took", since(start))
 
 	start = time.Now()
-	if err := checkRebase(img, oldBase, newBase); err != nil {
+	if err := checkRebase(img, oldBase, newBase, opts.CacheDir); err != nil {
 		return nil, err
 	}
 	label := res.Base.DigestStr()
@@ -493,7 +494,7 @@ var pythonLinks = []string{"usr/local/bin/python3", "usr/bin/python3"}
 // library (what the extensions and Debian packages link), or a file the image's layers
 // replace (the dpkg status of its Debian packages, /etc/passwd) that the new base changed,
 // whose change the image would hide.
-func checkRebase(img, oldBase, newBase v1.Image) error {
+func checkRebase(img, oldBase, newBase v1.Image, cacheDir string) error {
 	nLayers, _, err := baseSplit(img, oldBase)
 	if err != nil {
 		return err
@@ -510,34 +511,22 @@ func checkRebase(img, oldBase, newBase v1.Image) error {
 	if v := envValue(cf.Config.Env, "VIRTUAL_ENV"); v != "" {
 		venvCfg = strings.TrimPrefix(path.Clean(v+"/pyvenv.cfg"), "/")
 	}
-	own, err := overlay(ls[nLayers:], func(string) bool { return true }, func(p string) bool { return p == venvCfg }, false)
+	paths := &layerPaths{cacheDir: cacheDir, read: map[v1.Hash]*layerRecord{}}
+	own, err := paths.overlay(ls[nLayers:])
 	if err != nil {
 		return err
 	}
 	venv := keyValues(string(own.data[venvCfg]))
-
-	wanted := map[string]bool{osReleasePath: true, osReleaseLibPath: true, dpkgStatusPath: true}
-	for _, p := range pythonLinks {
-		wanted[p] = true
-	}
 	interpreter := ""
 	if home := venv["home"]; home != "" {
 		interpreter = strings.TrimPrefix(path.Clean(home+"/python3"), "/")
-		wanted[interpreter] = true
 	}
-	for p, st := range own.state {
-		if st != "dir" {
-			wanted[p] = true
-		}
-	}
-	want := func(p string) bool { return wanted[p] }
-	keep := func(p string) bool { return p == osReleasePath || p == osReleaseLibPath || p == dpkgStatusPath }
 	read := func(base v1.Image) (*fileSystem, error) {
 		bls, err := base.Layers()
 		if err != nil {
 			return nil, err
 		}
-		return overlay(bls, want, keep, true)
+		return paths.overlay(bls)
 	}
 	oldFS, err := read(oldBase)
 	if err != nil {
@@ -615,56 +604,121 @@ func checkPlatform(img, base *v1.ConfigFile) error {
 	return nil
 }
 
-// fileSystem is what a stack of layers shows at some paths: each path's state (its
-// type, mode, owner and content digest, or its link's target), and the bytes of some.
+// fileSystem is what a stack of layers shows: each path's state (its type, mode, owner
+// and content digest, or its link's target), and the bytes of the files a rebase reads.
 type fileSystem struct {
 	state map[string]string
 	data  map[string][]byte
 }
 
-// overlay reads layers, bottom first, as an overlay shows them, for the paths want
-// accepts; keep says which of them to hold the bytes of; hash, whether to hash files.
-func overlay(ls []v1.Layer, want, keep func(string) bool, hash bool) (*fileSystem, error) {
+// layerRecord is what one layer holds, as a rebase reads it: every entry's state, the
+// bytes of the files it reads whole (keepFile), and what its whiteouts hide below.
+type layerRecord struct {
+	State   map[string]string `json:"state"`
+	Data    map[string][]byte `json:"data,omitempty"`
+	Removed []string          `json:"removed,omitempty"`
+	Opaque  []string          `json:"opaque,omitempty"`
+}
+
+// keepFile reports whether a rebase reads the file at p whole: the OS release, dpkg's
+// status, a venv's configuration.
+func keepFile(p string) bool {
+	return p == osReleasePath || p == osReleaseLibPath || p == dpkgStatusPath || path.Base(p) == "pyvenv.cfg"
+}
+
+// layerPaths reads layers' records, each once: from the cache (by digest) when it has
+// them, else from the layer, keeping them there.
+type layerPaths struct {
+	cacheDir string
+	read     map[v1.Hash]*layerRecord
+}
+
+// rebaseRecordsDir is where the cache keeps layers' records.
+const rebaseRecordsDir = "rebase.1"
+
+// overlay reads layers, bottom first, as an overlay shows them.
+func (lp *layerPaths) overlay(ls []v1.Layer) (*fileSystem, error) {
 	fsys := &fileSystem{state: map[string]string{}, data: map[string][]byte{}}
 	for _, l := range ls {
-		if err := readLayerPaths(l, fsys, want, keep, hash); err != nil {
+		rec, err := lp.record(l)
+		if err != nil {
 			d, _ := l.Digest()
 			return nil, fmt.Errorf("reading layer %s: %w", d, err)
+		}
+		// Whiteouts hide what is below, in the layers under this one.
+		remove := func(p string) {
+			for k := range fsys.state {
+				if p == "" || k == p || strings.HasPrefix(k, p+"/") {
+					delete(fsys.state, k)
+					delete(fsys.data, k)
+				}
+			}
+		}
+		for _, d := range rec.Opaque {
+			remove(d)
+		}
+		for _, p := range rec.Removed {
+			remove(p)
+		}
+		for p, st := range rec.State {
+			fsys.state[p] = st
+			delete(fsys.data, p)
+			if d, ok := rec.Data[p]; ok {
+				fsys.data[p] = d
+			}
 		}
 	}
 	return fsys, nil
 }
 
-// readLayerPaths applies one layer's tar to fsys: whiteouts first (they hide what is
-// below, in the layers under this one), then its entries.
-func readLayerPaths(l v1.Layer, fsys *fileSystem, want, keep func(string) bool, hash bool) error {
+// record returns l's record.
+func (lp *layerPaths) record(l v1.Layer) (*layerRecord, error) {
+	d, err := l.Digest()
+	if err != nil {
+		return nil, err
+	}
+	if rec, ok := lp.read[d]; ok {
+		return rec, nil
+	}
+	file := filepath.Join(lp.cacheDir, rebaseRecordsDir, d.Algorithm+"-"+d.Hex+".json")
+	if data, err := os.ReadFile(file); err == nil {
+		var rec layerRecord
+		if json.Unmarshal(data, &rec) == nil && rec.State != nil {
+			lp.read[d] = &rec
+			return &rec, nil
+		}
+	}
+	rec, err := readRecord(l)
+	if err != nil {
+		return nil, err
+	}
+	lp.read[d] = rec
+	// A record that cannot be kept is read again next time.
+	_ = writeJSONAtomic(file, rec)
+	return rec, nil
+}
+
+// readRecord reads a layer's tar for its record.
+func readRecord(l v1.Layer) (*layerRecord, error) {
 	diffID, err := l.DiffID()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	mt, err := l.MediaType()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	rc, err := l.Compressed()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer rc.Close()
 	tr, err := decompressed(rc, mt, diffID)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer tr.Close()
-	state, data := map[string]string{}, map[string][]byte{}
-	remove := func(p string) {
-		for k := range fsys.state {
-			if p == "" || k == p || strings.HasPrefix(k, p+"/") {
-				delete(fsys.state, k)
-				delete(fsys.data, k)
-			}
-		}
-	}
+	rec := &layerRecord{State: map[string]string{}, Data: map[string][]byte{}}
 	r := tar.NewReader(tr)
 	for {
 		h, err := r.Next()
@@ -672,62 +726,74 @@ func readLayerPaths(l v1.Layer, fsys *fileSystem, want, keep func(string) bool, 
 			break
 		}
 		if err != nil {
-			return err
+			return nil, err
 		}
 		p := strings.TrimPrefix(path.Clean("/"+h.Name), "/")
 		dir, base := path.Split(p)
 		dir = strings.TrimSuffix(dir, "/")
 		switch {
 		case base == ".wh..wh..opq":
-			remove(dir)
+			rec.Opaque = append(rec.Opaque, dir)
 			continue
 		case strings.HasPrefix(base, ".wh."):
-			remove(path.Join(dir, strings.TrimPrefix(base, ".wh.")))
-			continue
-		case !want(p):
+			rec.Removed = append(rec.Removed, path.Join(dir, strings.TrimPrefix(base, ".wh.")))
 			continue
 		}
 		switch h.Typeflag {
 		case tar.TypeDir:
-			state[p] = "dir"
+			rec.State[p] = "dir"
 		case tar.TypeSymlink:
-			state[p] = "link " + h.Linkname
+			rec.State[p] = "link " + h.Linkname
 		case tar.TypeLink:
-			state[p] = "hardlink " + h.Linkname
+			rec.State[p] = "hardlink " + h.Linkname
 		case tar.TypeReg:
-			st := fmt.Sprintf("file %o %d:%d", h.Mode, h.Uid, h.Gid)
-			if hash || keep(p) {
-				sum := sha256.New()
-				var buf bytes.Buffer
-				w := io.Writer(sum)
-				if keep(p) && h.Size <= maxRebaseFile {
-					w = io.MultiWriter(sum, &buf)
-				}
-				if _, err := io.Copy(w, r); err != nil {
-					return err
-				}
-				st += " sha256:" + hex.EncodeToString(sum.Sum(nil))
-				if keep(p) {
-					data[p] = buf.Bytes()
-				}
+			sum := sha256.New()
+			var buf bytes.Buffer
+			w := io.Writer(sum)
+			keep := keepFile(p) && h.Size <= maxRebaseFile
+			if keep {
+				w = io.MultiWriter(sum, &buf)
 			}
-			state[p] = st
+			if _, err := io.Copy(w, r); err != nil {
+				return nil, err
+			}
+			rec.State[p] = fmt.Sprintf("file %o %d:%d sha256:%x", h.Mode, h.Uid, h.Gid, sum.Sum(nil))
+			if keep {
+				rec.Data[p] = buf.Bytes()
+			}
 		default:
-			state[p] = fmt.Sprintf("type %c", h.Typeflag)
+			rec.State[p] = fmt.Sprintf("type %c", h.Typeflag)
 		}
 	}
 	// To the end of the stream, which checks the diff ID.
 	if _, err := io.Copy(io.Discard, tr); err != nil {
+		return nil, err
+	}
+	return rec, nil
+}
+
+// writeJSONAtomic writes v to file as JSON, whole or not at all.
+func writeJSONAtomic(file string, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
 		return err
 	}
-	for p, st := range state {
-		fsys.state[p] = st
-		delete(fsys.data, p)
-		if d, ok := data[p]; ok {
-			fsys.data[p] = d
-		}
+	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
+		return err
 	}
-	return nil
+	tmp, err := os.CreateTemp(filepath.Dir(file), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), file)
 }
 
 // basePython is a base's Python minor version: its PYTHON_VERSION, else what its python3
