@@ -185,6 +185,10 @@ func TestRebase(t *testing.T) {
 	if !hasFile(t, img, rebaseMarker) {
 		t.Errorf("the rebased image lacks the new base's /%s", rebaseMarker)
 	}
+	// Its bill of materials is its own: the base's packages are the new base's.
+	if sbom := pyship(t, env, "sbom", repo+":v1"); sbom.code != 0 || !strings.Contains(sbom.stdout, `"VersionInfo": "`+d2.String()) && !strings.Contains(sbom.stdout, `"versionInfo": "`+d2.String()) {
+		t.Errorf("pyship sbom %s:v1: exit %d; want a bill of materials for %s", repo, sbom.code, d2)
+	}
 
 	// The same rebase again gives the same image (pushing nothing); a rebuild of the app on
 	// the new base gives it too.
@@ -192,6 +196,11 @@ func TestRebase(t *testing.T) {
 	if d := builtDigest(t, again); d != d2 {
 		t.Errorf("rebasing the same image again gave %s, first %s", d, d2)
 	}
+	dir := t.TempDir()
+	if d := builtDigest(t, pyship(t, env, "rebase", repo+"@"+d1.String(), "--oci-layout", dir, "--skip-test")); d != d2 {
+		t.Errorf("rebasing into an OCI layout gave %s, the push %s", d, d2)
+	}
+	layoutImage(t, dir, d2)
 	start = time.Now()
 	rebuilt := builtDigest(t, pyship(t, env, "publish", src, "--base", base, "--image", repo+":rebuilt"))
 	rebuildTook := time.Since(start)
