@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/pyship/pyship/layers"
@@ -90,10 +91,8 @@ func runRebase(ctx context.Context, args []string) error {
 		if reg, secret, err = f.registry.pushTarget(ctx, target, f.tags, nil, c, log); err != nil {
 			return err
 		}
-		pull := *reg
-		pull.Ref = r
-		if img, err = pull.Pull(ctx, v1.Platform{OS: "linux", Architecture: runtime.GOARCH}); err != nil {
-			return secret(fail(exitBase, fmt.Errorf("pulling %s: %w\nhint: check the reference and your credentials", ref, err)))
+		if img, err = f.pull(ctx, reg, r, c); err != nil {
+			return secret(err)
 		}
 	default:
 		if img, err = loadImage(ctx, ref, c, &f.registry); err != nil {
@@ -170,6 +169,30 @@ func runRebase(ctx context.Context, args []string) error {
 	}
 	log.Info("rebase done", "took", since(start))
 	return nil
+}
+
+// pull reads the image r names, over reg's credentials and transport. An image index
+// (several platforms) is refused: pushing one platform's image to its tag would replace
+// the index.
+func (f *rebaseFlags) pull(ctx context.Context, reg *publish.Registry, r name.Reference, c *common) (v1.Image, error) {
+	transport, err := c.registry()
+	if err != nil {
+		return nil, err
+	}
+	desc, err := remote.Head(r, remote.WithContext(ctx), remote.WithAuthFromKeychain(reg.Keychain), remote.WithTransport(transport))
+	if err != nil {
+		return nil, fail(exitBase, fmt.Errorf("reading %s: %w\nhint: check the reference and your credentials", r, err))
+	}
+	if desc.MediaType.IsIndex() {
+		return nil, fail(exitRebase, fmt.Errorf("%s is an image index (one image per platform); pushing the rebased image of one platform to its tag would replace the index\nhint: rebase each platform's image by digest (--push=false or --tag), then make the index again", r))
+	}
+	pull := *reg
+	pull.Ref = r
+	img, err := pull.Pull(ctx, v1.Platform{OS: "linux", Architecture: runtime.GOARCH})
+	if err != nil {
+		return nil, fail(exitBase, fmt.Errorf("pulling %s: %w\nhint: check the reference and your credentials", r, err))
+	}
+	return img, nil
 }
 
 // target is where the rebased image of ref goes: ref's repository, with ref's tag (the

@@ -7,6 +7,8 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"maps"
+	"path"
 	"slices"
 	"strings"
 	"testing"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
@@ -53,22 +56,30 @@ func testBase(t *testing.T, reg, minor string) string {
 	return ref
 }
 
-// updated is base with a layer more, as a security update of it: one file, the marker.
-func updated(t *testing.T, base v1.Image) v1.Image {
+// updatedBase is base with a layer more, as an update of it adds: files (a whiteout,
+// .wh.NAME, is an empty file) in directories of mode 0755.
+func updatedBase(t *testing.T, base v1.Image, files map[string]string) v1.Image {
 	t.Helper()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
-	data := "updated\n"
-	for _, h := range []tar.Header{
-		{Name: "etc/", Typeflag: tar.TypeDir, Mode: 0o755},
-		{Name: rebaseMarker, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(data))},
-	} {
-		if err := tw.WriteHeader(&h); err != nil {
+	dirs := map[string]bool{}
+	for _, p := range slices.Sorted(maps.Keys(files)) {
+		for d := path.Dir(p); d != "."; d = path.Dir(d) {
+			dirs[d] = true
+		}
+	}
+	for _, d := range slices.Sorted(maps.Keys(dirs)) {
+		if err := tw.WriteHeader(&tar.Header{Name: d + "/", Typeflag: tar.TypeDir, Mode: 0o755}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := io.WriteString(tw, data); err != nil {
-		t.Fatal(err)
+	for _, p := range slices.Sorted(maps.Keys(files)) {
+		if err := tw.WriteHeader(&tar.Header{Name: p, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(files[p]))}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.WriteString(tw, files[p]); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := tw.Close(); err != nil {
 		t.Fatal(err)
@@ -77,7 +88,7 @@ func updated(t *testing.T, base v1.Image) v1.Image {
 	if err != nil {
 		t.Fatal(err)
 	}
-	img, err := mutate.Append(base, mutate.Addendum{Layer: l, MediaType: types.OCILayer, History: v1.History{CreatedBy: "security update", Created: v1.Time{Time: time.Unix(0, 0)}}})
+	img, err := mutate.Append(base, mutate.Addendum{Layer: l, MediaType: types.OCILayer, History: v1.History{CreatedBy: "update", Created: v1.Time{Time: time.Unix(0, 0)}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +155,7 @@ func TestRebase(t *testing.T) {
 	oldBase := remoteImage(t, base)
 	oldImage := remoteImage(t, repo+"@"+d1.String())
 
-	newBase := updated(t, oldBase)
+	newBase := updatedBase(t, oldBase, map[string]string{rebaseMarker: "updated\n"})
 	newBaseDigest := pushTo(t, base, newBase)
 
 	start := time.Now()
@@ -210,10 +221,10 @@ func TestRebase(t *testing.T) {
 	t.Logf("rebase (pull, checks, smoke test, push): %s; rebuild (build, smoke test, push) with a warm cache: %s", rebaseTook.Round(time.Millisecond), rebuildTook.Round(time.Millisecond))
 }
 
-// TestRebaseNothingToDoOrRefused rebases an image whose base did not move (nothing is
-// pushed), then one whose base's tag now holds another Python (refused: exit 54, no
-// tag moved).
-func TestRebaseNothingToDoOrRefused(t *testing.T) {
+// TestRebasePushesNothing rebases an image whose base did not move (nothing to do), then
+// onto an update that breaks the app (the smoke test fails), then onto a base with
+// another Python (refused, exit 54): no tag moves.
+func TestRebasePushesNothing(t *testing.T) {
 	reg := fixtures.Testbed(t)
 	base := testBase(t, reg, "3.14")
 	repo := reg + "/e2e/rebase-" + uniqueTag()
@@ -227,6 +238,42 @@ func TestRebaseNothingToDoOrRefused(t *testing.T) {
 		}
 		if _, err := tagDigest(t, repo+":moved"); err == nil {
 			t.Errorf("%s:moved exists: the rebase pushed when the base had not moved", repo)
+		}
+	})
+
+	t.Run("an image index", func(t *testing.T) {
+		idx := mutate.AppendManifests(empty.Index, mutate.IndexAddendum{Add: remoteImage(t, repo+":v1")})
+		r, err := name.ParseReference(repo + ":multi")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := remote.WriteIndex(r, idx); err != nil {
+			t.Fatal(err)
+		}
+		want, err := idx.Digest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := pyship(t, env, "rebase", repo+":multi")
+		if res.code != exitRebase || !strings.Contains(res.stderr, "is an image index") {
+			t.Errorf("exit %d; want %d and the index named", res.code, exitRebase)
+		}
+		if got, err := tagDigest(t, repo+":multi"); err != nil || got != want {
+			t.Errorf("%s:multi is %s (%v), want the index %s", repo, got, err, want)
+		}
+	})
+
+	t.Run("smoke test fails", func(t *testing.T) {
+		// An update that loses the json module, which Flask imports.
+		pushTo(t, base, updatedBase(t, remoteImage(t, base), map[string]string{"usr/lib/python3.14/.wh.json": ""}))
+		r := pyship(t, env, "rebase", repo+":v1", "--tag", "moved")
+		if r.code != exitTestFailed || r.stdout != "" || !strings.Contains(r.stderr, "nothing was pushed") {
+			t.Errorf("exit %d, stdout %q; want %d, nothing on stdout, and nothing pushed", r.code, r.stdout, exitTestFailed)
+		}
+		for _, tag := range []string{"v1", "moved"} {
+			if got, err := tagDigest(t, repo+":"+tag); tag == "moved" && err == nil || tag == "v1" && got != d1 {
+				t.Errorf("%s:%s is %s (%v) after a failed smoke test; want v1 at %s and no moved", repo, tag, got, err, d1)
+			}
 		}
 	})
 
