@@ -191,11 +191,11 @@ func Rebase(ctx context.Context, img v1.Image, opts RebaseOptions) (*Rebased, er
 	if res.Image, err = rebaseImage(img, oldBase, newBase, baseName, label); err != nil {
 		return nil, err
 	}
-	if res.BaseLayers, err = layerDigests(newBase, 0); err != nil {
+	if res.BaseLayers, err = layerDigests(newBase); err != nil {
 		return nil, err
 	}
 	n := len(res.BaseLayers)
-	all, err := layerDigests(res.Image, 0)
+	all, err := layerDigests(res.Image)
 	if err != nil {
 		return nil, err
 	}
@@ -229,14 +229,14 @@ func mirrored(base, mirror string) (name.Reference, error) {
 	return name.ParseReference(ref)
 }
 
-// layerDigests returns the digests of img's layers from the from'th on.
-func layerDigests(img v1.Image, from int) ([]v1.Hash, error) {
+// layerDigests returns the digests of img's layers.
+func layerDigests(img v1.Image) ([]v1.Hash, error) {
 	m, err := img.Manifest()
 	if err != nil {
 		return nil, err
 	}
 	var out []v1.Hash
-	for _, l := range m.Layers[min(from, len(m.Layers)):] {
+	for _, l := range m.Layers {
 		out = append(out, l.Digest)
 	}
 	return out, nil
@@ -574,7 +574,7 @@ func checkRebase(img, oldBase, newBase v1.Image, cacheDir string) error {
 	}
 	oldLibc, newLibc := libcVersion(oldFS), libcVersion(newFS)
 	if oldLibc != "" && (newLibc == "" || versionLess(newLibc, oldLibc)) {
-		return &RebaseError{Reason: fmt.Sprintf("the new base's C library (glibc %s) is older than the one the image was built on (glibc %s)", orNone(newLibc), oldLibc)}
+		return &RebaseError{Reason: fmt.Sprintf("the new base's C library (glibc %s) is older than the one the image was built on (glibc %s)", short(orNone(newLibc)), short(oldLibc))}
 	}
 
 	// Files the image's layers replace that the new base changed.
@@ -847,7 +847,16 @@ func osName(kv map[string]string) string {
 	if kv["ID"] == "" {
 		return "an OS without /etc/os-release"
 	}
-	return strings.TrimSpace(kv["ID"] + " " + kv["VERSION_ID"])
+	return short(strings.TrimSpace(kv["ID"] + " " + kv["VERSION_ID"]))
+}
+
+// short cuts what an image says, for a message, to a few dozen bytes (printError escapes
+// what is left).
+func short(s string) string {
+	if len(s) > 48 {
+		return s[:48] + "..."
+	}
+	return s
 }
 
 // libcVersion is the upstream version of the glibc that dpkg lists (libc6), or empty.

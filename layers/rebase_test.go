@@ -143,7 +143,7 @@ func rebase(t *testing.T, img v1.Image) (*Rebased, error) {
 
 func digests(t *testing.T, img v1.Image) []v1.Hash {
 	t.Helper()
-	ds, err := layerDigests(img, 0)
+	ds, err := layerDigests(img)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -266,6 +266,10 @@ func TestRebaseRefuses(t *testing.T) {
 			b.python, b.link = "", "python3.13"
 		},
 		want: "Python 3.13",
+	}, {
+		name:   "no venv interpreter",
+		update: func(b *testBase) { b.extra = map[string]string{"usr/bin/.wh.python3": ""} },
+		want:   "the venv's interpreter /usr/bin/python3 is not in the new base",
 	}, {
 		name:   "another Debian release",
 		update: func(b *testBase) { b.versionID = "13" },
