@@ -13,9 +13,11 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -511,7 +513,18 @@ func checkRebase(img, oldBase, newBase v1.Image, cacheDir string) error {
 	if v := envValue(cf.Config.Env, "VIRTUAL_ENV"); v != "" {
 		venvCfg = strings.TrimPrefix(path.Clean(v+"/pyvenv.cfg"), "/")
 	}
+	oldLayers, err := oldBase.Layers()
+	if err != nil {
+		return err
+	}
+	newLayers, err := newBase.Layers()
+	if err != nil {
+		return err
+	}
 	paths := &layerPaths{cacheDir: cacheDir, read: map[v1.Hash]*layerRecord{}}
+	if err := paths.prefetch(slices.Concat(ls[nLayers:], oldLayers, newLayers)); err != nil {
+		return err
+	}
 	own, err := paths.overlay(ls[nLayers:])
 	if err != nil {
 		return err
@@ -521,18 +534,11 @@ func checkRebase(img, oldBase, newBase v1.Image, cacheDir string) error {
 	if home := venv["home"]; home != "" {
 		interpreter = strings.TrimPrefix(path.Clean(home+"/python3"), "/")
 	}
-	read := func(base v1.Image) (*fileSystem, error) {
-		bls, err := base.Layers()
-		if err != nil {
-			return nil, err
-		}
-		return paths.overlay(bls)
-	}
-	oldFS, err := read(oldBase)
+	oldFS, err := paths.overlay(oldLayers)
 	if err != nil {
 		return fmt.Errorf("reading the old base: %w", err)
 	}
-	newFS, err := read(newBase)
+	newFS, err := paths.overlay(newLayers)
 	if err != nil {
 		return fmt.Errorf("reading the new base: %w", err)
 	}
@@ -630,7 +636,40 @@ func keepFile(p string) bool {
 // them, else from the layer, keeping them there.
 type layerPaths struct {
 	cacheDir string
+	mu       sync.Mutex
 	read     map[v1.Hash]*layerRecord
+}
+
+// prefetch reads the records of ls, as many at once as there are CPUs.
+func (lp *layerPaths) prefetch(ls []v1.Layer) error {
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+		seen = map[v1.Hash]bool{}
+	)
+	slots := make(chan struct{}, runtime.GOMAXPROCS(0))
+	for _, l := range ls {
+		d, err := l.Digest()
+		if err != nil {
+			return err
+		}
+		if seen[d] {
+			continue
+		}
+		seen[d] = true
+		wg.Go(func() {
+			slots <- struct{}{}
+			defer func() { <-slots }()
+			if _, err := lp.record(l); err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("reading layer %s: %w", d, err))
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // rebaseRecordsDir is where the cache keeps layers' records.
@@ -677,25 +716,34 @@ func (lp *layerPaths) record(l v1.Layer) (*layerRecord, error) {
 	if err != nil {
 		return nil, err
 	}
-	if rec, ok := lp.read[d]; ok {
+	lp.mu.Lock()
+	rec, ok := lp.read[d]
+	lp.mu.Unlock()
+	if ok {
 		return rec, nil
 	}
 	file := filepath.Join(lp.cacheDir, rebaseRecordsDir, d.Algorithm+"-"+d.Hex+".json")
 	if data, err := os.ReadFile(file); err == nil {
-		var rec layerRecord
-		if json.Unmarshal(data, &rec) == nil && rec.State != nil {
-			lp.read[d] = &rec
-			return &rec, nil
+		var cached layerRecord
+		if json.Unmarshal(data, &cached) == nil && cached.State != nil {
+			lp.keep(d, &cached)
+			return &cached, nil
 		}
 	}
-	rec, err := readRecord(l)
+	rec, err = readRecord(l)
 	if err != nil {
 		return nil, err
 	}
-	lp.read[d] = rec
+	lp.keep(d, rec)
 	// A record that cannot be kept is read again next time.
 	_ = writeJSONAtomic(file, rec)
 	return rec, nil
+}
+
+func (lp *layerPaths) keep(d v1.Hash, rec *layerRecord) {
+	lp.mu.Lock()
+	defer lp.mu.Unlock()
+	lp.read[d] = rec
 }
 
 // readRecord reads a layer's tar for its record.
