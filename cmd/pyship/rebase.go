@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"os"
 	"runtime"
 	"slices"
 	"strings"
@@ -58,6 +59,12 @@ func runRebase(ctx context.Context, args []string) error {
 	var f rebaseFlags
 	fs := flag.NewFlagSet("rebase", flag.ContinueOnError)
 	f.register(fs)
+	if slices.ContainsFunc(args, func(a string) bool { return a == "-h" || a == "-help" || a == "--help" }) {
+		fmt.Fprint(os.Stderr, "Usage: pyship rebase [flags] REF\n\nMoves the image REF (REGISTRY/REPOSITORY:TAG, or by digest; an OCI layout with --oci-layout)\nonto the newest digest of its base, smoke-tests it, and pushes it to REF's repository and tag.\n\nFlags:\n")
+		fs.SetOutput(os.Stderr)
+		fs.PrintDefaults()
+		return fail(exitUsage, errHelp)
+	}
 	ref, err := parse(fs, args)
 	if err != nil {
 		return err
