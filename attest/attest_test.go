@@ -208,7 +208,7 @@ func TestSBOMDocuments(t *testing.T) {
 		}
 
 		mt, _ := MediaType(format)
-		art, err := Artifact(*desc, mt, a, s.Created)
+		art, err := Artifact(*desc, mt, a, s.Created, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

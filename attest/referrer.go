@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -22,8 +23,9 @@ const CreatedAnnotation = "org.opencontainers.image.created"
 
 // Artifact is an OCI artifact whose subject is the image subject: a manifest of
 // artifactType mt, an empty config, and one layer, data, of media type mt. Its creation
-// annotation is created, so the same data about the same image makes the same manifest.
-func Artifact(subject v1.Descriptor, mt types.MediaType, data []byte, created time.Time) (v1.Image, error) {
+// annotation is created, so the same data about the same image makes the same manifest;
+// annotations adds to its manifest's.
+func Artifact(subject v1.Descriptor, mt types.MediaType, data []byte, created time.Time, annotations map[string]string) (v1.Image, error) {
 	layer := static.NewLayer(data, mt)
 	ld, err := partial.Descriptor(layer)
 	if err != nil {
@@ -34,13 +36,15 @@ func Artifact(subject v1.Descriptor, mt types.MediaType, data []byte, created ti
 		return nil, err
 	}
 	sub := v1.Descriptor{MediaType: subject.MediaType, Size: subject.Size, Digest: subject.Digest}
+	ann := map[string]string{CreatedAnnotation: timestamp(created)}
+	maps.Copy(ann, annotations)
 	m := v1.Manifest{
 		SchemaVersion: 2,
 		MediaType:     types.OCIManifestSchema1,
 		ArtifactType:  string(mt),
 		Config:        v1.Descriptor{MediaType: types.OCIEmptyJSON, Size: int64(len(emptyConfig)), Digest: cd},
 		Layers:        []v1.Descriptor{{MediaType: mt, Size: ld.Size, Digest: ld.Digest}},
-		Annotations:   map[string]string{CreatedAnnotation: timestamp(created)},
+		Annotations:   ann,
 		Subject:       &sub,
 	}
 	raw, err := json.Marshal(m)

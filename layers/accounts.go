@@ -164,25 +164,10 @@ func baseAccounts(img v1.Image, cacheDir string) (map[string]string, error) {
 // checkUserTar reads a cached user layer's tar and refuses what pyship's own writer would
 // not have put in it: files other than the account files, links, devices, set-id bits.
 func checkUserTar(r io.Reader) error {
-	tr := tar.NewReader(r)
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
+	return checkTar(r, func(name string, h *tar.Header) error {
+		if h.Typeflag == tar.TypeDir || h.Typeflag == tar.TypeReg && isAccountFile(name) {
 			return nil
 		}
-		if err != nil {
-			return err
-		}
-		name := strings.TrimPrefix(path.Clean("/"+h.Name), "/")
-		switch {
-		case name == "" || name != strings.TrimSuffix(strings.TrimPrefix(h.Name, "./"), "/"):
-			return fmt.Errorf("the layer holds %q, which pyship does not write", h.Name)
-		case h.Mode&0o6000 != 0:
-			return fmt.Errorf("the layer holds %q with a set-id bit", h.Name)
-		case h.Typeflag == tar.TypeDir:
-		case h.Typeflag == tar.TypeReg && isAccountFile(name):
-		default:
-			return fmt.Errorf("the layer holds %q of type %q, where pyship writes only directories and %s", h.Name, h.Typeflag, strings.Join(accountFiles, ", "))
-		}
-	}
+		return fmt.Errorf("the layer holds %q of type %q, where pyship writes only directories and %s", h.Name, h.Typeflag, strings.Join(accountFiles, ", "))
+	})
 }

@@ -238,6 +238,22 @@ func below(dir string) func(io.Reader) error {
 // link, a device, a set-id bit.
 func checkLayerTar(r io.Reader, dir string) error {
 	prefix := strings.Trim(dir, "/") + "/"
+	return checkTar(r, func(name string, h *tar.Header) error {
+		inside := strings.HasPrefix(name+"/", prefix) || strings.HasPrefix(prefix, name+"/")
+		switch {
+		case !inside:
+			return fmt.Errorf("the layer holds %q, outside %s", h.Name, dir)
+		case h.Typeflag != tar.TypeReg && h.Typeflag != tar.TypeDir && h.Typeflag != tar.TypeSymlink:
+			return fmt.Errorf("the layer holds %q of type %q, which pyship does not write", h.Name, h.Typeflag)
+		}
+		return nil
+	})
+}
+
+// checkTar reads a cached layer's tar to its end, refusing an entry whose name is not
+// plain (one that climbs, or names the root) or that has a set-id bit, and any entry
+// check refuses; check gets the entry's clean name.
+func checkTar(r io.Reader, check func(name string, h *tar.Header) error) error {
 	tr := tar.NewReader(r)
 	for {
 		h, err := tr.Next()
@@ -248,14 +264,14 @@ func checkLayerTar(r io.Reader, dir string) error {
 			return err
 		}
 		name := strings.TrimPrefix(path.Clean("/"+h.Name), "/")
-		inside := strings.HasPrefix(name+"/", prefix) || strings.HasPrefix(prefix, name+"/")
 		switch {
-		case !inside || name != strings.TrimSuffix(strings.TrimPrefix(h.Name, "./"), "/"):
-			return fmt.Errorf("the layer holds %q, outside %s", h.Name, dir)
-		case h.Typeflag != tar.TypeReg && h.Typeflag != tar.TypeDir && h.Typeflag != tar.TypeSymlink:
-			return fmt.Errorf("the layer holds %q of type %q, which pyship does not write", h.Name, h.Typeflag)
+		case name == "" || name != strings.TrimSuffix(strings.TrimPrefix(h.Name, "./"), "/"):
+			return fmt.Errorf("the layer holds %q, which pyship does not write", h.Name)
 		case h.Mode&0o6000 != 0:
 			return fmt.Errorf("the layer holds %q with a set-id bit", h.Name)
+		}
+		if err := check(name, h); err != nil {
+			return err
 		}
 	}
 }

@@ -400,6 +400,10 @@ func (r *actionRunner) run(t *testing.T, workspace string, with map[string]strin
 			return inputs[parts[1]]
 		case operand == "github.action_path":
 			return r.repo
+		case operand == "github.token":
+			// The job's token; pyship offers it to ghcr.io only, which these tests never
+			// reach.
+			return "harness-github-token"
 		case parts[0] == "steps" && len(parts) == 4 && parts[2] == "outputs":
 			return steps[parts[1]][parts[3]]
 		case parts[0] == "steps" && len(parts) == 3:
@@ -728,8 +732,8 @@ func TestAction(t *testing.T) {
 		t.Fatalf("the action failed with %d", run.code)
 	}
 	image, digest := run.outputs["image"], run.outputs["digest"]
-	if !strings.HasPrefix(image, repo+"@sha256:") || !strings.HasSuffix(image, digest) || !strings.HasPrefix(digest, "sha256:") {
-		t.Errorf("outputs image %q digest %q", image, digest)
+	if !strings.HasPrefix(image, repo+"@sha256:") || !strings.HasSuffix(image, digest) || !strings.HasPrefix(digest, "sha256:") || run.outputs["name"] != repo {
+		t.Errorf("outputs image %q name %q digest %q", image, run.outputs["name"], digest)
 	}
 	if want := repo + ":v1," + repo + ":extra," + repo + ":more," + repo + ":sha-0123456," + repo + ":feature-login"; run.outputs["tags"] != want {
 		t.Errorf("output tags %q, want %q", run.outputs["tags"], want)

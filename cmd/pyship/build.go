@@ -71,36 +71,36 @@ func runBuild(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		_, res, err := build(ctx, path, c, cacheDir, log)
+		b, err := build(ctx, path, c, cacheDir, log)
 		if err != nil {
 			return err
 		}
-		if reg.Referrers, err = sbomArtifacts(sbomFormat, res, reg.Ref.Context().Name(), cacheDir, log); err != nil {
+		if reg.Referrers, err = evidence(b, sbomFormat, reg.Ref.Context().Name(), cacheDir, nil, sandbox.Check{}, log); err != nil {
 			return err
 		}
-		out, err := pushImage(ctx, reg, res, log)
+		out, err := pushImage(ctx, reg, b.res, log)
 		if err != nil {
 			return secret(err)
 		}
 		fmt.Println(out)
 		return nil
 	}
-	_, res, err := build(ctx, path, c, cacheDir, log)
+	b, err := build(ctx, path, c, cacheDir, log)
 	if err != nil {
 		return err
 	}
 	var attached []v1.Image
 	if *tarballPath == "" {
-		// A layout keeps the bill of materials beside the image; a tarball cannot.
+		// A layout keeps the evidence beside the image; a tarball cannot.
 		repo := ""
 		if ref != nil {
 			repo = ref.Context().Name()
 		}
-		if attached, err = sbomArtifacts(sbomFormat, res, repo, cacheDir, log); err != nil {
+		if attached, err = evidence(b, sbomFormat, repo, cacheDir, nil, sandbox.Check{}, log); err != nil {
 			return err
 		}
 	}
-	return writeImage(ctx, res, ref, path, *ociLayout, *tarballPath, cacheDir, attached, log)
+	return writeImage(ctx, b.res, ref, path, *ociLayout, *tarballPath, cacheDir, attached, log)
 }
 
 // writeImage writes a built image that is not pushed: into the OCI layout DIR, to a
@@ -136,23 +136,32 @@ func writeImage(ctx context.Context, res *layers.Result, ref name.Reference, pat
 	return nil
 }
 
+// built is what a build made, and what it read.
+type built struct {
+	plan *plan.Plan
+	res  *layers.Result
+	// dir is the repository's directory, info what git says of it.
+	dir  string
+	info repository
+}
+
 // build runs detect, plan and build on the repository at path.
-func build(ctx context.Context, path string, c common, cacheDir string, log hclog.Logger) (*plan.Plan, *layers.Result, error) {
+func build(ctx context.Context, path string, c common, cacheDir string, log hclog.Logger) (*built, error) {
 	p, dir, info, err := detectAndPlan(ctx, path, c, log)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	timeout, limits, err := buildBounds()
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	transport, err := c.registry()
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	cacheRepo, err := c.cacheRepository()
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	keychain := c.keychain
 	if keychain == nil {
@@ -173,9 +182,9 @@ func build(ctx context.Context, path string, c common, cacheDir string, log hclo
 	})
 	scanning.Wait()
 	if err != nil {
-		return nil, nil, inDir(dir, buildFailure(err))
+		return nil, inDir(dir, buildFailure(err))
 	}
-	return p, res, nil
+	return &built{plan: p, res: res, dir: dir, info: info}, nil
 }
 
 // buildBounds reads the time and memory a dependency install or build step may take from

@@ -65,7 +65,9 @@ type summary struct {
 	plan   *plan.Plan
 	image  v1.Image
 	report *sandbox.Report
-	refs   []string
+	// check is what the smoke test asked, when it ran.
+	check sandbox.Check
+	refs  []string
 	// unpushed is the digest of an image built and tested with push off.
 	unpushed string
 }

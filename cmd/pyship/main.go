@@ -33,6 +33,7 @@ const (
 	exitPublish  = 60
 	// exitTestFailed is a smoke test that ran and failed.
 	exitTestFailed  = 70
+	exitVerify      = 71
 	exitInterrupted = 130
 )
 
@@ -74,6 +75,8 @@ Usage:
                                   build, smoke-test, then push (nothing is pushed if the test fails)
   pyship rebase REF               move an image onto the newest digest of its base, smoke-test it, push it
   pyship sbom REF                 print the bill of materials attached to an image
+  pyship verify REF               check that an image carries a passing smoke test, a bill of
+                                  materials and provenance for its digest
   pyship version                  print the version
 
 Run "pyship COMMAND --help" for a command's flags.
@@ -216,7 +219,7 @@ func escapeControl(s string) string {
 }
 
 // commands are pyship's commands; anything else first on the command line is a path.
-var commands = []string{"build", "plan", "test", "run", "publish", "rebase", "sbom", "version", "help"}
+var commands = []string{"build", "plan", "test", "run", "publish", "rebase", "sbom", "verify", "version", "help"}
 
 // unknownCommand refuses a first argument that is no path and reads like a mistyped
 // command ("pyship pubish"), rather than building a directory that does not exist.
@@ -284,6 +287,8 @@ func run(ctx context.Context, args []string) error {
 		return runRebase(ctx, args)
 	case "sbom":
 		return runSBOM(ctx, args)
+	case "verify":
+		return runVerify(ctx, args)
 	case "version":
 		fmt.Println(version)
 		return nil

@@ -105,10 +105,11 @@ func runPublish(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	p, res, err := build(ctx, path, *c, cacheDir, log)
+	b, err := build(ctx, path, *c, cacheDir, log)
 	if err != nil {
 		return secret(err)
 	}
+	p, res := b.plan, b.res
 	sum := summary{plan: p, image: res.Image}
 	if err := f.smokeTest(ctx, p, res, cacheDir, &sum, log); err != nil {
 		return err
@@ -124,7 +125,7 @@ func runPublish(ctx context.Context, args []string) error {
 		fmt.Println(d.String())
 		return nil
 	}
-	if reg.Referrers, err = sbomArtifacts(f.sbomFormat, res, reg.Ref.Context().Name(), cacheDir, log); err != nil {
+	if reg.Referrers, err = evidence(b, f.sbomFormat, reg.Ref.Context().Name(), cacheDir, sum.report, sum.check, log); err != nil {
 		return err
 	}
 	out, err := pushImage(ctx, reg, res, log)
@@ -159,7 +160,7 @@ func (f *publishFlags) smokeTest(ctx context.Context, p *plan.Plan, res *layers.
 		return sandboxFailure(err)
 	}
 	printReport(report, log)
-	sum.report = report
+	sum.report, sum.check = report, check
 	if !report.Passed() {
 		f.writeSummary(*sum, log)
 		return fail(exitTestFailed, fmt.Errorf("smoke test failed (%s): %s; nothing was pushed", report.Failure, report.Reason))

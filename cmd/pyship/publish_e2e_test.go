@@ -98,7 +98,8 @@ func TestPublish(t *testing.T) {
 	}
 	firstBytes, firstUploads := counter.reset()
 
-	// A changed app: only the app layer and the config are new.
+	// A changed app: only the app layer, the config and the new image's evidence (its
+	// bill of materials, provenance and smoke-test statement) are new.
 	appPy := filepath.Join(src, "app.py")
 	if err := os.WriteFile(appPy, append(mustRead(t, appPy), "# v2\n"...), 0o644); err != nil {
 		t.Fatal(err)
@@ -108,8 +109,8 @@ func TestPublish(t *testing.T) {
 	if d2 == d {
 		t.Fatalf("the changed app has the same digest")
 	}
-	if secondUploads != 2 || secondBytes*20 > firstBytes {
-		t.Errorf("second publish uploaded %d blobs, %d bytes (first: %d blobs, %d bytes); want only the app layer and the config", secondUploads, secondBytes, firstUploads, firstBytes)
+	if secondUploads != 5 || secondBytes*20 > firstBytes {
+		t.Errorf("second publish uploaded %d blobs, %d bytes (first: %d blobs, %d bytes); want only the app layer, the config and three evidence documents", secondUploads, secondBytes, firstUploads, firstBytes)
 	}
 	t.Logf("first publish: %d blobs, %d bytes; second: %d blobs, %d bytes", firstUploads, firstBytes, secondUploads, secondBytes)
 }
@@ -140,10 +141,11 @@ func TestPublishMountsTheBase(t *testing.T) {
 	env := []string{"PYSHIP_CACHE_DIR=" + t.TempDir(), "PYSHIP_BASE_MIRROR=" + proxy}
 	builtDigest(t, pyship(t, env, "publish", copyFixture(t, "stdlib-port"), "--image", repo+":v1", "--skip-test"))
 	bytes, uploads := counter.reset()
-	// Uploaded: the dependency, user and application layers, and the config. Not the
-	// base's 40+ MiB.
-	if uploads != 4 || bytes > 20<<20 {
-		t.Errorf("uploaded %d blobs, %d bytes; want 4 blobs and no base layer", uploads, bytes)
+	// Uploaded: the dependency, user and application layers, and the config; the bill of
+	// materials and the provenance, with the empty config they share. Not the base's 40+
+	// MiB.
+	if uploads != 7 || bytes > 20<<20 {
+		t.Errorf("uploaded %d blobs, %d bytes; want 7 blobs and no base layer", uploads, bytes)
 	}
 	t.Logf("uploaded %d blobs, %d bytes", uploads, bytes)
 }

@@ -13,9 +13,12 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/pyship/pyship/attest"
 	"github.com/pyship/pyship/layers"
 	"github.com/pyship/pyship/plan"
 	"github.com/pyship/pyship/publish"
@@ -135,7 +138,8 @@ func runRebase(ctx context.Context, args []string) error {
 	}
 	log.Info("moved onto the new base", "from", res.OldBase.DigestStr(), "to", res.Base.DigestStr(), "kept_layers", len(res.Kept), "digest", d.String())
 
-	if err := f.smokeTest(ctx, res.Image, cacheDir, log); err != nil {
+	report, check, err := f.smokeTest(ctx, res.Image, cacheDir, log)
+	if err != nil {
 		return err
 	}
 	repo := ""
@@ -143,7 +147,7 @@ func runRebase(ctx context.Context, args []string) error {
 		repo = reg.Ref.Context().Name()
 	}
 	built := &layers.Result{Image: res.Image, Base: res.Base, BaseLayers: res.BaseLayers}
-	attached, err := sbomArtifacts(f.sbomFormat, built, repo, cacheDir, log)
+	attached, err := rebaseEvidence(res, f.sbomFormat, repo, cacheDir, report, check, log)
 	if err != nil {
 		return err
 	}
@@ -220,33 +224,101 @@ func (f *rebaseFlags) target(ref string) (name.Reference, string, error) {
 }
 
 // smokeTest boots the rebased image and checks it as pyship test --from does (the
-// image's port, GET / answered below 500, and the smoke flags), unless --skip-test.
-func (f *rebaseFlags) smokeTest(ctx context.Context, img v1.Image, cacheDir string, log hclog.Logger) error {
+// image's port, GET / answered below 500, and the smoke flags), unless --skip-test
+// (then the report is nil). It returns the passing report and the check it made.
+func (f *rebaseFlags) smokeTest(ctx context.Context, img v1.Image, cacheDir string, log hclog.Logger) (*sandbox.Report, sandbox.Check, error) {
+	check := sandbox.Check{Path: "/", Timeout: plan.DefaultSmokeTimeout}
+	f.smoke.apply(&check)
+	check.Grace = f.run.grace
 	if f.skipTest {
 		log.Warn("smoke test skipped (--skip-test)")
-		return nil
+		return nil, check, nil
 	}
 	start := time.Now()
 	spec, err := f.run.runnable(img, cacheDir, 0)
 	if err != nil {
 		if fromRegistry(err) {
-			return fail(exitBase, fmt.Errorf("pulling the layers of the rebased image: %w", err))
+			return nil, check, fail(exitBase, fmt.Errorf("pulling the layers of the rebased image: %w", err))
 		}
-		return err
+		return nil, check, err
 	}
 	log.Info("image unpacked", "layers", len(spec.Layers), "took", since(start))
-	check := sandbox.Check{Path: "/", Timeout: plan.DefaultSmokeTimeout}
-	f.smoke.apply(&check)
-	check.Grace = f.run.grace
 	report, err := sandbox.Smoke(ctx, spec, check)
 	if err != nil {
-		return sandboxFailure(err)
+		return nil, check, sandboxFailure(err)
 	}
 	printReport(report, log)
 	if !report.Passed() {
-		return fail(exitTestFailed, fmt.Errorf("smoke test of the rebased image failed (%s): %s; nothing was pushed", report.Failure, report.Reason))
+		return nil, check, fail(exitTestFailed, fmt.Errorf("smoke test of the rebased image failed (%s): %s; nothing was pushed", report.Failure, report.Reason))
 	}
-	return nil
+	return report, check, nil
+}
+
+// rebaseEvidence returns the artifacts attached beside the rebased image, as a build's
+// are: its bill of materials in sbomFormat (the base's packages changed), its provenance,
+// and, when report is not nil, its smoke test's statement. The provenance names the
+// source and revision the image's labels give and the new base; the plan and the
+// dependency files are in the provenance of the image it was rebased from.
+func rebaseEvidence(res *layers.Rebased, sbomFormat, repo, cacheDir string, report *sandbox.Report, check sandbox.Check, log hclog.Logger) ([]v1.Image, error) {
+	start := time.Now()
+	img := res.Image
+	desc, err := partial.Descriptor(img)
+	if err != nil {
+		return nil, err
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	created := cf.Created.Time
+	subject := attest.Subject{Repository: repo, Digest: desc.Digest, Created: created, Tool: version}
+	var out []v1.Image
+	add := func(mt types.MediaType, data []byte, annotations map[string]string) error {
+		a, err := attest.Artifact(*desc, mt, data, created, annotations)
+		if err == nil {
+			out = append(out, a)
+		}
+		return err
+	}
+	if sbomFormat != sbomNone {
+		mt, err := attest.MediaType(sbomFormat)
+		if err != nil {
+			return nil, err
+		}
+		inv, err := attest.Scan(img, cacheDir)
+		if err != nil {
+			return nil, fmt.Errorf("reading the image for its bill of materials: %w", err)
+		}
+		data, err := attest.SBOM(sbomFormat, inv, subject)
+		if err != nil {
+			return nil, err
+		}
+		if err := add(mt, data, nil); err != nil {
+			return nil, err
+		}
+	}
+	labels := cf.Config.Labels
+	prov, err := attest.Provenance(subject, attest.BuildInputs{
+		Source: labels["org.opencontainers.image.source"], Revision: labels["org.opencontainers.image.revision"],
+		Base: res.Base.String(), Invocation: runURL(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := add(attest.InTotoMediaType, prov, map[string]string{attest.PredicateAnnotation: attest.ProvenancePredicate}); err != nil {
+		return nil, err
+	}
+	if report != nil {
+		st, err := attest.SmokeTest(subject, smokeResult(report, check))
+		if err != nil {
+			return nil, err
+		}
+		if err := add(attest.InTotoMediaType, st, map[string]string{attest.PredicateAnnotation: attest.SmokePredicate}); err != nil {
+			return nil, err
+		}
+	}
+	log.Info("evidence written", "sbom", sbomFormat, "provenance", true, "smoke_test", report != nil, "took", since(start))
+	return out, nil
 }
 
 // rebaseFailure gives a rebase error its exit code.

@@ -200,6 +200,10 @@ func TestRebase(t *testing.T) {
 	if sbom := pyship(t, env, "sbom", repo+":v1"); sbom.code != 0 || !strings.Contains(sbom.stdout, `"VersionInfo": "`+d2.String()) && !strings.Contains(sbom.stdout, `"versionInfo": "`+d2.String()) {
 		t.Errorf("pyship sbom %s:v1: exit %d; want a bill of materials for %s", repo, sbom.code, d2)
 	}
+	// And its provenance and smoke test's statement: pyship verify accepts it.
+	if v := pyship(t, env, "verify", repo+":v1"); v.code != 0 {
+		t.Errorf("pyship verify %s:v1: exit %d; want the rebased image's evidence", repo, v.code)
+	}
 
 	// The same rebase again gives the same image (pushing nothing); a rebuild of the app on
 	// the new base gives it too.

@@ -26,10 +26,11 @@ func runRun(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	p, res, err := build(ctx, path, c, cacheDir, log)
+	b, err := build(ctx, path, c, cacheDir, log)
 	if err != nil {
 		return err
 	}
+	p, res := b.plan, b.res
 	spec, err := rf.runnable(res.Image, cacheDir, p.Smoke.Port)
 	if err != nil {
 		return err

@@ -85,8 +85,16 @@ func TestSBOM(t *testing.T) {
 		t.Fatal(err)
 	}
 	m, err := idx.IndexManifest()
-	if err != nil || len(m.Manifests) != 1 || m.Manifests[0].ArtifactType != "application/spdx+json" {
-		t.Fatalf("the image's referrers are %+v (%v), want one SPDX document", m, err)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var types []string
+	for _, d := range m.Manifests {
+		types = append(types, d.ArtifactType)
+	}
+	slices.Sort(types)
+	if want := []string{"application/spdx+json", "application/vnd.in-toto+json"}; !slices.Equal(types, want) {
+		t.Fatalf("the image's referrers are of types %v, want %v (its bill of materials and provenance)", types, want)
 	}
 
 	// Another runner, an empty cache: the same image, the same document.
@@ -200,4 +208,94 @@ func normalise(n string) string {
 		n = strings.ReplaceAll(n, sep, "-")
 	}
 	return n
+}
+
+// TestEvidence: pyship publish attaches a passing smoke-test statement and SLSA
+// provenance beside the bill of materials, all about the pushed digest, and pyship verify
+// passes it; an image pushed without a smoke test fails pyship verify, which names what it
+// lacks.
+func TestEvidence(t *testing.T) {
+	reg := fixtures.Testbed(t)
+	src := copyFixture(t, "flask-hello")
+	repo := reg + "/e2e/evidence-" + uniqueTag()
+	env := []string{"PYSHIP_CACHE_DIR=" + filepath.Join(t.TempDir(), "cache")}
+
+	pub := pyship(t, env, "publish", src, "--image", repo+":v1")
+	pushed := builtDigest(t, pub)
+	ok := pyship(t, env, "verify", repo+":v1")
+	if ok.code != 0 || strings.Count(ok.stdout, "ok ") != 3 {
+		t.Fatalf("pyship verify of a published image: exit %d\n%s\n%s", ok.code, ok.stdout, ok.stderr)
+	}
+
+	// The statements, read as a consumer would: through the referrers.
+	ref, err := name.ParseReference(repo + "@" + pushed.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := remote.Referrers(ref.Context().Digest(pushed.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	predicates := map[string]string{}
+	for _, d := range m.Manifests {
+		if d.ArtifactType != "application/vnd.in-toto+json" {
+			continue
+		}
+		img, err := remote.Image(ref.Context().Digest(d.Digest.String()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls, err := img.Layers()
+		if err != nil || len(ls) != 1 {
+			t.Fatalf("a statement artifact has %d layers (%v)", len(ls), err)
+		}
+		rc, err := ls[0].Compressed()
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, _ := io.ReadAll(rc)
+		rc.Close()
+		var st struct {
+			Subject []struct {
+				Digest map[string]string
+			}
+			PredicateType string
+		}
+		if err := json.Unmarshal(data, &st); err != nil || len(st.Subject) != 1 || st.Subject[0].Digest["sha256"] != pushed.Hex {
+			t.Errorf("a statement is not about the pushed image: %s", data)
+		}
+		predicates[st.PredicateType] = string(data)
+	}
+	prov := predicates["https://slsa.dev/provenance/v1"]
+	for _, want := range []string{`"name": "base"`, `"name": "requirements.txt"`, `"pyship": `, `"plan": {`} {
+		if !strings.Contains(prov, want) {
+			t.Errorf("the provenance lacks %s:\n%s", want, prov)
+		}
+	}
+	smoke := predicates["https://github.com/pyship/pyship/smoke-test/v1"]
+	for _, want := range []string{`"verdict": "pass"`, `"status": 200`, `"memoryPeakBytes": `, `"method": "GET"`} {
+		if !strings.Contains(smoke, want) {
+			t.Errorf("the smoke-test statement lacks %s:\n%s", want, smoke)
+		}
+	}
+
+	// Another image, pushed without a smoke test: pyship verify says what is missing.
+	f, err := os.OpenFile(filepath.Join(src, "app.py"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("\n# changed\n"); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	untested := repo + ":untested"
+	builtDigest(t, pyship(t, env, "build", src, "--push", "--image", untested))
+	bad := pyship(t, env, "verify", untested)
+	if bad.code != exitVerify || !strings.Contains(bad.stdout, "FAILED smoke test") || !strings.Contains(bad.stderr, "does not carry") {
+		t.Errorf("pyship verify of an image pushed without a smoke test: exit %d\n%s\n%s", bad.code, bad.stdout, bad.stderr)
+	}
 }

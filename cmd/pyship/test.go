@@ -195,11 +195,11 @@ func testSubject(ctx context.Context, from, src string, c *common, reg *registry
 		img, err := loadImage(ctx, from, c, reg)
 		return img, sandbox.Check{Path: "/", Timeout: plan.DefaultSmokeTimeout}, 0, err
 	}
-	p, res, err := build(ctx, src, *c, cacheDir, log)
+	b, err := build(ctx, src, *c, cacheDir, log)
 	if err != nil {
 		return nil, sandbox.Check{}, 0, err
 	}
-	return res.Image, smokeCheck(p.Smoke), p.Smoke.Port, nil
+	return b.res.Image, smokeCheck(b.plan.Smoke), b.plan.Smoke.Port, nil
 }
 
 // smokeFlags override the plan's smoke settings, for pyship test and pyship publish alike.
