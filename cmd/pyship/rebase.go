@@ -168,6 +168,9 @@ func runRebase(ctx context.Context, args []string) error {
 		log.Info("image written", "ref", out)
 		fmt.Println(out)
 	case pushing:
+		if err := f.unmoved(ctx, reg, ref, img, c); err != nil {
+			return secret(err)
+		}
 		reg.Referrers = attached
 		out, err := pushImage(ctx, reg, built, log)
 		if err != nil {
@@ -204,6 +207,35 @@ func (f *rebaseFlags) pull(ctx context.Context, reg *publish.Registry, r name.Re
 		return nil, fail(exitBase, fmt.Errorf("pulling %s: %w\nhint: check the reference and your credentials", r, err))
 	}
 	return img, nil
+}
+
+// unmoved fails when ref's tag no longer names img, which was rebased: someone pushed to
+// it meanwhile, and the push would undo their work. A registry cannot make the check and
+// the push one step; this leaves seconds between them, not the whole rebase.
+func (f *rebaseFlags) unmoved(ctx context.Context, reg *publish.Registry, ref string, img v1.Image, c *common) error {
+	r, err := f.registry.parseImage("REF", "image", ref)
+	if err != nil {
+		return err
+	}
+	if _, ok := publish.ExplicitTag(r); !ok {
+		return nil
+	}
+	transport, err := c.registry()
+	if err != nil {
+		return err
+	}
+	want, err := img.Digest()
+	if err != nil {
+		return err
+	}
+	desc, err := remote.Head(r, remote.WithContext(ctx), remote.WithAuthFromKeychain(reg.Keychain), remote.WithTransport(transport))
+	if err != nil {
+		return fail(exitPublish, fmt.Errorf("reading %s again before the push: %w", r, err))
+	}
+	if desc.Digest != want {
+		return fail(exitPublish, fmt.Errorf("%s moved to %s while it was rebased from %s; nothing was pushed\nhint: run pyship rebase again, on what the tag names now", r, desc.Digest, want))
+	}
+	return nil
 }
 
 // target is where the rebased image of ref goes: ref's repository, with ref's tag (the
