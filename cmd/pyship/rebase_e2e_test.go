@@ -8,9 +8,14 @@ import (
 	"errors"
 	"io"
 	"maps"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"path"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -295,4 +300,62 @@ func TestRebasePushesNothing(t *testing.T) {
 			t.Errorf("%s:v1 is %s (%v) after a refused rebase, want %s", repo, got, err, d1)
 		}
 	})
+}
+
+// TestRebaseTagMovedMeanwhile has another push move REF's tag while the rebase runs (a
+// proxy in front of the registry makes it just before the rebase reads the tag again):
+// the rebase pushes nothing, and the other push stays.
+func TestRebaseTagMovedMeanwhile(t *testing.T) {
+	reg := fixtures.Testbed(t)
+	base := testBase(t, reg, "3.14")
+	repoPath := "e2e/rebase-" + uniqueTag()
+	env := []string{"PYSHIP_CACHE_DIR=" + t.TempDir()}
+	builtDigest(t, pyship(t, env, "build", copyFixture(t, "flask-hello"), "--base", base, "--push", "--image", reg+"/"+repoPath+":v1"))
+	pushTo(t, base, updatedBase(t, remoteImage(t, base), map[string]string{rebaseMarker: "updated\n"}))
+	other := remoteImage(t, base)
+	otherDigest, err := other.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	target, err := url.Parse("http://" + reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	var (
+		mu    sync.Mutex
+		heads int
+		moved error
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodHead && r.URL.Path == "/v2/"+repoPath+"/manifests/v1" {
+			mu.Lock()
+			// The first HEAD is the rebase's look at REF; the second its look again.
+			if heads++; heads == 2 {
+				ref, _ := name.ParseReference(reg + "/" + repoPath + ":v1")
+				moved = remote.Write(ref, other)
+			}
+			mu.Unlock()
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	via := strings.TrimPrefix(srv.URL, "http://") + "/" + repoPath
+
+	r := pyship(t, env, "rebase", via+":v1", "--tag", "rebased")
+	mu.Lock()
+	defer mu.Unlock()
+	if heads < 2 || moved != nil {
+		t.Fatalf("the proxy saw %d HEADs of the tag and moved it with error %v; want the move before the second", heads, moved)
+	}
+	if r.code != exitPublish || r.stdout != "" || !strings.Contains(r.stderr, "while it was rebased") {
+		t.Errorf("exit %d, stdout %q; want %d, nothing on stdout, and the move named", r.code, r.stdout, exitPublish)
+	}
+	if got, err := tagDigest(t, reg+"/"+repoPath+":v1"); err != nil || got != otherDigest {
+		t.Errorf("v1 is %s (%v), want the other push's %s", got, err, otherDigest)
+	}
+	if _, err := tagDigest(t, reg+"/"+repoPath+":rebased"); err == nil {
+		t.Errorf("the tag rebased exists: the rebase pushed after the tag moved")
+	}
 }
