@@ -32,6 +32,8 @@ type testBase struct {
 	versionID string // os-release VERSION_ID
 	libc      string // libc6's Version in dpkg's status
 	passwd    string
+	// stopSignal is the config's StopSignal, a setting the image inherits.
+	stopSignal string
 	// extra are files of a layer of their own on top, as an update adds.
 	extra map[string]string
 }
@@ -87,6 +89,7 @@ func (b testBase) image(t *testing.T) v1.Image {
 		cf.Config.Env = append(cf.Config.Env, "PYTHON_VERSION="+b.python)
 	}
 	cf.Config.Cmd = []string{"python3"}
+	cf.Config.StopSignal = b.stopSignal
 	cf.Config.Labels = map[string]string{"org.example.base": "v-" + b.python + b.versionID}
 	if img, err = mutate.ConfigFile(img, cf); err != nil {
 		t.Fatal(err)
@@ -163,6 +166,7 @@ func TestRebase(t *testing.T) {
 	newBase.python = "3.12.2"
 	newBase.libc = "2.36-9+deb12u9"
 	newBase.extra = map[string]string{"etc/pyship-rebase-marker": "updated\n"}
+	newBase.stopSignal = "SIGINT"
 	newDigest := push(t, ref, newBase.image(t))
 
 	got, err := rebase(t, built.Image)
@@ -198,6 +202,9 @@ func TestRebase(t *testing.T) {
 	if l := cf.Config.Labels; l[BaseDigestLabel] != newDigest.String() || l[BaseNameLabel] != bcf.Config.Labels[BaseNameLabel] ||
 		l["org.opencontainers.image.revision"] != "abc123" || l["org.example.base"] != "v-3.12.212" {
 		t.Errorf("labels %v", l)
+	}
+	if cf.Config.StopSignal != "SIGINT" || !slices.Equal(cf.Config.Cmd, bcf.Config.Cmd) || cf.Config.User != bcf.Config.User {
+		t.Errorf("stop signal %q, cmd %q, user %q: want the new base's signal and the image's command and user", cf.Config.StopSignal, cf.Config.Cmd, cf.Config.User)
 	}
 	if !cf.Created.Equal(bcf.Created.Time) {
 		t.Errorf("created %v, want the image's %v", cf.Created, bcf.Created)
