@@ -74,6 +74,7 @@ Usage:
   pyship run [flags] [PATH]       build, then keep the app running on a loopback port until Ctrl-C
   pyship publish --image REPO[:TAG] [PATH]
                                   build, smoke-test, then push (nothing is pushed if the test fails)
+  pyship rebase REF               move an image onto the newest digest of its base, smoke-test it, push it
   pyship sbom REF                 print the bill of materials attached to an image
   pyship verify REF               check that an image carries a passing smoke test, a bill of
                                   materials and provenance for its digest
@@ -219,7 +220,7 @@ func escapeControl(s string) string {
 }
 
 // commands are pyship's commands; anything else first on the command line is a path.
-var commands = []string{"build", "plan", "test", "run", "publish", "sbom", "verify", "version", "help"}
+var commands = []string{"build", "plan", "test", "run", "publish", "rebase", "sbom", "verify", "version", "help"}
 
 // unknownCommand refuses a first argument that is no path and reads like a mistyped
 // command ("pyship pubish"), rather than building a directory that does not exist.
@@ -283,6 +284,8 @@ func run(ctx context.Context, args []string) error {
 		return runRun(ctx, args)
 	case "publish":
 		return runPublish(ctx, args)
+	case "rebase":
+		return runRebase(ctx, args)
 	case "sbom":
 		return runSBOM(ctx, args)
 	case "verify":
