@@ -30,9 +30,14 @@ const (
 	exitBase     = 51
 	exitInstall  = 52
 	exitSandbox  = 53
-	exitPublish  = 60
+	// exitRebase is a rebase that would change what the image does (another Python, another
+	// OS release), or of an image pyship did not build: a rebuild is needed. It sits in the
+	// build's band, for the build it stands in for.
+	exitRebase  = 54
+	exitPublish = 60
 	// exitTestFailed is a smoke test that ran and failed.
-	exitTestFailed  = 70
+	exitTestFailed = 70
+	// exitVerify is an image without the evidence pyship verify looks for.
 	exitVerify      = 71
 	exitInterrupted = 130
 )

@@ -25,11 +25,6 @@ import (
 	"github.com/pyship/pyship/sandbox"
 )
 
-// exitRebase is a rebase that would change what the image does (another Python, another
-// OS release), or of an image pyship did not build: a rebuild is needed. It sits in the
-// build's band, for the build it stands in for.
-const exitRebase = 54
-
 // rebaseFlags are pyship rebase's flags.
 type rebaseFlags struct {
 	common     common
