@@ -4,7 +4,10 @@ import (
 	"archive/tar"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -227,4 +230,50 @@ func TestSBOMDocuments(t *testing.T) {
 			t.Errorf("%s: the artifact was read as another type", format)
 		}
 	}
+}
+
+// TestSBOMOf: a document is kept by what it is a function of, and read back without the
+// layers' records; another pyship version makes it anew.
+func TestSBOMOf(t *testing.T) {
+	img := testImage(t)
+	d, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	s := Subject{Digest: d, Created: time.Unix(0, 0), Tool: "1"}
+	first, err := SBOMOf(FormatSPDX, img, s, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Records gone and the image's layers unreadable: only the kept document can answer.
+	if err := os.RemoveAll(filepath.Join(dir, recordsDir)); err != nil {
+		t.Fatal(err)
+	}
+	broken, err := mutate.AppendLayers(empty.Image, failingLayer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := SBOMOf(FormatSPDX, broken, s, dir)
+	if err != nil || !bytes.Equal(again, first) {
+		t.Errorf("the kept document was not read back: %v", err)
+	}
+	s.Tool = "2"
+	if _, err := SBOMOf(FormatSPDX, broken, s, dir); err == nil {
+		t.Errorf("another pyship version read the document the first one kept")
+	}
+}
+
+// failingLayer is a layer that cannot be read.
+type failingLayer struct{ v1.Layer }
+
+func (failingLayer) Digest() (v1.Hash, error) {
+	return v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("9", 64)}, nil
+}
+func (failingLayer) DiffID() (v1.Hash, error)            { return failingLayer{}.Digest() }
+func (failingLayer) Size() (int64, error)                { return 1, nil }
+func (failingLayer) MediaType() (types.MediaType, error) { return types.OCILayer, nil }
+func (failingLayer) Compressed() (io.ReadCloser, error)  { return nil, errors.New("unreadable") }
+func (failingLayer) Uncompressed() (io.ReadCloser, error) {
+	return nil, errors.New("unreadable")
 }

@@ -109,12 +109,16 @@ func scanLayer(r io.Reader) (*layerRecord, error) {
 			if err != nil {
 				return nil, err
 			}
-			if base == "RECORD" {
+			switch {
+			case base == "RECORD":
 				s256, s1 := sha256.Sum256(data), sha1.Sum(data)
 				rec.Files[name] = "sha256:" + hex.EncodeToString(s256[:]) + " sha1:" + hex.EncodeToString(s1[:])
-				continue
+			case base == "METADATA" || base == "PKG-INFO" || strings.HasSuffix(base, ".egg-info"):
+				// The headers; the long description after them is not read.
+				rec.Files[name] = headers(string(data))
+			default:
+				rec.Files[name] = string(data)
 			}
-			rec.Files[name] = string(data)
 		default:
 			// Something else (a link, a device; a directory merges) in place of a wanted
 			// file hides the one below.
@@ -174,7 +178,7 @@ func PrepareLayers(img v1.Image, cacheDir string) error {
 }
 
 // recordsDir is where layer records are kept in a cache directory.
-const recordsDir = "inventory.1"
+const recordsDir = "inventory.2"
 
 // recordOf returns the record of a layer, from the cache when it is there.
 func recordOf(l v1.Layer, cacheDir string) (*layerRecord, error) {
@@ -266,11 +270,17 @@ func (b *both) Close() error {
 	return err
 }
 
+// writeAtomic writes v as JSON to file, whole or not at all.
 func writeAtomic(file string, v any) error {
 	data, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
+	return writeFileAtomic(file, data)
+}
+
+// writeFileAtomic writes data to file, whole or not at all.
+func writeFileAtomic(file string, data []byte) error {
 	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
 		return err
 	}
@@ -339,6 +349,20 @@ func inventoryOf(files map[string]string) (*Inventory, error) {
 		return strings.Compare(a.Dir+"\x00"+strings.ToLower(a.Name)+"\x00"+a.Version, b.Dir+"\x00"+strings.ToLower(b.Name)+"\x00"+b.Version)
 	})
 	return inv, nil
+}
+
+// headers is the header part of a distribution's metadata: up to its first empty line.
+func headers(s string) string {
+	for i := 0; ; {
+		j := strings.IndexByte(s[i:], '\n')
+		if j < 0 {
+			return s
+		}
+		if strings.TrimSpace(s[i:i+j]) == "" {
+			return s[:i]
+		}
+		i += j + 1
+	}
 }
 
 // keyValues reads an os-release file.

@@ -3,9 +3,12 @@ package attest
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -66,6 +69,36 @@ func SBOM(format string, inv *Inventory, s Subject) ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// sbomsDir is where SBOMOf keeps documents in a cache directory; documentVersion changes
+// when what pyship writes in them does, so a cached one is never an older pyship's.
+const (
+	sbomsDir        = "sboms.1"
+	documentVersion = "1"
+)
+
+// SBOMOf returns the bill of materials of img (described as s) in format. A document is a
+// function of the image, s and pyship: with cacheDir, it is kept there and read back, so a
+// rebuild that makes the same image reads no layer records.
+func SBOMOf(format string, img v1.Image, s Subject, cacheDir string) ([]byte, error) {
+	var file string
+	if cacheDir != "" {
+		h := sha256.Sum256([]byte(strings.Join([]string{documentVersion, format, s.Tool, s.Repository, s.Digest.String(), timestamp(s.Created)}, "\x00")))
+		file = filepath.Join(cacheDir, sbomsDir, hex.EncodeToString(h[:])+".json")
+		if data, err := os.ReadFile(file); err == nil {
+			return data, nil
+		}
+	}
+	inv, err := Scan(img, cacheDir)
+	if err != nil {
+		return nil, err
+	}
+	data, err := SBOM(format, inv, s)
+	if err != nil || file == "" {
+		return data, err
+	}
+	return data, writeFileAtomic(file, data)
 }
 
 // imageName is the image's name (the last part of its repository), or "image".

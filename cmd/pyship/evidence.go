@@ -83,18 +83,13 @@ func evidence(b *built, sbomFormat, repo, cacheDir string, report *sandbox.Repor
 		if err != nil {
 			return nil, err
 		}
-		inv, err := attest.Scan(img, cacheDir)
+		data, err := attest.SBOMOf(sbomFormat, img, subject, cacheDir)
 		if err != nil {
 			return nil, fmt.Errorf("reading the image for its bill of materials: %w", err)
-		}
-		data, err := attest.SBOM(sbomFormat, inv, subject)
-		if err != nil {
-			return nil, err
 		}
 		if err := add(mt, data, nil); err != nil {
 			return nil, err
 		}
-		log.Debug("bill of materials", "format", sbomFormat, "python", len(inv.Python), "debian", len(inv.Debian))
 	}
 	inputs, err := b.inputs()
 	if err != nil {
