@@ -3,6 +3,7 @@ package attest
 import (
 	"archive/tar"
 	"bufio"
+	"context"
 	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/hex"
@@ -55,8 +56,11 @@ type PyDist struct {
 	RecordSHA256, RecordSHA1 string
 }
 
-// The files of a layer that the inventory reads, and how big one may be.
-const maxFile = 16 << 20
+// How big a file the inventory reads may be, and all it keeps of one layer.
+const (
+	maxFile   = 16 << 20
+	maxRecord = 64 << 20
+)
 
 // wanted reports whether a tar entry's (clean, relative) name is one the inventory reads.
 func wanted(name string) bool {
@@ -72,6 +76,21 @@ func wanted(name string) bool {
 	return strings.HasPrefix(name, "var/lib/dpkg/status.d/") || strings.HasSuffix(name, ".egg-info")
 }
 
+// mayHoldWanted reports whether name, as a directory, may hold files the inventory reads.
+func mayHoldWanted(name string) bool {
+	switch base := path.Base(name); {
+	case strings.HasSuffix(base, ".dist-info"), strings.HasSuffix(base, ".egg-info"):
+		return true
+	case base == "site-packages", base == "dist-packages", base == "status.d":
+		return true
+	}
+	switch name {
+	case "etc", "usr", "usr/lib", "usr/local", "usr/local/lib", "var", "var/lib", "var/lib/dpkg", "opt", "opt/venv", "opt/venv/lib":
+		return true
+	}
+	return strings.HasPrefix(name, "usr/lib/python") || strings.HasPrefix(name, "usr/local/lib/python") || strings.HasPrefix(name, "opt/venv/lib/python")
+}
+
 // layerRecord is what one layer holds of the wanted files: their content (a RECORD's as
 // its digests only), the paths its whiteouts remove from the layers below, and the
 // directories it makes opaque.
@@ -84,6 +103,7 @@ type layerRecord struct {
 // scanLayer reads a layer's tar for the wanted files.
 func scanLayer(r io.Reader) (*layerRecord, error) {
 	rec := &layerRecord{Files: map[string]string{}}
+	kept := 0
 	tr := tar.NewReader(r)
 	for {
 		h, err := tr.Next()
@@ -109,6 +129,9 @@ func scanLayer(r io.Reader) (*layerRecord, error) {
 			if err != nil {
 				return nil, err
 			}
+			if kept += len(data); kept > maxRecord {
+				return nil, fmt.Errorf("the layer holds more than %d MiB of package metadata", maxRecord>>20)
+			}
 			switch {
 			case base == "RECORD":
 				s256, s1 := sha256.Sum256(data), sha1.Sum(data)
@@ -121,8 +144,8 @@ func scanLayer(r io.Reader) (*layerRecord, error) {
 			}
 		default:
 			// Something else (a link, a device; a directory merges) in place of a wanted
-			// file hides the one below.
-			if wanted(name) && h.Typeflag != tar.TypeDir {
+			// file, or of a directory that may hold one, hides what is below it.
+			if h.Typeflag != tar.TypeDir && (wanted(name) || mayHoldWanted(name)) {
 				rec.Removed = append(rec.Removed, name)
 			}
 		}
@@ -138,7 +161,7 @@ func Scan(img v1.Image, cacheDir string) (*Inventory, error) {
 	}
 	files := map[string]string{}
 	for _, l := range ls {
-		rec, err := recordOf(l, cacheDir)
+		rec, err := recordOf(context.Background(), l, cacheDir)
 		if err != nil {
 			return nil, err
 		}
@@ -163,14 +186,18 @@ func Scan(img v1.Image, cacheDir string) (*Inventory, error) {
 }
 
 // PrepareLayers reads, into cacheDir, the records of img's layers that it lacks. A build
-// calls it while it does other work, so that Scan later reads no layer.
-func PrepareLayers(img v1.Image, cacheDir string) error {
+// calls it while it does other work, so that Scan later reads no layer. It stops when ctx
+// is done.
+func PrepareLayers(ctx context.Context, img v1.Image, cacheDir string) error {
 	ls, err := img.Layers()
 	if err != nil {
 		return err
 	}
 	for _, l := range ls {
-		if _, err := recordOf(l, cacheDir); err != nil {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if _, err := recordOf(ctx, l, cacheDir); err != nil {
 			return err
 		}
 	}
@@ -180,8 +207,9 @@ func PrepareLayers(img v1.Image, cacheDir string) error {
 // recordsDir is where layer records are kept in a cache directory.
 const recordsDir = "inventory.2"
 
-// recordOf returns the record of a layer, from the cache when it is there.
-func recordOf(l v1.Layer, cacheDir string) (*layerRecord, error) {
+// recordOf returns the record of a layer, from the cache when it is there; reading the
+// layer stops when ctx is done.
+func recordOf(ctx context.Context, l v1.Layer, cacheDir string) (*layerRecord, error) {
 	d, err := l.Digest()
 	if err != nil {
 		return nil, err
@@ -202,9 +230,9 @@ func recordOf(l v1.Layer, cacheDir string) (*layerRecord, error) {
 	if err != nil {
 		return nil, err
 	}
-	rec, err := scanLayer(rc)
+	rec, err := scanLayer(ctxReader{ctx, rc})
 	if err == nil {
-		// To the end: a checking reader checks there.
+		// To the end: a layer that checks its bytes (pyship's own) checks there.
 		_, err = io.Copy(io.Discard, rc)
 	}
 	if cerr := rc.Close(); err == nil {
@@ -254,6 +282,19 @@ func uncompressed(l v1.Layer) (io.ReadCloser, error) {
 		return nil, err
 	}
 	return &both{ReadCloser: zr, under: rc}, nil
+}
+
+// ctxReader fails its reads once ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }
 
 // both closes a decompressing reader and the reader under it.
@@ -454,13 +495,16 @@ func pyDist(s string) PyDist {
 	case first(p, "License") != "" && first(p, "License") != "UNKNOWN":
 		d.License = first(p, "License")
 	default:
+		// One licence classifier is the licence; several say nothing of how they combine.
 		var ls []string
 		for _, c := range p["Classifier"] {
 			if l, ok := strings.CutPrefix(c, "License :: "); ok {
 				ls = append(ls, l)
 			}
 		}
-		d.License = strings.Join(ls, " OR ")
+		if len(ls) == 1 {
+			d.License = ls[0]
+		}
 	}
 	return d
 }

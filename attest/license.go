@@ -24,36 +24,29 @@ var spdxExceptions = index("Classpath-exception-2.0", "GCC-exception-3.1", "LLVM
 
 // Names metadata uses for a licence (License fields and classifiers), lower case.
 var licenseAliases = map[string]string{
-	"mit license":                             "MIT",
-	"the mit license":                         "MIT",
-	"mit licence":                             "MIT",
-	"apache 2.0":                              "Apache-2.0",
-	"apache-2":                                "Apache-2.0",
-	"apache 2":                                "Apache-2.0",
-	"apache license 2.0":                      "Apache-2.0",
-	"apache license, version 2.0":             "Apache-2.0",
-	"apache software license 2.0":             "Apache-2.0",
-	"apache software license":                 "Apache-2.0",
-	"bsd 3-clause":                            "BSD-3-Clause",
-	"3-clause bsd":                            "BSD-3-Clause",
-	"bsd-3":                                   "BSD-3-Clause",
-	"new bsd license":                         "BSD-3-Clause",
-	"bsd 2-clause":                            "BSD-2-Clause",
-	"isc license":                             "ISC",
-	"isc license (iscl)":                      "ISC",
-	"mozilla public license 2.0":              "MPL-2.0",
-	"mozilla public license 2.0 (mpl 2.0)":    "MPL-2.0",
-	"python software foundation license":      "PSF-2.0",
-	"psf":                                     "PSF-2.0",
-	"the unlicense (unlicense)":               "Unlicense",
-	"zope public license":                     "ZPL-2.1",
-	"osi approved :: mit license":             "MIT",
-	"osi approved :: apache software license": "Apache-2.0",
-	"osi approved :: isc license (iscl)":      "ISC",
+	"mit license":                          "MIT",
+	"the mit license":                      "MIT",
+	"mit licence":                          "MIT",
+	"apache 2.0":                           "Apache-2.0",
+	"apache-2":                             "Apache-2.0",
+	"apache 2":                             "Apache-2.0",
+	"apache license 2.0":                   "Apache-2.0",
+	"apache license, version 2.0":          "Apache-2.0",
+	"apache software license 2.0":          "Apache-2.0",
+	"bsd 3-clause":                         "BSD-3-Clause",
+	"3-clause bsd":                         "BSD-3-Clause",
+	"bsd-3":                                "BSD-3-Clause",
+	"new bsd license":                      "BSD-3-Clause",
+	"bsd 2-clause":                         "BSD-2-Clause",
+	"isc license":                          "ISC",
+	"isc license (iscl)":                   "ISC",
+	"mozilla public license 2.0":           "MPL-2.0",
+	"mozilla public license 2.0 (mpl 2.0)": "MPL-2.0",
+	"the unlicense (unlicense)":            "Unlicense",
+	"osi approved :: mit license":          "MIT",
+	"osi approved :: isc license (iscl)":   "ISC",
 	"osi approved :: mozilla public license 2.0 (mpl 2.0)":                "MPL-2.0",
-	"osi approved :: python software foundation license":                  "PSF-2.0",
 	"osi approved :: the unlicense (unlicense)":                           "Unlicense",
-	"osi approved :: zope public license":                                 "ZPL-2.1",
 	"osi approved :: gnu general public license v2 (gplv2)":               "GPL-2.0-only",
 	"osi approved :: gnu general public license v3 (gplv3)":               "GPL-3.0-only",
 	"osi approved :: gnu lesser general public license v3 (lgplv3)":       "LGPL-3.0-only",
@@ -91,45 +84,62 @@ func spdxLicense(declared string) string {
 	return expression(strings.Join(parts, " OR "))
 }
 
-// expression returns e with its identifiers spelled as SPDX does, or "" when a token is
-// not a known identifier, exception or operator, or the parentheses do not match.
+// expression returns e with its identifiers spelled as SPDX does, or "" when it is not a
+// well-formed expression of known identifiers: operands and AND/OR alternate, WITH joins an
+// identifier to a known exception, and parentheses match and hold something.
 func expression(e string) string {
 	var out []string
 	depth := 0
-	afterWith := false
+	// operand is true when the last token ends an operand (an identifier, an exception or
+	// a closing parenthesis); with, when it is WITH.
+	operand, with := false, false
 	for _, tok := range strings.Fields(strings.NewReplacer("(", " ( ", ")", " ) ").Replace(e)) {
+		upper := strings.ToUpper(tok)
 		switch {
 		case tok == "(":
-			depth++
-			out = append(out, tok)
-			continue
-		case tok == ")":
-			depth--
-			if depth < 0 {
+			if operand || with {
 				return ""
 			}
+			depth++
 			out = append(out, tok)
-			continue
-		case strings.EqualFold(tok, "AND"), strings.EqualFold(tok, "OR"), strings.EqualFold(tok, "WITH"):
-			afterWith = strings.EqualFold(tok, "WITH")
-			out = append(out, strings.ToUpper(tok))
-			continue
+		case tok == ")":
+			if !operand || depth == 0 {
+				return ""
+			}
+			depth--
+			out = append(out, tok)
+		case upper == "AND" || upper == "OR":
+			if !operand {
+				return ""
+			}
+			operand = false
+			out = append(out, upper)
+		case upper == "WITH":
+			if !operand || out[len(out)-1] == ")" {
+				return ""
+			}
+			operand, with = false, true
+			out = append(out, upper)
+		default:
+			if operand {
+				return ""
+			}
+			ids := spdxIDs
+			if with {
+				ids = spdxExceptions
+			}
+			id, ok := ids[strings.ToLower(strings.TrimSuffix(tok, "+"))]
+			if !ok {
+				return ""
+			}
+			if strings.HasSuffix(tok, "+") && !with {
+				id += "+"
+			}
+			operand, with = true, false
+			out = append(out, id)
 		}
-		ids := spdxIDs
-		if afterWith {
-			ids = spdxExceptions
-		}
-		id, ok := ids[strings.ToLower(strings.TrimSuffix(tok, "+"))]
-		if !ok {
-			return ""
-		}
-		if strings.HasSuffix(tok, "+") {
-			id += "+"
-		}
-		out = append(out, id)
-		afterWith = false
 	}
-	if depth != 0 || len(out) == 0 {
+	if depth != 0 || !operand {
 		return ""
 	}
 	return strings.ReplaceAll(strings.ReplaceAll(strings.Join(out, " "), "( ", "("), " )", ")")

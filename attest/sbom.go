@@ -129,10 +129,11 @@ var separators = regexp.MustCompile(`[-_.]+`)
 func normalise(name string) string { return separators.ReplaceAllString(strings.ToLower(name), "-") }
 
 // debPURL is a Debian package's package URL.
-func debPURL(p DebPackage, os OSRelease) string {
-	u := "pkg:deb/" + pctEncode(orDefault(os.ID, "debian")) + "/" + pctEncode(p.Name) + "@" + pctEncode(p.Version) + "?arch=" + pctEncode(p.Arch)
-	if os.VersionID != "" {
-		u += "&distro=" + pctEncode(orDefault(os.ID, "debian")+"-"+os.VersionID)
+func debPURL(p DebPackage, release OSRelease) string {
+	distro := orDefault(release.ID, "debian")
+	u := "pkg:deb/" + pctEncode(distro) + "/" + pctEncode(p.Name) + "@" + pctEncode(p.Version) + "?arch=" + pctEncode(p.Arch)
+	if release.VersionID != "" {
+		u += "&distro=" + pctEncode(distro+"-"+release.VersionID)
 	}
 	return u
 }

@@ -224,9 +224,10 @@ const (
 	useBlobs
 )
 
-// base resolves and pulls the base. Once the base's digest is known, the dependency
-// layer's network work (the caches, uv) starts beside the download, and says what the
-// download is for: the base is extracted only when something will run on it.
+// base resolves and pulls the base. Once the base's digest is known, the caches are asked
+// (by manifest only) for the layers above it, which decides what the download is for: the
+// base is extracted only when something will run on it. The download then starts, and the
+// registry cache's blobs (or uv) come beside it.
 func (b *building) base(ctx context.Context, platform v1.Platform) error {
 	start := time.Now()
 	var err error
@@ -268,13 +269,14 @@ func (b *building) rootFS() (string, error) {
 	return b.root, nil
 }
 
-// prepareDependencies does, while the base downloads, the work of the layers above it
-// that needs no base file system. It looks for the dependency layer in the local cache
-// and the registry cache and, when it is there, for the build steps' layer and the user
-// layer; it sends on use, as soon as it knows, what the build needs of the base; then it
-// pulls what the registry cache has into the local cache, or, with no dependency layer
-// cached, fetches uv for the install. A system layer below the dependencies is part of
-// their key, and is made later: then nothing is done early.
+// prepareDependencies does the work of the layers above the base that needs no base file
+// system. It looks for the dependency layer in the local cache and the registry cache and,
+// when it is there, for the build steps' layer and the user layer (the registry's within
+// lookupTimeout: a cache only saves time); it sends on use what the build needs of the
+// base, which starts the base's download; then, beside the download, it pulls what the
+// registry cache has into the local cache, or, with no dependency layer cached, fetches uv
+// for the install. A system layer below the dependencies is part of their key, and is
+// made later: then nothing is done early.
 func (b *building) prepareDependencies(ctx context.Context, base v1.Image, d v1.Hash, use chan<- baseUse) {
 	p, opts := b.plan, b.opts
 	told := false
@@ -293,7 +295,9 @@ func (b *building) prepareDependencies(ctx context.Context, base v1.Image, d v1.
 		return
 	}
 	b.earlyKey = key
-	deps, found := b.cacheEntry(ctx, key, "dependencies", &b.askedRegistry)
+	lookup, cancel := context.WithTimeout(ctx, lookupTimeout)
+	defer cancel()
+	deps, found := b.cacheEntry(lookup, key, "dependencies", &b.askedRegistry)
 	if !found {
 		tell(useRoot)
 		if slices.ContainsFunc(p.Dependencies.Steps, func(st plan.InstallStep) bool { return st.Kind == plan.StepUV }) {
@@ -330,14 +334,14 @@ func (b *building) prepareDependencies(ctx context.Context, base v1.Image, d v1.
 		if err != nil {
 			return
 		}
-		steps, found := b.cacheEntry(ctx, skey, "build steps", &b.askedSteps)
+		steps, found := b.cacheEntry(lookup, skey, "build steps", &b.askedSteps)
 		if !found {
 			u = useRoot
 		}
 		pulls, checks = append(pulls, steps), append(checks, below(p.App.Dir))
 	}
 	if u == useBlobs {
-		user, found := b.cacheEntry(ctx, userKey(d, nil, p.App.Dir, b.rules), "user", &b.askedUser)
+		user, found := b.cacheEntry(lookup, userKey(d, nil, p.App.Dir, b.rules), "user", &b.askedUser)
 		if !found {
 			u = useAccounts
 		}
@@ -347,11 +351,15 @@ func (b *building) prepareDependencies(ctx context.Context, base v1.Image, d v1.
 	var wg sync.WaitGroup
 	for i, e := range pulls {
 		if e != nil {
-			wg.Go(func() { e.pull(layersDir, checks[i], opts.Logger) })
+			wg.Go(func() { e.pull(ctx, layersDir, checks[i], opts) })
 		}
 	}
 	wg.Wait()
 }
+
+// lookupTimeout bounds the registry cache's answers to what it holds, which the base's
+// download waits for.
+const lookupTimeout = 20 * time.Second
 
 // cacheEntry looks for key's layer in the local cache, then in the registry cache
 // (setting asked), and returns the registry's entry, to pull, when only it has one.

@@ -21,15 +21,14 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-	"github.com/hashicorp/go-hclog"
 )
 
-// The registry cache: the dependency layer and the build steps' layer kept in a repository
+// The registry cache: the dependency, build steps' and user layers kept in a repository
 // (Options.CacheRepo) under their cache keys, so that every runner whose key matches
-// reuses them instead of installing or running the steps. An entry is an OCI manifest
-// tagged "pyship-KEY" (KEY says which layer: deps-... or steps-...): its one layer is the
-// cached layer, its config (of CacheConfigType) labels the key and, for the dependencies,
-// the Debian packages holding the runtime libraries the layer links. The layer's bytes are pulled once, into the local
+// reuses them instead of making them. An entry is an OCI manifest tagged "pyship-KEY"
+// (KEY says which layer: deps-..., steps-... or user-...): its one layer is the cached
+// layer, its config (of CacheConfigType) labels the key and, for the dependencies, the
+// Debian packages holding the runtime libraries the layer links. The layer's bytes are pulled once, into the local
 // cache, checked against the manifest's digest and the config's diff ID; a push of the
 // image to the same registry then finds the blob there.
 
@@ -64,7 +63,6 @@ func remoteOptions(ctx context.Context, opts Options) []remote.Option {
 type registryEntry struct {
 	key, what string
 	tag       name.Tag
-	img       v1.Image
 	layer     v1.Descriptor
 	diffID    v1.Hash
 	runtime   []string
@@ -118,29 +116,30 @@ func checkEntry(img v1.Image, key string) (*registryEntry, error) {
 	if desc.Size > maxCachedLayer || desc.Digest.Algorithm != "sha256" {
 		return nil, fmt.Errorf("the entry's layer %s (%d bytes) is not one pyship takes", desc.Digest, desc.Size)
 	}
-	return &registryEntry{key: key, img: img, layer: desc, diffID: cf.RootFS.DiffIDs[0], runtime: runtime}, nil
+	return &registryEntry{key: key, layer: desc, diffID: cf.RootFS.DiffIDs[0], runtime: runtime}, nil
 }
 
-// pull writes the entry's layer into layersDir as the local entry for its key, checking
-// its bytes against the manifest's digest and the config's diff ID, and its tar with
-// check. A failure is a warning, and nil: the layer is made instead.
-func (e *registryEntry) pull(layersDir string, check func(io.Reader) error, log hclog.Logger) v1.Layer {
+// pull writes the entry's layer into layersDir as the local entry for its key, fetched
+// under ctx (not the lookup's), checking its bytes against the manifest's digest and the
+// config's diff ID, and its tar with check. A failure is a warning, and nil: the layer is
+// made instead.
+func (e *registryEntry) pull(ctx context.Context, layersDir string, check func(io.Reader) error, opts Options) v1.Layer {
 	start := time.Now()
-	l, err := e.download(layersDir, check)
+	l, err := e.download(ctx, layersDir, check, opts)
 	if err != nil {
-		log.Warn("the registry cache entry cannot be used; making the layer", "layer", e.what, "tag", e.tag.String(), "error", err)
+		opts.Logger.Warn("the registry cache entry cannot be used; making the layer", "layer", e.what, "tag", e.tag.String(), "error", err)
 		return nil
 	}
-	log.Info(e.what+" from the registry cache", "tag", e.tag.String(), "took", since(start))
+	opts.Logger.Info(e.what+" from the registry cache", "tag", e.tag.String(), "took", since(start))
 	return l
 }
 
-func (e *registryEntry) download(layersDir string, check func(io.Reader) error) (v1.Layer, error) {
-	ls, err := e.img.Layers()
+func (e *registryEntry) download(ctx context.Context, layersDir string, check func(io.Reader) error, opts Options) (v1.Layer, error) {
+	l, err := remote.Layer(e.tag.Context().Digest(e.layer.Digest.String()), remoteOptions(ctx, opts)...)
 	if err != nil {
 		return nil, err
 	}
-	if err := downloadLayer(ls[0], e.layer.Digest, e.diffID, check, layersDir); err != nil {
+	if err := downloadLayer(l, e.layer.Digest, e.diffID, check, layersDir); err != nil {
 		return nil, err
 	}
 	ie, err := writeIndex(layersDir, e.layer.Digest, e.diffID)
@@ -164,7 +163,7 @@ func fromRegistryCache(ctx context.Context, key, what string, check func(io.Read
 	if e == nil {
 		return nil, nil, false
 	}
-	l := e.pull(layersDir, check, opts.Logger)
+	l := e.pull(ctx, layersDir, check, opts)
 	return l, e.runtime, l != nil
 }
 
@@ -239,10 +238,12 @@ func below(dir string) func(io.Reader) error {
 func checkLayerTar(r io.Reader, dir string) error {
 	prefix := strings.Trim(dir, "/") + "/"
 	return checkTar(r, func(name string, h *tar.Header) error {
-		inside := strings.HasPrefix(name+"/", prefix) || strings.HasPrefix(prefix, name+"/")
+		ancestor := strings.HasPrefix(prefix, name+"/")
 		switch {
-		case !inside:
+		case !ancestor && !strings.HasPrefix(name+"/", prefix):
 			return fmt.Errorf("the layer holds %q, outside %s", h.Name, dir)
+		case ancestor && h.Typeflag != tar.TypeDir:
+			return fmt.Errorf("the layer holds %q, a directory above %s, as type %q", h.Name, dir, h.Typeflag)
 		case h.Typeflag != tar.TypeReg && h.Typeflag != tar.TypeDir && h.Typeflag != tar.TypeSymlink:
 			return fmt.Errorf("the layer holds %q of type %q, which pyship does not write", h.Name, h.Typeflag)
 		}
@@ -297,7 +298,7 @@ func toRegistryCache(ctx context.Context, key, what string, l v1.Layer, runtime 
 // only on the layer, the key and the packages.
 func cacheEntry(key string, l v1.Layer, runtime []string, platform v1.Platform) (v1.Image, error) {
 	img, err := mutate.Append(mutate.MediaType(empty.Image, types.OCIManifestSchema1), mutate.Addendum{Layer: l, MediaType: types.OCILayer,
-		History: v1.History{Created: v1.Time{Time: DefaultEpoch}, CreatedBy: "pyship: dependency cache " + key}})
+		History: v1.History{Created: v1.Time{Time: DefaultEpoch}, CreatedBy: "pyship: cache " + key}})
 	if err != nil {
 		return nil, err
 	}

@@ -110,6 +110,8 @@ func TestCheckVenvTar(t *testing.T) {
 		{"a hard link", []tar.Header{{Name: "opt/venv/x", Typeflag: tar.TypeLink, Linkname: "etc/shadow"}}, false},
 		{"a device", []tar.Header{{Name: "opt/venv/null", Typeflag: tar.TypeChar}}, false},
 		{"a set-uid file", []tar.Header{{Name: "opt/venv/bin/su", Typeflag: tar.TypeReg, Mode: 0o4755}}, false},
+		{"a link above the venv", []tar.Header{{Name: "opt", Typeflag: tar.TypeSymlink, Linkname: "/etc"}}, false},
+		{"a file as the venv", []tar.Header{{Name: "opt/venv", Typeflag: tar.TypeReg}}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var buf bytes.Buffer

@@ -273,6 +273,9 @@ func (r *Registry) Publish(ctx context.Context, img v1.Image) (string, error) {
 	if err := untilDone(ctx, func() error { return remote.Write(byDigest, pushed, opts...) }); err != nil {
 		return "", &Error{Target: repo.String(), Err: err}
 	}
+	if err := refersTo(r.Referrers, d); err != nil {
+		return "", err
+	}
 	for _, a := range r.Referrers {
 		ad, err := a.Digest()
 		if err != nil {
@@ -330,6 +333,9 @@ func (l *Layout) Publish(ctx context.Context, img v1.Image) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if err := refersTo(l.Referrers, d); err != nil {
+		return "", err
+	}
 	out := d.String()
 	if l.Name == "" {
 		// An unnamed image only has to be there; entries that name it stay.
@@ -348,6 +354,20 @@ func (l *Layout) Publish(ctx context.Context, img v1.Image) (string, error) {
 		}
 	}
 	return out, nil
+}
+
+// refersTo checks that every artifact's subject is the image d, before anything is written.
+func refersTo(arts []v1.Image, d v1.Hash) error {
+	for i, a := range arts {
+		m, err := a.Manifest()
+		if err != nil {
+			return err
+		}
+		if m.Subject == nil || m.Subject.Digest != d {
+			return fmt.Errorf("artifact %d to attach is not about the image %s", i, d)
+		}
+	}
+	return nil
 }
 
 // appendOnce adds img to the layout's index unless an entry has its digest.

@@ -45,6 +45,8 @@ func runBuild(ctx context.Context, args []string) error {
 	if err := checkSBOMFormat(sbomFormat); err != nil {
 		return err
 	}
+	// A layout or a registry keeps a bill of materials beside the image; a tarball cannot.
+	c.inventory = sbomFormat != sbomNone && *tarballPath == ""
 	log := c.logger()
 	switch {
 	case *push && *image == "":
@@ -167,14 +169,20 @@ func build(ctx context.Context, path string, c common, cacheDir string, log hclo
 	if keychain == nil {
 		keychain = publish.Keychain(nil)
 	}
-	// The base's part of the bill of materials is read while the build goes on.
-	var scanning sync.WaitGroup
-	baseReady := func(img v1.Image) {
-		scanning.Go(func() {
-			if err := attest.PrepareLayers(img, cacheDir); err != nil {
-				log.Debug("reading the base for its bill of materials", "error", err)
-			}
-		})
+	// The base's part of the bill of materials, when one will be written, is read while the
+	// build goes on.
+	var (
+		scanning  sync.WaitGroup
+		baseReady func(v1.Image)
+	)
+	if c.inventory {
+		baseReady = func(img v1.Image) {
+			scanning.Go(func() {
+				if err := attest.PrepareLayers(ctx, img, cacheDir); err != nil {
+					log.Debug("reading the base for its bill of materials", "error", err)
+				}
+			})
+		}
 	}
 	res, err := layers.Build(ctx, p, layers.Options{
 		Source: dir, CacheDir: cacheDir, Epoch: info.epoch, Keychain: keychain, Transport: transport,

@@ -260,15 +260,25 @@ func registryReferrers(ctx context.Context, ref string, c *common, rf *registryF
 	}
 	var out []v1.Image
 	for _, d := range m.Manifests {
+		if !evidenceTypes[d.ArtifactType] {
+			// Another tool's referrer (a signature, an index): not pyship's to read.
+			continue
+		}
 		img, err := remote.Image(r.Context().Digest(d.Digest.String()), opts...)
 		if err != nil {
-			return v1.Hash{}, nil, err
+			// One unreadable referrer leaves the others: what is missing is reported.
+			continue
 		}
 		if am, err := img.Manifest(); err == nil && am.Subject != nil && am.Subject.Digest == desc.Digest {
 			out = append(out, img)
 		}
 	}
 	return desc.Digest, out, nil
+}
+
+// evidenceTypes are the artifact types of what pyship attaches.
+var evidenceTypes = map[string]bool{
+	string(attest.SPDXMediaType): true, string(attest.CycloneDXMediaType): true, string(attest.InTotoMediaType): true,
 }
 
 // artifactOf returns the data of the first artifact of type mt (with the predicate

@@ -44,6 +44,9 @@ type common struct {
 	installer  string
 	cacheRepo  string
 	labels     stringList
+	// inventory is set by a command that will write a bill of materials: the build reads
+	// the base for it while it runs.
+	inventory bool
 	// keychain authenticates the build's own registry requests (base pulls, the registry
 	// cache): the push's credentials once a command has them.
 	keychain authn.Keychain

@@ -76,6 +76,7 @@ func runPublish(ctx context.Context, args []string) error {
 	if err := checkSBOMFormat(f.sbomFormat); err != nil {
 		return err
 	}
+	c.inventory = f.sbomFormat != sbomNone && f.push
 	ci := readCIRun().tags(f.latest)
 	var (
 		reg    *publish.Registry

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/pyship/pyship/attest"
 )
@@ -72,15 +73,16 @@ func verifyEvidence(digest v1.Hash, arts []v1.Image) []verified {
 		}
 		switch mt := m.ArtifactType; mt {
 		case string(attest.SPDXMediaType), string(attest.CycloneDXMediaType):
-			data, err := attest.ReadArtifact(a, m.Layers[0].MediaType)
+			data, err := attest.ReadArtifact(a, types.MediaType(mt))
 			if err == nil {
 				err = describes(data, digest)
 			}
-			if err != nil {
+			switch {
+			case err == nil:
+				sbom.found, sbom.problem = mt, ""
+			case sbom.found == "":
 				sbom.problem = err.Error()
-				continue
 			}
-			sbom.found, sbom.problem = mt, ""
 		case string(attest.InTotoMediaType):
 			data, err := attest.ReadArtifact(a, attest.InTotoMediaType)
 			var st *attest.Statement
@@ -90,11 +92,17 @@ func verifyEvidence(digest v1.Hash, arts []v1.Image) []verified {
 			if err == nil && !about(st, digest) {
 				err = fmt.Errorf("a statement about another digest")
 			}
+			// A problem is reported only while nothing good was found: the order of an
+			// image's referrers is the registry's.
 			switch {
 			case err != nil && m.Annotations[attest.PredicateAnnotation] == attest.SmokePredicate:
-				smoke.problem = err.Error()
+				if smoke.found == "" {
+					smoke.problem = err.Error()
+				}
 			case err != nil:
-				prov.problem = err.Error()
+				if prov.found == "" {
+					prov.problem = err.Error()
+				}
 			case st.PredicateType == attest.ProvenancePredicate:
 				prov.found, prov.problem = "SLSA v1 provenance", ""
 			case st.PredicateType == attest.SmokePredicate && smoke.found == "":
@@ -102,10 +110,12 @@ func verifyEvidence(digest v1.Hash, arts []v1.Image) []verified {
 					Verdict, Reason, FinishedOn string
 				}
 				if err := json.Unmarshal(st.Predicate, &p); err != nil || p.Verdict != "pass" {
-					smoke.problem = fmt.Sprintf("the statement's verdict is %q (%s)", p.Verdict, p.Reason)
+					// What the statement says is anyone's who could push to the repository:
+					// quoted, and short.
+					smoke.problem = fmt.Sprintf("the statement's verdict is %.20q (%.200q)", p.Verdict, p.Reason)
 					continue
 				}
-				smoke.found, smoke.problem = "passed, "+p.FinishedOn, ""
+				smoke.found, smoke.problem = fmt.Sprintf("passed, %.40q", p.FinishedOn), ""
 			}
 		}
 	}

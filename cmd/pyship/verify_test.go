@@ -62,15 +62,44 @@ func TestVerifyEvidence(t *testing.T) {
 		{"no smoke test (pyship build --push)", []v1.Image{sbom(digest), prov(digest)}, []string{"smoke test"}},
 		{"statements about another image", []v1.Image{sbom(other), prov(other), smoke(other, "pass")}, []string{"smoke test", "bill of materials", "provenance"}},
 		{"nothing", nil, []string{"smoke test", "bill of materials", "provenance"}},
+		{"good, then about another image", []v1.Image{sbom(digest), sbom(other), prov(digest), prov(other), smoke(digest, "pass"), smoke(other, "pass")}, nil},
+		{"about another image, then good", []v1.Image{sbom(other), sbom(digest), prov(other), prov(digest), smoke(other, "pass"), smoke(digest, "pass")}, nil},
+		{"an SBOM-typed artifact with no layer", []v1.Image{noLayers(t, desc), prov(digest), smoke(digest, "pass")}, []string{"bill of materials"}},
 	} {
-		var failed []string
-		for _, r := range verifyEvidence(digest, tc.arts) {
-			if r.problem != "" {
-				failed = append(failed, r.what)
+		t.Run(tc.name, func(t *testing.T) {
+			var failed []string
+			for _, r := range verifyEvidence(digest, tc.arts) {
+				if r.problem != "" {
+					failed = append(failed, r.what)
+				}
 			}
-		}
-		if strings.Join(failed, ",") != strings.Join(tc.failed, ",") {
-			t.Errorf("%s: failed checks %v, want %v", tc.name, failed, tc.failed)
-		}
+			if strings.Join(failed, ",") != strings.Join(tc.failed, ",") {
+				t.Errorf("failed checks %v, want %v", failed, tc.failed)
+			}
+		})
 	}
 }
+
+// noLayers is an artifact of the SPDX type whose manifest has no layer, as anyone who may
+// push to the repository could attach.
+func noLayers(t *testing.T, subject v1.Descriptor) v1.Image {
+	t.Helper()
+	a, err := attest.Artifact(subject, attest.SPDXMediaType, []byte("{}"), time.Unix(0, 0), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := a.Manifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m = m.DeepCopy()
+	m.Layers = nil
+	return manifestOnly{Image: a, m: m}
+}
+
+type manifestOnly struct {
+	v1.Image
+	m *v1.Manifest
+}
+
+func (i manifestOnly) Manifest() (*v1.Manifest, error) { return i.m, nil }
