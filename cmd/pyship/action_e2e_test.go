@@ -386,7 +386,9 @@ func (r *actionRunner) run(t *testing.T, workspace string, with map[string]strin
 	}
 	var pathAdded []string
 	// The machine's own settings stay out: pyship's cache is where the action puts it.
-	base := append(append(os.Environ(), "PYSHIP_CACHE_DIR=", "XDG_CACHE_HOME=", "HOME="+home,
+	// Release downloads go nowhere unless a test serves them: the runs stay on this machine
+	// even when the tree records a release.
+	base := append(append(os.Environ(), "PYSHIP_CACHE_DIR=", "XDG_CACHE_HOME=", "HOME="+home, "PYSHIP_RELEASE_URL=http://127.0.0.1:1",
 		"RUNNER_OS=Linux", "RUNNER_ARCH="+arch, "RUNNER_TEMP="+runnerTemp, "RUNNER_TOOL_CACHE="+toolCache,
 		"GITHUB_ACTIONS=true", "GITHUB_REF=refs/heads/main", "GITHUB_WORKSPACE="+workspace, "GITHUB_ACTION_PATH="+r.repo), env...)
 
