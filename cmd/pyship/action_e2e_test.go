@@ -1498,6 +1498,32 @@ func TestActionRelease(t *testing.T) {
 		}
 	})
 
+	// A download that fails: pyship is built from source and kept under the source's key,
+	// which the next run restores for the release, downloading and building nothing.
+	t.Run("download fails, the build is kept", func(t *testing.T) {
+		download := serveRelease(t, version, dist, false)
+		runner := newActionRunner(t)
+		runner.repo = dir
+		with := map[string]string{"image": "127.0.0.1:1/e2e/app", "base-mirror": "127.0.0.1:1", "cache": "false"}
+		env := []string{"GITHUB_EVENT_NAME=push", "PYSHIP_RELEASE_URL=" + download.url + "/elsewhere"}
+		run := runner.run(t, t.TempDir(), with, env)
+		steps(t, run, map[string]string{"Download pyship": "success", "Build pyship": "success", "Keep pyship": "success",
+			"Keep the downloaded pyship": "skipped"})
+		if len(run.saved) != 1 || !strings.HasPrefix(run.saved[0], "pyship-bin-Linux-"+arch+"-") || run.saved[0] == releaseKey ||
+			!strings.Contains(run.stderr, "building it from source instead") || !strings.Contains(run.stderr, "+src.") {
+			t.Fatalf("the run saved %q, want the source build under the source's key:\n%s", run.saved, run.stderr)
+		}
+		run = runner.run(t, t.TempDir(), with, env)
+		steps(t, run, map[string]string{"Restore pyship": "success", "Download pyship": "skipped", "Build pyship": "skipped",
+			"Keep pyship": "skipped", "Keep the downloaded pyship": "skipped"})
+		if !strings.Contains(run.stderr, "Cache restored from key: "+runner.cache.entries[0].key+"\n") {
+			t.Errorf("the second run did not restore the source build:\n%s", run.stderr)
+		}
+		if n := download.fetched("/elsewhere" + path); n != 1 {
+			t.Errorf("the download was tried %d times, want once", n)
+		}
+	})
+
 	// Where the release does not apply, or cannot be had, the source build runs: here on a
 	// runner without Go and with setup-go false, so it fails at once, saying so.
 	for _, tc := range []struct {
