@@ -20,6 +20,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -385,7 +386,9 @@ func (r *actionRunner) run(t *testing.T, workspace string, with map[string]strin
 	}
 	var pathAdded []string
 	// The machine's own settings stay out: pyship's cache is where the action puts it.
-	base := append(append(os.Environ(), "PYSHIP_CACHE_DIR=", "XDG_CACHE_HOME=", "HOME="+home,
+	// Release downloads go nowhere unless a test serves them: the runs stay on this machine
+	// even when the tree records a release.
+	base := append(append(os.Environ(), "PYSHIP_CACHE_DIR=", "XDG_CACHE_HOME=", "HOME="+home, "PYSHIP_RELEASE_URL=http://127.0.0.1:1",
 		"RUNNER_OS=Linux", "RUNNER_ARCH="+arch, "RUNNER_TEMP="+runnerTemp, "RUNNER_TOOL_CACHE="+toolCache,
 		"GITHUB_ACTIONS=true", "GITHUB_REF=refs/heads/main", "GITHUB_WORKSPACE="+workspace, "GITHUB_ACTION_PATH="+r.repo), env...)
 
@@ -1360,5 +1363,277 @@ func TestActionGoChecksum(t *testing.T) {
 	}
 	if releases.fetched() != 1 {
 		t.Errorf("the archive was fetched %d times, want once", releases.fetched())
+	}
+}
+
+// releasedAction is a copy of the action (the working tree, without .git) in which a
+// release of version is made as the README says: release/build.sh builds its binaries into
+// dist, and release/record.sh commits to the tree their checksums and release/VERSION. It
+// returns the copy, dist, and each binary's SHA-256 by file name. The copy keeps the
+// repository itself out of reach of the test's writes.
+func releasedAction(t *testing.T, version string) (dir, dist string, sums map[string]string) {
+	t.Helper()
+	repo, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, dist = t.TempDir(), t.TempDir()
+	copyTree(t, repo, dir)
+	for _, script := range []string{"build.sh", "record.sh"} {
+		cmd := exec.Command(filepath.Join(dir, "release", script), version, dist)
+		cmd.Env = append(os.Environ(), "PYSHIP_RELEASE_REPOSITORY=pyship/pyship")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("release/%s %s: %v\n%s", script, version, err, out)
+		}
+	}
+	sums = map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(mustRead(t, filepath.Join(dir, "release", "checksums", version+".sha256")))), "\n") {
+		sum, file, _ := strings.Cut(line, "  ")
+		sums[file] = sum
+	}
+	if len(sums) != 2 {
+		t.Fatalf("release/checksums/%s.sha256 lists %v, want the amd64 and arm64 binaries", version, sums)
+	}
+	return dir, dist, sums
+}
+
+// copyTree copies the directory src, but for .git, into dst, as it is (links and modes).
+func copyTree(t *testing.T, src, dst string) {
+	t.Helper()
+	cmd := exec.Command("bash", "-c", `tar -C "$1" --exclude=./.git -cf - . | tar -C "$2" -xf -`, "copy", src, dst)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("copying %s: %v\n%s", src, err, out)
+	}
+}
+
+// releaseDownload is a stand-in for the GitHub release downloads on 127.0.0.1
+// (PYSHIP_RELEASE_URL): VERSION/FILE from a directory, with one byte changed when
+// tampered, counting the downloads of each path.
+type releaseDownload struct {
+	url       string
+	mu        sync.Mutex
+	downloads map[string]int
+}
+
+func (d *releaseDownload) fetched(path string) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.downloads[path]
+}
+
+func serveRelease(t *testing.T, version, dist string, tampered bool) *releaseDownload {
+	t.Helper()
+	d := &releaseDownload{downloads: map[string]int{}}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		d.mu.Lock()
+		d.downloads[r.URL.Path]++
+		d.mu.Unlock()
+		file, ok := strings.CutPrefix(r.URL.Path, "/"+version+"/")
+		if !ok || !strings.HasPrefix(file, "pyship-"+version+"-linux-") {
+			http.NotFound(w, r)
+			return
+		}
+		b, err := os.ReadFile(filepath.Join(dist, file))
+		if err != nil {
+			http.NotFound(w, r)
+			return
+		}
+		if tampered {
+			b[len(b)/2] ^= 1
+		}
+		w.Write(b)
+	}))
+	t.Cleanup(srv.Close)
+	d.url = srv.URL
+	return d
+}
+
+// TestActionRelease: an action whose tree records a release of its own Go sources takes
+// that release's binary, downloaded (from the stand-in, as PYSHIP_RELEASE_URL says) and
+// checked against the SHA-256 committed in the tree: no Go, no build, and the next run
+// takes it from the cache. A download that does not match fails the run and builds
+// nothing. An action whose sources are not the release's, one that records no release,
+// and one whose download fails, build from source as before (here on a runner without Go
+// and with setup-go false, where the build fails at once: which step ran is the point).
+func TestActionRelease(t *testing.T) {
+	reg := fixtures.Testbed(t)
+	const version = "v0.0.0-e2e.1"
+	dir, dist, sums := releasedAction(t, version)
+	file := "pyship-" + version + "-linux-" + runtime.GOARCH
+	path := "/" + version + "/" + file
+	arch := map[string]string{"amd64": "X64", "arm64": "ARM64"}[runtime.GOARCH]
+	releaseKey := "pyship-bin-Linux-" + arch + "-" + version + "-" + sums[file][:16]
+	noGo := func(urls ...string) []string {
+		return append([]string{"GITHUB_EVENT_NAME=push", "GITHUB_SHA=7777777777abcdef", "PATH=" + withoutGo()}, urls...)
+	}
+	steps := func(t *testing.T, run actionRun, want map[string]string) {
+		t.Helper()
+		for step, outcome := range want {
+			if run.steps[step] != outcome {
+				t.Errorf("step %q: %s, want %s (%v)", step, run.steps[step], outcome, run.steps)
+			}
+		}
+	}
+
+	// The release: downloaded once, checked, used (the publish step names its version),
+	// and kept under the release's key; the next run, on another machine, restores it.
+	t.Run("released", func(t *testing.T) {
+		download := serveRelease(t, version, dist, false)
+		goDownload := goReleases(t, "")
+		runner := newActionRunner(t)
+		runner.repo = dir
+		env := noGo("PYSHIP_RELEASE_URL="+download.url, "PYSHIP_GO_DOWNLOAD="+goDownload.url)
+		workspace := t.TempDir()
+		if err := os.CopyFS(workspace, os.DirFS(filepath.Join("..", "..", "fixtures", "flask-hello"))); err != nil {
+			t.Fatal(err)
+		}
+		repo := reg + "/e2e/action-release-" + uniqueTag()
+		run := runner.run(t, workspace, map[string]string{"image": repo, "base-mirror": reg, "cache-repo": "false"}, env)
+		if run.code != 0 {
+			t.Fatalf("the action failed with %d:\n%s", run.code, run.stderr)
+		}
+		steps(t, run, map[string]string{"Download pyship": "success", "Build pyship": "skipped",
+			"Keep pyship": "skipped", "Keep the downloaded pyship": "success", "Build, test and push": "success"})
+		if n := download.fetched(path); n != 1 {
+			t.Errorf("the stand-in served %s %d times, want once", path, n)
+		}
+		if n := goDownload.fetched(); n != 0 {
+			t.Errorf("the action downloaded Go %d times, want none", n)
+		}
+		for _, want := range []string{
+			"pyship " + version + " is the released binary for linux/" + runtime.GOARCH,
+			"downloaded pyship " + version + " from " + download.url + path + " (SHA-256 " + sums[file],
+			"\npyship " + version + "\n", // the publish step's pyship version
+		} {
+			if !strings.Contains(run.stderr, want) {
+				t.Errorf("the log does not say %q:\n%s", want, run.stderr)
+			}
+		}
+		if strings.Contains(run.stderr, "building pyship") {
+			t.Errorf("the action built pyship:\n%s", run.stderr)
+		}
+		if len(run.saved) == 0 || run.saved[0] != releaseKey {
+			t.Errorf("the run saved %q, want %s first", run.saved, releaseKey)
+		}
+		checkTagged(t, run.outputs["tags"], run.outputs["digest"])
+
+		// Another machine: the binary comes from the cache, nothing is downloaded. The
+		// registry is unreachable: the publish step, which says the version, is as far as
+		// this run need go.
+		run = runner.run(t, workspace, map[string]string{"image": "127.0.0.1:1/e2e/app", "base-mirror": "127.0.0.1:1", "cache": "false"}, env)
+		steps(t, run, map[string]string{"Restore pyship": "success", "Download pyship": "skipped", "Build pyship": "skipped",
+			"Keep pyship": "skipped", "Keep the downloaded pyship": "skipped", "Build, test and push": "failure"})
+		if !strings.Contains(run.stderr, "Cache restored from key: "+releaseKey+"\n") || !strings.Contains(run.stderr, "\npyship "+version+"\n") {
+			t.Errorf("the second run did not restore and use the released pyship:\n%s", run.stderr)
+		}
+		if n := download.fetched(path); n != 1 {
+			t.Errorf("the stand-in served %s %d times in all, want once", path, n)
+		}
+	})
+
+	// A download that does not match the committed SHA-256 fails the run, loudly, and
+	// nothing stands in for it.
+	t.Run("tampered", func(t *testing.T) {
+		download := serveRelease(t, version, dist, true)
+		runner := newActionRunner(t)
+		runner.repo = dir
+		run := runner.run(t, t.TempDir(), map[string]string{"image": "127.0.0.1:1/e2e/app"}, noGo("PYSHIP_RELEASE_URL="+download.url))
+		if run.code == 0 {
+			t.Fatalf("the action with a tampered download succeeded")
+		}
+		steps(t, run, map[string]string{"Download pyship": "failure", "Build pyship": "skipped", "Keep the downloaded pyship": "skipped",
+			"Build, test and push": "skipped", "Report the failure": "success"})
+		want := "checksum mismatch: pyship " + version + " downloaded from " + download.url + path
+		if !strings.Contains(run.stderr, "::error title=pyship::"+want) || !strings.Contains(run.summary, want) || !strings.Contains(run.summary, "release/checksums/"+version+".sha256 says "+sums[file]) {
+			t.Errorf("the log or summary does not say %q:\n%s\n%s", want, run.stderr, run.summary)
+		}
+		if n := download.fetched(path); n != 1 || len(run.saved) != 0 {
+			t.Errorf("the stand-in served %s %d times, want once; the run saved %q, want nothing", path, n, run.saved)
+		}
+	})
+
+	// A download that fails: pyship is built from source and kept under the source's key,
+	// which the next run restores for the release, downloading and building nothing.
+	t.Run("download fails, the build is kept", func(t *testing.T) {
+		download := serveRelease(t, version, dist, false)
+		runner := newActionRunner(t)
+		runner.repo = dir
+		with := map[string]string{"image": "127.0.0.1:1/e2e/app", "base-mirror": "127.0.0.1:1", "cache": "false"}
+		env := []string{"GITHUB_EVENT_NAME=push", "PYSHIP_RELEASE_URL=" + download.url + "/elsewhere"}
+		run := runner.run(t, t.TempDir(), with, env)
+		steps(t, run, map[string]string{"Download pyship": "success", "Build pyship": "success", "Keep pyship": "success",
+			"Keep the downloaded pyship": "skipped"})
+		if len(run.saved) != 1 || !strings.HasPrefix(run.saved[0], "pyship-bin-Linux-"+arch+"-") || run.saved[0] == releaseKey ||
+			!strings.Contains(run.stderr, "building it from source instead") || !strings.Contains(run.stderr, "+src.") {
+			t.Fatalf("the run saved %q, want the source build under the source's key:\n%s", run.saved, run.stderr)
+		}
+		run = runner.run(t, t.TempDir(), with, env)
+		steps(t, run, map[string]string{"Restore pyship": "success", "Download pyship": "skipped", "Build pyship": "skipped",
+			"Keep pyship": "skipped", "Keep the downloaded pyship": "skipped"})
+		if !strings.Contains(run.stderr, "Cache restored from key: "+runner.cache.entries[0].key+"\n") {
+			t.Errorf("the second run did not restore the source build:\n%s", run.stderr)
+		}
+		if n := download.fetched("/elsewhere" + path); n != 1 {
+			t.Errorf("the download was tried %d times, want once", n)
+		}
+	})
+
+	// Where the release does not apply, or cannot be had, the source build runs: here on a
+	// runner without Go and with setup-go false, so it fails at once, saying so.
+	for _, tc := range []struct {
+		name   string
+		change func(t *testing.T, dir string)
+		// url is PYSHIP_RELEASE_URL's path on the stand-in.
+		url      string
+		want     string
+		download string
+	}{
+		{name: "Go sources after the release", want: "its Go sources are not those of the release " + version + " (a commit after it)", download: "skipped",
+			change: func(t *testing.T, dir string) {
+				f := filepath.Join(dir, "cmd", "pyship", "main.go")
+				if err := os.WriteFile(f, append(mustRead(t, f), "\n// A change after the release.\n"...), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}},
+		{name: "no release recorded", want: "it has no release/VERSION", download: "skipped",
+			change: func(t *testing.T, dir string) {
+				if err := os.Remove(filepath.Join(dir, "release", "VERSION")); err != nil {
+					t.Fatal(err)
+				}
+			}},
+		{name: "no checksum for the version", want: "release/checksums/" + version + ".sha256 lists no binary for linux/" + runtime.GOARCH, download: "skipped",
+			change: func(t *testing.T, dir string) {
+				if err := os.Remove(filepath.Join(dir, "release", "checksums", version+".sha256")); err != nil {
+					t.Fatal(err)
+				}
+			}},
+		{name: "download fails", url: "/elsewhere", download: "success",
+			want: "downloading pyship " + version + " from "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			download := serveRelease(t, version, dist, false)
+			runner := newActionRunner(t)
+			runner.repo = t.TempDir()
+			copyTree(t, dir, runner.repo)
+			if tc.change != nil {
+				tc.change(t, runner.repo)
+			}
+			run := runner.run(t, t.TempDir(), map[string]string{"image": "127.0.0.1:1/e2e/app", "setup-go": "false"},
+				noGo("PYSHIP_RELEASE_URL="+download.url+tc.url))
+			steps(t, run, map[string]string{"Download pyship": tc.download, "Build pyship": "failure", "Keep the downloaded pyship": "skipped"})
+			if !strings.Contains(run.stderr, tc.want) {
+				t.Errorf("the log does not say %q:\n%s", tc.want, run.stderr)
+			}
+			if want := "no Go on the runner to build pyship with, and the input setup-go is false"; !strings.Contains(run.summary, want) {
+				t.Errorf("the job summary does not say %q:\n%s", want, run.summary)
+			}
+			if tc.url != "" {
+				if n := download.fetched(tc.url + path); n == 0 || !strings.Contains(run.stderr, "building it from source instead") {
+					t.Errorf("the failed download (%d requests) did not lead to the source build:\n%s", n, run.stderr)
+				}
+			} else if n := download.fetched(path); n != 0 {
+				t.Errorf("the stand-in served %s %d times, want none", path, n)
+			}
+		})
 	}
 }
