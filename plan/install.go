@@ -201,7 +201,7 @@ func installSteps(d *Dependencies, python string) []InstallStep {
 		steps = append(steps, InstallStep{Kind: StepSetuptools, Args: append(slices.Clone(install), SetuptoolsRequirement)})
 	}
 	return append(steps, InstallStep{Kind: StepCompile,
-		Args: []string{venvPython, "-m", "compileall", "-q", "-f", "--invalidation-mode", "checked-hash", path.Join(d.Venv, "lib")}})
+		Args: []string{venvPython, "-m", "compileall", "-q", "-f", "-j", "0", "--invalidation-mode", "checked-hash", path.Join(d.Venv, "lib")}})
 }
 
 // localPaths makes lock-relative directories into arguments pip reads as paths.

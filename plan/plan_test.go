@@ -173,7 +173,7 @@ func TestWritable(t *testing.T) {
 func TestInstallSteps(t *testing.T) {
 	const (
 		py      = "/opt/venv/bin/python"
-		compile = "/opt/venv/bin/python -m compileall -q -f --invalidation-mode checked-hash /opt/venv/lib"
+		compile = "/opt/venv/bin/python -m compileall -q -f -j 0 --invalidation-mode checked-hash /opt/venv/lib"
 		venv    = "python3 -m venv --without-pip /opt/venv"
 		uv      = "/run/pyship/uv pip install --python " + py
 		tool    = "python3 -m venv /var/lib/pyship/pip"
