@@ -77,7 +77,7 @@ func runBuild(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		if reg.Referrers, err = evidence(b, sbomFormat, reg.Ref.Context().Name(), cacheDir, nil, sandbox.Check{}, log); err != nil {
+		if reg.Referrers, err = builtEvidence(b, sbomFormat, reg.Ref.Context().Name(), cacheDir, nil, sandbox.Check{}, log); err != nil {
 			return err
 		}
 		out, err := pushImage(ctx, reg, b.res, log)
@@ -98,7 +98,7 @@ func runBuild(ctx context.Context, args []string) error {
 		if ref != nil {
 			repo = ref.Context().Name()
 		}
-		if attached, err = evidence(b, sbomFormat, repo, cacheDir, nil, sandbox.Check{}, log); err != nil {
+		if attached, err = builtEvidence(b, sbomFormat, repo, cacheDir, nil, sandbox.Check{}, log); err != nil {
 			return err
 		}
 	}

@@ -53,13 +53,12 @@ func checkSBOMFormat(format string) error {
 	return nil
 }
 
-// evidence returns the artifacts to attach beside the built image: its bill of materials
-// in sbomFormat (none with "none"), its provenance, and, when report is not nil, the
-// statement of the smoke test that check asked for. repo names where the image goes, when
-// it has a name.
-func evidence(b *built, sbomFormat, repo, cacheDir string, report *sandbox.Report, check sandbox.Check, log hclog.Logger) ([]v1.Image, error) {
+// evidence returns the artifacts to attach beside the image img: its bill of materials in
+// sbomFormat (none with "none"), its provenance from inputs, and, when report is not nil,
+// the statement of the smoke test that check asked for. repo names where the image goes,
+// when it has a name.
+func evidence(img v1.Image, inputs attest.BuildInputs, sbomFormat, repo, cacheDir string, report *sandbox.Report, check sandbox.Check, log hclog.Logger) ([]v1.Image, error) {
 	start := time.Now()
-	img := b.res.Image
 	desc, err := partial.Descriptor(img)
 	if err != nil {
 		return nil, err
@@ -91,10 +90,6 @@ func evidence(b *built, sbomFormat, repo, cacheDir string, report *sandbox.Repor
 			return nil, err
 		}
 	}
-	inputs, err := b.inputs()
-	if err != nil {
-		return nil, err
-	}
 	prov, err := attest.Provenance(subject, inputs)
 	if err != nil {
 		return nil, err
@@ -113,6 +108,15 @@ func evidence(b *built, sbomFormat, repo, cacheDir string, report *sandbox.Repor
 	}
 	log.Info("evidence written", "sbom", sbomFormat, "provenance", true, "smoke_test", report != nil, "took", since(start))
 	return out, nil
+}
+
+// builtEvidence is evidence for a built image, its provenance from what the build read.
+func builtEvidence(b *built, sbomFormat, repo, cacheDir string, report *sandbox.Report, check sandbox.Check, log hclog.Logger) ([]v1.Image, error) {
+	inputs, err := b.inputs()
+	if err != nil {
+		return nil, err
+	}
+	return evidence(b.res.Image, inputs, sbomFormat, repo, cacheDir, report, check, log)
 }
 
 // inputs are what the build read, for its provenance: the repository and commit, the

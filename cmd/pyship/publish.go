@@ -126,7 +126,7 @@ func runPublish(ctx context.Context, args []string) error {
 		fmt.Println(d.String())
 		return nil
 	}
-	if reg.Referrers, err = evidence(b, f.sbomFormat, reg.Ref.Context().Name(), cacheDir, sum.report, sum.check, log); err != nil {
+	if reg.Referrers, err = builtEvidence(b, f.sbomFormat, reg.Ref.Context().Name(), cacheDir, sum.report, sum.check, log); err != nil {
 		return err
 	}
 	out, err := pushImage(ctx, reg, res, log)

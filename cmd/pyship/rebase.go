@@ -13,9 +13,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/pyship/pyship/attest"
@@ -281,71 +279,22 @@ func (f *rebaseFlags) smokeTest(ctx context.Context, img v1.Image, cacheDir stri
 	return report, check, nil
 }
 
-// rebaseEvidence returns the artifacts attached beside the rebased image, as a build's
-// are: its bill of materials in sbomFormat (the base's packages changed), its provenance,
-// and, when report is not nil, its smoke test's statement. The provenance names the
-// source and revision the image's labels give and the new base; the plan and the
-// dependency files are in the provenance of the image it was rebased from.
+// rebaseEvidence is evidence for a rebased image: its bill of materials in sbomFormat (the
+// base's packages changed), its provenance, and, when report is not nil, its smoke test's
+// statement. The provenance names the source and revision the image's labels give and the
+// new base; the plan and the dependency files are in the provenance of the image it was
+// rebased from.
 func rebaseEvidence(res *layers.Rebased, sbomFormat, repo, cacheDir string, report *sandbox.Report, check sandbox.Check, log hclog.Logger) ([]v1.Image, error) {
-	start := time.Now()
-	img := res.Image
-	desc, err := partial.Descriptor(img)
+	cf, err := res.Image.ConfigFile()
 	if err != nil {
 		return nil, err
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		return nil, err
-	}
-	created := cf.Created.Time
-	subject := attest.Subject{Repository: repo, Digest: desc.Digest, Created: created, Tool: version}
-	var out []v1.Image
-	add := func(mt types.MediaType, data []byte, annotations map[string]string) error {
-		a, err := attest.Artifact(*desc, mt, data, created, annotations)
-		if err == nil {
-			out = append(out, a)
-		}
-		return err
-	}
-	if sbomFormat != sbomNone {
-		mt, err := attest.MediaType(sbomFormat)
-		if err != nil {
-			return nil, err
-		}
-		inv, err := attest.Scan(img, cacheDir)
-		if err != nil {
-			return nil, fmt.Errorf("reading the image for its bill of materials: %w", err)
-		}
-		data, err := attest.SBOM(sbomFormat, inv, subject)
-		if err != nil {
-			return nil, err
-		}
-		if err := add(mt, data, nil); err != nil {
-			return nil, err
-		}
 	}
 	labels := cf.Config.Labels
-	prov, err := attest.Provenance(subject, attest.BuildInputs{
+	inputs := attest.BuildInputs{
 		Source: labels["org.opencontainers.image.source"], Revision: labels["org.opencontainers.image.revision"],
 		Base: res.Base.String(), Invocation: runURL(),
-	})
-	if err != nil {
-		return nil, err
 	}
-	if err := add(attest.InTotoMediaType, prov, map[string]string{attest.PredicateAnnotation: attest.ProvenancePredicate}); err != nil {
-		return nil, err
-	}
-	if report != nil {
-		st, err := attest.SmokeTest(subject, smokeResult(report, check))
-		if err != nil {
-			return nil, err
-		}
-		if err := add(attest.InTotoMediaType, st, map[string]string{attest.PredicateAnnotation: attest.SmokePredicate}); err != nil {
-			return nil, err
-		}
-	}
-	log.Info("evidence written", "sbom", sbomFormat, "provenance", true, "smoke_test", report != nil, "took", since(start))
-	return out, nil
+	return evidence(res.Image, inputs, sbomFormat, repo, cacheDir, report, check, log)
 }
 
 // rebaseFailure gives a rebase error its exit code.
