@@ -212,12 +212,7 @@ func layoutReferrers(dir, digest string) (v1.Hash, []v1.Image, error) {
 			return v1.Hash{}, nil, fail(exitUsage, fmt.Errorf("%q: %w", digest, err))
 		}
 	} else {
-		var images []v1.Hash
-		for _, desc := range m.Manifests {
-			if desc.ArtifactType == "" || desc.ArtifactType == string(types.OCIConfigJSON) || desc.ArtifactType == string(types.DockerConfigJSON) {
-				images = append(images, desc.Digest)
-			}
-		}
+		images := layoutImages(m)
 		if len(images) != 1 {
 			return v1.Hash{}, nil, fail(exitUsage, fmt.Errorf("the layout %s holds %d images; name one as %s@sha256:...", dir, len(images), dir))
 		}
@@ -278,6 +273,18 @@ func registryReferrers(ctx context.Context, ref string, c *common, rf *registryF
 		}
 	}
 	return desc.Digest, out, nil
+}
+
+// layoutImages are the images an OCI layout's index lists, without the artifacts attached
+// to them (whose artifact type is not an image config's).
+func layoutImages(m *v1.IndexManifest) []v1.Hash {
+	var images []v1.Hash
+	for _, desc := range m.Manifests {
+		if desc.ArtifactType == "" || desc.ArtifactType == string(types.OCIConfigJSON) || desc.ArtifactType == string(types.DockerConfigJSON) {
+			images = append(images, desc.Digest)
+		}
+	}
+	return images
 }
 
 // evidenceTypes are the artifact types of what pyship attaches.

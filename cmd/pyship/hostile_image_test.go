@@ -160,10 +160,11 @@ func imageEntries(dir, stdout string, skip func(v1.Hash) bool, fn func(layer int
 		if err != nil {
 			return err
 		}
-		if len(m.Manifests) != 1 {
-			return fmt.Errorf("the layout holds %d images", len(m.Manifests))
+		images := layoutImages(m)
+		if len(images) != 1 {
+			return fmt.Errorf("the layout holds %d images", len(images))
 		}
-		if img, err = p.Image(m.Manifests[0].Digest); err != nil {
+		if img, err = p.Image(images[0]); err != nil {
 			return err
 		}
 	}

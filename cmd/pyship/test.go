@@ -298,8 +298,8 @@ func loadImage(ctx context.Context, ref string, c *common, reg *registryFlags) (
 	return img, nil
 }
 
-// imageInLayout reads the image of an OCI layout directory: its only one, or the one with
-// digest.
+// imageInLayout reads the image of an OCI layout directory: its only one (what is attached
+// to it aside), or the one with digest.
 func imageInLayout(dir, digest, ref string) (v1.Image, error) {
 	p, err := layout.FromPath(dir)
 	if err != nil {
@@ -320,10 +320,11 @@ func imageInLayout(dir, digest, ref string) (v1.Image, error) {
 	if err != nil {
 		return nil, fail(exitBase, err)
 	}
-	if len(m.Manifests) != 1 {
-		return nil, usagef("the OCI layout %s holds %d images; pick one with %s@sha256:...", dir, len(m.Manifests), dir)
+	images := layoutImages(m)
+	if len(images) != 1 {
+		return nil, usagef("the OCI layout %s holds %d images; pick one with %s@sha256:...", dir, len(images), dir)
 	}
-	return p.Image(m.Manifests[0].Digest)
+	return p.Image(images[0])
 }
 
 // fromRegistry reports whether err came from talking to a registry.
