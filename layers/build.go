@@ -736,7 +736,9 @@ func dependencyLayer(ctx context.Context, p *plan.Plan, base v1.Image, rootFS fu
 	if err := writeRuntimePackages(layersDir, key, runtime); err != nil {
 		return nil, false, nil, err
 	}
-	l, err := writeLayerFile(layersDir, key, DefaultEpoch, nil, func(w *normalisingWriter) error {
+	// The venv is scratch: its files move into the layer's tree, which the build steps
+	// and the smoke test run over.
+	l, err := writeLayerTree(layersDir, key, DefaultEpoch, nil, opts.CacheDir, func(w *normalisingWriter) error {
 		return writeTree(w, venv, treeOptions{Prefix: p.Dependencies.Venv, AllowOutsideLinks: true})
 	})
 	if err != nil {

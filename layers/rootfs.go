@@ -103,6 +103,12 @@ func makeOnce(dir string, fill func(tmp string) error) (string, error) {
 	if err := fill(tmp); err != nil {
 		return "", err
 	}
+	return settleTree(tmp, dir)
+}
+
+// settleTree moves the file system made in tmp to dir, unless dir exists. Its top
+// belongs to the sandbox's root.
+func settleTree(tmp, dir string) (string, error) {
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return "", err
 	}

@@ -20,8 +20,10 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/klauspost/compress/gzip"
+	"golang.org/x/sys/unix"
 
 	"github.com/pyship/pyship/plan"
+	"github.com/pyship/pyship/sandbox"
 )
 
 // CompressionLevel is the gzip level of every layer pyship writes, with klauspost's gzip
@@ -68,6 +70,23 @@ type normalisingWriter struct {
 	tw      *tar.Writer
 	modTime time.Time
 	rules   []dirRule
+	// mirror, when set, makes the layer's tree as entries are written (writeLayerTree),
+	// from src, the host file writeTree writes the next entry from.
+	mirror *treeMirror
+	src    string
+}
+
+// writeHeader writes h, and makes its entry in the mirrored tree.
+func (w *normalisingWriter) writeHeader(h *tar.Header) error {
+	if err := w.tw.WriteHeader(h); err != nil {
+		return err
+	}
+	if w.mirror == nil {
+		return nil
+	}
+	src := w.src
+	w.src = ""
+	return w.mirror.add(h, src)
 }
 
 // dirRule gives a directory of a layer, and with subdirs every directory below it, an
@@ -131,13 +150,13 @@ func (w *normalisingWriter) dir(name string) error {
 	if r, ok := w.rule(name); ok {
 		h.Uid, h.Gid, h.Mode = r.uid, r.gid, r.mode
 	}
-	return w.tw.WriteHeader(h)
+	return w.writeHeader(h)
 }
 
 func (w *normalisingWriter) symlink(name, target string) error {
 	h := w.header(name, tar.TypeSymlink, 0o777)
 	h.Linkname = target
-	return w.tw.WriteHeader(h)
+	return w.writeHeader(h)
 }
 
 // sqliteMagic begins every SQLite database file.
@@ -179,7 +198,7 @@ func (w *normalisingWriter) file(name string, executable bool, size int64, r io.
 			r = io.MultiReader(bytes.NewReader(head), r)
 		}
 	}
-	if err := w.tw.WriteHeader(h); err != nil {
+	if err := w.writeHeader(h); err != nil {
 		return err
 	}
 	n, err := io.Copy(w.tw, r)
@@ -272,6 +291,7 @@ func writeTree(w *normalisingWriter, root string, opts treeOptions) error {
 		}
 		held = held[:0]
 		name := path.Join(prefix, rel)
+		w.src = p
 		switch t := d.Type(); {
 		case t.IsDir():
 			return w.dir(name)
@@ -318,6 +338,19 @@ func linkEscapes(rel, target string) bool {
 // the cache records the layer for key (see cachedLayer). Both files appear whole or not at
 // all, and a second writer of the same layer renames identical bytes onto the first one's.
 func writeLayerFile(dir, key string, modTime time.Time, rules []dirRule, fill func(*normalisingWriter) error) (v1.Layer, error) {
+	return writeLayer(dir, key, modTime, rules, "", fill)
+}
+
+// writeLayerTree is writeLayerFile that also makes, as it writes, the tree layerTree gives
+// the layer in the cache directory cacheDir, out of the files fill writes from (see
+// treeMirror): a build that goes on to use the layer's files (its build steps, its smoke
+// test) neither reads the layer back nor creates its files again. fill must write only
+// through writeTree, from a tree that is scratch: its files are moved.
+func writeLayerTree(dir, key string, modTime time.Time, rules []dirRule, cacheDir string, fill func(*normalisingWriter) error) (v1.Layer, error) {
+	return writeLayer(dir, key, modTime, rules, filepath.Join(cacheDir, treesDir), fill)
+}
+
+func writeLayer(dir, key string, modTime time.Time, rules []dirRule, trees string, fill func(*normalisingWriter) error) (v1.Layer, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -336,7 +369,21 @@ func writeLayerFile(dir, key string, modTime time.Time, rules []dirRule, fill fu
 	zw.ModTime = time.Unix(0, 0)
 	diff := &diffIDWriter{w: zw, h: sha256.New()}
 	tw := tar.NewWriter(diff)
-	if err := fill(&normalisingWriter{tw: tw, modTime: modTime.UTC().Truncate(time.Second), rules: rules}); err != nil {
+	w := &normalisingWriter{tw: tw, modTime: modTime.UTC().Truncate(time.Second), rules: rules}
+	if trees != "" {
+		if err := os.MkdirAll(trees, 0o755); err != nil {
+			return nil, err
+		}
+		// makeOnce's name for its temporary trees, which cleanScratch removes after a
+		// build that was stopped.
+		tmp, err := os.MkdirTemp(trees, ".extract-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(tmp)
+		w.mirror = &treeMirror{root: tmp, asRoot: os.Geteuid() == 0}
+	}
+	if err := fill(w); err != nil {
 		return nil, err
 	}
 	if err := tw.Close(); err != nil {
@@ -357,12 +404,73 @@ func writeLayerFile(dir, key string, modTime time.Time, rules []dirRule, fill fu
 	if err != nil {
 		return nil, err
 	}
+	if m := w.mirror; m != nil {
+		if err := setDirModes(m.root, m.dirs, m.asRoot); err != nil {
+			return nil, err
+		}
+		if _, err := settleTree(m.root, filepath.Join(trees, d.Hex)); err != nil {
+			return nil, err
+		}
+	}
 	if key != "" {
 		if err := writeFileAtomic(filepath.Join(dir, key+keySuffix), []byte(d.String()+"\n")); err != nil {
 			return nil, err
 		}
 	}
 	return indexedLayer(dir, d, e), nil
+}
+
+// treeMirror makes a layer's extracted tree while the layer is written, from the files
+// it is written from: each regular file and link is moved (not copied) out of the tree
+// the layer is made of, which is scratch and goes once the layer is written, and given
+// the owner, mode and time its tar header says, as extract gives them. Directories are
+// made afresh. Entries come in the walk's order, parents first, and a walk follows no
+// link, so no entry's path crosses one.
+type treeMirror struct {
+	root   string
+	asRoot bool
+	dirs   []dirMode
+}
+
+// add makes the entry h, written from the host file src, in the tree.
+func (m *treeMirror) add(h *tar.Header, src string) error {
+	rel := path.Clean("/" + h.Name)
+	if rel == "/" {
+		return nil
+	}
+	target := filepath.Join(m.root, filepath.FromSlash(rel))
+	switch h.Typeflag {
+	case tar.TypeDir:
+		if err := os.Mkdir(target, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			return err
+		}
+		mode := os.FileMode(h.Mode & 0o777)
+		if h.Mode&0o1000 != 0 {
+			mode |= os.ModeSticky
+		}
+		m.dirs = append(m.dirs, dirMode{rel, mode, h.ModTime})
+	case tar.TypeReg, tar.TypeSymlink:
+		if src == "" {
+			return fmt.Errorf("%s: written from no file to move into the layer's tree", h.Name)
+		}
+		if err := os.Rename(src, target); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("%s: an entry of type %q has no place in the layer's tree", h.Name, h.Typeflag)
+	}
+	if m.asRoot {
+		if err := os.Lchown(target, sandbox.HostID(h.Uid), sandbox.HostID(h.Gid)); err != nil {
+			return err
+		}
+	}
+	if h.Typeflag != tar.TypeReg {
+		return nil
+	}
+	if err := unix.Chmod(target, uint32(h.Mode&0o1777)); err != nil {
+		return err
+	}
+	return os.Chtimes(target, h.ModTime, h.ModTime)
 }
 
 // layerFromFile opens a compressed layer that pyship wrote.

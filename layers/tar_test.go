@@ -3,7 +3,9 @@ package layers
 import (
 	"archive/tar"
 	"compress/gzip"
+	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"maps"
@@ -12,6 +14,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -587,4 +590,123 @@ func TestDataRuleOwnsFiles(t *testing.T) {
 			t.Errorf("%s: %+v, want owner %d:%d", name, h, uid, uid)
 		}
 	}
+}
+
+// TestLayerTreeIsTheExtraction: the tree writeLayerTree makes by moving the scratch tree's
+// files is the one extracting the layer gives: the same entries, types, contents, owners,
+// modes and times (a symbolic link's own time aside, which extraction does not set); the
+// files moved rather than copied; a second layer with the same bytes keeps the first tree.
+func TestLayerTreeIsTheExtraction(t *testing.T) {
+	scratch := func() string {
+		src := t.TempDir()
+		writeFiles(t, src, map[string]string{
+			"bin/tool":                    "#!/bin/sh\n",
+			"bin/link":                    "->../lib/pkg/__init__.py",
+			"bin/python":                  "->/usr/bin/python3",
+			"lib/pkg/__init__.py":         "x = 1\n",
+			"lib/pkg/data/db.sqlite3":     "SQLite format 3\x00rest",
+			"lib/pkg/__pycache__/a.pyc":   "pyc",
+			"lib/pkg/empty/.keep":         "",
+			"lib/other/module.py":         strings.Repeat("y = 2\n", 1000),
+			"share/doc/readme.txt":        "hello\n",
+			"lib/pkg/data/plain.txt":      "text\n",
+			"lib/pkg/data/nested/deep.py": "z = 3\n",
+		})
+		if err := os.Chmod(filepath.Join(src, "bin/tool"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		return src
+	}
+	src := scratch()
+	rules := []dirRule{{name: "opt/venv/lib/pkg/data", subdirs: true, sqlite: true, uid: 1000, gid: 1000, mode: 0o1775}}
+	fill := func(w *normalisingWriter) error {
+		return writeTree(w, src, treeOptions{Prefix: "/opt/venv", AllowOutsideLinks: true})
+	}
+	cacheDir := t.TempDir()
+	layersDir := filepath.Join(cacheDir, "layers")
+	l, err := writeLayerTree(layersDir, "", DefaultEpoch, rules, cacheDir, fill)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, _ := l.Digest()
+	mirrored := filepath.Join(cacheDir, treesDir, d.Hex)
+	if _, err := os.Stat(filepath.Join(src, "lib/other/module.py")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the scratch tree's file is still there (%v): it was copied, not moved", err)
+	}
+
+	// The same layer, extracted into another cache.
+	other := t.TempDir()
+	again, err := writeLayerFile(filepath.Join(other, "layers"), "", DefaultEpoch, rules, func(w *normalisingWriter) error {
+		return writeTree(w, mirrored, treeOptions{Prefix: "", AllowOutsideLinks: true})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d2, _ := again.Digest(); d2 != d {
+		t.Fatalf("the mirrored tree makes layer %s, its layer is %s", d2, d)
+	}
+	extracted, err := layerTree(l, other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := describeTree(t, mirrored), describeTree(t, extracted); got != want {
+		t.Errorf("mirrored tree:\n%s\nextracted tree:\n%s", got, want)
+	}
+	if !strings.Contains(describeTree(t, mirrored), "opt/venv/lib/pkg/data/db.sqlite3 file 664") {
+		t.Errorf("the rules were not applied to the tree:\n%s", describeTree(t, mirrored))
+	}
+
+	// Written again from another scratch tree: the tree made first stays.
+	stamp := filepath.Join(mirrored, "opt/venv/share/doc/readme.txt")
+	before, err := os.Stat(stamp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src2 := scratch()
+	if _, err := writeLayerTree(layersDir, "", DefaultEpoch, rules, cacheDir, func(w *normalisingWriter) error {
+		return writeTree(w, src2, treeOptions{Prefix: "/opt/venv", AllowOutsideLinks: true})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if after, err := os.Stat(stamp); err != nil || !os.SameFile(before, after) {
+		t.Errorf("the tree made first was replaced (%v)", err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(cacheDir, treesDir, ".extract-*")); len(left) > 0 {
+		t.Errorf("temporary trees left: %v", left)
+	}
+}
+
+// describeTree lists a tree's entries with their type, mode, owner, time and content.
+func describeTree(t *testing.T, root string) string {
+	t.Helper()
+	var b strings.Builder
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		info, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		st := info.Sys().(*syscall.Stat_t)
+		switch {
+		case d.Type()&fs.ModeSymlink != 0:
+			target, _ := os.Readlink(p)
+			fmt.Fprintf(&b, "%s link %s %d:%d\n", rel, target, st.Uid, st.Gid)
+		case d.IsDir():
+			fmt.Fprintf(&b, "%s dir %o %d:%d %d\n", rel, info.Mode()&(fs.ModePerm|fs.ModeSticky), st.Uid, st.Gid, info.ModTime().Unix())
+		default:
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(&b, "%s file %o %d:%d %d %x\n", rel, info.Mode().Perm(), st.Uid, st.Gid, info.ModTime().Unix(), sha256.Sum256(data))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
 }
