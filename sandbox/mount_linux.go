@@ -263,6 +263,12 @@ func (r rootDir) mountOne(mt Mount) error {
 		return r.tmpfs(mt.Target, "mode=755", 0)
 	case "overlay":
 		upper, work := filepath.Join(mt.Scratch, "upper"), filepath.Join(mt.Scratch, "work")
+		// The work directory holds nothing between mounts, but a volatile overlay's mark
+		// (see mountOverlay), which would refuse the next sandbox's mount of the same
+		// scratch: it starts empty.
+		if err := os.RemoveAll(work); err != nil {
+			return err
+		}
 		for _, d := range []string{upper, work} {
 			if err := os.MkdirAll(d, 0o755); err != nil {
 				return err
@@ -309,7 +315,23 @@ func mountOverlay(target, lower, upper, work string) error {
 		}
 	}
 	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", lower, upper, work)
-	if err := unix.Mount("overlay", target, "overlay", unix.MS_NODEV|unix.MS_NOSUID, opts); err != nil {
+	// volatile: no sync of the upper directory's file system when the overlay goes (its
+	// last process's exit waited on one, about 0.2 s a sandbox), nor when a program in it
+	// syncs. What a sandbox writes is scratch until pyship has read it, and the work
+	// directory, where a crash leaves its mark, is new for each overlay. Kernels before
+	// 5.10 do not know the option.
+	err := unix.Mount("overlay", target, "overlay", unix.MS_NODEV|unix.MS_NOSUID, opts+",volatile")
+	if errors.Is(err, unix.EINVAL) {
+		// Without the mark the refused mount may have left.
+		if err := os.RemoveAll(work); err != nil {
+			return err
+		}
+		if err := os.Mkdir(work, 0o755); err != nil {
+			return err
+		}
+		err = unix.Mount("overlay", target, "overlay", unix.MS_NODEV|unix.MS_NOSUID, opts)
+	}
+	if err != nil {
 		return fmt.Errorf("mounting an overlay of %s: %w", lower, err)
 	}
 	return nil
