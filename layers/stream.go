@@ -94,7 +94,14 @@ func streamLayer(l v1.Layer, d v1.Hash, blob string, take taker, verified string
 	}
 	defer rc.Close()
 	sum := sha256.New()
-	src := io.TeeReader(rc, io.MultiWriter(tmp, sum))
+	var src io.Reader = io.TeeReader(rc, io.MultiWriter(tmp, sum))
+	if take != nil {
+		// Three stages side by side: receiving, storing and hashing the bytes; their
+		// decompression; what take does with the tar (creating the files, mostly).
+		ahead := newReadAhead(src)
+		defer ahead.Close()
+		src = ahead
+	}
 	checked := func() error {
 		if _, err := io.Copy(io.Discard, src); err != nil {
 			return err
@@ -117,13 +124,17 @@ func streamLayer(l v1.Layer, d v1.Hash, blob string, take taker, verified string
 		if err != nil {
 			return err
 		}
-		tr, err := decompressed(src, mt, diffID)
+		zr, err := decompressed(src, mt, diffID)
 		if err != nil {
 			return err
 		}
+		defer zr.Close()
+		tr := newReadAhead(zr)
+		// Stopped before zr closes.
 		defer tr.Close()
 		// To the tar stream's end, which checks the diff ID, then the blob's; take
-		// calls this before it keeps anything.
+		// calls this before it keeps anything. Once tr ends, the decompression has
+		// read all it reads of src.
 		all := func() error {
 			if _, err := io.Copy(io.Discard, tr); err != nil {
 				return err
@@ -291,4 +302,104 @@ func flatten(trees []string, dst string) error {
 		}
 	}
 	return setDirModes(dst, dirs, true)
+}
+
+// readAhead reads r in a goroutine of its own, up to readAheadChunks chunks ahead of its
+// reader, so that the stages of a stream run side by side. r's error, or its end, comes
+// after the chunks read before it.
+type readAhead struct {
+	chunks chan []byte
+	free   chan []byte
+	stop   chan struct{}
+	done   chan struct{}
+	// err is set before chunks closes.
+	err    error
+	cur    []byte
+	buf    []byte
+	closed bool
+}
+
+const (
+	readAheadChunk  = 256 << 10
+	readAheadChunks = 8
+)
+
+var errReadAheadClosed = errors.New("read ahead: closed")
+
+func newReadAhead(r io.Reader) *readAhead {
+	ra := &readAhead{
+		chunks: make(chan []byte, readAheadChunks),
+		free:   make(chan []byte, readAheadChunks+2),
+		stop:   make(chan struct{}),
+		done:   make(chan struct{}),
+	}
+	go func() {
+		defer close(ra.done)
+		defer close(ra.chunks)
+		for {
+			var buf []byte
+			select {
+			case buf = <-ra.free:
+			default:
+				buf = make([]byte, readAheadChunk)
+			}
+			n, err := io.ReadFull(r, buf[:cap(buf)])
+			if n > 0 {
+				select {
+				case ra.chunks <- buf[:n]:
+				case <-ra.stop:
+					ra.err = errReadAheadClosed
+					return
+				}
+			}
+			switch {
+			case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+				return
+			case err != nil:
+				ra.err = err
+				return
+			}
+		}
+	}()
+	return ra
+}
+
+func (ra *readAhead) Read(p []byte) (int, error) {
+	if ra.closed {
+		return 0, errReadAheadClosed
+	}
+	for len(ra.cur) == 0 {
+		if ra.buf != nil {
+			select {
+			case ra.free <- ra.buf:
+			default:
+			}
+			ra.buf = nil
+		}
+		c, ok := <-ra.chunks
+		if !ok {
+			if ra.err != nil {
+				return 0, ra.err
+			}
+			return 0, io.EOF
+		}
+		ra.cur, ra.buf = c, c
+	}
+	n := copy(p, ra.cur)
+	ra.cur = ra.cur[n:]
+	return n, nil
+}
+
+// Close stops the reading goroutine and waits for it to end: r is the caller's again.
+func (ra *readAhead) Close() error {
+	ra.closed, ra.cur = true, nil
+	select {
+	case <-ra.stop:
+	default:
+		close(ra.stop)
+	}
+	for range ra.chunks {
+	}
+	<-ra.done
+	return nil
 }

@@ -2,10 +2,16 @@ package layers
 
 import (
 	"archive/tar"
+	"bytes"
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"testing/iotest"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sys/unix"
@@ -115,3 +121,43 @@ func TestFlatten(t *testing.T) {
 		t.Errorf("etc/passwd was copied, not linked")
 	}
 }
+
+// TestReadAhead: what a readAhead reads is r's bytes in order, then r's error (a checked
+// stream's complaint at its end comes after its data), or EOF; closing it early stops
+// its goroutine, which reads no more of r.
+func TestReadAhead(t *testing.T) {
+	data := make([]byte, 3*readAheadChunk+12345)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	got, err := io.ReadAll(newReadAhead(bytes.NewReader(data)))
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read %d bytes (%v), want the %d given", len(got), err, len(data))
+	}
+
+	bad := errors.New("the stream hashes to something else")
+	got, err = io.ReadAll(newReadAhead(io.MultiReader(bytes.NewReader(data), iotest.ErrReader(bad))))
+	if !errors.Is(err, bad) || !bytes.Equal(got, data) {
+		t.Fatalf("read %d bytes then %v, want the %d given then %v", len(got), err, len(data), bad)
+	}
+
+	var reads atomic.Int64
+	endless := readerFunc(func(p []byte) (int, error) { reads.Add(1); return len(p), nil })
+	ra := newReadAhead(endless)
+	if _, err := io.ReadFull(ra, make([]byte, 10)); err != nil {
+		t.Fatal(err)
+	}
+	ra.Close()
+	after := reads.Load()
+	time.Sleep(20 * time.Millisecond)
+	if n := reads.Load(); n != after {
+		t.Errorf("%d reads of r after Close", n-after)
+	}
+	if _, err := ra.Read(make([]byte, 1)); err == nil {
+		t.Error("a read after Close succeeded")
+	}
+}
+
+type readerFunc func([]byte) (int, error)
+
+func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
