@@ -75,11 +75,14 @@ func extractOnce(dir string, open func() (io.ReadCloser, error)) (string, error)
 			return err
 		}
 		defer rc.Close()
-		if err := extract(rc, tmp); err != nil {
+		// The stream (a layer's decompression, mostly) is read beside the extraction.
+		r := newReadAhead(rc)
+		defer r.Close()
+		if err := extract(r, tmp); err != nil {
 			return fmt.Errorf("extracting into %s: %w", dir, err)
 		}
 		// To the end of the stream, which a checking reader needs to check it.
-		if _, err := io.Copy(io.Discard, rc); err != nil {
+		if _, err := io.Copy(io.Discard, r); err != nil {
 			return fmt.Errorf("extracting into %s: %w", dir, err)
 		}
 		return nil
