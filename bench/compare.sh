@@ -103,10 +103,15 @@ fail() {
   exit 1
 }
 
+# settle writes out what earlier steps left dirty in the page cache (the other tool's
+# storage, the last round's deleted work): no timed build pays for another's writeback.
+settle() { sync; }
+
 # seconds LOG CMD... runs CMD with its output in LOG and prints its wall time.
 seconds() {
   local log=$1 t0 t1
   shift
+  settle
   t0=$(date +%s.%N)
   "$@" >"$log" 2>&1 || fail "$log" "$@"
   t1=$(date +%s.%N)
@@ -119,6 +124,7 @@ seconds() {
 measured() {
   local log=$1 out=$2 t0 t1 tp pid= hwm=0 key val rc=0
   shift 2
+  settle
   t0=$(date +%s.%N)
   /usr/bin/time -f %M -o "$out.rss" "$@" >"$log" 2>&1 &
   tp=$!
