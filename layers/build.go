@@ -300,8 +300,10 @@ func (b *building) prepareDependencies(ctx context.Context, base v1.Image, d v1.
 	deps, found := b.cacheEntry(lookup, key, "dependencies", &b.askedRegistry)
 	if !found {
 		tell(useRoot)
-		if slices.ContainsFunc(p.Dependencies.Steps, func(st plan.InstallStep) bool { return st.Kind == plan.StepUV }) {
-			// An error here is met again, and reported, by the install.
+		_, sandboxed := opts.Installer.(*SandboxInstaller)
+		if sandboxed && slices.ContainsFunc(p.Dependencies.Steps, func(st plan.InstallStep) bool { return st.Kind == plan.StepUV }) {
+			// The sandbox installer's uv, fetched beside the base. An error here is met
+			// again, and reported, by the install.
 			_, _ = uvBinary(ctx, opts.CacheDir, opts.Logger)
 		}
 		return
