@@ -456,6 +456,11 @@ func (m *treeMirror) add(h *tar.Header, src string) error {
 		if err := os.Rename(src, target); err != nil {
 			return err
 		}
+		// What the sandbox set on the file beyond its bytes (extended attributes: file
+		// capabilities, ACLs, overlayfs's own) goes: an extracted file has none.
+		if err := dropXattrs(target); err != nil {
+			return fmt.Errorf("%s: %w", h.Name, err)
+		}
 	default:
 		return fmt.Errorf("%s: an entry of type %q has no place in the layer's tree", h.Name, h.Typeflag)
 	}
@@ -471,6 +476,33 @@ func (m *treeMirror) add(h *tar.Header, src string) error {
 		return err
 	}
 	return os.Chtimes(target, h.ModTime, h.ModTime)
+}
+
+// dropXattrs removes every extended attribute of the file at p, without following a link.
+func dropXattrs(p string) error {
+	buf := make([]byte, 1024)
+	for {
+		n, err := unix.Llistxattr(p, buf)
+		if errors.Is(err, unix.ERANGE) {
+			buf = make([]byte, 2*len(buf))
+			continue
+		}
+		if errors.Is(err, unix.ENOTSUP) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		for _, attr := range strings.Split(string(buf[:n]), "\x00") {
+			if attr == "" {
+				continue
+			}
+			if err := unix.Lremovexattr(p, attr); err != nil && !errors.Is(err, unix.ENODATA) {
+				return fmt.Errorf("removing its %s: %w", attr, err)
+			}
+		}
+		return nil
+	}
 }
 
 // layerFromFile opens a compressed layer that pyship wrote.

@@ -20,6 +20,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sys/unix"
 
 	"github.com/pyship/pyship/plan"
 )
@@ -618,6 +619,11 @@ func TestLayerTreeIsTheExtraction(t *testing.T) {
 		return src
 	}
 	src := scratch()
+	// What a sandboxed install may set beyond a file's bytes does not reach the tree.
+	xattrFile := filepath.Join(src, "lib/pkg/__init__.py")
+	if err := unix.Lsetxattr(xattrFile, "user.pyship-test", []byte("planted"), 0); err != nil {
+		t.Fatalf("setting an extended attribute on the scratch file: %v", err)
+	}
 	rules := []dirRule{{name: "opt/venv/lib/pkg/data", subdirs: true, sqlite: true, uid: 1000, gid: 1000, mode: 0o1775}}
 	fill := func(w *normalisingWriter) error {
 		return writeTree(w, src, treeOptions{Prefix: "/opt/venv", AllowOutsideLinks: true})
@@ -651,6 +657,9 @@ func TestLayerTreeIsTheExtraction(t *testing.T) {
 	}
 	if got, want := describeTree(t, mirrored), describeTree(t, extracted); got != want {
 		t.Errorf("mirrored tree:\n%s\nextracted tree:\n%s", got, want)
+	}
+	if n, err := unix.Llistxattr(filepath.Join(mirrored, "opt/venv/lib/pkg/__init__.py"), make([]byte, 256)); err != nil || n != 0 {
+		t.Errorf("the moved file kept %d bytes of extended attribute names (%v)", n, err)
 	}
 	if !strings.Contains(describeTree(t, mirrored), "opt/venv/lib/pkg/data/db.sqlite3 file 664") {
 		t.Errorf("the rules were not applied to the tree:\n%s", describeTree(t, mirrored))
