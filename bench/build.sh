@@ -9,7 +9,7 @@ eval "$(fixtures/testbed/up)"
 runs=${RUNS:-3}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-go build -o "$work/pyship" ./cmd/pyship
+CGO_ENABLED=0 go build -o "$work/pyship" ./cmd/pyship
 
 # seconds CMD... runs CMD quietly and prints its wall time.
 seconds() {

@@ -89,7 +89,7 @@ driver = "overlay"
 graphroot = "$storage/root"
 runroot = "$storage/run"
 CONF
-go build -o "$work/pyship" ./cmd/pyship
+CGO_ENABLED=0 go build -o "$work/pyship" ./cmd/pyship
 pyship=$work/pyship
 
 # fail LOG CMD... says which command failed, prints its log and stops the run.

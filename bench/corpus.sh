@@ -17,7 +17,7 @@ dir=${1:-/tmp/corpus}
 list=${CORPUS_LIST:-bench/corpus.txt}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-go build -o "$work/pyship" ./cmd/pyship
+CGO_ENABLED=0 go build -o "$work/pyship" ./cmd/pyship
 export PYSHIP_CACHE_DIR=${PYSHIP_CACHE_DIR:-$dir/.pyship-cache}
 logs=${CORPUS_LOGS:-$dir/.logs}
 mkdir -p "$logs"

@@ -10,7 +10,7 @@ eval "$(fixtures/testbed/up)"
 runs=${RUNS:-5}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-go build -o "$work/pyship" ./cmd/pyship
+CGO_ENABLED=0 go build -o "$work/pyship" ./cmd/pyship
 export PYSHIP_CACHE_DIR=$work/cache
 ref=$("$work/pyship" build bench/app --image "$PYSHIP_TEST_REGISTRY/bench/app:latest" --push 2>/dev/null)
 "$work/pyship" build bench/app --oci-layout "$work/oci" >/dev/null 2>&1

@@ -184,9 +184,12 @@ type building struct {
 	baseImg    v1.Image
 	baseDigest name.Digest
 	// root is the base's extracted file system, once something needs it (rootFS).
-	root    string
-	app     v1.Layer
-	appTree string
+	root string
+	// hostRoot is, for an image of another architecture, the file system of the same
+	// base for this machine's, which the install runs on (installRootFS).
+	hostRoot string
+	app      v1.Layer
+	appTree  string
 	// system are the trees of Debian packages the install and the steps run with.
 	system []string
 	deps   v1.Layer
@@ -239,7 +242,13 @@ func (b *building) base(ctx context.Context, platform v1.Platform) error {
 			defer close(b.early)
 			b.prepareDependencies(early, img, d, use)
 		}()
-		return <-use
+		u := <-use
+		if u == useRoot && b.plan.Dependencies.Wheels != "" {
+			// Nothing runs on a base of another architecture: the install runs on this
+			// machine's (installRootFS), and only the user layer reads this one.
+			u = useAccounts
+		}
+		return u
 	}
 	var use baseUse
 	if b.baseImg, b.baseDigest, use, err = pullBase(ctx, b.plan.Base.Ref, platform, b.opts, resolved); err != nil {
@@ -267,6 +276,68 @@ func (b *building) rootFS() (string, error) {
 		b.root = root
 	}
 	return b.root, nil
+}
+
+// installRootFS returns the file system the install runs on: the base's, or, for an image
+// of another architecture (the plan's wheels), the same base's for this machine's
+// architecture, pulled the first time it is needed. Its python makes the venv and
+// compiles the byte code, which is the same on every architecture for one Python version.
+func (b *building) installRootFS(ctx context.Context) (string, error) {
+	if b.plan.Dependencies.Wheels == "" {
+		return b.rootFS()
+	}
+	if b.hostRoot != "" {
+		return b.hostRoot, nil
+	}
+	start := time.Now()
+	host := v1.Platform{OS: "linux", Architecture: runtime.GOARCH}
+	img, d, _, err := pullBase(ctx, b.plan.Base.Ref, host, b.opts, func(v1.Image, v1.Hash) baseUse { return useRoot })
+	if err != nil {
+		var berr *BaseError
+		if errors.As(err, &berr) {
+			berr.Err = fmt.Errorf("for %s, to install the %s image's dependencies with: %w", host, b.plan.Platform, berr.Err)
+		}
+		return "", err
+	}
+	if err := samePython(b.baseImg, img); err != nil {
+		return "", fmt.Errorf("the base %s: %w", b.plan.Base.Ref, err)
+	}
+	root, err := rootfs(img, b.opts.CacheDir)
+	if err != nil {
+		return "", err
+	}
+	b.hostRoot = root
+	b.opts.Logger.Info("base for this machine resolved", "ref", d.String(), "took", since(start))
+	return root, nil
+}
+
+// samePython checks that two images of one base carry the same Python version, when
+// their configurations say it (PYTHON_VERSION, as the official images set it).
+func samePython(target, host v1.Image) error {
+	version := func(img v1.Image) (string, error) {
+		cf, err := img.ConfigFile()
+		if err != nil {
+			return "", err
+		}
+		for _, kv := range cf.Config.Env {
+			if v, ok := strings.CutPrefix(kv, "PYTHON_VERSION="); ok {
+				return v, nil
+			}
+		}
+		return "", nil
+	}
+	t, err := version(target)
+	if err != nil {
+		return err
+	}
+	h, err := version(host)
+	if err != nil {
+		return err
+	}
+	if t != "" && h != "" && t != h {
+		return fmt.Errorf("its %s image has Python %s and its %s one Python %s: the venv and its byte code are made by one for the other; use a base whose images carry one version", "target", t, runtime.GOARCH, h)
+	}
+	return nil
 }
 
 // prepareDependencies does the work of the layers above the base that needs no base file
@@ -418,6 +489,10 @@ func (b *building) dependencies(ctx context.Context) error {
 		return err
 	}
 	var asked []string
+	if p.Dependencies.Wheels != "" && p.System != nil && len(p.System.Packages) > 0 {
+		return fmt.Errorf("the plan installs Debian packages (%s) into a %s image, which this %s machine cannot run; build on a %s machine",
+			strings.Join(p.System.Packages, " "), p.Platform, runtime.GOARCH, p.Platform)
+	}
 	if p.System != nil && len(p.System.Packages) > 0 {
 		start := time.Now()
 		asked = p.System.Packages
@@ -441,7 +516,8 @@ func (b *building) dependencies(ctx context.Context) error {
 	if len(b.system) == 0 {
 		depsKey, askRegistry = b.earlyKey, !b.askedRegistry
 	}
-	deps, cached, linked, err := dependencyLayer(ctx, p, b.baseImg, b.rootFS, b.system, b.appTree, opts, depsKey, askRegistry)
+	installRoot := func() (string, error) { return b.installRootFS(ctx) }
+	deps, cached, linked, err := dependencyLayer(ctx, p, b.baseImg, installRoot, b.system, b.appTree, opts, depsKey, askRegistry)
 	if err != nil {
 		return err
 	}
@@ -478,6 +554,11 @@ func (b *building) dependencies(ctx context.Context) error {
 func (b *building) buildSteps(ctx context.Context) error {
 	if len(b.plan.BuildSteps) == 0 {
 		return nil
+	}
+	if p := b.plan; p.Dependencies.Wheels != "" {
+		st := p.BuildSteps[0]
+		return fmt.Errorf("build step %s (from %s) runs the app's code, which this %s machine cannot run for a %s image; build on a %s machine",
+			st.Name, st.Source, runtime.GOARCH, p.Platform, p.Platform)
 	}
 	start := time.Now()
 	var (
@@ -706,8 +787,8 @@ func dependencyLayer(ctx context.Context, p *plan.Plan, base v1.Image, rootFS fu
 			return l, true, linked, nil
 		}
 	}
-	if hostPlatform := "linux/" + runtime.GOARCH; p.Platform != hostPlatform {
-		return nil, false, nil, fmt.Errorf("installing dependencies for %s on a %s machine is not supported; build on a %s machine", p.Platform, hostPlatform, p.Platform)
+	if hostPlatform := "linux/" + runtime.GOARCH; p.Platform != hostPlatform && p.Dependencies.Wheels == "" {
+		return nil, false, nil, fmt.Errorf("installing dependencies for %s on a %s machine takes wheels for it, which the plan does not say (plan it with --platform %s); or build on a %s machine", p.Platform, hostPlatform, p.Platform, p.Platform)
 	}
 	root, err := rootFS()
 	if err != nil {
@@ -731,8 +812,14 @@ func dependencyLayer(ctx context.Context, p *plan.Plan, base v1.Image, rootFS fu
 	if err != nil {
 		return nil, false, nil, err
 	}
-	runtime, err := runtimePackages(venv, root, system, builder, opts)
-	if err != nil {
+	var runtime []string
+	if p.Dependencies.Wheels != "" {
+		// Wheels carry the libraries they link (auditwheel); what they hold must be for
+		// the target.
+		if err := checkMachine(venv, p.Platform); err != nil {
+			return nil, false, nil, err
+		}
+	} else if runtime, err = runtimePackages(venv, root, system, builder, opts); err != nil {
 		return nil, false, nil, err
 	}
 	if err := writeRuntimePackages(layersDir, key, runtime); err != nil {
@@ -858,6 +945,12 @@ func install(ctx context.Context, p *plan.Plan, root string, base v1.Hash, req I
 			req.BuildConstraints = c
 			venv, err = attempt("1-tools")
 		}
+	}
+	if errors.As(err, &failed) && p.Dependencies.Wheels != "" {
+		// A builder would compile for this machine, not for the image's.
+		failed.Wheels = p.Dependencies.Wheels
+		failed.Platform = p.Platform
+		return "", "", err
 	}
 	if errors.As(err, &failed) && failed.MemoryLimit == 0 {
 		// A source build that needs a compiler: once more, in a builder.

@@ -12,6 +12,7 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -116,6 +117,9 @@ type InstallError struct {
 	Unbuilt []string
 	// Stdlib is the unsatisfied requirement when it names a standard library module.
 	Stdlib string
+	// Wheels is the platform of the wheels an install for another architecture took
+	// (plan.Dependencies.Wheels), and Platform the image's.
+	Wheels, Platform string
 }
 
 func (e *InstallError) Error() string {
@@ -133,6 +137,11 @@ func (e *InstallError) Error() string {
 	}
 	if e.MemoryLimit > 0 {
 		b.WriteString("\nhint: a source distribution that needs more memory to build can be given it with PYSHIP_BUILD_MEMORY (bytes, or with a unit: 8GiB); one that never stops allocating is a bug in it")
+		return b.String()
+	}
+	if e.Wheels != "" && e.MemoryLimit == 0 {
+		fmt.Fprintf(&b, "\nhint: an image for %s built on this %s machine takes its packages' wheels for %s; a package that has none builds here only if it is pure Python: pin a version of it with such a wheel, or build the image on a %s machine (on GitHub: runs-on: ubuntu-24.04-arm for linux/arm64)",
+			e.Platform, runtime.GOARCH, e.Wheels, e.Platform)
 		return b.String()
 	}
 	if len(e.Builder) > 0 {

@@ -1,8 +1,10 @@
 package plan
 
 import (
+	"cmp"
 	"fmt"
 	"path"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -160,6 +162,9 @@ func installSteps(d *Dependencies, python string) []InstallStep {
 	if d.UploadedBefore != "" {
 		install = append(install, "--exclude-newer", d.UploadedBefore)
 	}
+	if d.Wheels != "" {
+		install = append(install, "--python-platform", d.Wheels)
+	}
 	if d.Installer == InstallerPip {
 		toolPython := path.Join(PipTool, "bin", "python")
 		steps = append(steps, InstallStep{Kind: StepVenv, Args: []string{"python3", "-m", "venv", PipTool}})
@@ -202,6 +207,40 @@ func installSteps(d *Dependencies, python string) []InstallStep {
 	}
 	return append(steps, InstallStep{Kind: StepCompile,
 		Args: []string{venvPython, "-m", "compileall", "-q", "-f", "-j", "0", "--invalidation-mode", "checked-hash", path.Join(d.Venv, "lib")}})
+}
+
+// wheelPlatforms are the wheels a build on another machine installs for a target
+// architecture: manylinux_2_28, which the glibc of every Debian since 10 (buster) and of
+// the official Python images runs.
+var wheelPlatforms = map[string]string{
+	"amd64": "x86_64-manylinux_2_28",
+	"arm64": "aarch64-manylinux_2_28",
+}
+
+// planWheels decides how the dependencies of an image for another architecture than the
+// build machine's are installed: wheels for the target, by uv, with this machine's python
+// (byte code is the same on every architecture). installerSource says where the
+// installer was chosen.
+func (p *Plan) planWheels(installerSource string, opts Options) error {
+	os, arch, _ := strings.Cut(p.Platform, "/")
+	arch, _, _ = strings.Cut(arch, "/")
+	host := cmp.Or(opts.HostArch, runtime.GOARCH)
+	if arch == host {
+		return nil
+	}
+	wheels, ok := wheelPlatforms[arch]
+	if !ok || os != "linux" {
+		return fmt.Errorf("platform %s: pyship builds for linux/amd64 and linux/arm64", p.Platform)
+	}
+	if p.Dependencies.Installer != InstallerUV {
+		return fmt.Errorf("%s: installer %q cannot install for %s on this %s machine; uv can (installer = \"uv\"), or build on a %s machine",
+			installerSource, p.Dependencies.Installer, p.Platform, host, p.Platform)
+	}
+	p.Dependencies.Wheels = wheels
+	p.decide("platform", p.Platform+" on a linux/"+host+" machine",
+		"--platform (or PYSHIP_PLATFORM)",
+		"dependencies from wheels for "+wheels+", installed by this machine's python, with no emulation; a package with no such wheel builds only if it is pure Python (one that compiles code fails the build: build it on a "+p.Platform+" runner)")
+	return nil
 }
 
 // localPaths makes lock-relative directories into arguments pip reads as paths.

@@ -92,6 +92,11 @@ type Dependencies struct {
 	// Files are every repository file the install depends on; they key its cache.
 	Files []string `json:"files,omitempty"`
 	Venv  string   `json:"venv"`
+	// Wheels, when set, is the platform of the wheels the install takes, in uv's words
+	// (--python-platform), for a target platform that is not the build machine's: this
+	// machine's python makes the venv and uv installs wheels built for the target; what
+	// it builds from source must be pure Python (the build checks every ELF file).
+	Wheels string `json:"wheels,omitempty"`
 	// UploadedBefore, when set (RFC 3339, UTC), has pip consider only files the index
 	// received before it: the commit's time, for versions the requirements leave open.
 	UploadedBefore string `json:"uploaded_before,omitempty"`
@@ -172,6 +177,8 @@ type Options struct {
 	BaseMirror string
 	// Platform is the target platform, "os/arch"; default linux and the host's architecture.
 	Platform string
+	// HostArch is the build machine's architecture, in Go's words; default runtime.GOARCH.
+	HostArch string
 	// Source and Revision become OCI labels when set.
 	Source   string
 	Revision string
@@ -217,7 +224,7 @@ func New(res *detect.Result, opts Options) (*Plan, error) {
 		return nil, err
 	}
 	p.Dependencies.Steps = installSteps(&p.Dependencies, p.Base.Python)
-	if p.Dependencies.Installer == InstallerUV {
+	if p.Dependencies.Installer == InstallerUV && p.Dependencies.Wheels == "" {
 		withPip := p.Dependencies
 		withPip.Installer = InstallerPip
 		p.Dependencies.PipSteps = installSteps(&withPip, p.Base.Python)
@@ -276,6 +283,9 @@ func (p *Plan) planDependencies(res *detect.Result, cfg *detect.Config, opts Opt
 		return fmt.Errorf("%s: installer %q is neither \"uv\" nor \"pip\"", source, installer)
 	}
 	p.Dependencies.Installer = installer
+	if err := p.planWheels(source, opts); err != nil {
+		return err
+	}
 	if installer == InstallerUV {
 		p.decide("installer", "uv "+UVVersion, source, "from outside the image: the venv holds no installer; installer = \"pip\" for pip")
 	} else {

@@ -261,7 +261,7 @@ func TestInstallSteps(t *testing.T) {
 				// Project is what the lock's Local says for a locked install.
 				res.Dependencies.Project = false
 			}
-			p, err := New(res, Options{Platform: "linux/amd64", Committed: tc.committed, Installer: tc.installer})
+			p, err := New(res, Options{Platform: "linux/amd64", HostArch: "amd64", Committed: tc.committed, Installer: tc.installer})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -283,6 +283,55 @@ func TestInstallSteps(t *testing.T) {
 					"flask==3.1.0 \\\n    --hash=sha256:00\n"+
 					"tzdata @ https://example.com/tzdata-1.whl ; sys_platform == \"win32\" \\\n    --hash=sha256:01 \\\n    --hash=sha256:02\n") {
 				t.Errorf("lock %+v at %q", p.Dependencies.Lock, p.Dependencies.LockRequirements)
+			}
+		})
+	}
+}
+
+// TestForeignPlatform: an image for another architecture than the build machine's takes
+// wheels for the target, by uv, with no pip fallback; pip, and a
+// platform pyship has no wheels for, are refused naming what to change; the machine's own
+// architecture changes nothing.
+func TestForeignPlatform(t *testing.T) {
+	res := &detect.Result{
+		Python:       detect.Fact{Value: "3.13", Source: "default"},
+		Dependencies: detect.Dependencies{Requirements: []string{"requirements.txt"}},
+		Start:        detect.Start{Command: []string{"python", "app.py"}, Source: "app.py:1"},
+		Port:         detect.Port{Number: 8080, Source: "default"},
+	}
+	for _, tc := range []struct {
+		platform, host, installer string
+		wheels, err               string
+	}{
+		{platform: "linux/arm64", host: "amd64", wheels: "aarch64-manylinux_2_28"},
+		{platform: "linux/amd64", host: "arm64", wheels: "x86_64-manylinux_2_28"},
+		{platform: "linux/arm64/v8", host: "amd64", wheels: "aarch64-manylinux_2_28"},
+		{platform: "linux/arm64", host: "arm64"},
+		{platform: "linux/arm64", host: "amd64", installer: "pip", err: `installer "pip" cannot install for linux/arm64 on this amd64 machine`},
+		{platform: "linux/s390x", host: "amd64", err: "pyship builds for linux/amd64 and linux/arm64"},
+	} {
+		t.Run(tc.platform+" on "+tc.host+" "+tc.installer, func(t *testing.T) {
+			p, err := New(res, Options{Platform: tc.platform, HostArch: tc.host, Installer: tc.installer})
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("error %v, want one saying %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := p.Dependencies
+			if d.Wheels != tc.wheels {
+				t.Errorf("wheels %q, want %q", d.Wheels, tc.wheels)
+			}
+			install := strings.Join(d.Steps[1].Args, " ")
+			foreign := strings.Contains(install, "--python-platform "+tc.wheels+" -r requirements.txt")
+			if foreign != (tc.wheels != "") || (tc.wheels == "" && strings.Contains(install, "--python-platform")) {
+				t.Errorf("install step %q for wheels %q", install, tc.wheels)
+			}
+			if (len(d.PipSteps) > 0) == (tc.wheels != "") {
+				t.Errorf("%d pip steps for wheels %q: pip cannot stand in for a foreign install, and does for a native one", len(d.PipSteps), tc.wheels)
 			}
 		})
 	}

@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"bytes"
+	"debug/elf"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -65,6 +66,11 @@ func superviseProgram(spec initSpec, uid, gid uint32, services []func()) error {
 	devNull.Close()
 	specR.Close()
 	if err != nil {
+		if interp := dynamicLoader(fdExe); interp != "" && errors.Is(err, unix.ENOENT) {
+			// pyship itself, which starts the program from inside the image, was
+			// linked against a C library the image does not have.
+			return fmt.Errorf("starting %q: this pyship is dynamically linked (it needs %s, which the image does not have); use a static pyship: the released binaries, or one built with CGO_ENABLED=0", spec.Args[0], interp)
+		}
 		return fmt.Errorf("starting %q as %d:%d: %w", spec.Args[0], uid, gid, err)
 	}
 	err = json.NewEncoder(specW).Encode(stageSpec{Args: spec.Args, Env: spec.Env, Dir: spec.Dir})
@@ -252,4 +258,34 @@ func readImageFile(p string) ([]byte, error) {
 	var b bytes.Buffer
 	_, err = io.Copy(&b, io.LimitReader(f, 1<<20))
 	return b.Bytes(), err
+}
+
+// dynamicLoader returns the program interpreter (the dynamic loader) the executable open
+// at fd asks for, or "" for a static one.
+func dynamicLoader(fd int) string {
+	f, err := elf.NewFile(io.NewSectionReader(fdReaderAt(fd), 0, 1<<40))
+	if err != nil {
+		return ""
+	}
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			b := make([]byte, min(p.Filesz, 4096))
+			if _, err := p.ReadAt(b, 0); err != nil {
+				return ""
+			}
+			return string(bytes.TrimRight(b, "\x00"))
+		}
+	}
+	return ""
+}
+
+// fdReaderAt reads the open file fd without moving its offset.
+type fdReaderAt int
+
+func (fd fdReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	n, err := unix.Pread(int(fd), p, off)
+	if n == 0 && err == nil && len(p) > 0 {
+		return 0, io.EOF
+	}
+	return n, err
 }

@@ -35,3 +35,6 @@ func (p *App) ExitCode() int { return -1 }
 
 // Stop does nothing: there is no sandbox on this system.
 func (p *App) Stop(grace time.Duration) {}
+
+// CanRun reports whether the sandbox can run programs for an architecture: nowhere here.
+func CanRun(arch string) error { return ErrUnsupported }

@@ -45,7 +45,11 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	pyshipBin = filepath.Join(dir, "pyship")
-	if out, err := exec.Command("go", "build", "-o", pyshipBin, ".").CombinedOutput(); err != nil {
+	// Static, as released: the sandbox starts programs through pyship itself, inside
+	// images that need not have this machine's C library (another architecture's).
+	build := exec.Command("go", "build", "-o", pyshipBin, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "building pyship: %v\n%s", err, out)
 		os.Exit(1)
 	}

@@ -62,6 +62,14 @@ var envNameRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 // runnable prepares img to boot with these flags: its file system unpacked, the port it
 // listens on (port, else the image's), the limits.
 func (r *runFlags) runnable(img v1.Image, cacheDir string, port int) (sandbox.BootSpec, error) {
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return sandbox.BootSpec{}, fail(exitBuild, err)
+	}
+	// An image for another architecture runs under an emulator, when this machine has one.
+	if err := sandbox.CanRun(cf.Architecture); err != nil {
+		return sandbox.BootSpec{}, fail(exitSandbox, fmt.Errorf("running the linux/%s image: %w", cf.Architecture, err))
+	}
 	spec, err := layers.Runnable(img, cacheDir, port)
 	if err != nil {
 		return spec, fail(exitBuild, err)
