@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -255,42 +256,120 @@ func CheckTag(tag string) error {
 
 // Publish implements Interface.
 func (r *Registry) Publish(ctx context.Context, img v1.Image) (string, error) {
-	d, err := img.Digest()
+	d, err := r.pushImage(ctx, Platform{Image: img, MountFrom: r.MountFrom, MountLayers: r.MountLayers, Referrers: r.Referrers})
 	if err != nil {
 		return "", err
+	}
+	return r.tag(ctx, d, img)
+}
+
+// Platform is one image of an image index, with what is pushed with it.
+type Platform struct {
+	Image v1.Image
+	// MountFrom and MountLayers are as Registry's, for this image's base.
+	MountFrom   name.Reference
+	MountLayers []v1.Hash
+	// Referrers are artifacts whose subject is this image.
+	Referrers []v1.Image
+}
+
+// IndexPublisher writes an image index of one image per platform.
+type IndexPublisher interface {
+	PublishIndex(ctx context.Context, idx v1.ImageIndex, images []Platform) (string, error)
+}
+
+var (
+	_ IndexPublisher = (*Registry)(nil)
+	_ IndexPublisher = (*Layout)(nil)
+)
+
+// PublishIndex pushes each image as Publish does (blobs, manifest by digest, referrers),
+// then the index by digest, then each tag, to the index: a failure before the end moves no
+// tag.
+func (r *Registry) PublishIndex(ctx context.Context, idx v1.ImageIndex, images []Platform) (string, error) {
+	if err := inIndex(idx, images); err != nil {
+		return "", err
+	}
+	for _, p := range images {
+		if _, err := r.pushImage(ctx, p); err != nil {
+			return "", err
+		}
+	}
+	d, err := idx.Digest()
+	if err != nil {
+		return "", err
+	}
+	repo := r.Ref.Context()
+	if err := untilDone(ctx, func() error { return remote.WriteIndex(repo.Digest(d.String()), idx, r.options(ctx)...) }); err != nil {
+		return "", &Error{Target: repo.String(), Err: err}
+	}
+	return r.tag(ctx, d, idx)
+}
+
+// inIndex checks that the images are the index's, before anything is written.
+func inIndex(idx v1.ImageIndex, images []Platform) error {
+	m, err := idx.IndexManifest()
+	if err != nil {
+		return err
+	}
+	for _, p := range images {
+		d, err := p.Image.Digest()
+		if err != nil {
+			return err
+		}
+		if !slices.ContainsFunc(m.Manifests, func(desc v1.Descriptor) bool { return desc.Digest == d }) {
+			return fmt.Errorf("the image %s is not in the index", d)
+		}
+	}
+	return nil
+}
+
+// pushImage pushes one image by digest, mounting its base's layers, then its referrers.
+func (r *Registry) pushImage(ctx context.Context, p Platform) (v1.Hash, error) {
+	img := p.Image
+	d, err := img.Digest()
+	if err != nil {
+		return v1.Hash{}, err
 	}
 	repo := r.Ref.Context()
 	byDigest := repo.Digest(d.String())
 	opts := r.options(ctx)
 	pushed := img
-	if r.MountFrom != nil && len(r.MountLayers) > 0 {
+	if p.MountFrom != nil && len(p.MountLayers) > 0 {
 		set := map[v1.Hash]bool{}
-		for _, h := range r.MountLayers {
+		for _, h := range p.MountLayers {
 			set[h] = true
 		}
-		pushed = &mountableImage{Image: img, from: r.MountFrom, digests: set}
+		pushed = &mountableImage{Image: img, from: p.MountFrom, digests: set}
 	}
 	if err := untilDone(ctx, func() error { return remote.Write(byDigest, pushed, opts...) }); err != nil {
-		return "", &Error{Target: repo.String(), Err: err}
+		return v1.Hash{}, &Error{Target: repo.String(), Err: err}
 	}
-	if err := refersTo(r.Referrers, d); err != nil {
-		return "", err
+	if err := refersTo(p.Referrers, d); err != nil {
+		return v1.Hash{}, err
 	}
-	for _, a := range r.Referrers {
+	for _, a := range p.Referrers {
 		ad, err := a.Digest()
 		if err != nil {
-			return "", err
+			return v1.Hash{}, err
 		}
 		if err := untilDone(ctx, func() error { return remote.Write(repo.Digest(ad.String()), a, opts...) }); err != nil {
-			return "", &Error{Target: repo.Digest(ad.String()).String(), Err: fmt.Errorf("attaching an artifact to the image: %w", err)}
+			return v1.Hash{}, &Error{Target: repo.Digest(ad.String()).String(), Err: fmt.Errorf("attaching an artifact to the image: %w", err)}
 		}
 	}
-	for _, t := range r.TagNames() {
-		if err := untilDone(ctx, func() error { return remote.Tag(repo.Tag(t), img, opts...) }); err != nil {
-			return "", &Error{Target: repo.Tag(t).String(), Err: err}
+	return d, nil
+}
+
+// tag points each tag at what was pushed as d, and returns the reference by digest.
+func (r *Registry) tag(ctx context.Context, d v1.Hash, t remote.Taggable) (string, error) {
+	repo := r.Ref.Context()
+	opts := r.options(ctx)
+	for _, name := range r.TagNames() {
+		if err := untilDone(ctx, func() error { return remote.Tag(repo.Tag(name), t, opts...) }); err != nil {
+			return "", &Error{Target: repo.Tag(name).String(), Err: err}
 		}
 	}
-	return byDigest.String(), nil
+	return repo.Digest(d.String()).String(), nil
 }
 
 // Refs lists every reference Publish made: each tag, then the digest.
@@ -320,14 +399,9 @@ type Layout struct {
 
 // Publish implements Interface.
 func (l *Layout) Publish(ctx context.Context, img v1.Image) (string, error) {
-	p, err := layout.FromPath(l.Dir)
+	p, err := l.open()
 	if err != nil {
-		if err := os.MkdirAll(l.Dir, 0o755); err != nil {
-			return "", &Error{Target: l.Dir, Err: err}
-		}
-		if p, err = layout.Write(l.Dir, empty.Index); err != nil {
-			return "", &Error{Target: l.Dir, Err: err}
-		}
+		return "", err
 	}
 	d, err := img.Digest()
 	if err != nil {
@@ -356,6 +430,69 @@ func (l *Layout) Publish(ctx context.Context, img v1.Image) (string, error) {
 	return out, nil
 }
 
+// PublishIndex implements IndexPublisher: the index, named as Publish names an image, and
+// each image's referrers beside it.
+func (l *Layout) PublishIndex(ctx context.Context, idx v1.ImageIndex, images []Platform) (string, error) {
+	if err := inIndex(idx, images); err != nil {
+		return "", err
+	}
+	for _, im := range images {
+		d, err := im.Image.Digest()
+		if err != nil {
+			return "", err
+		}
+		if err := refersTo(im.Referrers, d); err != nil {
+			return "", err
+		}
+	}
+	p, err := l.open()
+	if err != nil {
+		return "", err
+	}
+	d, err := idx.Digest()
+	if err != nil {
+		return "", err
+	}
+	out := d.String()
+	if l.Name == "" {
+		// An unnamed index only has to be there.
+		var there bool
+		if there, err = inLayout(p, d); err == nil && !there {
+			err = p.AppendIndex(idx)
+		}
+	} else {
+		const refName = "org.opencontainers.image.ref.name"
+		err = p.ReplaceIndex(idx, match.Name(l.Name), layout.WithAnnotations(map[string]string{refName: l.Name}))
+		out = l.Name + "@" + out
+	}
+	if err != nil {
+		return "", &Error{Target: l.Dir, Err: err}
+	}
+	for _, im := range images {
+		for _, a := range im.Referrers {
+			if err := appendOnce(p, a); err != nil {
+				return "", &Error{Target: l.Dir, Err: err}
+			}
+		}
+	}
+	return out, nil
+}
+
+// open opens the layout, making it when it is not there.
+func (l *Layout) open() (layout.Path, error) {
+	p, err := layout.FromPath(l.Dir)
+	if err == nil {
+		return p, nil
+	}
+	if err := os.MkdirAll(l.Dir, 0o755); err != nil {
+		return "", &Error{Target: l.Dir, Err: err}
+	}
+	if p, err = layout.Write(l.Dir, empty.Index); err != nil {
+		return "", &Error{Target: l.Dir, Err: err}
+	}
+	return p, nil
+}
+
 // refersTo checks that every artifact's subject is the image d, before anything is written.
 func refersTo(arts []v1.Image, d v1.Hash) error {
 	for i, a := range arts {
@@ -376,20 +513,24 @@ func appendOnce(p layout.Path, img v1.Image) error {
 	if err != nil {
 		return err
 	}
+	there, err := inLayout(p, d)
+	if err != nil || there {
+		return err
+	}
+	return p.AppendImage(img)
+}
+
+// inLayout reports whether the layout's index lists d.
+func inLayout(p layout.Path, d v1.Hash) (bool, error) {
 	idx, err := p.ImageIndex()
 	if err != nil {
-		return err
+		return false, err
 	}
 	m, err := idx.IndexManifest()
 	if err != nil {
-		return err
+		return false, err
 	}
-	for _, desc := range m.Manifests {
-		if desc.Digest == d {
-			return nil
-		}
-	}
-	return p.AppendImage(img)
+	return slices.ContainsFunc(m.Manifests, func(desc v1.Descriptor) bool { return desc.Digest == d }), nil
 }
 
 // Tarball writes a file that `docker load` and `podman load` accept.

@@ -16,10 +16,14 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 )
 
@@ -323,5 +327,132 @@ func TestErrorQuotesRegistryBodyShortAndEscaped(t *testing.T) {
 	}
 	if strings.ContainsAny(msg, "\x1b\r") {
 		t.Errorf("error carries raw control characters: %q", msg[:200])
+	}
+}
+
+// platformIndex makes an index of two random images, one with a referrer.
+func platformIndex(t *testing.T) (v1.ImageIndex, []Platform) {
+	t.Helper()
+	var ps []Platform
+	var adds []mutate.IndexAddendum
+	for _, arch := range []string{"amd64", "arm64"} {
+		img, _ := testImage(t)
+		ps = append(ps, Platform{Image: img})
+		adds = append(adds, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: arch}}})
+	}
+	desc, err := partial.Descriptor(ps[1].Image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, ok := mutate.Subject(mutate.MediaType(empty.Image, types.OCIManifestSchema1), *desc).(v1.Image)
+	if !ok {
+		t.Fatal("mutate.Subject gave no image")
+	}
+	ps[1].Referrers = []v1.Image{ref}
+	return mutate.AppendManifests(mutate.IndexMediaType(empty.Index, types.OCIImageIndex), adds...), ps
+}
+
+// TestRegistryIndex: an index is pushed with its images, each image's referrers, then the
+// tags, which point at the index; an image that is not the index's is refused before
+// anything is written.
+func TestRegistryIndex(t *testing.T) {
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	ref, err := name.ParseReference(host + "/team/app:v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, ps := platformIndex(t)
+	r := &Registry{Ref: ref, Tags: []string{"stable"}}
+	stranger, _ := testImage(t)
+	if _, err := r.PublishIndex(context.Background(), idx, append(ps, Platform{Image: stranger})); err == nil || !strings.Contains(err.Error(), "not in the index") {
+		t.Fatalf("an image outside the index: %v", err)
+	}
+	if _, err := remote.Head(ref); err == nil {
+		t.Fatal("the refused push wrote the tag")
+	}
+	got, err := r.PublishIndex(context.Background(), idx, ps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, _ := idx.Digest()
+	if want := host + "/team/app@" + d.String(); got != want {
+		t.Errorf("PublishIndex = %q, want %q", got, want)
+	}
+	for _, tag := range []string{"v1", "stable"} {
+		desc, err := remote.Head(ref.Context().Tag(tag))
+		if err != nil || desc.Digest != d || desc.MediaType != types.OCIImageIndex {
+			t.Errorf("%s: %+v %v, want the index %s", tag, desc, err, d)
+		}
+	}
+	pulled, err := remote.Image(ref, remote.WithPlatform(v1.Platform{OS: "linux", Architecture: "arm64"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	armDigest, _ := ps[1].Image.Digest()
+	if pd, _ := pulled.Digest(); pd != armDigest {
+		t.Errorf("linux/arm64 resolves to %s, want %s", pd, armDigest)
+	}
+	refs, err := remote.Referrers(ref.Context().Digest(armDigest.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := refs.IndexManifest(); len(m.Manifests) != 1 {
+		t.Errorf("the arm64 image has %d referrers, want 1", len(m.Manifests))
+	}
+}
+
+// TestLayoutIndex: a named index replaces the last one of its name, an unnamed one is
+// added once, and each image's referrers are beside it.
+func TestLayoutIndex(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "oci")
+	idx, ps := platformIndex(t)
+	d, _ := idx.Digest()
+	for i := 0; i < 2; i++ {
+		got, err := (&Layout{Dir: dir}).PublishIndex(context.Background(), idx, ps)
+		if err != nil || got != d.String() {
+			t.Fatalf("PublishIndex = %q, %v", got, err)
+		}
+	}
+	named := &Layout{Dir: dir, Name: "app"}
+	if got, err := named.PublishIndex(context.Background(), idx, ps); err != nil || got != "app@"+d.String() {
+		t.Fatalf("named PublishIndex = %q, %v", got, err)
+	}
+	p, err := layout.FromPath(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := p.ImageIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := root.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	indexes, referrers := 0, 0
+	for _, desc := range m.Manifests {
+		switch {
+		case desc.Digest == d:
+			indexes++
+		case desc.MediaType == types.OCIManifestSchema1:
+			referrers++
+		}
+	}
+	if indexes != 2 || referrers != 1 {
+		t.Errorf("the layout lists the index %d times (want 2: unnamed once, named once) and %d referrers (want 1):\n%+v", indexes, referrers, m.Manifests)
+	}
+	stored, err := root.ImageIndex(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	amd, _ := ps[0].Image.Digest()
+	child, err := stored.Image(amd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := validate.Image(child); err != nil {
+		t.Errorf("the amd64 image in the layout: %v", err)
 	}
 }

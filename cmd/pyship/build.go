@@ -63,9 +63,19 @@ func runBuild(ctx context.Context, args []string) error {
 			return err
 		}
 	}
+	platforms, err := c.platformList()
+	if err != nil {
+		return err
+	}
+	if len(platforms) > 1 && *tarballPath != "" {
+		return usagef("--tarball holds one image, and --platform %s makes one for each platform: write their index with --oci-layout, or push it with --push", c.platform)
+	}
 	cacheDir, err := c.cache()
 	if err != nil {
 		return err
+	}
+	if len(platforms) > 1 {
+		return buildIndex(ctx, path, c, platforms, *push, *image, ref, *ociLayout, sbomFormat, &rf, cacheDir, log)
 	}
 	if *push {
 		// The registry pyship publish pushes to, made and checked the same way.
@@ -103,6 +113,57 @@ func runBuild(ctx context.Context, args []string) error {
 		}
 	}
 	return writeImage(ctx, b.res, ref, path, *ociLayout, *tarballPath, cacheDir, attached, log)
+}
+
+// buildIndex is pyship build with several platforms: one image each, their index pushed
+// (push) or written into the OCI layout ociLayout or the cache's, each image with its
+// evidence.
+func buildIndex(ctx context.Context, path string, c common, platforms []string, push bool, image string, ref name.Reference, ociLayout, sbomFormat string, rf *registryFlags, cacheDir string, log hclog.Logger) error {
+	var (
+		pub    publish.IndexPublisher
+		repo   string
+		secret = func(err error) error { return err }
+	)
+	if push {
+		reg, s, err := rf.pushTarget(ctx, image, nil, nil, &c, log)
+		if err != nil {
+			return err
+		}
+		pub, repo, secret = reg, reg.Ref.Context().Name(), s
+	} else {
+		if ref != nil {
+			repo = ref.Context().Name()
+		}
+		dir := ociLayout
+		if dir == "" {
+			dir = layers.LayoutDir(cacheDir)
+		}
+		pub = &publish.Layout{Dir: dir, Name: refName(ref)}
+	}
+	bs, err := buildPlatforms(ctx, path, c, platforms, cacheDir, log)
+	if err != nil {
+		return secret(err)
+	}
+	attached := make([][]v1.Image, len(bs))
+	for i, b := range bs {
+		if attached[i], err = builtEvidence(b, sbomFormat, repo, cacheDir, nil, sandbox.Check{}, log); err != nil {
+			return err
+		}
+	}
+	if ociLayout == "" && !push {
+		// Builds on one cache share its layout's index.json: one writes it at a time.
+		unlock, err := layers.LockCache(ctx, cacheDir, log)
+		if err != nil {
+			return fail(exitPublish, err)
+		}
+		defer unlock()
+	}
+	out, err := publishIndex(ctx, pub, bs, attached, log)
+	if err != nil {
+		return secret(err)
+	}
+	fmt.Println(out)
+	return nil
 }
 
 // writeImage writes a built image that is not pushed: into the OCI layout DIR, to a
@@ -222,6 +283,10 @@ func buildBounds() (time.Duration, sandbox.Limits, error) {
 // the repository's absolute directory and what its history says.
 func detectAndPlan(ctx context.Context, path string, c common, log hclog.Logger) (*plan.Plan, string, repository, error) {
 	var repo repository
+	if strings.Contains(c.platform, ",") {
+		// build, test and publish make one plan for each platform.
+		return nil, "", repo, usagef("--platform %q: this command takes one platform", c.platform)
+	}
 	dir, err := filepath.Abs(path)
 	if err != nil {
 		return nil, "", repo, usagef("%v", err)

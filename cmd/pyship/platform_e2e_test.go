@@ -26,8 +26,10 @@ import (
 // Flask fixture (MarkupSafe's compiled speedups among its wheels) from the test bed's
 // multi-platform base, with no emulated build: the image says linux/arm64, its base layers
 // are the arm64 base's, every ELF file in its venv is aarch64, its byte code checked-hash;
-// two cold builds give one digest; it answers the smoke test under qemu-user. A dependency
-// that must compile C code fails the install, naming the platform and a native runner.
+// two cold builds give one digest; it answers the smoke test under qemu-user. Published
+// with linux/amd64 too, it is in an image index, each image with its evidence. A
+// dependency that must compile C code fails the install, naming the platform and a native
+// runner.
 func TestForeignPlatform(t *testing.T) {
 	reg := fixtures.Testbed(t)
 	fixtures.Need(t, slices.Contains(strings.Fields(os.Getenv("PYSHIP_TEST_MULTIARCH")), "3.13"),
@@ -98,6 +100,55 @@ func TestForeignPlatform(t *testing.T) {
 	r := pyship(t, cache, append([]string{"test", src}, args...)...)
 	if r.code != 0 || !strings.Contains(r.stderr, "smoke test passed") {
 		t.Fatalf("the arm64 image failed its smoke test (exit %d)", r.code)
+	}
+
+	// Both platforms at once: an index of the native image and the same arm64 image (one
+	// digest from either command), each smoke-tested and pushed with its evidence, the tag on
+	// the index.
+	target := reg + "/foreign/app:" + uniqueTag()
+	r = pyship(t, cache, "publish", src, "--platform", "linux/amd64,linux/arm64", "--base", base, "--image", target)
+	indexRef := builtDigest(t, r)
+	if n := strings.Count(r.stderr, "smoke test passed"); n != 2 {
+		t.Errorf("%d smoke tests passed, want 2", n)
+	}
+	tr, err := name.ParseReference(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := remote.Index(tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := idx.Digest(); got != indexRef {
+		t.Errorf("the tag points at %s, publish printed %s", got, indexRef)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var platforms []string
+	for _, desc := range im.Manifests {
+		platforms = append(platforms, desc.Platform.String())
+		if desc.Platform.Architecture == "arm64" && desc.Digest != d {
+			t.Errorf("the index's arm64 image is %s, pyship build made %s", desc.Digest, d)
+		}
+		refs, err := remote.Referrers(tr.Context().Digest(desc.Digest.String()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rm, _ := refs.IndexManifest()
+		var types []string
+		for _, a := range rm.Manifests {
+			types = append(types, a.ArtifactType)
+		}
+		for _, want := range []string{"application/spdx+json", "application/vnd.in-toto+json"} {
+			if !slices.Contains(types, want) {
+				t.Errorf("the %s image has no %s referrer (it has %q)", desc.Platform, want, types)
+			}
+		}
+	}
+	if strings.Join(platforms, " ") != "linux/amd64 linux/arm64/v8" {
+		t.Errorf("the index holds %q, want linux/amd64 and linux/arm64/v8", platforms)
 	}
 
 	// A dependency that compiles C code has no wheel for arm64 and cannot be built here.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/pyship/pyship/layers"
@@ -106,6 +107,13 @@ func runPublish(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	platforms, err := c.platformList()
+	if err != nil {
+		return err
+	}
+	if len(platforms) > 1 {
+		return f.publishPlatforms(ctx, path, platforms, reg, secret, cacheDir, log)
+	}
 	b, err := build(ctx, path, *c, cacheDir, log)
 	if err != nil {
 		return secret(err)
@@ -136,6 +144,69 @@ func runPublish(ctx context.Context, args []string) error {
 	sum.refs = reg.Refs(d.String())
 	f.writeSummary(sum, log)
 	if err := f.writeImageRefs(sum.refs); err != nil {
+		return err
+	}
+	fmt.Println(out)
+	return nil
+}
+
+// publishPlatforms is pyship publish with several platforms: each is built and
+// smoke-tested (another architecture's under qemu-user, which is looked for before
+// anything is built), then every image is pushed with its evidence, then their index, then
+// the tags, to the index. A failed test pushes nothing.
+func (f *publishFlags) publishPlatforms(ctx context.Context, path string, platforms []string, reg *publish.Registry, secret func(error) error, cacheDir string, log hclog.Logger) error {
+	if !f.skipTest {
+		if err := testsFor(platforms); err != nil {
+			return err
+		}
+	}
+	bs, err := buildPlatforms(ctx, path, f.common, platforms, cacheDir, log)
+	if err != nil {
+		return secret(err)
+	}
+	sums := make([]summary, len(bs))
+	for i, b := range bs {
+		sums[i] = summary{plan: b.plan, image: b.res.Image}
+		if err := f.smokeTest(ctx, b.plan, b.res, cacheDir, &sums[i], log.With("platform", platforms[i])); err != nil {
+			return err
+		}
+	}
+	idx, err := imageIndex(bs)
+	if err != nil {
+		return err
+	}
+	d, err := idx.Digest()
+	if err != nil {
+		return err
+	}
+	if !f.push {
+		for i, b := range bs {
+			cd, err := b.res.Image.Digest()
+			if err != nil {
+				return err
+			}
+			sums[i].unpushed = cd.String()
+			f.writeSummary(sums[i], log)
+		}
+		fmt.Println(d.String())
+		return nil
+	}
+	attached := make([][]v1.Image, len(bs))
+	for i, b := range bs {
+		if attached[i], err = builtEvidence(b, f.sbomFormat, reg.Ref.Context().Name(), cacheDir, sums[i].report, sums[i].check, log); err != nil {
+			return err
+		}
+	}
+	out, err := publishIndex(ctx, reg, bs, attached, log)
+	if err != nil {
+		return secret(err)
+	}
+	refs := reg.Refs(d.String())
+	for i := range sums {
+		sums[i].refs = refs
+		f.writeSummary(sums[i], log)
+	}
+	if err := f.writeImageRefs(refs); err != nil {
 		return err
 	}
 	fmt.Println(out)

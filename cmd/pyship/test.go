@@ -159,6 +159,31 @@ func runTest(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	platforms, err := c.platformList()
+	if err != nil {
+		return err
+	}
+	if len(platforms) <= 1 {
+		return smokeOne(ctx, from, src, c, rf, sf, reg, *asJSON, cacheDir, log)
+	}
+	if from != "" {
+		return usagef("--from tests one image; --platform %s builds one for each platform from PATH", c.platform)
+	}
+	if err := testsFor(platforms); err != nil {
+		return err
+	}
+	for _, p := range platforms {
+		one := c
+		one.platform = p
+		if err := smokeOne(ctx, from, src, one, rf, sf, reg, *asJSON, cacheDir, log.With("platform", p)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// smokeOne builds (or takes, from) one image and smoke-tests it.
+func smokeOne(ctx context.Context, from, src string, c common, rf runFlags, sf smokeFlags, reg registryFlags, asJSON bool, cacheDir string, log hclog.Logger) error {
 	img, check, port, err := testSubject(ctx, from, src, &c, &reg, cacheDir, log)
 	if err != nil {
 		return err
@@ -181,7 +206,7 @@ func runTest(ctx context.Context, args []string) error {
 		return sandboxFailure(err)
 	}
 	printReport(report, log)
-	if *asJSON {
+	if asJSON {
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
 		enc.SetEscapeHTML(false)
