@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -88,6 +89,22 @@ func publishIndex(ctx context.Context, pub publish.IndexPublisher, bs []*built, 
 	}
 	log.Info("image index written", "ref", out, "platforms", len(bs), "took", since(start))
 	return out, nil
+}
+
+// emulationSlowdown is how many times its timeout the smoke test gives an image that runs
+// under an emulator: Python under qemu-user starts several times slower (a Flask app: 7 s
+// to answer, against 0.2 s).
+const emulationSlowdown = 5
+
+// underEmulation gives the check of an image for another architecture than this
+// machine's emulationSlowdown times its timeout.
+func underEmulation(img v1.Image, check *sandbox.Check, log hclog.Logger) {
+	cf, err := img.ConfigFile()
+	if err != nil || cf.Architecture == runtime.GOARCH {
+		return
+	}
+	check.Timeout *= emulationSlowdown
+	log.Info("the image runs under emulation: the smoke test waits longer for it", "platform", cf.OS+"/"+cf.Architecture, "timeout", check.Timeout)
 }
 
 // testsFor says, before anything is built, whether this machine can run the images of

@@ -227,6 +227,7 @@ func (f *publishFlags) smokeTest(ctx context.Context, p *plan.Plan, res *layers.
 	check := smokeCheck(p.Smoke)
 	f.smoke.apply(&check)
 	check.Grace = f.run.grace
+	underEmulation(res.Image, &check, log)
 	report, err := sandbox.Smoke(ctx, spec, check)
 	if err != nil {
 		return sandboxFailure(err)

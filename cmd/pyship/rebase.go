@@ -255,6 +255,7 @@ func (f *rebaseFlags) smokeTest(ctx context.Context, img v1.Image, cacheDir stri
 	check := sandbox.Check{Path: "/", Timeout: plan.DefaultSmokeTimeout}
 	f.smoke.apply(&check)
 	check.Grace = f.run.grace
+	underEmulation(img, &check, log)
 	if f.skipTest {
 		log.Warn("smoke test skipped (--skip-test)")
 		return nil, check, nil

@@ -190,6 +190,7 @@ func smokeOne(ctx context.Context, from, src string, c common, rf runFlags, sf s
 	}
 	sf.apply(&check)
 	check.Grace = rf.grace
+	underEmulation(img, &check, log)
 
 	start := time.Now()
 	spec, err := rf.runnable(img, cacheDir, port)
