@@ -490,8 +490,7 @@ func (b *building) dependencies(ctx context.Context) error {
 	}
 	var asked []string
 	if p.Dependencies.Wheels != "" && p.System != nil && len(p.System.Packages) > 0 {
-		return fmt.Errorf("the plan installs Debian packages (%s) into a %s image, which this %s machine cannot run; build on a %s machine",
-			strings.Join(p.System.Packages, " "), p.Platform, runtime.GOARCH, p.Platform)
+		return &NativeOnlyError{What: "installing the Debian packages " + strings.Join(p.System.Packages, " "), Platform: p.Platform}
 	}
 	if p.System != nil && len(p.System.Packages) > 0 {
 		start := time.Now()
@@ -557,8 +556,7 @@ func (b *building) buildSteps(ctx context.Context) error {
 	}
 	if p := b.plan; p.Dependencies.Wheels != "" {
 		st := p.BuildSteps[0]
-		return fmt.Errorf("build step %s (from %s) runs the app's code, which this %s machine cannot run for a %s image; build on a %s machine",
-			st.Name, st.Source, runtime.GOARCH, p.Platform, p.Platform)
+		return &NativeOnlyError{What: "build step " + st.Name + " (from " + st.Source + ")", Platform: p.Platform}
 	}
 	start := time.Now()
 	var (
@@ -825,11 +823,18 @@ func dependencyLayer(ctx context.Context, p *plan.Plan, base v1.Image, rootFS fu
 	if err := writeRuntimePackages(layersDir, key, runtime); err != nil {
 		return nil, false, nil, err
 	}
-	// The venv is scratch: its files move into the layer's tree, which the build steps
-	// and the smoke test run over.
-	l, err := writeLayerTree(layersDir, key, DefaultEpoch, nil, opts.CacheDir, func(w *normalisingWriter) error {
+	fill := func(w *normalisingWriter) error {
 		return writeTree(w, venv, treeOptions{Prefix: p.Dependencies.Venv, AllowOutsideLinks: true})
-	})
+	}
+	var l v1.Layer
+	if rel, rerr := filepath.Rel(tmp, venv); rerr == nil && filepath.IsLocal(rel) {
+		// The venv is scratch: its files move into the layer's tree, which the build
+		// steps and the smoke test run over.
+		l, err = writeLayerTree(layersDir, key, DefaultEpoch, nil, opts.CacheDir, fill)
+	} else {
+		// An installer's venv elsewhere is left as it is.
+		l, err = writeLayerFile(layersDir, key, DefaultEpoch, nil, fill)
+	}
 	if err != nil {
 		return nil, false, nil, err
 	}

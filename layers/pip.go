@@ -32,7 +32,8 @@ type Installer interface {
 	// Name identifies the installer and its version in cache keys.
 	Name() string
 	// Install creates the venv and installs the requirements, and returns the host
-	// directory that holds the venv's contents.
+	// directory that holds the venv's contents. A directory below req.Scratch is the
+	// build's once returned: its files move into the layer's extracted tree.
 	Install(ctx context.Context, req InstallRequest) (string, error)
 }
 

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 )
 
@@ -29,6 +30,19 @@ type MachineError struct {
 func (e *MachineError) Error() string {
 	return fmt.Sprintf("%s in the venv is for %s, not for the image's %s: the package that installed it has no wheel for %s\nhint: build the image on a %s machine",
 		e.Path, strings.TrimPrefix(e.Machine.String(), "EM_"), e.Platform, e.Platform, e.Platform)
+}
+
+// NativeOnlyError reports a part of the plan that runs the image's own programs (Debian
+// packages' scripts, build steps), which a build for another architecture does not run.
+type NativeOnlyError struct {
+	// What is the part, like "build step collectstatic (from manage.py:1)".
+	What     string
+	Platform string
+}
+
+func (e *NativeOnlyError) Error() string {
+	return fmt.Sprintf("%s runs the %s image's own programs, which a build on this %s machine does not run\nhint: build the image on a %s machine (on GitHub, runs-on: ubuntu-24.04-arm for linux/arm64)",
+		e.What, e.Platform, runtime.GOARCH, e.Platform)
 }
 
 // checkMachine checks that every ELF file in the venv at dir (programs, extension modules,

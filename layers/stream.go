@@ -99,7 +99,11 @@ func streamLayer(l v1.Layer, d v1.Hash, blob string, take taker, verified string
 		// Three stages side by side: receiving, storing and hashing the bytes; their
 		// decompression; what take does with the tar (creating the files, mostly).
 		ahead := newReadAhead(src)
-		defer ahead.Close()
+		defer func() {
+			// A read from the registry that is under way ends when its body closes.
+			rc.Close()
+			ahead.Close()
+		}()
 		src = ahead
 	}
 	checked := func() error {
@@ -130,8 +134,10 @@ func streamLayer(l v1.Layer, d v1.Hash, blob string, take taker, verified string
 		}
 		defer zr.Close()
 		tr := newReadAhead(zr)
-		// Stopped before zr closes.
+		// Stopped before zr closes, once the registry's body is closed (first), which
+		// ends a read under way in the stages before.
 		defer tr.Close()
+		defer rc.Close()
 		// To the tar stream's end, which checks the diff ID, then the blob's; take
 		// calls this before it keeps anything. Once tr ends, the decompression has
 		// read all it reads of src.
@@ -339,6 +345,9 @@ func newReadAhead(r io.Reader) *readAhead {
 		for {
 			var buf []byte
 			select {
+			case <-ra.stop:
+				ra.err = errReadAheadClosed
+				return
 			case buf = <-ra.free:
 			default:
 				buf = make([]byte, readAheadChunk)

@@ -12,8 +12,10 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -291,7 +293,9 @@ func writeTree(w *normalisingWriter, root string, opts treeOptions) error {
 		}
 		held = held[:0]
 		name := path.Join(prefix, rel)
+		// The entry written next is from p; an entry left out takes it back.
 		w.src = p
+		defer func() { w.src = "" }()
 		switch t := d.Type(); {
 		case t.IsDir():
 			return w.dir(name)
@@ -441,7 +445,11 @@ func (m *treeMirror) add(h *tar.Header, src string) error {
 	target := filepath.Join(m.root, filepath.FromSlash(rel))
 	switch h.Typeflag {
 	case tar.TypeDir:
-		if err := os.Mkdir(target, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		if err := os.Mkdir(target, 0o755); errors.Is(err, fs.ErrExist) {
+			if info, lerr := os.Lstat(target); lerr != nil || !info.IsDir() {
+				return fmt.Errorf("%s: in the layer's tree, something else than a directory is there", h.Name)
+			}
+		} else if err != nil {
 			return err
 		}
 		mode := os.FileMode(h.Mode & 0o777)
@@ -453,11 +461,11 @@ func (m *treeMirror) add(h *tar.Header, src string) error {
 		if src == "" {
 			return fmt.Errorf("%s: written from no file to move into the layer's tree", h.Name)
 		}
-		if err := os.Rename(src, target); err != nil {
+		if err := moveFile(src, target); err != nil {
 			return err
 		}
-		// What the sandbox set on the file beyond its bytes (extended attributes: file
-		// capabilities, ACLs, overlayfs's own) goes: an extracted file has none.
+		// What the sandbox set on the file beyond its bytes (file capabilities, ACLs,
+		// user and overlayfs attributes) goes, as an extracted file has none of it.
 		if err := dropXattrs(target); err != nil {
 			return fmt.Errorf("%s: %w", h.Name, err)
 		}
@@ -478,7 +486,39 @@ func (m *treeMirror) add(h *tar.Header, src string) error {
 	return os.Chtimes(target, h.ModTime, h.ModTime)
 }
 
-// dropXattrs removes every extended attribute of the file at p, without following a link.
+// moveFile moves the file src to target. A regular file with more than one name is
+// copied instead: extraction gives each name a file of its own, which its header's owner
+// and mode are then set on.
+func moveFile(src, target string) error {
+	info, err := os.Lstat(src)
+	if err != nil {
+		return err
+	}
+	st, ok := info.Sys().(*syscall.Stat_t)
+	if !info.Mode().IsRegular() || !ok || st.Nlink <= 1 {
+		return os.Rename(src, target)
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(target, os.O_CREATE|os.O_EXCL|os.O_WRONLY|unix.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// sandboxXattrs are the extended attributes a sandboxed program can set that an extracted
+// file does not have; the host's own (an SELinux label) stay, as on an extracted file.
+var sandboxXattrs = []string{"user.", "trusted.", "system.posix_acl_", "security.capability"}
+
+// dropXattrs removes the sandboxXattrs of the file at p, without following a link.
 func dropXattrs(p string) error {
 	buf := make([]byte, 1024)
 	for {
@@ -494,7 +534,7 @@ func dropXattrs(p string) error {
 			return err
 		}
 		for _, attr := range strings.Split(string(buf[:n]), "\x00") {
-			if attr == "" {
+			if attr == "" || !slices.ContainsFunc(sandboxXattrs, func(prefix string) bool { return strings.HasPrefix(attr, prefix) }) {
 				continue
 			}
 			if err := unix.Lremovexattr(p, attr); err != nil && !errors.Is(err, unix.ENODATA) {

@@ -410,6 +410,12 @@ func (l *Layout) Publish(ctx context.Context, img v1.Image) (string, error) {
 	if err := refersTo(l.Referrers, d); err != nil {
 		return "", err
 	}
+	// The evidence first: a name never points at an image without it.
+	for _, a := range l.Referrers {
+		if err := appendOnce(p, a); err != nil {
+			return "", &Error{Target: l.Dir, Err: err}
+		}
+	}
 	out := d.String()
 	if l.Name == "" {
 		// An unnamed image only has to be there; entries that name it stay.
@@ -421,11 +427,6 @@ func (l *Layout) Publish(ctx context.Context, img v1.Image) (string, error) {
 	}
 	if err != nil {
 		return "", &Error{Target: l.Dir, Err: err}
-	}
-	for _, a := range l.Referrers {
-		if err := appendOnce(p, a); err != nil {
-			return "", &Error{Target: l.Dir, Err: err}
-		}
 	}
 	return out, nil
 }
@@ -453,6 +454,14 @@ func (l *Layout) PublishIndex(ctx context.Context, idx v1.ImageIndex, images []P
 	if err != nil {
 		return "", err
 	}
+	// The evidence first: a name never points at an index without it.
+	for _, im := range images {
+		for _, a := range im.Referrers {
+			if err := appendOnce(p, a); err != nil {
+				return "", &Error{Target: l.Dir, Err: err}
+			}
+		}
+	}
 	out := d.String()
 	if l.Name == "" {
 		// An unnamed index only has to be there.
@@ -467,13 +476,6 @@ func (l *Layout) PublishIndex(ctx context.Context, idx v1.ImageIndex, images []P
 	}
 	if err != nil {
 		return "", &Error{Target: l.Dir, Err: err}
-	}
-	for _, im := range images {
-		for _, a := range im.Referrers {
-			if err := appendOnce(p, a); err != nil {
-				return "", &Error{Target: l.Dir, Err: err}
-			}
-		}
 	}
 	return out, nil
 }

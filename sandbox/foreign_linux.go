@@ -35,7 +35,8 @@ func (e *ForeignError) Error() string {
 // F flag, which the kernel opened at registration and so finds from inside any mount
 // namespace.
 func CanRun(arch string) error {
-	if arch == runtime.GOARCH {
+	if arch == runtime.GOARCH || arch == "" {
+		// An image that names no architecture is run as this machine's, as before.
 		return nil
 	}
 	names, ok := binfmtNames[arch]

@@ -67,6 +67,9 @@ func runBuild(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if len(platforms) == 1 {
+		c.platform = platforms[0]
+	}
 	if len(platforms) > 1 && *tarballPath != "" {
 		return usagef("--tarball holds one image, and --platform %s makes one for each platform: write their index with --oci-layout, or push it with --push", c.platform)
 	}
@@ -429,13 +432,16 @@ func buildFailure(err error) error {
 		timeout *layers.TimeoutError
 		apt     *layers.AptError
 		uv      *layers.UVError
+		machine *layers.MachineError
+		native  *layers.NativeOnlyError
 		priv    *sandbox.PrivilegeError
 		repo    *detect.Error
 	)
 	switch {
 	case errors.As(err, &base):
 		return fail(exitBase, err)
-	case errors.As(err, &install), errors.As(err, &step), errors.As(err, &timeout), errors.As(err, &apt), errors.As(err, &uv):
+	case errors.As(err, &install), errors.As(err, &step), errors.As(err, &timeout), errors.As(err, &apt), errors.As(err, &uv),
+		errors.As(err, &machine), errors.As(err, &native):
 		return fail(exitInstall, err)
 	case errors.As(err, &priv), errors.Is(err, sandbox.ErrUnsupported):
 		return fail(exitSandbox, err)

@@ -97,14 +97,15 @@ func publishIndex(ctx context.Context, pub publish.IndexPublisher, bs []*built, 
 const emulationSlowdown = 5
 
 // underEmulation gives the check of an image for another architecture than this
-// machine's emulationSlowdown times its timeout.
+// machine's emulationSlowdown times its timeout; a --timeout given, applied after it,
+// stands as given.
 func underEmulation(img v1.Image, check *sandbox.Check, log hclog.Logger) {
 	cf, err := img.ConfigFile()
-	if err != nil || cf.Architecture == runtime.GOARCH {
+	if err != nil || cf.Architecture == "" || cf.Architecture == runtime.GOARCH {
 		return
 	}
 	check.Timeout *= emulationSlowdown
-	log.Info("the image runs under emulation: the smoke test waits longer for it", "platform", cf.OS+"/"+cf.Architecture, "timeout", check.Timeout)
+	log.Info("the image runs under emulation: unless --timeout says otherwise, the smoke test waits five times longer", "platform", cf.OS+"/"+cf.Architecture, "timeout", check.Timeout)
 }
 
 // testsFor says, before anything is built, whether this machine can run the images of

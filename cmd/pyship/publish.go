@@ -114,6 +114,16 @@ func runPublish(ctx context.Context, args []string) error {
 	if len(platforms) > 1 {
 		return f.publishPlatforms(ctx, path, platforms, reg, secret, cacheDir, log)
 	}
+	if len(platforms) == 1 {
+		c.platform = platforms[0]
+	}
+	if !f.skipTest {
+		// An image for another architecture is tested under an emulator: looked for
+		// before anything is built.
+		if err := testsFor(platforms); err != nil {
+			return err
+		}
+	}
 	b, err := build(ctx, path, *c, cacheDir, log)
 	if err != nil {
 		return secret(err)
@@ -225,9 +235,9 @@ func (f *publishFlags) smokeTest(ctx context.Context, p *plan.Plan, res *layers.
 		return err
 	}
 	check := smokeCheck(p.Smoke)
+	underEmulation(res.Image, &check, log)
 	f.smoke.apply(&check)
 	check.Grace = f.run.grace
-	underEmulation(res.Image, &check, log)
 	report, err := sandbox.Smoke(ctx, spec, check)
 	if err != nil {
 		return sandboxFailure(err)

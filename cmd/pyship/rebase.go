@@ -253,9 +253,9 @@ func (f *rebaseFlags) target(ref string) (name.Reference, string, error) {
 // (then the report is nil). It returns the passing report and the check it made.
 func (f *rebaseFlags) smokeTest(ctx context.Context, img v1.Image, cacheDir string, log hclog.Logger) (*sandbox.Report, sandbox.Check, error) {
 	check := sandbox.Check{Path: "/", Timeout: plan.DefaultSmokeTimeout}
+	underEmulation(img, &check, log)
 	f.smoke.apply(&check)
 	check.Grace = f.run.grace
-	underEmulation(img, &check, log)
 	if f.skipTest {
 		log.Warn("smoke test skipped (--skip-test)")
 		return nil, check, nil

@@ -164,6 +164,12 @@ func runTest(ctx context.Context, args []string) error {
 		return err
 	}
 	if len(platforms) <= 1 {
+		if len(platforms) == 1 {
+			c.platform = platforms[0]
+		}
+		if err := testsFor(platforms); err != nil {
+			return err
+		}
 		return smokeOne(ctx, from, src, c, rf, sf, reg, *asJSON, cacheDir, log)
 	}
 	if from != "" {
@@ -188,9 +194,9 @@ func smokeOne(ctx context.Context, from, src string, c common, rf runFlags, sf s
 	if err != nil {
 		return err
 	}
+	underEmulation(img, &check, log)
 	sf.apply(&check)
 	check.Grace = rf.grace
-	underEmulation(img, &check, log)
 
 	start := time.Now()
 	spec, err := rf.runnable(img, cacheDir, port)
