@@ -364,7 +364,37 @@ func imageInLayout(dir, digest, ref string) (v1.Image, error) {
 	if len(images) != 1 {
 		return nil, usagef("the OCI layout %s holds %d images; pick one with %s@sha256:...", dir, len(images), dir)
 	}
+	for _, desc := range m.Manifests {
+		if desc.Digest == images[0] && desc.MediaType.IsIndex() {
+			// An image index (pyship build --platform with several): its image for
+			// this machine.
+			return imageForHost(idx, desc.Digest, dir)
+		}
+	}
 	return p.Image(images[0])
+}
+
+// imageForHost is the image for this machine's architecture in the index d of idx.
+func imageForHost(idx v1.ImageIndex, d v1.Hash, dir string) (v1.Image, error) {
+	child, err := idx.ImageIndex(d)
+	if err != nil {
+		return nil, fail(exitBase, err)
+	}
+	m, err := child.IndexManifest()
+	if err != nil {
+		return nil, fail(exitBase, err)
+	}
+	var have []string
+	for _, desc := range m.Manifests {
+		if desc.Platform == nil {
+			continue
+		}
+		if desc.Platform.OS == "linux" && desc.Platform.Architecture == runtime.GOARCH {
+			return child.Image(desc.Digest)
+		}
+		have = append(have, desc.Platform.String())
+	}
+	return nil, usagef("the image index in the OCI layout %s has no linux/%s image (it has %s); pick one with %s@sha256:...", dir, runtime.GOARCH, strings.Join(have, ", "), dir)
 }
 
 // fromRegistry reports whether err came from talking to a registry.
