@@ -1065,6 +1065,42 @@ func TestActionEvents(t *testing.T) {
 		t.Errorf("the registry has %v (%v), want pr-9 alone", tags, err)
 	}
 
+	// Two platforms, the input written loosely: an image index of the runner's image and an
+	// arm64 one built from its wheels, each smoke-tested (the arm64 one under qemu-user).
+	fixtures.Need(t, slices.Contains(strings.Fields(os.Getenv("PYSHIP_TEST_MULTIARCH")), "3.13"),
+		"the test bed has no multi-platform python:3.13-multiarch base: see what fixtures/testbed/up said")
+	multi := t.TempDir()
+	if err := os.CopyFS(multi, os.DirFS(workspace)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(multi, ".python-version"), []byte("3.13\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	repo = reg + "/e2e/action-multi-" + u
+	run = runner.run(t, multi, withInputs(with, "image", repo, "platforms", "linux/amd64, linux/arm64", "base", reg+"/library/python:3.13-multiarch"),
+		append(slices.Clone(job), "GITHUB_EVENT_NAME=push", "GITHUB_REF=refs/heads/main", "GITHUB_SHA=6666666666abcdef"))
+	if run.code != 0 {
+		t.Fatalf("the two-platform run failed with %d:\n%s", run.code, run.stderr)
+	}
+	if n := strings.Count(run.stderr, "smoke test passed"); n != 2 {
+		t.Errorf("%d smoke tests passed in the two-platform run, want 2", n)
+	}
+	idx, err := remote.Index(mustRepo(t, repo).Digest(run.outputs["digest"]))
+	if err != nil {
+		t.Fatalf("the digest output %q is no image index: %v", run.outputs["digest"], err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var platforms []string
+	for _, desc := range im.Manifests {
+		platforms = append(platforms, desc.Platform.String())
+	}
+	if strings.Join(platforms, " ") != "linux/amd64 linux/arm64/v8" {
+		t.Errorf("the index holds %q, want linux/amd64 and linux/arm64/v8", platforms)
+	}
+
 	// A whole reference in tags: the error is about the tags input.
 	run = runner.run(t, workspace, withInputs(with, "image", repo, "tags", "v2, "+repo+":v3"), append(slices.Clone(job),
 		"GITHUB_EVENT_NAME=push", "GITHUB_REF=refs/heads/main", "GITHUB_SHA=4444444444abcdef"))
