@@ -170,7 +170,7 @@ func TestForeignPlatform(t *testing.T) {
 	if r.code != exitInstall {
 		t.Fatalf("exit %d, want %d (install)", r.code, exitInstall)
 	}
-	for _, want := range []string{"linux/arm64", "aarch64-manylinux_2_28", "build the image on a linux/arm64 machine"} {
+	for _, want := range []string{"Failed to build `native", "linux/arm64", "aarch64-manylinux_2_28", "build the image on a linux/arm64 machine"} {
 		if !strings.Contains(r.stderr, want) {
 			t.Errorf("the error does not say %q", want)
 		}
