@@ -810,6 +810,7 @@ func dependencyLayer(ctx context.Context, p *plan.Plan, base v1.Image, rootFS fu
 	if err != nil {
 		return nil, false, nil, err
 	}
+	installed := time.Now()
 	var runtime []string
 	if p.Dependencies.Wheels != "" {
 		// Wheels carry the libraries they link (auditwheel); what they hold must be for
@@ -823,6 +824,8 @@ func dependencyLayer(ctx context.Context, p *plan.Plan, base v1.Image, rootFS fu
 	if err := writeRuntimePackages(layersDir, key, runtime); err != nil {
 		return nil, false, nil, err
 	}
+	opts.Logger.Debug("linked libraries checked", "took", since(installed))
+	written := time.Now()
 	fill := func(w *normalisingWriter) error {
 		return writeTree(w, venv, treeOptions{Prefix: p.Dependencies.Venv, AllowOutsideLinks: true})
 	}
@@ -838,6 +841,7 @@ func dependencyLayer(ctx context.Context, p *plan.Plan, base v1.Image, rootFS fu
 	if err != nil {
 		return nil, false, nil, err
 	}
+	opts.Logger.Debug("dependency layer written", "took", since(written))
 	if opts.CacheRepo != nil {
 		platform, err := v1.ParsePlatform(p.Platform)
 		if err != nil {

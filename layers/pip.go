@@ -528,9 +528,9 @@ func stepFailure(err error, st plan.InstallStep, req InstallRequest, out string,
 			log.Warn("some files in the dependencies are not valid Python for this version; they fail if imported", "files", strings.Join(failed, " "))
 			return nil
 		}
-		return fmt.Errorf("%s failed in the base image (exit code %d):\n%s", strings.Join(st.Args, " "), exit.Code, errorLines(out))
+		return fmt.Errorf("%s failed in the base image (exit code %d):\n%s", st.Line(), exit.Code, errorLines(out))
 	case errors.As(err, &exit):
-		return fmt.Errorf("%s failed in the base image (exit code %d):\n%s", strings.Join(st.Args, " "), exit.Code, errorLines(out))
+		return fmt.Errorf("%s failed in the base image (exit code %d):\n%s", st.Line(), exit.Code, errorLines(out))
 	default:
 		return err
 	}

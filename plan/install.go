@@ -40,6 +40,20 @@ type InstallStep struct {
 	Args []string `json:"args"`
 }
 
+// Line is the step's command on one line, for people: an argument of several lines (a
+// script given to python -c) shows as its first line and an ellipsis; `pyship plan
+// --json` has it whole.
+func (st InstallStep) Line() string {
+	args := make([]string, len(st.Args))
+	for i, a := range st.Args {
+		if first, _, ok := strings.Cut(a, "\n"); ok {
+			a = "'" + first + " …'"
+		}
+		args[i] = a
+	}
+	return strings.Join(args, " ")
+}
+
 // BuildStep is a command run once the dependencies are installed, in the application
 // directory, with the image's environment.
 type BuildStep struct {
@@ -205,9 +219,39 @@ func installSteps(d *Dependencies, python string) []InstallStep {
 	if len(steps) > prepared {
 		steps = append(steps, InstallStep{Kind: StepSetuptools, Args: append(slices.Clone(install), SetuptoolsRequirement)})
 	}
-	return append(steps, InstallStep{Kind: StepCompile,
-		Args: []string{venvPython, "-m", "compileall", "-q", "-f", "-j", "0", "--invalidation-mode", "checked-hash", path.Join(d.Venv, "lib")}})
+	return append(steps, InstallStep{Kind: StepCompile, Args: []string{venvPython, "-c", compileScript, path.Join(d.Venv, "lib")}})
 }
+
+// compileScript is what `python -m compileall -q -f -j 0 --invalidation-mode checked-hash`
+// does, file for file and byte for byte (each file goes through compileall.compile_file),
+// with workers forked from the process that listed the files. compileall's own workers
+// come from a fork server, a fresh interpreter that starts after the listing: 0.3 s of a
+// small venv's 0.4 s. One worker per 50 files, at most one per CPU.
+const compileScript = `import compileall, os, py_compile, sys
+def walk(d):
+    for e in sorted(os.scandir(d), key=lambda e: e.name):
+        if e.name == "__pycache__":
+            continue
+        if e.is_dir(follow_symlinks=False):
+            yield from walk(e.path)
+        elif e.name.endswith(".py"):
+            yield e.path
+files = list(walk(sys.argv[1]))
+n = max(1, min(len(os.sched_getaffinity(0)), len(files) // 50))
+sys.stdout.reconfigure(line_buffering=True)
+def part(i):
+    return all([compileall.compile_file(f, force=True, quiet=1, invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH) for f in files[i::n]])
+kids = []
+for i in range(1, n):
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0 if part(i) else 1)
+    kids.append(pid)
+ok = part(0)
+for pid in kids:
+    ok = os.waitpid(pid, 0)[1] == 0 and ok
+sys.exit(0 if ok else 1)
+`
 
 // wheelPlatforms are the wheels a build on another machine installs for a target
 // architecture: manylinux_2_28, which the glibc of every Debian since 10 (buster) and of

@@ -173,7 +173,7 @@ func TestWritable(t *testing.T) {
 func TestInstallSteps(t *testing.T) {
 	const (
 		py      = "/opt/venv/bin/python"
-		compile = "/opt/venv/bin/python -m compileall -q -f -j 0 --invalidation-mode checked-hash /opt/venv/lib"
+		compile = "/opt/venv/bin/python -c " + compileScript + " /opt/venv/lib"
 		venv    = "python3 -m venv --without-pip /opt/venv"
 		uv      = "/run/pyship/uv pip install --python " + py
 		tool    = "python3 -m venv /var/lib/pyship/pip"
@@ -377,5 +377,13 @@ func TestSmokeTimeout(t *testing.T) {
 	var de *detect.Error
 	if !errors.As(err, &de) || de.File != "pyship.toml" {
 		t.Errorf("a negative timeout planned: %v", err)
+	}
+}
+
+// TestInstallStepLine: a script given to python -c shows as its first line on one line.
+func TestInstallStepLine(t *testing.T) {
+	st := InstallStep{Kind: StepCompile, Args: []string{"/opt/venv/bin/python", "-c", "import sys\nsys.exit(0)\n", "/opt/venv/lib"}}
+	if got, want := st.Line(), "/opt/venv/bin/python -c 'import sys …' /opt/venv/lib"; got != want {
+		t.Errorf("Line() = %q, want %q", got, want)
 	}
 }

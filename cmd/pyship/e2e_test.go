@@ -12,10 +12,12 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -458,6 +460,7 @@ func checkDependencyLayer(t *testing.T, l v1.Layer) {
 	defer rc.Close()
 	tr := tar.NewReader(rc)
 	pycs := 0
+	sources, compiled := map[string]bool{}, map[string]bool{}
 	for {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
@@ -479,8 +482,12 @@ func checkDependencyLayer(t *testing.T, l v1.Layer) {
 		if bytes.Contains(data, []byte("/run/pyship")) {
 			t.Errorf("%s mentions the build sandbox's /run/pyship", h.Name)
 		}
+		if strings.HasSuffix(h.Name, ".py") && strings.Contains(h.Name, "/site-packages/") {
+			sources[h.Name] = true
+		}
 		if strings.HasSuffix(h.Name, ".pyc") {
 			pycs++
+			compiled[sourceOf(h.Name)] = true
 			// PEP 552: the flags word after the magic number is 0b11 for checked hashes.
 			if len(data) < 16 || binary.LittleEndian.Uint32(data[4:8]) != 3 {
 				t.Errorf("%s is not a checked-hash .pyc", h.Name)
@@ -489,6 +496,60 @@ func checkDependencyLayer(t *testing.T, l v1.Layer) {
 	}
 	if pycs == 0 {
 		t.Errorf("the dependency layer has no byte code")
+	}
+	for _, f := range slices.Sorted(maps.Keys(sources)) {
+		if !compiled[f] {
+			t.Errorf("%s has no byte code", f)
+		}
+	}
+}
+
+// sourceOf is the module a .pyc in a __pycache__ directory was compiled from:
+// d/__pycache__/m.cpython-313.pyc is d/m.py.
+func sourceOf(pyc string) string {
+	stem, _, _ := strings.Cut(path.Base(pyc), ".")
+	return path.Join(path.Dir(path.Dir(pyc)), stem+".py")
+}
+
+// TestByteCode: the install compiles each module of the venv, and a module this Python
+// cannot compile (Python 2 code left in a package) is a warning that names it, as pip's
+// compile step makes it, while the package's other modules are compiled.
+func TestByteCode(t *testing.T) {
+	fixtures.Testbed(t)
+	src := copyFixture(t, "stdlib-port")
+	write(t, src, "pyproject.toml", `[project]
+name = "oldlib"
+version = "1.0"
+requires-python = ">=3.9"
+
+[build-system]
+requires = ["setuptools>=61"]
+build-backend = "setuptools.build_meta"
+
+[tool.setuptools]
+packages = ["oldlib", "oldlib.sub"]
+`)
+	write(t, src, "oldlib/__init__.py", "")
+	write(t, src, "oldlib/sub/__init__.py", "VALUE = 1\n")
+	write(t, src, "oldlib/legacy.py", "print \"python 2\"\n")
+	out := t.TempDir()
+	r := pyship(t, []string{"PYSHIP_CACHE_DIR=" + t.TempDir()}, "build", src, "--oci-layout", out)
+	img := layoutImage(t, out, builtDigest(t, r))
+	if !strings.Contains(r.stderr, "not valid Python for this version") || !strings.Contains(r.stderr, "oldlib/legacy.py") {
+		t.Errorf("no warning naming oldlib/legacy.py:\n%s", r.stderr)
+	}
+	ls, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := tarNames(t, ls[len(ls)-3])
+	for _, want := range []string{"oldlib/__pycache__/__init__.cpython-", "oldlib/sub/__pycache__/__init__.cpython-"} {
+		if !slices.ContainsFunc(names, func(n string) bool { return strings.Contains(n, "/site-packages/"+want) }) {
+			t.Errorf("the dependency layer lacks %s", want)
+		}
+	}
+	if slices.ContainsFunc(names, func(n string) bool { return strings.Contains(n, "legacy.cpython") }) {
+		t.Errorf("Python 2 code was compiled")
 	}
 }
 

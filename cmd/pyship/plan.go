@@ -58,7 +58,7 @@ func runPlan(ctx context.Context, args []string) error {
 		return err
 	}
 	for _, st := range p.Dependencies.Steps {
-		fmt.Printf("install (%s): %s\n", st.Kind, strings.Join(st.Args, " "))
+		fmt.Printf("install (%s): %s\n", st.Kind, st.Line())
 	}
 	for _, st := range p.BuildSteps {
 		fmt.Printf("build step (%s): %s\n", st.Name, strings.Join(st.Command, " "))
