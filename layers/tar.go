@@ -371,7 +371,10 @@ func writeLayer(dir, key string, modTime time.Time, rules []dirRule, trees strin
 	}
 	// Its zero ModTime would be written as the zero time's seconds, cut to 32 bits.
 	zw.ModTime = time.Unix(0, 0)
-	diff := &diffIDWriter{w: zw, h: sha256.New()}
+	// gzip takes as long as walking, reading and moving the files: it runs beside them.
+	behind := newWriteBehind(zw)
+	defer behind.abort()
+	diff := &diffIDWriter{w: behind, h: sha256.New()}
 	tw := tar.NewWriter(diff)
 	w := &normalisingWriter{tw: tw, modTime: modTime.UTC().Truncate(time.Second), rules: rules}
 	if trees != "" {
@@ -391,6 +394,9 @@ func writeLayer(dir, key string, modTime time.Time, rules []dirRule, trees strin
 		return nil, err
 	}
 	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	if err := behind.Close(); err != nil {
 		return nil, err
 	}
 	if err := zw.Close(); err != nil {
