@@ -18,6 +18,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/hashicorp/go-hclog"
+	"github.com/klauspost/compress/flate"
 
 	"github.com/pyship/pyship/plan"
 	"github.com/pyship/pyship/pyindex"
@@ -121,10 +122,15 @@ func fetchUV(ctx context.Context, wheel uvWheel, dir, cacheDir string, log hclog
 	if err := client.Download(ctx, "uv", wheel.file, wheel.sha256, maxUVWheel, &buf); err != nil {
 		return err
 	}
+	fetched := time.Now()
 	zr, err := zip.NewReader(bytes.NewReader(buf.Bytes()), int64(buf.Len()))
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", wheel.file, err)
 	}
+	// klauspost's inflate takes half the time of the standard library's, on the 50 MB
+	// binary.
+	zr.RegisterDecompressor(zip.Deflate, flate.NewReader)
+	defer func() { log.Debug("uv's binary taken out of its wheel", "took", since(fetched)) }()
 	member := "uv-" + plan.UVVersion + ".data/scripts/uv"
 	zf, err := zr.Open(member)
 	if err != nil {
