@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -309,5 +310,64 @@ func TestScanReplacedDirectory(t *testing.T) {
 	}
 	if len(inv.Python) != 1 || inv.Python[0].Name != "b" {
 		t.Errorf("Python distributions %+v, want only b", inv.Python)
+	}
+}
+
+// TestTarRecorder: a layer's tar handed to a recorder as it is written gives the record
+// Scan makes reading the layer; a dropped tar, or one that is no tar, leaves none and
+// fails no write.
+func TestTarRecorder(t *testing.T) {
+	img := testImage(t)
+	scanned, recorded := t.TempDir(), t.TempDir()
+	if _, err := Scan(img, scanned); err != nil {
+		t.Fatal(err)
+	}
+	ls, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range ls {
+		d, err := l.Digest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc, err := l.Uncompressed()
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := NewTarRecorder(recorded)
+		// In small writes, as a tar writer makes them.
+		if _, err := io.CopyBuffer(r, rc, make([]byte, 100)); err != nil {
+			t.Fatal(err)
+		}
+		rc.Close()
+		if err := r.Keep(d); err != nil {
+			t.Fatal(err)
+		}
+		r.Drop()
+		want, err := os.ReadFile(recordFile(scanned, d))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := os.ReadFile(recordFile(recorded, d)); err != nil || !bytes.Equal(got, want) {
+			t.Errorf("layer %s: recorded %s (%v), scanned %s", d, got, err, want)
+		}
+	}
+
+	d := v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("7", 64)}
+	dropped := NewTarRecorder(recorded)
+	if _, err := io.WriteString(dropped, "not yet the whole tar"); err != nil {
+		t.Fatal(err)
+	}
+	dropped.Drop()
+	noTar := NewTarRecorder(recorded)
+	if _, err := noTar.Write(bytes.Repeat([]byte("not a tar header "), 10000)); err != nil {
+		t.Errorf("a write after the tar turned out unreadable failed: %v", err)
+	}
+	if err := noTar.Keep(d); err == nil {
+		t.Errorf("what is no tar was recorded")
+	}
+	if _, err := os.Stat(recordFile(recorded, d)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a record was kept for what is no tar (%v)", err)
 	}
 }

@@ -207,6 +207,78 @@ func PrepareLayers(ctx context.Context, img v1.Image, cacheDir string) error {
 // recordsDir is where layer records are kept in a cache directory.
 const recordsDir = "inventory.2"
 
+// recordFile is where the record of the layer with digest d is kept in cacheDir.
+func recordFile(cacheDir string, d v1.Hash) string {
+	return filepath.Join(cacheDir, recordsDir, d.Algorithm+"-"+d.Hex+".json")
+}
+
+// A TarRecorder reads the tar of a layer as it is written to it, in a goroutine of its
+// own, for the record Scan would read the layer for: a build hands it the tar it streams
+// or writes anyway, so that the bill of materials reads no layer again. Its writes never
+// fail; a tar it cannot read is not recorded, and Scan reads that layer itself.
+type TarRecorder struct {
+	pw       *io.PipeWriter
+	done     chan recorded
+	cacheDir string
+	ended    bool
+}
+
+type recorded struct {
+	rec *layerRecord
+	err error
+}
+
+var errRecordDropped = errors.New("the layer was not kept")
+
+// NewTarRecorder returns a recorder that keeps its record in cacheDir.
+func NewTarRecorder(cacheDir string) *TarRecorder {
+	pr, pw := io.Pipe()
+	r := &TarRecorder{pw: pw, done: make(chan recorded, 1), cacheDir: cacheDir}
+	go func() {
+		rec, err := scanLayer(bufio.NewReaderSize(pr, 1<<20))
+		// To the end whatever happened: the writer goes on.
+		if _, cerr := io.Copy(io.Discard, pr); err == nil && !errors.Is(cerr, errRecordDropped) {
+			err = cerr
+		}
+		r.done <- recorded{rec, err}
+	}()
+	return r
+}
+
+func (r *TarRecorder) Write(p []byte) (int, error) {
+	// The reader drains the pipe until it is closed: a write ends once read.
+	if _, err := r.pw.Write(p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// Keep ends the tar, which is the whole layer with digest d and checked, and keeps its
+// record.
+func (r *TarRecorder) Keep(d v1.Hash) error {
+	if r.ended {
+		return errors.New("the tar was ended already")
+	}
+	r.ended = true
+	r.pw.Close()
+	res := <-r.done
+	if res.err != nil {
+		return fmt.Errorf("reading layer %s for its record: %w", d, res.err)
+	}
+	return writeAtomic(recordFile(r.cacheDir, d), res.rec)
+}
+
+// Drop ends the tar without keeping anything: the layer was not made, or did not check
+// out. It does nothing after Keep.
+func (r *TarRecorder) Drop() {
+	if r.ended {
+		return
+	}
+	r.ended = true
+	r.pw.CloseWithError(errRecordDropped)
+	<-r.done
+}
+
 // recordOf returns the record of a layer, from the cache when it is there; reading the
 // layer stops when ctx is done.
 func recordOf(ctx context.Context, l v1.Layer, cacheDir string) (*layerRecord, error) {
@@ -216,7 +288,7 @@ func recordOf(ctx context.Context, l v1.Layer, cacheDir string) (*layerRecord, e
 	}
 	var file string
 	if cacheDir != "" {
-		file = filepath.Join(cacheDir, recordsDir, d.Algorithm+"-"+d.Hex+".json")
+		file = recordFile(cacheDir, d)
 		if data, err := os.ReadFile(file); err == nil {
 			var rec layerRecord
 			if err := json.Unmarshal(data, &rec); err == nil {

@@ -67,7 +67,31 @@ type Options struct {
 	// BaseReady, when set, is called with the base image once its layers are in the
 	// cache, for work that reads them beside the build (a bill of materials).
 	BaseReady func(v1.Image)
-	Logger    hclog.Logger
+	// Tap, when set, gives a TarTap for each layer whose whole tar the build reads or
+	// writes anyway: the base's layers as they stream in, the dependency and build-step
+	// layers as they are written.
+	Tap    func() TarTap
+	Logger hclog.Logger
+}
+
+// A TarTap is handed a layer's tar as the build streams or writes it, for work that would
+// otherwise read the layer again (attest.TarRecorder: the bill of materials). Its writes
+// must not fail the build's. Keep or Drop ends it.
+type TarTap interface {
+	io.Writer
+	// Keep says that the tar was the whole of the layer with digest d, and checked out.
+	Keep(d v1.Hash) error
+	// Drop says that it was not: the layer was not made or did not check out. After
+	// Keep, it does nothing.
+	Drop()
+}
+
+// tapped returns a tap from tap, or nil when tap is nil.
+func tapped(tap func() TarTap) TarTap {
+	if tap == nil {
+		return nil
+	}
+	return tap()
 }
 
 // DefaultStepTimeout is how long the dependency install, or a build step, may take: long
@@ -697,7 +721,7 @@ func pullBase(ctx context.Context, ref string, platform v1.Platform, opts Option
 	if resolved != nil {
 		use = resolved(img, d)
 	}
-	img, err = cachedBase(img, d, LayoutDir(opts.CacheDir), use, opts.Logger)
+	img, err = cachedBase(img, d, LayoutDir(opts.CacheDir), use, opts.Tap, opts.Logger)
 	if err != nil {
 		return nil, name.Digest{}, useRoot, &BaseError{Ref: ref, Err: err}
 	}
@@ -711,7 +735,7 @@ func LayoutDir(cacheDir string) string { return filepath.Join(cacheDir, "oci") }
 // cachedBase keeps base images in the cache's OCI layout, so their layers are downloaded
 // once. The cached blobs are checked against their digests first: a damaged one is removed,
 // with a warning, and fetched again.
-func cachedBase(img v1.Image, d v1.Hash, dir string, use baseUse, log hclog.Logger) (v1.Image, error) {
+func cachedBase(img v1.Image, d v1.Hash, dir string, use baseUse, tap func() TarTap, log hclog.Logger) (v1.Image, error) {
 	lp, err := openLayout(dir, log)
 	if err != nil {
 		return nil, err
@@ -735,7 +759,7 @@ func cachedBase(img v1.Image, d v1.Hash, dir string, use baseUse, log hclog.Logg
 	if os.Geteuid() == 0 {
 		// As root, the layers are extracted into trees as they download (or, when
 		// nothing will run on them, read for what the build needs).
-		if err := streamLayers(img, lp, filepath.Dir(dir), use); err != nil {
+		if err := streamLayers(img, lp, filepath.Dir(dir), use, tap, log); err != nil {
 			return nil, err
 		}
 	}
@@ -833,7 +857,7 @@ func dependencyLayer(ctx context.Context, p *plan.Plan, base v1.Image, rootFS fu
 	if rel, rerr := filepath.Rel(tmp, venv); rerr == nil && filepath.IsLocal(rel) {
 		// The venv is scratch: its files move into the layer's tree, which the build
 		// steps and the smoke test run over.
-		l, err = writeLayerTree(layersDir, key, DefaultEpoch, nil, opts.CacheDir, fill)
+		l, err = writeLayerTree(layersDir, key, DefaultEpoch, nil, opts.CacheDir, tapped(opts.Tap), opts.Logger, fill)
 	} else {
 		// An installer's venv elsewhere is left as it is.
 		l, err = writeLayerFile(layersDir, key, DefaultEpoch, nil, fill)

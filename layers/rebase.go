@@ -168,7 +168,7 @@ func Rebase(ctx context.Context, img v1.Image, opts RebaseOptions) (*Rebased, er
 		if err != nil {
 			return nil, err
 		}
-		c, err := cachedBase(i, d, LayoutDir(opts.CacheDir), useRoot, log)
+		c, err := cachedBase(i, d, LayoutDir(opts.CacheDir), useRoot, nil, log)
 		if err != nil {
 			return nil, fmt.Errorf("fetching %s: %w", what, err)
 		}

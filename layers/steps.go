@@ -104,7 +104,7 @@ func stepsLayer(ctx context.Context, p *plan.Plan, base v1.Image, rootFS func() 
 	written := filepath.Join(srcScratch, "upper")
 	// What the steps wrote is scratch: its files move into the layer's tree, which the
 	// smoke test runs over.
-	l, err := writeLayerTree(layersDir, key, opts.Epoch, rules, opts.CacheDir, func(w *normalisingWriter) error {
+	l, err := writeLayerTree(layersDir, key, opts.Epoch, rules, opts.CacheDir, tapped(opts.Tap), opts.Logger, func(w *normalisingWriter) error {
 		return writeTree(w, written, treeOptions{
 			Prefix: p.App.Dir,
 			Skip: func(rel string, d fs.DirEntry) bool {

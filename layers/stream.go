@@ -16,6 +16,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/hashicorp/go-hclog"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sys/unix"
@@ -27,8 +28,9 @@ import (
 // digest and its diff ID. A layer whose tree is there already is only stored. What the
 // build will use of the base decides what else happens: with useAccounts, no tree is
 // made, the tar is only checked and read for the record of its account files; with
-// useBlobs, only the blobs are stored.
-func streamLayers(img v1.Image, lp layout.Path, cacheDir string, use baseUse) error {
+// useBlobs, only the blobs are stored. A tar that is read is handed to a tap from tap too,
+// when it is set.
+func streamLayers(img v1.Image, lp layout.Path, cacheDir string, use baseUse, tap func() TarTap, log hclog.Logger) error {
 	ls, err := img.Layers()
 	if err != nil {
 		return err
@@ -60,8 +62,12 @@ func streamLayers(img v1.Image, lp layout.Path, cacheDir string, use baseUse) er
 		default:
 			take = recordAccounts(cacheDir, d)
 		}
+		var t TarTap
+		if take != nil {
+			t = tapped(tap)
+		}
 		wg.Go(func() {
-			if err := streamLayer(l, d, blob, take, filepath.Join(cacheDir, verifiedDir)); err != nil {
+			if err := streamLayer(l, d, blob, take, t, filepath.Join(cacheDir, verifiedDir), log); err != nil {
 				mu.Lock()
 				errs = append(errs, fmt.Errorf("layer %s: %w", d, err))
 				mu.Unlock()
@@ -76,8 +82,15 @@ func streamLayers(img v1.Image, lp layout.Path, cacheDir string, use baseUse) er
 // they hold to take, which sees the whole tar or fails. The blob appears whole or not at
 // all; a take that keeps what it read does so only once the bytes check out (a nil
 // take means the layer's tree is there already). The blob, checked as it came, is
-// recorded in verified as checked.
-func streamLayer(l v1.Layer, d v1.Hash, blob string, take taker, verified string) error {
+// recorded in verified as checked. tap, when not nil, is handed the tar take reads, and
+// told whether it checked out.
+func streamLayer(l v1.Layer, d v1.Hash, blob string, take taker, tap TarTap, verified string, log hclog.Logger) error {
+	if tap != nil {
+		defer tap.Drop()
+	}
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
 	if err := os.MkdirAll(filepath.Dir(blob), 0o755); err != nil {
 		return err
 	}
@@ -134,11 +147,15 @@ func streamLayer(l v1.Layer, d v1.Hash, blob string, take taker, verified string
 			return err
 		}
 		defer zr.Close()
-		tr := newReadAhead(zr)
+		ahead := newReadAhead(zr)
 		// Stopped before zr closes, once the registry's body is closed (first), which
 		// ends a read under way in the stages before.
-		defer tr.Close()
+		defer ahead.Close()
 		defer rc.Close()
+		var tr io.Reader = ahead
+		if tap != nil {
+			tr = io.TeeReader(ahead, tap)
+		}
 		// To the tar stream's end, which checks the diff ID, then the blob's; take
 		// calls this before it keeps anything. Once tr ends, the decompression has
 		// read all it reads of src.
@@ -160,6 +177,11 @@ func streamLayer(l v1.Layer, d v1.Hash, blob string, take taker, verified string
 	}
 	if err := os.Rename(tmp.Name(), blob); err != nil {
 		return err
+	}
+	if tap != nil {
+		if err := tap.Keep(d); err != nil {
+			log.Debug("the tap of a layer failed; what it was for reads the layer", "layer", d, "error", err)
+		}
 	}
 	return stampVerified(verified, d, blob)
 }

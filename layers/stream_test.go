@@ -34,9 +34,11 @@ func TestStreamLayer(t *testing.T) {
 	}
 	dir := t.TempDir()
 	blob, tree, verified := filepath.Join(dir, "blobs", d.Hex), filepath.Join(dir, "trees", d.Hex), filepath.Join(dir, "verified")
-	if err := streamLayer(l, d, blob, unpackTo(tree), verified); err != nil {
+	tap := &tarCopy{}
+	if err := streamLayer(l, d, blob, unpackTo(tree), tap, verified, nil); err != nil {
 		t.Fatal(err)
 	}
+	tap.check(t, l, d)
 	if data, err := os.ReadFile(filepath.Join(tree, "usr", "bin", "python3")); err != nil || string(data) != "#!python\n" {
 		t.Errorf("the tree holds %q (%v)", data, err)
 	}
@@ -51,8 +53,12 @@ func TestStreamLayer(t *testing.T) {
 	// A layer whose tar is not what its diff ID says leaves no tree.
 	lying := lyingDiffID{l}
 	tree3 := filepath.Join(dir, "trees", "lying")
-	if err := streamLayer(lying, d, filepath.Join(dir, "blobs3", d.Hex), unpackTo(tree3), verified); err == nil {
+	lyingTap := &tarCopy{}
+	if err := streamLayer(lying, d, filepath.Join(dir, "blobs3", d.Hex), unpackTo(tree3), lyingTap, verified, nil); err == nil {
 		t.Errorf("a layer whose tar does not hash to its diff ID was extracted")
+	}
+	if lyingTap.kept != nil || !lyingTap.dropped {
+		t.Errorf("the tap of a layer that did not check out was kept (%v) or not dropped", lyingTap.kept)
 	}
 	if _, err := os.Stat(tree3); err == nil {
 		t.Errorf("a tree of unchecked bytes is in place")
@@ -60,13 +66,53 @@ func TestStreamLayer(t *testing.T) {
 
 	wrong := v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("1", 64)}
 	blob2, tree2 := filepath.Join(dir, "blobs", wrong.Hex), filepath.Join(dir, "trees", wrong.Hex)
-	if err := streamLayer(l, wrong, blob2, unpackTo(tree2), verified); err == nil {
+	if err := streamLayer(l, wrong, blob2, unpackTo(tree2), nil, verified, nil); err == nil {
 		t.Errorf("bytes under another digest were stored")
 	}
 	for _, p := range []string{blob2, tree2} {
 		if _, err := os.Stat(p); err == nil {
 			t.Errorf("%s is left after a failed stream", p)
 		}
+	}
+}
+
+// tarCopy is a TarTap that keeps what it is handed.
+type tarCopy struct {
+	bytes.Buffer
+	kept    *v1.Hash
+	dropped bool
+}
+
+func (c *tarCopy) Keep(d v1.Hash) error {
+	if c.kept == nil && !c.dropped {
+		c.kept = &d
+	}
+	return nil
+}
+
+func (c *tarCopy) Drop() {
+	if c.kept == nil {
+		c.dropped = true
+	}
+}
+
+// check fails unless the tap was handed l's whole tar and kept as d.
+func (c *tarCopy) check(t *testing.T, l v1.Layer, d v1.Hash) {
+	t.Helper()
+	rc, err := l.Uncompressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	want, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(c.Bytes(), want) {
+		t.Errorf("the tap was handed %d bytes, not the layer's tar of %d", c.Len(), len(want))
+	}
+	if c.kept == nil || *c.kept != d {
+		t.Errorf("the tap was kept as %v, want %s", c.kept, d)
 	}
 }
 

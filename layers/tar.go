@@ -21,6 +21,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/hashicorp/go-hclog"
 	"github.com/klauspost/compress/gzip"
 	"golang.org/x/sys/unix"
 
@@ -342,19 +343,26 @@ func linkEscapes(rel, target string) bool {
 // the cache records the layer for key (see cachedLayer). Both files appear whole or not at
 // all, and a second writer of the same layer renames identical bytes onto the first one's.
 func writeLayerFile(dir, key string, modTime time.Time, rules []dirRule, fill func(*normalisingWriter) error) (v1.Layer, error) {
-	return writeLayer(dir, key, modTime, rules, "", fill)
+	return writeLayer(dir, key, modTime, rules, "", nil, nil, fill)
 }
 
 // writeLayerTree is writeLayerFile that also makes, as it writes, the tree layerTree gives
 // the layer in the cache directory cacheDir, out of the files fill writes from (see
 // treeMirror): a build that goes on to use the layer's files (its build steps, its smoke
 // test) neither reads the layer back nor creates its files again. fill must write only
-// through writeTree, from a tree that is scratch: its files are moved.
-func writeLayerTree(dir, key string, modTime time.Time, rules []dirRule, cacheDir string, fill func(*normalisingWriter) error) (v1.Layer, error) {
-	return writeLayer(dir, key, modTime, rules, filepath.Join(cacheDir, treesDir), fill)
+// through writeTree, from a tree that is scratch: its files are moved. tap, when not
+// nil, is handed the layer's tar too.
+func writeLayerTree(dir, key string, modTime time.Time, rules []dirRule, cacheDir string, tap TarTap, log hclog.Logger, fill func(*normalisingWriter) error) (v1.Layer, error) {
+	return writeLayer(dir, key, modTime, rules, filepath.Join(cacheDir, treesDir), tap, log, fill)
 }
 
-func writeLayer(dir, key string, modTime time.Time, rules []dirRule, trees string, fill func(*normalisingWriter) error) (v1.Layer, error) {
+func writeLayer(dir, key string, modTime time.Time, rules []dirRule, trees string, tap TarTap, log hclog.Logger, fill func(*normalisingWriter) error) (v1.Layer, error) {
+	if tap != nil {
+		defer tap.Drop()
+	}
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -374,7 +382,11 @@ func writeLayer(dir, key string, modTime time.Time, rules []dirRule, trees strin
 	// gzip takes as long as walking, reading and moving the files: it runs beside them.
 	behind := newWriteBehind(zw)
 	defer behind.abort()
-	diff := &diffIDWriter{w: behind, h: sha256.New()}
+	var tarTo io.Writer = behind
+	if tap != nil {
+		tarTo = io.MultiWriter(behind, tap)
+	}
+	diff := &diffIDWriter{w: tarTo, h: sha256.New()}
 	tw := tar.NewWriter(diff)
 	w := &normalisingWriter{tw: tw, modTime: modTime.UTC().Truncate(time.Second), rules: rules}
 	if trees != "" {
@@ -425,6 +437,11 @@ func writeLayer(dir, key string, modTime time.Time, rules []dirRule, trees strin
 	if key != "" {
 		if err := writeFileAtomic(filepath.Join(dir, key+keySuffix), []byte(d.String()+"\n")); err != nil {
 			return nil, err
+		}
+	}
+	if tap != nil {
+		if err := tap.Keep(d); err != nil {
+			log.Debug("the tap of a layer failed; what it was for reads the layer", "layer", d, "error", err)
 		}
 	}
 	return indexedLayer(dir, d, e), nil

@@ -634,11 +634,13 @@ func TestLayerTreeIsTheExtraction(t *testing.T) {
 	}
 	cacheDir := t.TempDir()
 	layersDir := filepath.Join(cacheDir, "layers")
-	l, err := writeLayerTree(layersDir, "", DefaultEpoch, rules, cacheDir, fill)
+	tap := &tarCopy{}
+	l, err := writeLayerTree(layersDir, "", DefaultEpoch, rules, cacheDir, tap, nil, fill)
 	if err != nil {
 		t.Fatal(err)
 	}
 	d, _ := l.Digest()
+	tap.check(t, l, d)
 	mirrored := filepath.Join(cacheDir, treesDir, d.Hex)
 	if _, err := os.Stat(filepath.Join(src, "lib/other/module.py")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("the scratch tree's file is still there (%v): it was copied, not moved", err)
@@ -676,7 +678,13 @@ func TestLayerTreeIsTheExtraction(t *testing.T) {
 		t.Fatal(err)
 	}
 	src2 := scratch()
-	if _, err := writeLayerTree(layersDir, "", DefaultEpoch, rules, cacheDir, func(w *normalisingWriter) error {
+	failing := &tarCopy{}
+	if _, err := writeLayerTree(layersDir, "", DefaultEpoch, rules, cacheDir, failing, nil, func(w *normalisingWriter) error {
+		return errors.New("the walk failed")
+	}); err == nil || failing.kept != nil || !failing.dropped {
+		t.Errorf("a layer whose writing failed: error %v, its tap kept as %v, dropped %v", err, failing.kept, failing.dropped)
+	}
+	if _, err := writeLayerTree(layersDir, "", DefaultEpoch, rules, cacheDir, nil, nil, func(w *normalisingWriter) error {
 		return writeTree(w, src2, treeOptions{Prefix: "/opt/venv", AllowOutsideLinks: true})
 	}); err != nil {
 		t.Fatal(err)

@@ -238,8 +238,12 @@ func build(ctx context.Context, path string, c common, cacheDir string, log hclo
 	var (
 		scanning  sync.WaitGroup
 		baseReady func(v1.Image)
+		tap       func() layers.TarTap
 	)
 	if c.inventory {
+		// What the build streams or writes whole is read for it as it goes; PrepareLayers
+		// then reads only the base layers that were in the cache already.
+		tap = func() layers.TarTap { return attest.NewTarRecorder(cacheDir) }
 		baseReady = func(img v1.Image) {
 			scanning.Go(func() {
 				if err := attest.PrepareLayers(ctx, img, cacheDir); err != nil {
@@ -250,7 +254,7 @@ func build(ctx context.Context, path string, c common, cacheDir string, log hclo
 	}
 	res, err := layers.Build(ctx, p, layers.Options{
 		Source: dir, CacheDir: cacheDir, Epoch: info.epoch, Keychain: keychain, Transport: transport,
-		StepTimeout: timeout, BuildLimits: limits, CacheRepo: cacheRepo, BaseReady: baseReady, Logger: log,
+		StepTimeout: timeout, BuildLimits: limits, CacheRepo: cacheRepo, BaseReady: baseReady, Tap: tap, Logger: log,
 	})
 	scanning.Wait()
 	if err != nil {
