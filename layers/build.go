@@ -448,7 +448,9 @@ func (b *building) prepareDependencies(ctx context.Context, base v1.Image, d v1.
 	var wg sync.WaitGroup
 	for i, e := range pulls {
 		if e != nil {
-			wg.Go(func() { e.pull(ctx, layersDir, checks[i], opts) })
+			// The build steps run over the dependencies' tree: it is made as they arrive.
+			tree := i == 0 && u == useRoot
+			wg.Go(func() { e.pull(ctx, layersDir, checks[i], tree, opts) })
 		}
 	}
 	wg.Wait()
@@ -805,7 +807,7 @@ func dependencyLayer(ctx context.Context, p *plan.Plan, base v1.Image, rootFS fu
 		opts.Logger.Warn("a cache entry is unreadable; installing again", "key", key, "error", err)
 	}
 	if opts.CacheRepo != nil && askRegistry {
-		if l, linked, ok := fromRegistryCache(ctx, key, "dependencies", below(p.Dependencies.Venv), layersDir, opts); ok {
+		if l, linked, ok := fromRegistryCache(ctx, key, "dependencies", below(p.Dependencies.Venv), layersDir, len(p.BuildSteps) > 0, opts); ok {
 			return l, true, linked, nil
 		}
 	}
@@ -1036,7 +1038,7 @@ func userLayer(ctx context.Context, key string, files func() (map[string]string,
 		return l, err
 	}
 	if opts.CacheRepo != nil && askRegistry {
-		if l, _, ok := fromRegistryCache(ctx, key, "user", checkUserTar, dir, opts); ok {
+		if l, _, ok := fromRegistryCache(ctx, key, "user", checkUserTar, dir, false, opts); ok {
 			return l, nil
 		}
 	}

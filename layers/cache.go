@@ -201,6 +201,7 @@ var scratch = []struct {
 	{"layers", ".layer-", true},
 	{"layers", ".tmp-", true},
 	{"oci", ".tmp-", true},
+	{"oci/blobs/sha256", ".tmp-", true},
 	{"tools/*", ".tmp-", true},
 	{verifiedDir, ".tmp-", true},
 	{rootfsDir, ".extract-", false},

@@ -3,8 +3,6 @@ package layers
 import (
 	"archive/tar"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -123,9 +121,12 @@ func checkEntry(img v1.Image, key string) (*registryEntry, error) {
 // under ctx (not the lookup's), checking its bytes against the manifest's digest and the
 // config's diff ID, and its tar with check. A failure is a warning, and nil: the layer is
 // made instead.
-func (e *registryEntry) pull(ctx context.Context, layersDir string, check func(io.Reader) error, opts Options) v1.Layer {
+//
+// With tree, the layer's tree (layerTree) is extracted from the same bytes as they arrive,
+// for a build that goes on to run over it.
+func (e *registryEntry) pull(ctx context.Context, layersDir string, check func(io.Reader) error, tree bool, opts Options) v1.Layer {
 	start := time.Now()
-	l, err := e.download(ctx, layersDir, check, opts)
+	l, err := e.download(ctx, layersDir, check, tree, opts)
 	if err != nil {
 		opts.Logger.Warn("the registry cache entry cannot be used; making the layer", "layer", e.what, "tag", e.tag.String(), "error", err)
 		return nil
@@ -134,12 +135,16 @@ func (e *registryEntry) pull(ctx context.Context, layersDir string, check func(i
 	return l
 }
 
-func (e *registryEntry) download(ctx context.Context, layersDir string, check func(io.Reader) error, opts Options) (v1.Layer, error) {
+func (e *registryEntry) download(ctx context.Context, layersDir string, check func(io.Reader) error, tree bool, opts Options) (v1.Layer, error) {
 	l, err := remote.Layer(e.tag.Context().Digest(e.layer.Digest.String()), remoteOptions(ctx, opts)...)
 	if err != nil {
 		return nil, err
 	}
-	if err := downloadLayer(l, e.layer.Digest, e.diffID, check, layersDir); err != nil {
+	var dir string
+	if tree {
+		dir = filepath.Join(opts.CacheDir, treesDir, e.layer.Digest.Hex)
+	}
+	if err := downloadLayer(l, e.layer.Digest, e.diffID, check, layersDir, dir, tapped(opts.Tap)); err != nil {
 		return nil, err
 	}
 	ie, err := writeIndex(layersDir, e.layer.Digest, e.diffID)
@@ -158,12 +163,12 @@ func (e *registryEntry) download(ctx context.Context, layersDir string, check fu
 // fromRegistryCache looks for key's entry in the cache repository and, when it is there,
 // pulls its layer (what names it in messages; check reads its tar) into the local cache
 // under key and returns it with the runtime packages.
-func fromRegistryCache(ctx context.Context, key, what string, check func(io.Reader) error, layersDir string, opts Options) (v1.Layer, []string, bool) {
+func fromRegistryCache(ctx context.Context, key, what string, check func(io.Reader) error, layersDir string, tree bool, opts Options) (v1.Layer, []string, bool) {
 	e := lookupRegistryCache(ctx, key, what, opts)
 	if e == nil {
 		return nil, nil, false
 	}
-	l := e.pull(ctx, layersDir, check, opts)
+	l := e.pull(ctx, layersDir, check, tree, opts)
 	return l, e.runtime, l != nil
 }
 
@@ -179,52 +184,73 @@ func isUnknown(e *transport.Error) bool {
 }
 
 // downloadLayer writes l's compressed bytes into layersDir under its digest, checking
-// them against digest, and the tar they hold against diffID and with check.
-func downloadLayer(l v1.Layer, digest, diffID v1.Hash, check func(io.Reader) error, layersDir string) error {
-	if err := os.MkdirAll(layersDir, 0o700); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(layersDir, ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	defer tmp.Close()
-	rc, err := l.Compressed()
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	sum := sha256.New()
-	pr, pw := io.Pipe()
-	unpacked := make(chan error, 1)
-	go func() {
-		// What the tar holds, and its diff ID, from the same bytes as they arrive.
-		tr, err := decompressed(pr, types.OCILayer, diffID)
-		if err == nil {
-			if err = check(tr); err == nil {
-				_, err = io.Copy(io.Discard, tr)
-			}
-			tr.Close()
+// them against digest, and the tar they hold against diffID and with check, in one pass
+// (streamLayer). When tree is not "" and not there yet, the tar is extracted there too,
+// as it arrives; the tree appears only once all the checks pass. tap, when not nil, is
+// handed the tar.
+func downloadLayer(l v1.Layer, digest, diffID v1.Hash, check func(io.Reader) error, layersDir, tree string, tap TarTap) error {
+	take := func(tr io.Reader, checked func() error) error {
+		if err := check(tr); err != nil {
+			return err
 		}
-		_, _ = io.Copy(io.Discard, pr)
-		unpacked <- err
-	}()
-	_, err = io.Copy(io.MultiWriter(tmp, sum, pw), io.LimitReader(rc, maxCachedLayer))
-	pw.CloseWithError(err)
-	if uerr := <-unpacked; err == nil {
-		err = uerr
+		return checked()
 	}
+	if tree != "" {
+		if _, err := os.Stat(tree); err != nil {
+			take = unpackChecking(check, tree)
+		}
+	}
+	return streamLayer(cacheLayer{l, diffID}, digest, filepath.Join(layersDir, layerFileName(digest)), take, tap, "", nil)
+}
+
+// cacheLayer is a registry cache entry's layer: a gzip tar of at most maxCachedLayer
+// bytes whose diff ID the entry's config gives.
+type cacheLayer struct {
+	v1.Layer
+	diffID v1.Hash
+}
+
+func (l cacheLayer) DiffID() (v1.Hash, error)            { return l.diffID, nil }
+func (l cacheLayer) MediaType() (types.MediaType, error) { return types.OCILayer, nil }
+func (l cacheLayer) Compressed() (io.ReadCloser, error) {
+	rc, err := l.Layer.Compressed()
 	if err != nil {
+		return nil, err
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{io.LimitReader(rc, maxCachedLayer), rc}, nil
+}
+
+// unpackChecking is a taker that extracts the tar into tree and has check read it beside
+// the extraction; the tree appears once both are done and the bytes check out.
+func unpackChecking(check func(io.Reader) error, tree string) taker {
+	return func(tr io.Reader, checked func() error) error {
+		_, err := makeOnce(tree, func(tmp string) error {
+			cr, cw := io.Pipe()
+			checking := make(chan error, 1)
+			go func() {
+				err := check(cr)
+				// To the end, so that the extraction never waits on it.
+				_, _ = io.Copy(io.Discard, cr)
+				checking <- err
+			}()
+			err := extract(io.TeeReader(tr, cw), tmp)
+			if err != nil {
+				err = fmt.Errorf("extracting into %s: %w", tree, err)
+			}
+			cw.CloseWithError(err)
+			if cerr := <-checking; err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return err
+			}
+			return checked()
+		})
 		return err
 	}
-	if got := hex.EncodeToString(sum.Sum(nil)); got != digest.Hex {
-		return fmt.Errorf("the layer hashes to sha256:%s, not %s", got, digest)
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), filepath.Join(layersDir, layerFileName(digest)))
 }
 
 // below returns a check of a cached layer's tar (checkLayerTar) for dir.

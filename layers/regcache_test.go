@@ -4,9 +4,13 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"errors"
 	"io"
+	"io/fs"
 	"log"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -65,7 +69,7 @@ func TestRegistryCacheEntry(t *testing.T) {
 	}
 
 	local := t.TempDir()
-	got, runtime, ok := fromRegistryCache(ctx, "deps-a", "dependencies", below("/opt/venv"), local, opts)
+	got, runtime, ok := fromRegistryCache(ctx, "deps-a", "dependencies", below("/opt/venv"), local, false, opts)
 	if !ok {
 		t.Fatal("the pushed entry was not found")
 	}
@@ -82,7 +86,56 @@ func TestRegistryCacheEntry(t *testing.T) {
 	if hit, err := cachedLayer(local, "deps-a", hclog.NewNullLogger()); err != nil || hit == nil {
 		t.Errorf("the pulled layer is not in the local cache: %v", err)
 	}
-	if _, _, ok := fromRegistryCache(ctx, "deps-b", "dependencies", below("/opt/venv"), t.TempDir(), opts); ok {
+	// Pulled for a build that runs over it: its tree is made from the same bytes, as
+	// extraction makes it, and the tap has the tar.
+	treeOpts := opts
+	treeOpts.CacheDir = t.TempDir()
+	tap := &tarCopy{}
+	treeOpts.Tap = func() TarTap { return tap }
+	pulled, _, ok := fromRegistryCache(ctx, "deps-a", "dependencies", below("/opt/venv"), filepath.Join(treeOpts.CacheDir, "layers"), true, treeOpts)
+	if !ok {
+		t.Fatal("the pushed entry was not found")
+	}
+	d, _ := pulled.Digest()
+	tap.check(t, l, d)
+	tree := filepath.Join(treeOpts.CacheDir, treesDir, d.Hex)
+	extracted, err := layerTree(l, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := describeTree(t, tree), describeTree(t, extracted); got != want {
+		t.Errorf("the tree made as the layer came:\n%s\nextracted:\n%s", got, want)
+	}
+	// A layer its check refuses leaves no tree, though extraction could take it.
+	outside := t.TempDir()
+	writeFiles(t, outside, map[string]string{"etc/cron.d/job": "* * * * * root true\n"})
+	bad, err := writeLayerFile(t.TempDir(), "", DefaultEpoch, nil, func(w *normalisingWriter) error {
+		return writeTree(w, outside, treeOptions{Prefix: "/"})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	badEntry, _ := cacheEntry("deps-bad", bad, nil, platform)
+	if err := remote.Write(CacheTag(repo, "deps-bad"), badEntry); err != nil {
+		t.Fatal(err)
+	}
+	refused := &tarCopy{}
+	treeOpts.Tap = func() TarTap { return refused }
+	if _, _, ok := fromRegistryCache(ctx, "deps-bad", "dependencies", below("/opt/venv"), filepath.Join(treeOpts.CacheDir, "layers"), true, treeOpts); ok {
+		t.Errorf("a layer outside the venv was taken")
+	}
+	bd, _ := bad.Digest()
+	if _, err := os.Stat(filepath.Join(treeOpts.CacheDir, treesDir, bd.Hex)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a refused layer left its tree (%v)", err)
+	}
+	if refused.kept != nil || !refused.dropped {
+		t.Errorf("the tap of a refused layer was kept (%v) or not dropped", refused.kept)
+	}
+	if left, _ := filepath.Glob(filepath.Join(treeOpts.CacheDir, treesDir, ".extract-*")); len(left) > 0 {
+		t.Errorf("temporary trees left: %v", left)
+	}
+
+	if _, _, ok := fromRegistryCache(ctx, "deps-b", "dependencies", below("/opt/venv"), t.TempDir(), false, opts); ok {
 		t.Errorf("a key with no entry hit")
 	}
 	// An entry under one key that says it is another's is not taken.
@@ -90,7 +143,7 @@ func TestRegistryCacheEntry(t *testing.T) {
 	if err := remote.Write(CacheTag(repo, "deps-c"), wrong); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, ok := fromRegistryCache(ctx, "deps-c", "dependencies", below("/opt/venv"), t.TempDir(), opts); ok {
+	if _, _, ok := fromRegistryCache(ctx, "deps-c", "dependencies", below("/opt/venv"), t.TempDir(), false, opts); ok {
 		t.Errorf("an entry labelled for another key was taken")
 	}
 }

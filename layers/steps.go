@@ -55,7 +55,7 @@ func stepsLayer(ctx context.Context, p *plan.Plan, base v1.Image, rootFS func() 
 		return l, l != nil, err
 	}
 	if opts.CacheRepo != nil && askRegistry {
-		if l, _, ok := fromRegistryCache(ctx, key, "build steps", below(p.App.Dir), layersDir, opts); ok {
+		if l, _, ok := fromRegistryCache(ctx, key, "build steps", below(p.App.Dir), layersDir, false, opts); ok {
 			return l, true, nil
 		}
 	}

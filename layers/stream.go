@@ -82,7 +82,7 @@ func streamLayers(img v1.Image, lp layout.Path, cacheDir string, use baseUse, ta
 // they hold to take, which sees the whole tar or fails. The blob appears whole or not at
 // all; a take that keeps what it read does so only once the bytes check out (a nil
 // take means the layer's tree is there already). The blob, checked as it came, is
-// recorded in verified as checked. tap, when not nil, is handed the tar take reads, and
+// recorded in verified as checked, unless verified is "". tap, when not nil, is handed the tar take reads, and
 // told whether it checked out.
 func streamLayer(l v1.Layer, d v1.Hash, blob string, take taker, tap TarTap, verified string, log hclog.Logger) error {
 	if tap != nil {
@@ -94,9 +94,8 @@ func streamLayer(l v1.Layer, d v1.Hash, blob string, take taker, tap TarTap, ver
 	if err := os.MkdirAll(filepath.Dir(blob), 0o755); err != nil {
 		return err
 	}
-	// The layout's own writer names its temporary files the same way, and a later build
-	// removes one an interrupted build left.
-	tmp, err := os.CreateTemp(filepath.Dir(blob), d.Hex+"*")
+	// A later build removes one an interrupted build left (cleanScratch).
+	tmp, err := os.CreateTemp(filepath.Dir(blob), ".tmp-"+d.Hex+"-*")
 	if err != nil {
 		return err
 	}
@@ -182,6 +181,9 @@ func streamLayer(l v1.Layer, d v1.Hash, blob string, take taker, tap TarTap, ver
 		if err := tap.Keep(d); err != nil {
 			log.Debug("the tap of a layer failed; what it was for reads the layer", "layer", d, "error", err)
 		}
+	}
+	if verified == "" {
+		return nil
 	}
 	return stampVerified(verified, d, blob)
 }

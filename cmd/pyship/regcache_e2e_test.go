@@ -92,11 +92,26 @@ func TestRegistryCacheSteps(t *testing.T) {
 	img := layoutImage(t, out, built)
 	digests := fixtures.LayerDigests(t, img)
 	notExtracted(t, second.stderr, cacheDir, digests, 4)
+
 	checkCacheEntries(t, repo, map[string]string{
 		"pyship-deps-":  digests[len(digests)-4].String(),
 		"pyship-user-":  digests[len(digests)-3].String(),
 		"pyship-steps-": digests[len(digests)-1].String(),
 	})
+
+	// The app edited: a third runner takes the dependencies from the registry cache,
+	// extracting them as they arrive, and runs the steps over them; a runner with no
+	// registry cache builds the same image.
+	write(t, src, "manage.py", string(mustRead(t, filepath.Join(src, "manage.py")))+"# edited\n")
+	third := pyship(t, runner(), "build", src, "--oci-layout", out)
+	edited := builtDigest(t, third)
+	if !strings.Contains(third.stderr, "dependencies from the registry cache") || !strings.Contains(third.stderr, "build steps run") {
+		t.Errorf("the third runner did not take the dependencies from the registry cache and run the steps:\n%s", third.stderr)
+	}
+	plain := pyship(t, []string{"PYSHIP_CACHE_DIR=" + filepath.Join(t.TempDir(), "cache")}, "build", src, "--oci-layout", out)
+	if d := builtDigest(t, plain); d != edited {
+		t.Errorf("the edited app built with the registry cache is %s, without it %s", edited, d)
+	}
 }
 
 // notExtracted checks that a build (its log, its cache directory) only downloaded the
