@@ -370,4 +370,7 @@ func TestTarRecorder(t *testing.T) {
 	if _, err := os.Stat(recordFile(recorded, d)); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("a record was kept for what is no tar (%v)", err)
 	}
+	if kept, _ := os.ReadDir(filepath.Join(recorded, recordsDir)); len(kept) != len(ls) {
+		t.Errorf("%d records kept, want one per layer (%d): the dropped tar kept one", len(kept), len(ls))
+	}
 }

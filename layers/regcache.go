@@ -19,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/hashicorp/go-hclog"
 )
 
 // The registry cache: the dependency, build steps' and user layers kept in a repository
@@ -144,7 +145,7 @@ func (e *registryEntry) download(ctx context.Context, layersDir string, check fu
 	if tree {
 		dir = filepath.Join(opts.CacheDir, treesDir, e.layer.Digest.Hex)
 	}
-	if err := downloadLayer(l, e.layer.Digest, e.diffID, check, layersDir, dir, tapped(opts.Tap)); err != nil {
+	if err := downloadLayer(l, e.layer.Digest, e.diffID, check, layersDir, dir, tapped(opts.Tap), opts.Logger); err != nil {
 		return nil, err
 	}
 	ie, err := writeIndex(layersDir, e.layer.Digest, e.diffID)
@@ -188,19 +189,14 @@ func isUnknown(e *transport.Error) bool {
 // (streamLayer). When tree is not "" and not there yet, the tar is extracted there too,
 // as it arrives; the tree appears only once all the checks pass. tap, when not nil, is
 // handed the tar.
-func downloadLayer(l v1.Layer, digest, diffID v1.Hash, check func(io.Reader) error, layersDir, tree string, tap TarTap) error {
-	take := func(tr io.Reader, checked func() error) error {
-		if err := check(tr); err != nil {
-			return err
-		}
-		return checked()
-	}
+func downloadLayer(l v1.Layer, digest, diffID v1.Hash, check func(io.Reader) error, layersDir, tree string, tap TarTap, log hclog.Logger) error {
+	take := checkTaker(check)
 	if tree != "" {
 		if _, err := os.Stat(tree); err != nil {
 			take = unpackChecking(check, tree)
 		}
 	}
-	return streamLayer(cacheLayer{l, diffID}, digest, filepath.Join(layersDir, layerFileName(digest)), take, tap, "", nil)
+	return streamLayer(cacheLayer{l, diffID}, digest, filepath.Join(layersDir, layerFileName(digest)), take, tap, "", log)
 }
 
 // cacheLayer is a registry cache entry's layer: a gzip tar of at most maxCachedLayer
@@ -223,33 +219,54 @@ func (l cacheLayer) Compressed() (io.ReadCloser, error) {
 	}{io.LimitReader(rc, maxCachedLayer), rc}, nil
 }
 
+// checkTaker is a taker that has check read the tar, then checks the bytes.
+func checkTaker(check func(io.Reader) error) taker {
+	return func(tr io.Reader, checked func() error) error {
+		if err := check(tr); err != nil {
+			return err
+		}
+		return checked()
+	}
+}
+
 // unpackChecking is a taker that extracts the tar into tree and has check read it beside
-// the extraction; the tree appears once both are done and the bytes check out.
+// the extraction; the tree appears once both are done and the bytes check out. A tree
+// that another pyship made meanwhile is kept, and the tar is checked all the same.
 func unpackChecking(check func(io.Reader) error, tree string) taker {
 	return func(tr io.Reader, checked func() error) error {
-		_, err := makeOnce(tree, func(tmp string) error {
+		filled := false
+		if _, err := makeOnce(tree, func(tmp string) error {
+			filled = true
 			cr, cw := io.Pipe()
 			checking := make(chan error, 1)
 			go func() {
 				err := check(cr)
-				// To the end, so that the extraction never waits on it.
-				_, _ = io.Copy(io.Discard, cr)
+				if err != nil {
+					// The extraction's next write fails: it stops.
+					cr.CloseWithError(err)
+				} else {
+					// To the end, so that the extraction never waits on it.
+					_, _ = io.Copy(io.Discard, cr)
+				}
 				checking <- err
 			}()
 			err := extract(io.TeeReader(tr, cw), tmp)
 			if err != nil {
-				err = fmt.Errorf("extracting into %s: %w", tree, err)
+				err = fmt.Errorf("extracting into %q: %w", tree, err)
 			}
 			cw.CloseWithError(err)
-			if cerr := <-checking; err == nil {
+			if cerr := <-checking; cerr != nil {
+				// The check's refusal, rather than the extraction it stopped.
 				err = cerr
 			}
 			if err != nil {
 				return err
 			}
 			return checked()
-		})
-		return err
+		}); err != nil || filled {
+			return err
+		}
+		return checkTaker(check)(tr, checked)
 	}
 }
 

@@ -192,16 +192,21 @@ func streamLayer(l v1.Layer, d v1.Hash, blob string, take taker, tap TarTap, ver
 // stream to its end and checks its diff ID and digest, before it keeps anything.
 type taker func(tr io.Reader, checked func() error) error
 
-// unpackTo extracts the tar into tree, which appears only once the bytes check out.
+// unpackTo extracts the tar into tree, which appears only once the bytes check out. A
+// tree that another pyship made meanwhile is kept, and the bytes are checked all the same.
 func unpackTo(tree string) taker {
 	return func(tr io.Reader, checked func() error) error {
-		_, err := makeOnce(tree, func(tmpTree string) error {
+		filled := false
+		if _, err := makeOnce(tree, func(tmpTree string) error {
+			filled = true
 			if err := extract(tr, tmpTree); err != nil {
-				return fmt.Errorf("extracting into %s: %w", tree, err)
+				return fmt.Errorf("extracting into %q: %w", tree, err)
 			}
 			return checked()
-		})
-		return err
+		}); err != nil || filled {
+			return err
+		}
+		return checked()
 	}
 }
 
@@ -377,7 +382,7 @@ func newReadAhead(r io.Reader) *readAhead {
 			default:
 				buf = make([]byte, readAheadChunk)
 			}
-			n, err := io.ReadFull(r, buf[:cap(buf)])
+			n, err := fill(r, buf[:cap(buf)])
 			if n > 0 {
 				select {
 				case ra.chunks <- buf[:n]:
@@ -387,7 +392,7 @@ func newReadAhead(r io.Reader) *readAhead {
 				}
 			}
 			switch {
-			case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+			case errors.Is(err, io.EOF):
 				return
 			case err != nil:
 				ra.err = err
@@ -396,6 +401,21 @@ func newReadAhead(r io.Reader) *readAhead {
 		}
 	}()
 	return ra
+}
+
+// fill reads r into buf until buf is full or r fails. Unlike io.ReadFull, it gives r's
+// own error as it is: a truncated gzip stream's io.ErrUnexpectedEOF is a failure, not the
+// end that io.EOF is.
+func fill(r io.Reader, buf []byte) (int, error) {
+	n := 0
+	for n < len(buf) {
+		m, err := r.Read(buf[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 func (ra *readAhead) Read(p []byte) (int, error) {

@@ -187,6 +187,13 @@ func TestReadAhead(t *testing.T) {
 		t.Fatalf("read %d bytes then %v, want the %d given then %v", len(got), err, len(data), bad)
 	}
 
+	// A truncated stream (klauspost's gzip says io.ErrUnexpectedEOF) is a failure, not
+	// an end: the reader after it would never check what it read.
+	got, err = io.ReadAll(newReadAhead(io.MultiReader(bytes.NewReader(data), iotest.ErrReader(io.ErrUnexpectedEOF))))
+	if !errors.Is(err, io.ErrUnexpectedEOF) || !bytes.Equal(got, data) {
+		t.Fatalf("read %d bytes then %v, want the %d given then %v", len(got), err, len(data), io.ErrUnexpectedEOF)
+	}
+
 	var reads atomic.Int64
 	endless := readerFunc(func(p []byte) (int, error) { reads.Add(1); return len(p), nil })
 	ra := newReadAhead(endless)
@@ -253,3 +260,47 @@ func TestWriteBehind(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// TestTakersCheckATreeMadeMeanwhile: when another pyship makes the tree while a layer
+// streams, the layer's bytes and tar are checked all the same, and the tap sees the tar.
+func TestTakersCheckATreeMadeMeanwhile(t *testing.T) {
+	l := tarLayer(t, []tar.Header{
+		{Name: "opt/", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "opt/venv/", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "opt/venv/pyvenv.cfg", Typeflag: tar.TypeReg},
+	}, map[string]string{"opt/venv/pyvenv.cfg": "home = /usr/bin\n"})
+	d, err := l.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		layer v1.Layer
+		take  func(tree string) taker
+		ok    bool
+	}{
+		{"unpackTo", l, unpackTo, true},
+		{"unpackTo, a lying diff ID", lyingDiffID{l}, unpackTo, false},
+		{"unpackChecking", l, func(tree string) taker { return unpackChecking(below("/opt/venv"), tree) }, true},
+		{"unpackChecking, a refusing check", l, func(tree string) taker { return unpackChecking(below("/app"), tree) }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			tree := filepath.Join(dir, "trees", d.Hex)
+			// Made by another pyship after the caller looked.
+			if err := os.MkdirAll(tree, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			tap := &tarCopy{}
+			err := streamLayer(tc.layer, d, filepath.Join(dir, "blob"), tc.take(tree), tap, "", nil)
+			if (err == nil) != tc.ok {
+				t.Fatalf("streamLayer = %v, want ok %v", err, tc.ok)
+			}
+			if tc.ok {
+				tap.check(t, l, d)
+			} else if tap.kept != nil {
+				t.Errorf("the tap of a layer that failed its checks was kept")
+			}
+		})
+	}
+}

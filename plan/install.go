@@ -226,10 +226,17 @@ func installSteps(d *Dependencies, python string) []InstallStep {
 // does, file for file and byte for byte (each file goes through compileall.compile_file),
 // with workers forked from the process that listed the files. compileall's own workers
 // come from a fork server, a fresh interpreter that starts after the listing: 0.3 s of a
-// small venv's 0.4 s. One worker per 50 files, at most one per CPU.
+// small venv's 0.4 s. One worker per 50 files, at most one per CPU. A worker that dies
+// (a signal, the memory limit) fails the step with exit code 2: files would lack byte
+// code, and compileall's exit code 1 means only files that are not valid Python.
 const compileScript = `import compileall, os, py_compile, sys
 def walk(d):
-    for e in sorted(os.scandir(d), key=lambda e: e.name):
+    try:
+        entries = sorted(os.scandir(d), key=lambda e: e.name)
+    except OSError:
+        print("Can't list {!r}".format(d))
+        return
+    for e in entries:
         if e.name == "__pycache__":
             continue
         if e.is_dir(follow_symlinks=False):
@@ -247,10 +254,14 @@ for i in range(1, n):
     if pid == 0:
         os._exit(0 if part(i) else 1)
     kids.append(pid)
-ok = part(0)
+ok, died = part(0), False
 for pid in kids:
-    ok = os.waitpid(pid, 0)[1] == 0 and ok
-sys.exit(0 if ok else 1)
+    code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    if code not in (0, 1):
+        print("a compile worker ended with {}".format(code))
+        died = True
+    ok = code == 0 and ok
+sys.exit(2 if died else 0 if ok else 1)
 `
 
 // wheelPlatforms are the wheels a build on another machine installs for a target

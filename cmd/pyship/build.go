@@ -26,6 +26,9 @@ import (
 	"github.com/pyship/pyship/sandbox"
 )
 
+// The bill of materials reads the layers' tars as the build streams and writes them.
+var _ layers.TarTap = (*attest.TarRecorder)(nil)
+
 func runBuild(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("build", flag.ContinueOnError)
 	var c common
