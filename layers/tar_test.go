@@ -2,6 +2,7 @@ package layers
 
 import (
 	"archive/tar"
+	"bytes"
 	"compress/gzip"
 	"crypto/sha256"
 	"errors"
@@ -20,6 +21,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/hashicorp/go-hclog"
+	"github.com/klauspost/pgzip"
 	"golang.org/x/sys/unix"
 
 	"github.com/pyship/pyship/plan"
@@ -733,4 +735,50 @@ func describeTree(t *testing.T, root string) string {
 		t.Fatal(err)
 	}
 	return b.String()
+}
+
+// TestLayerCompressionIgnoresWorkers: a layer's gzip depends on its bytes and the block
+// size, never on how many workers compressed it, and reads back as one gzip stream.
+func TestLayerCompressionIgnoresWorkers(t *testing.T) {
+	data := make([]byte, 3*layerBlock+12345)
+	for i := range data {
+		data[i] = byte(i*i>>7) ^ byte(i>>13)
+	}
+	compress := func(workers int) []byte {
+		var b bytes.Buffer
+		zw, err := pgzip.NewWriterLevel(&b, CompressionLevel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := zw.SetConcurrency(layerBlock, workers); err != nil {
+			t.Fatal(err)
+		}
+		// In uneven writes, as a tar writer makes them.
+		for p := data; len(p) > 0; p = p[min(len(p), 7777):] {
+			if _, err := zw.Write(p[:min(len(p), 7777)]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := zw.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return b.Bytes()
+	}
+	one, many := compress(1), compress(8)
+	if !bytes.Equal(one, many) {
+		t.Fatalf("one worker made %d bytes, eight made %d other bytes", len(one), len(many))
+	}
+	br := bytes.NewReader(many)
+	zr, err := gzip.NewReader(br)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zr.Multistream(false)
+	back, err := io.ReadAll(zr)
+	if err != nil || !bytes.Equal(back, data) {
+		t.Errorf("read back %d bytes (%v), want the %d written", len(back), err, len(data))
+	}
+	if br.Len() != 0 {
+		t.Errorf("%d bytes after the first gzip stream", br.Len())
+	}
 }
