@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path"
 	"path/filepath"
 	"strings"
@@ -186,15 +185,13 @@ func isUnknown(e *transport.Error) bool {
 
 // downloadLayer writes l's compressed bytes into layersDir under its digest, checking
 // them against digest, and the tar they hold against diffID and with check, in one pass
-// (streamLayer). When tree is not "" and not there yet, the tar is extracted there too,
-// as it arrives; the tree appears only once all the checks pass. tap, when not nil, is
+// (streamLayer). When tree is not "", the tar is extracted there too (unless it is there
+// already), as it arrives; the tree appears only once all the checks pass. tap, when not nil, is
 // handed the tar.
 func downloadLayer(l v1.Layer, digest, diffID v1.Hash, check func(io.Reader) error, layersDir, tree string, tap TarTap, log hclog.Logger) error {
 	take := checkTaker(check)
 	if tree != "" {
-		if _, err := os.Stat(tree); err != nil {
-			take = unpackChecking(check, tree)
-		}
+		take = unpackChecking(check, tree)
 	}
 	return streamLayer(cacheLayer{l, diffID}, digest, filepath.Join(layersDir, layerFileName(digest)), take, tap, "", log)
 }

@@ -1,7 +1,6 @@
 package layers
 
 import (
-	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -82,8 +81,8 @@ func streamLayers(img v1.Image, lp layout.Path, cacheDir string, use baseUse, ta
 // they hold to take, which sees the whole tar or fails. The blob appears whole or not at
 // all; a take that keeps what it read does so only once the bytes check out (a nil
 // take means the layer's tree is there already). The blob, checked as it came, is
-// recorded in verified as checked, unless verified is "". tap, when not nil, is handed the tar take reads, and
-// told whether it checked out.
+// recorded in verified as checked, unless verified is "". tap, when not nil, is handed
+// the tar take reads, and told whether it checked out.
 func streamLayer(l v1.Layer, d v1.Hash, blob string, take taker, tap TarTap, verified string, log hclog.Logger) error {
 	if tap != nil {
 		defer tap.Drop()
@@ -456,52 +455,4 @@ func (ra *readAhead) Close() error {
 	}
 	<-ra.done
 	return nil
-}
-
-// writeBehind writes to w in a goroutine of its own, through a readAhead, so that what
-// makes a stream (a tar of a tree) and what encodes it (gzip) run side by side. A write
-// fails once w has failed; Close says whether every byte reached w.
-type writeBehind struct {
-	pw     *io.PipeWriter
-	done   chan error
-	closed bool
-}
-
-var errWriteBehindAborted = errors.New("write behind: aborted")
-
-func newWriteBehind(w io.Writer) *writeBehind {
-	pr, pw := io.Pipe()
-	wb := &writeBehind{pw: pw, done: make(chan error, 1)}
-	go func() {
-		ra := newReadAhead(pr)
-		_, err := io.Copy(w, ra)
-		// A failed w fails the next write, and ends the reading goroutine's read.
-		pr.CloseWithError(cmp.Or(err, errWriteBehindAborted))
-		ra.Close()
-		wb.done <- err
-	}()
-	return wb
-}
-
-func (wb *writeBehind) Write(p []byte) (int, error) { return wb.pw.Write(p) }
-
-// Close ends the stream and waits until w has had all of it, or has failed.
-func (wb *writeBehind) Close() error {
-	if wb.closed {
-		return nil
-	}
-	wb.closed = true
-	wb.pw.Close()
-	return <-wb.done
-}
-
-// abort ends the stream as failed and waits for the goroutine; after Close it does
-// nothing.
-func (wb *writeBehind) abort() {
-	if wb.closed {
-		return
-	}
-	wb.closed = true
-	wb.pw.CloseWithError(errWriteBehindAborted)
-	<-wb.done
 }

@@ -215,52 +215,6 @@ type readerFunc func([]byte) (int, error)
 
 func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
 
-// TestWriteBehind: the bytes reach w whole and in order; a failed w fails the writes after
-// it and Close; abort ends the goroutine without waiting for more.
-func TestWriteBehind(t *testing.T) {
-	data := make([]byte, 3*readAheadChunk+12345)
-	for i := range data {
-		data[i] = byte(i * 7)
-	}
-	var got bytes.Buffer
-	wb := newWriteBehind(&got)
-	for p := data; len(p) > 0; p = p[min(len(p), 1000):] {
-		if _, err := wb.Write(p[:min(len(p), 1000)]); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := wb.Close(); err != nil || !bytes.Equal(got.Bytes(), data) {
-		t.Fatalf("w got %d bytes (%v), want the %d written", got.Len(), err, len(data))
-	}
-	wb.abort()
-
-	full := errors.New("no space left on device")
-	wb = newWriteBehind(writerFunc(func(p []byte) (int, error) { return 0, full }))
-	var err error
-	for i := 0; i < 100 && err == nil; i++ {
-		_, err = wb.Write(data)
-	}
-	if !errors.Is(err, full) {
-		t.Errorf("writes after w failed: %v, want %v", err, full)
-	}
-	if err := wb.Close(); !errors.Is(err, full) {
-		t.Errorf("Close after w failed: %v, want %v", err, full)
-	}
-
-	wb = newWriteBehind(io.Discard)
-	if _, err := wb.Write(data); err != nil {
-		t.Fatal(err)
-	}
-	wb.abort()
-	if _, err := wb.Write(data); err == nil {
-		t.Error("a write after abort succeeded")
-	}
-}
-
-type writerFunc func([]byte) (int, error)
-
-func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
-
 // TestTakersCheckATreeMadeMeanwhile: when another pyship makes the tree while a layer
 // streams, the layer's bytes and tar are checked all the same, and the tap sees the tar.
 func TestTakersCheckATreeMadeMeanwhile(t *testing.T) {

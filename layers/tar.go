@@ -384,17 +384,18 @@ func writeLayer(dir, key string, modTime time.Time, rules []dirRule, trees strin
 	if err != nil {
 		return nil, err
 	}
+	// A failed build still ends pgzip's goroutines; Close after Close does nothing.
+	defer zw.Close()
 	if err := zw.SetConcurrency(layerBlock, runtime.GOMAXPROCS(0)+1); err != nil {
 		return nil, err
 	}
 	// Its zero ModTime would be written as the zero time's seconds, cut to 32 bits.
 	zw.ModTime = time.Unix(0, 0)
-	// gzip takes as long as walking, reading and moving the files: it runs beside them.
-	behind := newWriteBehind(zw)
-	defer behind.abort()
-	var tarTo io.Writer = behind
+	// pgzip compresses a block in a goroutine of its own once the walk has written it: the
+	// walk that reads, moves and tars the files goes on beside the compression.
+	var tarTo io.Writer = zw
 	if tap != nil {
-		tarTo = io.MultiWriter(behind, tap)
+		tarTo = io.MultiWriter(zw, tap)
 	}
 	diff := &diffIDWriter{w: tarTo, h: sha256.New()}
 	tw := tar.NewWriter(diff)
@@ -416,9 +417,6 @@ func writeLayer(dir, key string, modTime time.Time, rules []dirRule, trees strin
 		return nil, err
 	}
 	if err := tw.Close(); err != nil {
-		return nil, err
-	}
-	if err := behind.Close(); err != nil {
 		return nil, err
 	}
 	if err := zw.Close(); err != nil {
