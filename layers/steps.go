@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -54,6 +55,18 @@ func stepsLayer(ctx context.Context, p *plan.Plan, base v1.Image, rootFS func() 
 	if l, err := cachedLayer(layersDir, key, log); l != nil || err != nil {
 		return l, l != nil, err
 	}
+	traceKey, err := stepsKeyOf(p, base, system, depsDigest, "traced", rules, opts)
+	if err != nil {
+		return nil, false, err
+	}
+	if l := unchangedSteps(layersDir, traceKey, appTree, log); l != nil {
+		// Under this build's key too, so the next build finds it at once.
+		if d, err := l.Digest(); err == nil {
+			_ = writeFileAtomic(filepath.Join(layersDir, key+keySuffix), []byte(d.String()+"\n"))
+		}
+		log.Info("build steps unchanged: none of the files they read changed")
+		return l, true, nil
+	}
 	if opts.CacheRepo != nil && askRegistry {
 		if l, _, ok := fromRegistryCache(ctx, key, "build steps", below(p.App.Dir), layersDir, false, opts); ok {
 			return l, true, nil
@@ -80,6 +93,7 @@ func stepsLayer(ctx context.Context, p *plan.Plan, base v1.Image, rootFS func() 
 		"HOME=/root", "PYTHONHASHSEED=0", "SOURCE_DATE_EPOCH="+strconv.FormatInt(opts.Epoch.Unix(), 10)))
 	mounts := []sandbox.Mount{{Type: "overlay", Source: appTree, Target: p.App.Dir, Scratch: srcScratch}}
 	egress, _ := buildEgress(log)
+	trace := &sandbox.Trace{Under: p.App.Dir}
 	for _, st := range p.BuildSteps {
 		out := newTail(outputTail)
 		w := io.MultiWriter(out, logWriter(log))
@@ -87,7 +101,7 @@ func stepsLayer(ctx context.Context, p *plan.Plan, base v1.Image, rootFS func() 
 		err := sandbox.Exec(stepCtx, sandbox.ExecSpec{
 			Root: root, Over: append([]string{venv}, system...), Upper: filepath.Join(scratch, "upper"),
 			Args: st.Command, Env: env, Dir: p.App.Dir, Hostname: "pyship-build", Mounts: mounts,
-			Egress: egress, Limits: opts.BuildLimits, Stdout: w, Stderr: w,
+			Egress: egress, Limits: opts.BuildLimits, Stdout: w, Stderr: w, Trace: trace,
 		})
 		cancel()
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
@@ -117,6 +131,16 @@ func stepsLayer(ctx context.Context, p *plan.Plan, base v1.Image, rootFS func() 
 	if err != nil {
 		return nil, false, err
 	}
+	kept := time.Now()
+	why, err := keepStepsRead(layersDir, traceKey, key, trace, appTree, p.App.Dir, append(append([]string{venv}, system...), root))
+	if err != nil {
+		return nil, false, err
+	}
+	if why != "" {
+		log.Debug("the build steps' reads are not kept: they run again after any change to the repository", "why", why)
+	} else {
+		log.Debug("the build steps' reads kept", "took", time.Since(kept).Round(time.Millisecond))
+	}
 	if opts.CacheRepo != nil {
 		platform, err := v1.ParsePlatform(p.Platform)
 		if err != nil {
@@ -130,16 +154,21 @@ func stepsLayer(ctx context.Context, p *plan.Plan, base v1.Image, rootFS func() 
 // stepsKey is the cache key of the build steps' layer, above the dependency layer of
 // digest d.
 func stepsKey(p *plan.Plan, base v1.Image, system []string, d v1.Hash, app v1.Layer, rules []dirRule, opts Options) (string, error) {
+	a, err := app.Digest()
+	if err != nil {
+		return "", err
+	}
+	return stepsKeyOf(p, base, system, d, a.String(), rules, opts)
+}
+
+// stepsKeyOf is stepsKey with the application layer's digest given as app.
+func stepsKeyOf(p *plan.Plan, base v1.Image, system []string, d v1.Hash, app string, rules []dirRule, opts Options) (string, error) {
 	h := sha256.New()
 	b, err := base.Digest()
 	if err != nil {
 		return "", err
 	}
-	a, err := app.Digest()
-	if err != nil {
-		return "", err
-	}
-	fmt.Fprintf(h, "pyship build steps v1\n%s\nbase %s\ndeps %s\napp %s\ndir %s\nepoch %d\n", layerFormat, b, d, a, p.App.Dir, opts.Epoch.Unix())
+	fmt.Fprintf(h, "pyship build steps v1\n%s\nbase %s\ndeps %s\napp %s\ndir %s\nepoch %d\n", layerFormat, b, d, app, p.App.Dir, opts.Epoch.Unix())
 	for _, s := range system {
 		fmt.Fprintf(h, "system %s\n", filepath.Base(s))
 	}

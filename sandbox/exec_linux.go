@@ -39,14 +39,14 @@ func Exec(ctx context.Context, spec ExecSpec) error {
 	ispec := initSpec{
 		Lowers: append(append([]string(nil), spec.Over...), spec.Root), Upper: spec.Upper,
 		Args: spec.Args, Env: spec.Env, Dir: spec.Dir, Hostname: spec.Hostname, Mounts: spec.Mounts,
-		Shifted: shifted, Egress: spec.Egress != nil,
+		Shifted: shifted, Egress: spec.Egress != nil, Trace: spec.Trace != nil,
 	}
 	if spec.Egress != nil {
 		ispec.Env = withProxy(ispec.Env)
 	}
 	p, err := spawn(ctx, spawnSpec{
 		init: ispec, dir: tmp, id: newID(), limits: spec.Limits, egress: spec.Egress,
-		stdout: spec.Stdout, stderr: spec.Stderr, waitDelay: 5 * time.Second,
+		stdout: spec.Stdout, stderr: spec.Stderr, waitDelay: 5 * time.Second, trace: spec.Trace,
 	})
 	defer p.close()
 	if err != nil {
@@ -60,6 +60,14 @@ func Exec(ctx context.Context, spec ExecSpec) error {
 		go serveEgress(fc.(*net.UnixConn), spec.Egress)
 	}
 	waitErr := p.cmd.Wait()
+	if p.traced != nil {
+		// The init is gone, and with it every process of its pid namespace.
+		select {
+		case <-p.traced:
+		case <-time.After(5 * time.Second):
+			spec.Trace.miss("the trace did not end with the program")
+		}
+	}
 	if p.setup != "" {
 		return setupError(p.setup)
 	}

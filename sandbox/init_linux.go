@@ -46,9 +46,12 @@ func superviseProgram(spec initSpec, uid, gid uint32, services []func()) error {
 	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
 	uids, gids := idMaps(spec.Shifted, uid, gid)
 	// Each descriptor of the exec stage, by its number there.
-	files := make([]uintptr, fdStageExe+1)
+	files := make([]uintptr, fdStageExe+1, fdStageTrace+1)
 	files[unix.Stdin], files[unix.Stdout], files[unix.Stderr] = devNull.Fd(), uintptr(unix.Stdout), uintptr(unix.Stderr)
 	files[fdStageSpec], files[fdStageSetupError], files[fdStageExe] = specR.Fd(), fdSetupError, fdExe
+	if spec.Trace {
+		files = append(files, fdTrace)
+	}
 	// The path names fdStageExe as the exec stage holds it, once its descriptors are laid out.
 	pid, err := syscall.ForkExec(fdPath(fdStageExe), []string{execArg}, &syscall.ProcAttr{
 		Env:   []string{},
@@ -73,13 +76,17 @@ func superviseProgram(spec initSpec, uid, gid uint32, services []func()) error {
 		}
 		return fmt.Errorf("starting %q as %d:%d: %w", spec.Args[0], uid, gid, err)
 	}
-	err = json.NewEncoder(specW).Encode(stageSpec{Args: spec.Args, Env: spec.Env, Dir: spec.Dir})
+	err = json.NewEncoder(specW).Encode(stageSpec{Args: spec.Args, Env: spec.Env, Dir: spec.Dir, Trace: spec.Trace})
 	specW.Close()
 	if err != nil {
 		return fmt.Errorf("starting %q: %w", spec.Args[0], err)
 	}
-	// The exec stage holds the error pipe until the program runs; the init lets go of it.
+	// The exec stage holds the error pipe until the program runs; the init lets go of it,
+	// and of the trace's socket.
 	unix.Close(fdSetupError)
+	if spec.Trace {
+		unix.Close(fdTrace)
+	}
 
 	for _, s := range services {
 		go s()

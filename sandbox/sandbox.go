@@ -57,6 +57,9 @@ type ExecSpec struct {
 	// refuses this machine's own addresses; without it the sandbox has no network but its
 	// own loopback.
 	Egress *Egress
+	// Trace, when set, records the paths below Trace.Under that the program and its
+	// children look up (see Trace); Exec fills it.
+	Trace *Trace
 
 	// The process's output. Nil discards it. The sandbox only ever gets pipes: never a
 	// terminal of the user's, which it could type into.
@@ -101,13 +104,16 @@ type initSpec struct {
 	Shifted bool `json:"shifted"`
 	// Egress is true when the program may use pyship's proxy.
 	Egress bool `json:"egress"`
+	// Trace is true when the program runs under the trace (see Trace).
+	Trace bool `json:"trace,omitempty"`
 }
 
 // stageSpec is what the init hands to the exec stage.
 type stageSpec struct {
-	Args []string `json:"args"`
-	Env  []string `json:"env"`
-	Dir  string   `json:"dir"`
+	Args  []string `json:"args"`
+	Env   []string `json:"env"`
+	Dir   string   `json:"dir"`
+	Trace bool     `json:"trace,omitempty"`
 }
 
 // ExitError reports a command that ran and exited unsuccessfully.

@@ -252,6 +252,12 @@ func execStage() error {
 	if err := installSeccomp(); err != nil {
 		return err
 	}
+	if spec.Trace {
+		unix.CloseOnExec(fdStageTrace)
+		if err := installTraceFilter(fdStageTrace); err != nil {
+			return err
+		}
+	}
 	return fmt.Errorf("executing %q: %w", path, unix.Exec(path, spec.Args, spec.Env))
 }
 

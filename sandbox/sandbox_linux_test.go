@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -77,6 +78,28 @@ func probe(args []string) int {
 				}
 			}
 			fmt.Println(strings.Join(fds, " "))
+			return 0
+		case "look":
+			// look OP:PATH...: read a file, stat a path, list a directory, rename a
+			// file, make a symbolic link, or run a program that stats a path, in order.
+			for _, a := range args[1:] {
+				op, p, _ := strings.Cut(a, ":")
+				switch op {
+				case "read":
+					_, _ = os.ReadFile(p)
+				case "stat":
+					_, _ = os.Stat(p)
+				case "list":
+					_, _ = os.ReadDir(p)
+				case "rename":
+					from, to, _ := strings.Cut(p, ">")
+					_ = os.Rename(from, to)
+				case "symlink":
+					_ = os.Symlink("target", p)
+				case "child":
+					_ = exec.Command("/bin/"+probeArg, "look", "stat:"+p).Run()
+				}
+			}
 			return 0
 		case "alloc":
 			// alloc MIB: hold that much memory, touched.

@@ -10,3 +10,11 @@ const nativeSyscallLimit = 0
 
 // auditArch is the architecture word the kernel puts in seccomp_data for native calls.
 const auditArch = unix.AUDIT_ARCH_AARCH64
+
+// archPathSyscalls are arm64's calls that name paths beyond those of every architecture.
+var archPathSyscalls = map[uintptr]pathArgs{
+	unix.SYS_RENAMEAT: {dirfd: 0, path: 1, dirfd2: 2, path2: 3, names: true},
+}
+
+// archQuietSyscalls are arm64's own calls that name no path, for the trace.
+var archQuietSyscalls = []uintptr{unix.SYS_GETRLIMIT, unix.SYS_SETRLIMIT}

@@ -9,3 +9,8 @@ const (
 	nativeSyscallLimit = 0
 	auditArch          = 0
 )
+
+var (
+	archPathSyscalls  map[uintptr]pathArgs
+	archQuietSyscalls []uintptr
+)

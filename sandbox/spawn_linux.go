@@ -30,6 +30,8 @@ const (
 	fdEgress = 6
 	// fdExe is a sealed copy of pyship's executable, which starts the exec stage.
 	fdExe = 7
+	// fdTrace is a socket to pyship for the trace's listener (a traced build step).
+	fdTrace = 8
 )
 
 // The descriptors the exec stage gets from the init, after stdin (/dev/null), stdout and
@@ -42,6 +44,8 @@ const (
 	fdStageSetupError = 4
 	// fdStageExe is the init's fdExe, which the exec stage is started from.
 	fdStageExe = 5
+	// fdStageTrace is the init's fdTrace, passed on when the program is traced.
+	fdStageTrace = 6
 )
 
 // initProcess is a sandbox's init, started: the one process pyship starts for a sandbox
@@ -53,6 +57,10 @@ type initProcess struct {
 	egress *os.File
 	// setup is the init's report: empty once the program runs, else why it could not.
 	setup string
+	// trace is pyship's end of the trace's socket until it is served; traced closes once
+	// the trace is complete (every traced process gone).
+	trace  *os.File
+	traced chan struct{}
 }
 
 // spawnSpec is what spawn needs: the init's spec, and what pyship hands the sandbox from
@@ -68,6 +76,8 @@ type spawnSpec struct {
 	published *os.File
 	// egress, when set, gets a socket for the proxy's connections (build mode).
 	egress *Egress
+	// trace, when set, is filled by the program's trace (build mode).
+	trace  *Trace
 	stdout io.Writer
 	stderr io.Writer
 	// waitDelay bounds how long waiting for the init waits for its output once it is gone.
@@ -128,6 +138,17 @@ func spawn(ctx context.Context, ss spawnSpec) (p *initProcess, err error) {
 		defer egressChild.Close()
 	}
 
+	var traceChild *os.File
+	if ss.trace != nil {
+		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return p, fmt.Errorf("making the trace's socket: %w", err)
+		}
+		p.trace = os.NewFile(uintptr(fds[0]), "trace")
+		traceChild = os.NewFile(uintptr(fds[1]), "trace")
+		defer traceChild.Close()
+	}
+
 	cmd := exec.CommandContext(ctx, "/proc/self/exe")
 	cmd.WaitDelay = ss.waitDelay
 	cmd.Args = []string{initArg}
@@ -136,6 +157,7 @@ func spawn(ctx context.Context, ss spawnSpec) (p *initProcess, err error) {
 	cmd.Stdout, cmd.Stderr = pipeOnly(ss.stdout), pipeOnly(ss.stderr)
 	cmd.ExtraFiles = extraFiles(map[int]*os.File{
 		fdSpec: specR, fdSetupError: errW, fdPublished: ss.published, fdEgress: egressChild, fdExe: self,
+		fdTrace: traceChild,
 	})
 	attr := &syscall.SysProcAttr{
 		Cloneflags: unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC | unix.CLONE_NEWNET,
@@ -167,6 +189,16 @@ func spawn(ctx context.Context, ss spawnSpec) (p *initProcess, err error) {
 	errW.Close()
 	if egressChild != nil {
 		egressChild.Close()
+	}
+	if traceChild != nil {
+		// The exec stage stops at the program's execve until the trace is served.
+		traceChild.Close()
+		sock := p.trace
+		p.trace, p.traced = nil, make(chan struct{})
+		go func() {
+			defer close(p.traced)
+			receiveTrace(sock, ss.trace)
+		}()
 	}
 	// The init waits for its spec, so it is in the cgroup before anything runs.
 	if p.cg != nil {
@@ -201,6 +233,9 @@ func extraFiles(byFd map[int]*os.File) []*os.File {
 func (p *initProcess) close() {
 	if p.egress != nil {
 		p.egress.Close()
+	}
+	if p.trace != nil {
+		p.trace.Close()
 	}
 	if p.cg == nil {
 		return

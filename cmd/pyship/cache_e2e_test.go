@@ -190,3 +190,46 @@ func tarNames(t *testing.T, l v1.Layer) []string {
 		names = append(names, h.Name)
 	}
 }
+
+// TestStepsKeepWhatTheyRead: after an edit to a file the build steps never looked at
+// (collectstatic does not import the ASGI module), the steps' layer is reused without
+// running them, and the image is the one a build with an empty cache makes. An edit to
+// a file they read (a static file), or a new file in a directory they listed, runs them
+// again.
+func TestStepsKeepWhatTheyRead(t *testing.T) {
+	fixtures.Testbed(t)
+	src := copyFixture(t, "django-collectstatic")
+	out := t.TempDir()
+	env := []string{"PYSHIP_CACHE_DIR=" + filepath.Join(t.TempDir(), "cache")}
+	fresh := func() v1.Hash {
+		t.Helper()
+		return builtDigest(t, pyship(t, []string{"PYSHIP_CACHE_DIR=" + filepath.Join(t.TempDir(), "cache")}, "build", src, "--oci-layout", out))
+	}
+	first := pyship(t, env, "build", src, "--oci-layout", out)
+	if !strings.Contains(first.stderr, "build steps run") {
+		t.Fatalf("the first build did not run the steps:\n%s", first.stderr)
+	}
+	asgi := filepath.Join(src, "mysite", "asgi.py")
+	write(t, src, "mysite/asgi.py", string(mustRead(t, asgi))+"# edited\n")
+	edited := pyship(t, env, "build", src, "--oci-layout", out)
+	if !strings.Contains(edited.stderr, "build steps unchanged") || strings.Contains(edited.stderr, "build steps run") {
+		t.Errorf("after an edit the steps never read, they ran again:\n%s", edited.stderr)
+	}
+	if d, want := builtDigest(t, edited), fresh(); d != want {
+		t.Errorf("with the steps reused the image is %s; a build with an empty cache makes %s", d, want)
+	}
+
+	for _, change := range []struct{ name, file, content string }{
+		{"a static file edited", "mysite/static/css/site.css", "body { color: red; }\n"},
+		{"a static file added", "mysite/static/css/more.css", "p { margin: 0; }\n"},
+	} {
+		write(t, src, change.file, change.content)
+		r := pyship(t, env, "build", src, "--oci-layout", out)
+		if !strings.Contains(r.stderr, "build steps run") {
+			t.Errorf("%s: the steps did not run again:\n%s", change.name, r.stderr)
+		}
+		if d, want := builtDigest(t, r), fresh(); d != want {
+			t.Errorf("%s: the image is %s; a build with an empty cache makes %s", change.name, d, want)
+		}
+	}
+}

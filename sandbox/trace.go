@@ -1,0 +1,64 @@
+package sandbox
+
+import (
+	"sort"
+	"strings"
+	"sync"
+)
+
+// Trace is what a traced program named: every path under Under that any of its system
+// calls looked up, and whether the trace is complete.
+type Trace struct {
+	// Under limits the paths kept to those at or below it (an absolute path in the
+	// sandbox, like /app).
+	Under string
+
+	mu    sync.Mutex
+	paths map[string]bool
+	named []string
+	// incomplete says why the trace may miss a path the program reached; empty when it
+	// is complete.
+	incomplete string
+}
+
+// Paths returns the paths the program named under t.Under, sorted, with those it gave a
+// second name (a rename's or a link's source) in named.
+func (t *Trace) Paths() (paths, named []string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for p := range t.paths {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	return paths, append([]string(nil), t.named...)
+}
+
+// Incomplete says why the trace may have missed a path the program reached, or "".
+func (t *Trace) Incomplete() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.incomplete
+}
+
+func (t *Trace) miss(why string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.incomplete == "" {
+		t.incomplete = why
+	}
+}
+
+func (t *Trace) add(p string, names bool) {
+	if p != t.Under && !strings.HasPrefix(p, strings.TrimSuffix(t.Under, "/")+"/") {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.paths == nil {
+		t.paths = map[string]bool{}
+	}
+	t.paths[p] = true
+	if names {
+		t.named = append(t.named, p)
+	}
+}
