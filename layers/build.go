@@ -432,6 +432,12 @@ func (b *building) prepareDependencies(ctx context.Context, base v1.Image, d v1.
 			return
 		}
 		steps, found := b.cacheEntry(lookup, skey, "build steps", &b.askedSteps)
+		if !found && opts.CacheRepo != nil && b.appTree != "" {
+			if tkey, err := stepsTraceKey(p, base, nil, digest, b.rules, opts); err == nil {
+				steps = tracedEntry(lookup, tkey, skey, b.appTree, opts)
+				found = steps != nil
+			}
+		}
 		if !found {
 			u = useRoot
 		}
@@ -873,7 +879,7 @@ func dependencyLayer(ctx context.Context, p *plan.Plan, base v1.Image, rootFS fu
 		if err != nil {
 			return nil, false, nil, err
 		}
-		toRegistryCache(ctx, key, "dependencies", l, runtime, *platform, opts)
+		toRegistryCache(ctx, key, "dependencies", l, runtime, "", *platform, opts)
 	}
 	return l, false, runtime, nil
 }
@@ -1097,7 +1103,7 @@ func userLayer(ctx context.Context, key string, files func() (map[string]string,
 		if err != nil {
 			return nil, err
 		}
-		toRegistryCache(ctx, key, "user", l, nil, *platform, opts)
+		toRegistryCache(ctx, key, "user", l, nil, "", *platform, opts)
 	}
 	return l, nil
 }

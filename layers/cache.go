@@ -35,6 +35,9 @@ import (
 //	layers/deps-KEY.digest       which layer holds the dependencies for KEY
 //	layers/user-KEY.digest       which layer holds the user for KEY
 //	layers/steps-KEY.digest      which layer holds what the build steps wrote, for KEY
+//	layers/stepsread-KEY.read.json  what the build steps read, for the KEY of all but
+//	                             the application layer, and their layer's key (stepsread.go)
+//	layers/nolinks-HEX           a tree holds no symbolic link into the application directory
 //	tools/uv-VERSION-ARCH/uv     the uv that installs dependencies, checked against its pinned hash
 //	verified/sha256-HEX          the identity a base blob's file had when it last hashed to HEX
 //

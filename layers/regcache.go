@@ -37,7 +37,14 @@ const CacheConfigType types.MediaType = "application/vnd.pyship.cache.config.v1+
 const (
 	cacheKeyLabel     = "dev.pyship.cache.key"
 	cacheRuntimeLabel = "dev.pyship.cache.runtime-packages"
+	// cacheReadLabel holds, on an entry for the build steps' trace key, what the steps
+	// read (a stepsRead, as JSON).
+	cacheReadLabel = "dev.pyship.cache.steps-read"
 )
+
+// maxCacheConfig bounds a registry cache entry's config, which the steps' trace makes
+// the largest (maxStepsRead).
+const maxCacheConfig = 4 << 20
 
 // maxCachedLayer bounds what a registry cache entry's layer may be.
 const maxCachedLayer = 4 << 30
@@ -64,6 +71,12 @@ type registryEntry struct {
 	layer     v1.Descriptor
 	diffID    v1.Hash
 	runtime   []string
+	// read is the entry's cacheReadLabel.
+	read string
+	// alias, when set, is one more key the pulled layer is kept under locally, and
+	// localRead the steps' trace kept under key (see tracedEntry).
+	alias     string
+	localRead []byte
 }
 
 // lookupRegistryCache looks for key's entry (what names its layer in messages) in the
@@ -92,6 +105,13 @@ func lookupRegistryCache(ctx context.Context, key, what string, opts Options) *r
 // checkEntry checks that a registry cache entry's manifest and config are those pyship
 // writes for key.
 func checkEntry(img v1.Image, key string) (*registryEntry, error) {
+	m, err := img.Manifest()
+	if err != nil {
+		return nil, err
+	}
+	if m.Config.Size > maxCacheConfig {
+		return nil, fmt.Errorf("the entry's config is %d bytes, more than pyship writes", m.Config.Size)
+	}
 	cf, err := img.ConfigFile()
 	if err != nil {
 		return nil, err
@@ -103,10 +123,6 @@ func checkEntry(img v1.Image, key string) (*registryEntry, error) {
 	if err := CheckPackages(runtime); err != nil {
 		return nil, err
 	}
-	m, err := img.Manifest()
-	if err != nil {
-		return nil, err
-	}
 	if len(m.Layers) != 1 || len(cf.RootFS.DiffIDs) != 1 {
 		return nil, fmt.Errorf("the entry has %d layers, not one", len(m.Layers))
 	}
@@ -114,7 +130,7 @@ func checkEntry(img v1.Image, key string) (*registryEntry, error) {
 	if desc.Size > maxCachedLayer || desc.Digest.Algorithm != "sha256" {
 		return nil, fmt.Errorf("the entry's layer %s (%d bytes) is not one pyship takes", desc.Digest, desc.Size)
 	}
-	return &registryEntry{key: key, layer: desc, diffID: cf.RootFS.DiffIDs[0], runtime: runtime}, nil
+	return &registryEntry{key: key, layer: desc, diffID: cf.RootFS.DiffIDs[0], runtime: runtime, read: cf.Config.Labels[cacheReadLabel]}, nil
 }
 
 // pull writes the entry's layer into layersDir as the local entry for its key, fetched
@@ -154,8 +170,18 @@ func (e *registryEntry) download(ctx context.Context, layersDir string, check fu
 	if err := writeRuntimePackages(layersDir, e.key, e.runtime); err != nil {
 		return nil, err
 	}
-	if err := writeFileAtomic(filepath.Join(layersDir, e.key+keySuffix), []byte(e.layer.Digest.String()+"\n")); err != nil {
-		return nil, err
+	for _, k := range []string{e.key, e.alias} {
+		if k == "" {
+			continue
+		}
+		if err := writeFileAtomic(filepath.Join(layersDir, k+keySuffix), []byte(e.layer.Digest.String()+"\n")); err != nil {
+			return nil, err
+		}
+	}
+	if e.localRead != nil {
+		if err := writeFileAtomic(stepsReadFile(layersDir, e.key), e.localRead); err != nil {
+			return nil, err
+		}
 	}
 	return indexedLayer(layersDir, e.layer.Digest, ie), nil
 }
@@ -318,12 +344,13 @@ func checkTar(r io.Reader, check func(name string, h *tar.Header) error) error {
 }
 
 // toRegistryCache pushes the layer l (what names it in messages) as key's entry in the
-// cache repository. A failure is a warning: the build does not need the cache.
-func toRegistryCache(ctx context.Context, key, what string, l v1.Layer, runtime []string, platform v1.Platform, opts Options) {
+// cache repository, with read as its cacheReadLabel when not empty. A failure is a
+// warning: the build does not need the cache.
+func toRegistryCache(ctx context.Context, key, what string, l v1.Layer, runtime []string, read string, platform v1.Platform, opts Options) {
 	log := opts.Logger
 	tag := CacheTag(*opts.CacheRepo, key)
 	start := time.Now()
-	img, err := cacheEntry(key, l, runtime, platform)
+	img, err := cacheEntry(key, l, runtime, read, platform)
 	if err == nil {
 		err = remote.Write(tag, img, remoteOptions(ctx, opts)...)
 	}
@@ -336,7 +363,7 @@ func toRegistryCache(ctx context.Context, key, what string, l v1.Layer, runtime 
 
 // cacheEntry makes key's registry cache entry for l: an OCI manifest whose bytes depend
 // only on the layer, the key and the packages.
-func cacheEntry(key string, l v1.Layer, runtime []string, platform v1.Platform) (v1.Image, error) {
+func cacheEntry(key string, l v1.Layer, runtime []string, read string, platform v1.Platform) (v1.Image, error) {
 	img, err := mutate.Append(mutate.MediaType(empty.Image, types.OCIManifestSchema1), mutate.Addendum{Layer: l, MediaType: types.OCILayer,
 		History: v1.History{Created: v1.Time{Time: DefaultEpoch}, CreatedBy: "pyship: cache " + key}})
 	if err != nil {
@@ -350,6 +377,9 @@ func cacheEntry(key string, l v1.Layer, runtime []string, platform v1.Platform) 
 	cf.Created = v1.Time{Time: DefaultEpoch}
 	cf.OS, cf.Architecture, cf.Variant = platform.OS, platform.Architecture, platform.Variant
 	cf.Config.Labels = map[string]string{cacheKeyLabel: key, cacheRuntimeLabel: strings.Join(runtime, " ")}
+	if read != "" {
+		cf.Config.Labels[cacheReadLabel] = read
+	}
 	if img, err = mutate.ConfigFile(img, cf); err != nil {
 		return nil, err
 	}

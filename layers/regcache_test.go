@@ -46,20 +46,20 @@ func TestRegistryCacheEntry(t *testing.T) {
 	ctx := context.Background()
 	platform := v1.Platform{OS: "linux", Architecture: "amd64"}
 
-	entry, err := cacheEntry("deps-a", l, []string{"libpq5"}, platform)
+	entry, err := cacheEntry("deps-a", l, []string{"libpq5"}, "", platform)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := validate.Image(entry); err != nil {
 		t.Fatalf("validate.Image: %v", err)
 	}
-	again, _ := cacheEntry("deps-a", l, []string{"libpq5"}, platform)
+	again, _ := cacheEntry("deps-a", l, []string{"libpq5"}, "", platform)
 	d1, _ := entry.Digest()
 	d2, _ := again.Digest()
 	if d1 != d2 {
 		t.Errorf("the same entry made twice has digests %s and %s", d1, d2)
 	}
-	toRegistryCache(ctx, "deps-a", "dependencies", l, []string{"libpq5"}, platform, opts)
+	toRegistryCache(ctx, "deps-a", "dependencies", l, []string{"libpq5"}, "", platform, opts)
 	pushed, err := remote.Image(CacheTag(repo, "deps-a"))
 	if err != nil {
 		t.Fatal(err)
@@ -115,7 +115,7 @@ func TestRegistryCacheEntry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	badEntry, _ := cacheEntry("deps-bad", bad, nil, platform)
+	badEntry, _ := cacheEntry("deps-bad", bad, nil, "", platform)
 	if err := remote.Write(CacheTag(repo, "deps-bad"), badEntry); err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +139,7 @@ func TestRegistryCacheEntry(t *testing.T) {
 		t.Errorf("a key with no entry hit")
 	}
 	// An entry under one key that says it is another's is not taken.
-	wrong, _ := cacheEntry("deps-other", l, nil, platform)
+	wrong, _ := cacheEntry("deps-other", l, nil, "", platform)
 	if err := remote.Write(CacheTag(repo, "deps-c"), wrong); err != nil {
 		t.Fatal(err)
 	}

@@ -55,7 +55,7 @@ func stepsLayer(ctx context.Context, p *plan.Plan, base v1.Image, rootFS func() 
 	if l, err := cachedLayer(layersDir, key, log); l != nil || err != nil {
 		return l, l != nil, err
 	}
-	traceKey, err := stepsKeyOf(p, base, system, depsDigest, "traced", rules, opts)
+	traceKey, err := stepsTraceKey(p, base, system, depsDigest, rules, opts)
 	if err != nil {
 		return nil, false, err
 	}
@@ -70,6 +70,11 @@ func stepsLayer(ctx context.Context, p *plan.Plan, base v1.Image, rootFS func() 
 	if opts.CacheRepo != nil && askRegistry {
 		if l, _, ok := fromRegistryCache(ctx, key, "build steps", below(p.App.Dir), layersDir, false, opts); ok {
 			return l, true, nil
+		}
+		if e := tracedEntry(ctx, traceKey, key, appTree, opts); e != nil {
+			if l := e.pull(ctx, layersDir, below(p.App.Dir), false, opts); l != nil {
+				return l, true, nil
+			}
 		}
 	}
 	root, err := rootFS()
@@ -132,10 +137,7 @@ func stepsLayer(ctx context.Context, p *plan.Plan, base v1.Image, rootFS func() 
 		return nil, false, err
 	}
 	kept := time.Now()
-	why, err := keepStepsRead(layersDir, traceKey, key, trace, appTree, p.App.Dir, append(append([]string{venv}, system...), root))
-	if err != nil {
-		return nil, false, err
-	}
+	read, why := keepStepsRead(layersDir, traceKey, key, trace, appTree, p.App.Dir, append(append([]string{venv}, system...), root))
 	if why != "" {
 		log.Debug("the build steps' reads are not kept: they run again after any change to the repository", "why", why)
 	} else {
@@ -146,7 +148,12 @@ func stepsLayer(ctx context.Context, p *plan.Plan, base v1.Image, rootFS func() 
 		if err != nil {
 			return nil, false, err
 		}
-		toRegistryCache(ctx, key, "build steps", l, nil, *platform, opts)
+		toRegistryCache(ctx, key, "build steps", l, nil, "", *platform, opts)
+		if read != nil && len(read) <= maxStepsRead {
+			// Under the key of all but the application, for a runner whose repository
+			// differs only in what the steps never read.
+			toRegistryCache(ctx, traceKey, "build steps' reads", l, nil, string(read), *platform, opts)
+		}
 	}
 	return l, false, nil
 }
@@ -159,6 +166,13 @@ func stepsKey(p *plan.Plan, base v1.Image, system []string, d v1.Hash, app v1.La
 		return "", err
 	}
 	return stepsKeyOf(p, base, system, d, a.String(), rules, opts)
+}
+
+// stepsTraceKey is the key of the build steps' trace (stepsread.go): stepsKey with the
+// application layer left out, since what the steps read of it stands instead.
+func stepsTraceKey(p *plan.Plan, base v1.Image, system []string, d v1.Hash, rules []dirRule, opts Options) (string, error) {
+	k, err := stepsKeyOf(p, base, system, d, "traced v1", rules, opts)
+	return "stepsread-" + strings.TrimPrefix(k, "steps-"), err
 }
 
 // stepsKeyOf is stepsKey with the application layer's digest given as app.

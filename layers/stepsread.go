@@ -1,6 +1,7 @@
 package layers
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -49,6 +50,9 @@ type stepsRead struct {
 	Paths map[string]string `json:"paths"`
 }
 
+// maxStepsRead bounds the steps' trace kept in a registry cache entry's config.
+const maxStepsRead = 2 << 20
+
 // unchangedSteps returns the layer of traced steps whose every looked-up path is as it
 // was, in appTree, or nil.
 func unchangedSteps(layersDir, traceKey, appTree string, log hclog.Logger) v1.Layer {
@@ -57,19 +61,8 @@ func unchangedSteps(layersDir, traceKey, appTree string, log hclog.Logger) v1.La
 		return nil
 	}
 	var r stepsRead
-	if err := json.Unmarshal(data, &r); err != nil || r.Key == "" {
+	if err := json.Unmarshal(data, &r); err != nil || r.Key == "" || !r.holds(appTree, log) {
 		return nil
-	}
-	root, err := os.OpenRoot(appTree)
-	if err != nil {
-		return nil
-	}
-	defer root.Close()
-	for rel, was := range r.Paths {
-		if now, err := pathState(root, rel); err != nil || now != was {
-			log.Debug("the build steps run again: a file they read changed", "path", rel)
-			return nil
-		}
 	}
 	l, err := cachedLayer(layersDir, r.Key, log)
 	if err != nil || l == nil {
@@ -78,17 +71,62 @@ func unchangedSteps(layersDir, traceKey, appTree string, log hclog.Logger) v1.La
 	return l
 }
 
+// holds says whether every path r looked up is in appTree as it was.
+func (r *stepsRead) holds(appTree string, log hclog.Logger) bool {
+	root, err := os.OpenRoot(appTree)
+	if err != nil {
+		return false
+	}
+	defer root.Close()
+	for rel, was := range r.Paths {
+		if !fs.ValidPath(rel) {
+			return false
+		}
+		if now, err := pathState(root, rel); err != nil || now != was {
+			log.Debug("the build steps run again: a file they read changed", "path", rel)
+			return false
+		}
+	}
+	return true
+}
+
+// tracedEntry looks in the registry cache for the layer of steps traced under traceKey
+// by another runner, and returns its entry when every path they looked up is in appTree
+// as it was there; pulling it keeps the layer under key, and the trace, locally.
+func tracedEntry(ctx context.Context, traceKey, key, appTree string, opts Options) *registryEntry {
+	e := lookupRegistryCache(ctx, traceKey, "build steps", opts)
+	if e == nil {
+		return nil
+	}
+	var r stepsRead
+	if err := json.Unmarshal([]byte(e.read), &r); err != nil {
+		opts.Logger.Warn("the registry cache entry cannot be used; making the layer", "layer", e.what, "tag", e.tag.String(), "error", err)
+		return nil
+	}
+	if !r.holds(appTree, opts.Logger) {
+		return nil
+	}
+	r.Key = key
+	local, err := json.Marshal(r)
+	if err != nil {
+		return nil
+	}
+	e.alias, e.localRead = key, local
+	return e
+}
+
 // keepStepsRead keeps trace, the record of steps run over appTree (mounted at appDir)
 // whose layer is under key, for later builds with traceKey; lowers are the trees under
 // the application directory (the base's file system, the dependencies, system trees).
-// It returns why it kept none, or "".
-func keepStepsRead(layersDir, traceKey, key string, trace *sandbox.Trace, appTree, appDir string, lowers []string) (string, error) {
+// It returns what it kept, or why it kept nothing: keeping it is never worth failing the
+// build for.
+func keepStepsRead(layersDir, traceKey, key string, trace *sandbox.Trace, appTree, appDir string, lowers []string) ([]byte, string) {
 	if why := trace.Incomplete(); why != "" {
-		return why, nil
+		return nil, why
 	}
 	root, err := os.OpenRoot(appTree)
 	if err != nil {
-		return "", err
+		return nil, err.Error()
 	}
 	defer root.Close()
 	paths, named := trace.Paths()
@@ -98,30 +136,48 @@ func keepStepsRead(layersDir, traceKey, key string, trace *sandbox.Trace, appTre
 	}
 	for _, p := range named {
 		if _, err := root.Lstat(rel(p)); !errors.Is(err, fs.ErrNotExist) {
-			return "a build step renamed or linked " + p + ", a file of the repository", nil
+			return nil, "a build step renamed or linked " + p + ", a file of the repository"
 		}
 	}
 	r := stepsRead{Key: key, Paths: map[string]string{}}
 	for _, p := range paths {
 		state, err := pathState(root, rel(p))
 		if err != nil {
-			return fmt.Sprintf("%s: %v", p, err), nil
+			return nil, fmt.Sprintf("%s: %v", p, err)
 		}
 		r.Paths[rel(p)] = state
 	}
 	for _, l := range lowers {
-		if link, err := linkInto(l, appDir); err != nil || link != "" {
+		if link, err := linkIntoOnce(layersDir, l, appDir); err != nil || link != "" {
 			if err != nil {
-				return "", err
+				return nil, err.Error()
 			}
-			return "the symbolic link " + link + " leads into " + appDir, nil
+			return nil, "the symbolic link " + link + " may lead into " + appDir
 		}
 	}
 	data, err := json.Marshal(r)
-	if err != nil {
-		return "", err
+	if err == nil {
+		err = writeFileAtomic(stepsReadFile(layersDir, traceKey), data)
 	}
-	return "", writeFileAtomic(stepsReadFile(layersDir, traceKey), data)
+	if err != nil {
+		return nil, err.Error()
+	}
+	return data, ""
+}
+
+// linkIntoOnce is linkInto, remembered in layersDir for trees it found no such link in:
+// trees in the cache never change (they are named by their content).
+func linkIntoOnce(layersDir, tree, appDir string) (string, error) {
+	sum := sha256.Sum256([]byte(tree + "\x00" + appDir))
+	mark := filepath.Join(layersDir, "nolinks-"+hex.EncodeToString(sum[:16]))
+	if _, err := os.Stat(mark); err == nil {
+		return "", nil
+	}
+	link, err := linkInto(tree, appDir)
+	if err == nil && link == "" {
+		_ = writeFileAtomic(mark, nil)
+	}
+	return link, err
 }
 
 // errLinkMet says a looked-up path goes through a symbolic link, which the trace does not
@@ -191,7 +247,9 @@ func pathState(root *os.Root, rel string) (string, error) {
 }
 
 // linkInto returns the first symbolic link in tree (a file system mounted at /) that
-// leads to appDir, into it, or to a directory above it, as its path in the image; or "".
+// leads to appDir, into it, or to a directory above it, or to a /proc or /dev path through
+// which a process's directories and descriptors can be reached, as its path in the image;
+// or "".
 func linkInto(tree, appDir string) (string, error) {
 	var found string
 	err := filepath.WalkDir(tree, func(p string, d fs.DirEntry, err error) error {
@@ -208,11 +266,31 @@ func linkInto(tree, appDir string) (string, error) {
 			target = path.Join(path.Dir(at), target)
 		}
 		target = path.Clean(target)
-		if target == "/" || target == appDir || strings.HasPrefix(appDir, target+"/") || strings.HasPrefix(target, appDir+"/") {
+		if target == "/" || target == appDir || strings.HasPrefix(appDir, target+"/") || strings.HasPrefix(target, appDir+"/") || toProcessFiles(target) {
 			found = at
 			return fs.SkipAll
 		}
 		return nil
 	})
 	return found, err
+}
+
+// toProcessFiles says whether a link to target lets a path reach a process's working
+// directory, root or descriptors: /proc, /proc/PID, /proc/PID/{cwd,root,fd,map_files,task}
+// and below, /dev and /dev/fd.
+func toProcessFiles(target string) bool {
+	parts := strings.Split(strings.TrimPrefix(target, "/"), "/")
+	switch parts[0] {
+	case "proc":
+		if len(parts) <= 2 {
+			return true
+		}
+		switch parts[2] {
+		case "cwd", "root", "fd", "map_files", "task":
+			return true
+		}
+	case "dev":
+		return len(parts) == 1 || parts[1] == "fd"
+	}
+	return false
 }

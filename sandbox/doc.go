@@ -30,8 +30,9 @@
 // fdSpec (3) the initSpec as JSON; fdSetupError (4) a pipe for a setup error, which closes,
 // empty, once the program runs; fdPublished (5) the published port's listener (run mode);
 // fdEgress (6) a socket for proxy connections (build mode); fdExe (7) the sealed
-// executable; fdTrace (8) a socket for the trace's listener (a traced program). The exec stage gets its own in the same way: fdStageSpec (3) the stageSpec,
-// fdStageSetupError (4) the init's fdSetupError, fdStageExe (5) the init's fdExe, which
-// it is started from, and fdStageTrace (6) the init's fdTrace. Every other descriptor is close-on-exec, so the program gets only
-// stdin, stdout and stderr.
+// executable; fdTrace (8) a socket for the trace's listener (a traced program). The exec
+// stage gets its own in the same way: fdStageSpec (3) the stageSpec, fdStageSetupError
+// (4) the init's fdSetupError, fdStageExe (5) the init's fdExe, which it is started from,
+// and fdStageTrace (6) the init's fdTrace. Every other descriptor is close-on-exec, so the
+// program gets only stdin, stdout and stderr.
 package sandbox

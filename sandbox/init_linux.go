@@ -46,12 +46,13 @@ func superviseProgram(spec initSpec, uid, gid uint32, services []func()) error {
 	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
 	uids, gids := idMaps(spec.Shifted, uid, gid)
 	// Each descriptor of the exec stage, by its number there.
-	files := make([]uintptr, fdStageExe+1, fdStageTrace+1)
+	files := make([]uintptr, fdStageExe+1)
+	if spec.Trace {
+		files = make([]uintptr, fdStageTrace+1)
+		files[fdStageTrace] = fdTrace
+	}
 	files[unix.Stdin], files[unix.Stdout], files[unix.Stderr] = devNull.Fd(), uintptr(unix.Stdout), uintptr(unix.Stderr)
 	files[fdStageSpec], files[fdStageSetupError], files[fdStageExe] = specR.Fd(), fdSetupError, fdExe
-	if spec.Trace {
-		files = append(files, fdTrace)
-	}
 	// The path names fdStageExe as the exec stage holds it, once its descriptors are laid out.
 	pid, err := syscall.ForkExec(fdPath(fdStageExe), []string{execArg}, &syscall.ProcAttr{
 		Env:   []string{},

@@ -253,7 +253,6 @@ func execStage() error {
 		return err
 	}
 	if spec.Trace {
-		unix.CloseOnExec(fdStageTrace)
 		if err := installTraceFilter(fdStageTrace); err != nil {
 			return err
 		}

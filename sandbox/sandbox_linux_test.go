@@ -25,6 +25,8 @@ import (
 	"time"
 
 	"github.com/pyship/pyship/fixtures"
+
+	"golang.org/x/sys/unix"
 )
 
 // The sandboxed command in these tests is this test binary, copied into a bare root file
@@ -96,6 +98,27 @@ func probe(args []string) int {
 					_ = os.Rename(from, to)
 				case "symlink":
 					_ = os.Symlink("target", p)
+				case "loop":
+					// loop:N: stat a missing path N times; print the time each took.
+					n, _ := strconv.Atoi(p)
+					start := time.Now()
+					for range n {
+						_, _ = os.Stat("/missing")
+					}
+					fmt.Println(time.Since(start) / time.Duration(n))
+				case "at":
+					// at:DIR>NAME: stat NAME relative to a descriptor of DIR.
+					dir, name, _ := strings.Cut(p, ">")
+					if fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY, 0); err == nil {
+						var st unix.Stat_t
+						_ = unix.Fstatat(fd, name, &st, 0)
+						unix.Close(fd)
+					}
+				case "exchange":
+					a, b, _ := strings.Cut(p, ">")
+					_ = unix.Renameat2(unix.AT_FDCWD, a, unix.AT_FDCWD, b, unix.RENAME_EXCHANGE)
+				case "exec":
+					_ = exec.Command(p).Run()
 				case "child":
 					_ = exec.Command("/bin/"+probeArg, "look", "stat:"+p).Run()
 				}

@@ -9,8 +9,3 @@ const (
 	nativeSyscallLimit = 0
 	auditArch          = 0
 )
-
-var (
-	archPathSyscalls  map[uintptr]pathArgs
-	archQuietSyscalls []uintptr
-)

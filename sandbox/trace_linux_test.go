@@ -43,29 +43,39 @@ func TestTraceRecordsThePathsLookedUp(t *testing.T) {
 	}
 
 	trace := run("read:/data/read.txt", "stat:/data/missing", "list:/data/sub", "read:relative.txt",
-		"stat:/etc/passwd", "child:/data/child-looked", "rename:/data/moved.txt>/data/new.txt")
+		"stat:/etc/passwd", "child:/data/child-looked", "rename:/data/moved.txt>/data/new.txt",
+		"at:/data/sub>at.txt", "stat:/data/gone/../up.txt", "exchange:/data/x1>/data/x2")
 	if why := trace.Incomplete(); why != "" {
 		t.Errorf("the trace is incomplete: %s", why)
 	}
 	paths, named := trace.Paths()
-	for _, want := range []string{"/data/read.txt", "/data/missing", "/data/sub", "/data/relative.txt", "/data/child-looked", "/data/moved.txt", "/data/new.txt"} {
+	for _, want := range []string{"/data/read.txt", "/data/missing", "/data/sub", "/data/relative.txt", "/data/child-looked",
+		"/data/moved.txt", "/data/new.txt", "/data/sub/at.txt", "/data/gone", "/data/up.txt"} {
 		if !slices.Contains(paths, want) {
 			t.Errorf("the trace misses %s: %q", want, paths)
 		}
 	}
 	for _, p := range paths {
-		if p == "/data/unread.txt" || p == "/data/sub/listed.txt" || !strings.HasPrefix(p, "/data") {
+		if p == "/data/unread.txt" || p == "/data/sub/listed.txt" || p != "/data" && !strings.HasPrefix(p, "/data/") {
 			t.Errorf("the trace has %s, which the program never named", p)
 		}
 	}
-	if !slices.Equal(named, []string{"/data/moved.txt"}) {
-		t.Errorf("renamed sources %q, want [/data/moved.txt]", named)
+	if !slices.Equal(named, []string{"/data/moved.txt", "/data/x1", "/data/x2"}) {
+		t.Errorf("renamed sources %q, want [/data/moved.txt /data/x1 /data/x2] (an exchange names both)", named)
 	}
 
 	if why := run("symlink:/data/link").Incomplete(); !strings.Contains(why, "symbolic link") {
 		t.Errorf("a program that made a symbolic link left a complete trace (%q)", why)
 	}
-	if why := run("read:/proc/self/cwd/read.txt").Incomplete(); !strings.Contains(why, "/proc") {
-		t.Errorf("a read through /proc/self/cwd left a complete trace (%q)", why)
+	for _, look := range []string{"read:/proc/self/cwd/read.txt", "read:/proc/self/cwd/../data/read.txt", "list:/proc/self/cwd"} {
+		if why := run(look).Incomplete(); !strings.Contains(why, "/proc") {
+			t.Errorf("%s left a complete trace (%q)", look, why)
+		}
+	}
+	if why := run("exec:/data/read.txt").Incomplete(); !strings.Contains(why, "ran a file") {
+		t.Errorf("running a file of /data left a complete trace (%q)", why)
+	}
+	if why := (&Trace{Under: "/data"}).Incomplete(); why == "" {
+		t.Error("a trace no program ran under is complete")
 	}
 }

@@ -94,9 +94,10 @@ func TestRegistryCacheSteps(t *testing.T) {
 	notExtracted(t, second.stderr, cacheDir, digests, 4)
 
 	checkCacheEntries(t, repo, map[string]string{
-		"pyship-deps-":  digests[len(digests)-4].String(),
-		"pyship-user-":  digests[len(digests)-3].String(),
-		"pyship-steps-": digests[len(digests)-1].String(),
+		"pyship-deps-":      digests[len(digests)-4].String(),
+		"pyship-user-":      digests[len(digests)-3].String(),
+		"pyship-steps-":     digests[len(digests)-1].String(),
+		"pyship-stepsread-": digests[len(digests)-1].String(),
 	})
 
 	// The app edited: a third runner takes the dependencies from the registry cache,
@@ -111,6 +112,21 @@ func TestRegistryCacheSteps(t *testing.T) {
 	plain := pyship(t, []string{"PYSHIP_CACHE_DIR=" + filepath.Join(t.TempDir(), "cache")}, "build", src, "--oci-layout", out)
 	if d := builtDigest(t, plain); d != edited {
 		t.Errorf("the edited app built with the registry cache is %s, without it %s", edited, d)
+	}
+
+	// An edit the steps never read (collectstatic does not import the ASGI module): a
+	// fourth runner finds their layer by what they read, runs nothing and extracts no
+	// base, and builds what a runner without the registry cache builds.
+	write(t, src, "mysite/asgi.py", string(mustRead(t, filepath.Join(src, "mysite", "asgi.py")))+"# edited\n")
+	fourth := pyship(t, runner(), "build", src, "--oci-layout", out)
+	unread := builtDigest(t, fourth)
+	if !strings.Contains(fourth.stderr, "build steps from the registry cache") || strings.Contains(fourth.stderr, "build steps run") {
+		t.Errorf("the fourth runner did not take the build steps' layer from the registry cache by what they read:\n%s", fourth.stderr)
+	}
+	notExtracted(t, fourth.stderr, cacheDir, fixtures.LayerDigests(t, layoutImage(t, out, unread)), 4)
+	plain = pyship(t, []string{"PYSHIP_CACHE_DIR=" + filepath.Join(t.TempDir(), "cache")}, "build", src, "--oci-layout", out)
+	if d := builtDigest(t, plain); d != unread {
+		t.Errorf("with the steps' layer found by what they read the image is %s; without the registry cache %s", unread, d)
 	}
 }
 
