@@ -91,7 +91,9 @@ cleanup() {
     echo "compare.sh: kept $work" >&2
     [[ ! -f $work.img ]] || echo "compare.sh: (on a loop device: umount $work && rm $work.img when done)" >&2
   elif [[ -f $work.img ]]; then
-    umount "$work" && rm -f "$work.img" && rmdir "$work"
+    umount "$work" || umount -l "$work"
+    rm -f "$work.img"
+    rmdir "$work"
   else
     rm -rf "$work"
   fi

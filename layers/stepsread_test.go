@@ -64,10 +64,15 @@ func TestLinkInto(t *testing.T) {
 		name, link, target, want string
 	}{
 		{"a link elsewhere", "bin", "usr/bin", ""},
-		{"a link to a file beside the app", "etc/conf", "/app-data/conf", ""},
-		{"an absolute link into the app", "srv/site", "/app/site", "/srv/site"},
-		{"a relative link to the app", "opt/code", "../app", "/opt/code"},
+		{"a link to a file beside the app", "etc/conf", "/srv/app-data/conf", ""},
+		{"a link to a process file", "etc/mtab", "../proc/self/mounts", ""},
+		{"an absolute link into the app", "opt/site", "/srv/app/site", "/opt/site"},
+		{"a relative link to the app", "opt/code", "../srv/app", "/opt/code"},
+		{"a link to a directory above the app", "opt/srv", "/srv", "/opt/srv"},
 		{"a link to the root", "opt/all", "../..", "/opt/all"},
+		{"a link to a process's directory", "opt/cwd", "/proc/self/cwd", "/opt/cwd"},
+		{"a link to a process", "opt/self", "/proc/self", "/opt/self"},
+		{"a link to the descriptors", "opt/fd", "/dev/fd", "/opt/fd"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tree := t.TempDir()
@@ -77,7 +82,7 @@ func TestLinkInto(t *testing.T) {
 			if err := os.Symlink(tc.target, filepath.Join(tree, tc.link)); err != nil {
 				t.Fatal(err)
 			}
-			got, err := linkInto(tree, "/app")
+			got, err := linkInto(tree, "/srv/app")
 			if err != nil || got != tc.want {
 				t.Errorf("linkInto = %q, %v; want %q", got, err, tc.want)
 			}

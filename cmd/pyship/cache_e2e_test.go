@@ -218,6 +218,10 @@ func TestStepsKeepWhatTheyRead(t *testing.T) {
 	if d, want := builtDigest(t, edited), fresh(); d != want {
 		t.Errorf("with the steps reused the image is %s; a build with an empty cache makes %s", d, want)
 	}
+	// The reused layer is kept under the edited repository's key as well.
+	if again := pyship(t, env, "build", src, "--oci-layout", out); !strings.Contains(again.stderr, "build steps cached") || strings.Contains(again.stderr, "build steps unchanged") {
+		t.Errorf("a rebuild of the edited repository did not find the steps' layer under its own key:\n%s", again.stderr)
+	}
 
 	for _, change := range []struct{ name, file, content string }{
 		{"a static file edited", "mysite/static/css/site.css", "body { color: red; }\n"},
