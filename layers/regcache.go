@@ -73,8 +73,9 @@ type registryEntry struct {
 	runtime   []string
 	// read is the entry's cacheReadLabel.
 	read string
-	// alias, when set, is one more key the pulled layer is kept under locally, and
-	// localRead the steps' trace kept under key (see tracedEntry).
+	// alias and localRead are set on an entry for the steps' trace key (tracedEntry):
+	// the pulled layer is kept locally under alias, the build's own key, and localRead
+	// is the trace kept under key.
 	alias     string
 	localRead []byte
 }
@@ -170,18 +171,19 @@ func (e *registryEntry) download(ctx context.Context, layersDir string, check fu
 	if err := writeRuntimePackages(layersDir, e.key, e.runtime); err != nil {
 		return nil, err
 	}
-	for _, k := range []string{e.key, e.alias} {
-		if k == "" {
-			continue
-		}
-		if err := writeFileAtomic(filepath.Join(layersDir, k+keySuffix), []byte(e.layer.Digest.String()+"\n")); err != nil {
+	if e.localRead != nil {
+		// A steps' layer found by what they read: kept under the build's own key, and
+		// the trace under its key.
+		if err := writeFileAtomic(filepath.Join(layersDir, e.alias+keySuffix), []byte(e.layer.Digest.String()+"\n")); err != nil {
 			return nil, err
 		}
-	}
-	if e.localRead != nil {
 		if err := writeFileAtomic(stepsReadFile(layersDir, e.key), e.localRead); err != nil {
 			return nil, err
 		}
+		return indexedLayer(layersDir, e.layer.Digest, ie), nil
+	}
+	if err := writeFileAtomic(filepath.Join(layersDir, e.key+keySuffix), []byte(e.layer.Digest.String()+"\n")); err != nil {
+		return nil, err
 	}
 	return indexedLayer(layersDir, e.layer.Digest, ie), nil
 }

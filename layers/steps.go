@@ -149,7 +149,7 @@ func stepsLayer(ctx context.Context, p *plan.Plan, base v1.Image, rootFS func() 
 			return nil, false, err
 		}
 		toRegistryCache(ctx, key, "build steps", l, nil, "", *platform, opts)
-		if read != nil && len(read) <= maxStepsRead {
+		if read != nil {
 			// Under the key of all but the application, for a runner whose repository
 			// differs only in what the steps never read.
 			toRegistryCache(ctx, traceKey, "build steps' reads", l, nil, string(read), *platform, opts)

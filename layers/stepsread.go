@@ -50,13 +50,14 @@ type stepsRead struct {
 	Paths map[string]string `json:"paths"`
 }
 
-// maxStepsRead bounds the steps' trace kept in a registry cache entry's config.
-const maxStepsRead = 2 << 20
+// maxStepsRead bounds a steps' trace kept: in a registry cache entry's config, whose JSON
+// may escape it to twice its size, it stays below maxCacheConfig.
+const maxStepsRead = 1 << 20
 
 // unchangedSteps returns the layer of traced steps whose every looked-up path is as it
 // was, in appTree, or nil.
 func unchangedSteps(layersDir, traceKey, appTree string, log hclog.Logger) v1.Layer {
-	data, err := readSmall(stepsReadFile(layersDir, traceKey), 16<<20)
+	data, err := readSmall(stepsReadFile(layersDir, traceKey), maxStepsRead)
 	if err != nil {
 		return nil
 	}
@@ -71,8 +72,12 @@ func unchangedSteps(layersDir, traceKey, appTree string, log hclog.Logger) v1.La
 	return l
 }
 
-// holds says whether every path r looked up is in appTree as it was.
+// holds says whether every path r looked up is in appTree as it was. A trace of no path
+// holds for nothing: steps always look up something of the repository they run in.
 func (r *stepsRead) holds(appTree string, log hclog.Logger) bool {
+	if len(r.Paths) == 0 {
+		return false
+	}
 	root, err := os.OpenRoot(appTree)
 	if err != nil {
 		return false
@@ -94,7 +99,7 @@ func (r *stepsRead) holds(appTree string, log hclog.Logger) bool {
 // by another runner, and returns its entry when every path they looked up is in appTree
 // as it was there; pulling it keeps the layer under key, and the trace, locally.
 func tracedEntry(ctx context.Context, traceKey, key, appTree string, opts Options) *registryEntry {
-	e := lookupRegistryCache(ctx, traceKey, "build steps", opts)
+	e := lookupRegistryCache(ctx, traceKey, "build steps, by what they read,", opts)
 	if e == nil {
 		return nil
 	}
@@ -156,6 +161,9 @@ func keepStepsRead(layersDir, traceKey, key string, trace *sandbox.Trace, appTre
 		}
 	}
 	data, err := json.Marshal(r)
+	if err == nil && len(data) > maxStepsRead {
+		return nil, fmt.Sprintf("the steps looked up %d paths, more than pyship keeps", len(r.Paths))
+	}
 	if err == nil {
 		err = writeFileAtomic(stepsReadFile(layersDir, traceKey), data)
 	}

@@ -1,10 +1,21 @@
 package layers
 
 import (
+	"context"
 	"errors"
+	"io"
+	"log"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/hashicorp/go-hclog"
 )
 
 func TestPathState(t *testing.T) {
@@ -85,6 +96,73 @@ func TestLinkInto(t *testing.T) {
 			got, err := linkInto(tree, "/srv/app")
 			if err != nil || got != tc.want {
 				t.Errorf("linkInto = %q, %v; want %q", got, err, tc.want)
+			}
+		})
+	}
+}
+
+// TestTracedEntry: a registry cache entry for the steps' trace key is taken only when
+// every path it names is in the application tree as it says; an entry naming nothing,
+// naming a path outside the tree, or unreadable is refused.
+func TestTracedEntry(t *testing.T) {
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	defer srv.Close()
+	repo, err := name.NewRepository(strings.TrimPrefix(srv.URL, "http://") + "/app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := t.TempDir()
+	writeFiles(t, src, map[string]string{"app/static/site.css": "body {}\n"})
+	l, err := writeLayerFile(t.TempDir(), "steps-a", DefaultEpoch, nil, func(w *normalisingWriter) error {
+		return writeTree(w, src, treeOptions{})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	appTree := t.TempDir()
+	writeFiles(t, appTree, map[string]string{"manage.py": "print(1)\n", "static/site.css": "body {}\n", "views.py": "x = 1\n"})
+	root, err := os.OpenRoot(appTree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	manage, err := pathState(root, "manage.py")
+	root.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := Options{CacheRepo: &repo, Keychain: authn.DefaultKeychain, Logger: hclog.NewNullLogger()}
+	platform := v1.Platform{OS: "linux", Architecture: "amd64"}
+	for _, tc := range []struct {
+		name, read string
+		taken      bool
+	}{
+		{"every path as it was", `{"key":"steps-theirs","paths":{"manage.py":"` + manage + `","missing.py":"-"}}`, true},
+		{"a path changed", `{"key":"steps-theirs","paths":{"manage.py":"f 644 1 00"}}`, false},
+		{"a path now there", `{"key":"steps-theirs","paths":{"manage.py":"` + manage + `","views.py":"-"}}`, false},
+		{"no path", `{"key":"steps-theirs","paths":{}}`, false},
+		{"a path above the tree", `{"key":"steps-theirs","paths":{"../etc/passwd":"-"}}`, false},
+		{"an absolute path", `{"key":"steps-theirs","paths":{"/etc/passwd":"-"}}`, false},
+		{"not JSON", `paths`, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			traceKey := "stepsread-" + strings.ReplaceAll(tc.name, " ", "-")
+			toRegistryCache(context.Background(), traceKey, "build steps' reads", l, nil, tc.read, platform, opts)
+			e := tracedEntry(context.Background(), traceKey, "steps-ours", appTree, opts)
+			if (e != nil) != tc.taken {
+				t.Fatalf("taken %v, want %v", e != nil, tc.taken)
+			}
+			if e == nil {
+				return
+			}
+			layersDir := t.TempDir()
+			if got := e.pull(context.Background(), layersDir, below("/app"), false, opts); got == nil {
+				t.Fatal("the entry's layer was not pulled")
+			}
+			if cached, err := cachedLayer(layersDir, "steps-ours", opts.Logger); err != nil || cached == nil {
+				t.Errorf("the pulled layer is not kept under the build's own key: %v", err)
+			}
+			if l := unchangedSteps(layersDir, traceKey, appTree, opts.Logger); l == nil {
+				t.Error("the trace is not kept locally for the next build")
 			}
 		})
 	}

@@ -295,11 +295,15 @@ func TestProgramGetsOnlyItsDescriptors(t *testing.T) {
 	if _, err := unix.FcntlInt(leaked.Fd(), unix.F_SETFD, 0); err != nil {
 		t.Fatal(err)
 	}
-	for _, egress := range []*Egress{nil, {}} {
+	for _, tc := range []struct {
+		egress *Egress
+		trace  *Trace
+	}{{nil, nil}, {&Egress{}, nil}, {nil, &Trace{Under: "/app"}}} {
+		egress := tc.egress
 		var stdout, stderr bytes.Buffer
 		err := Exec(context.Background(), ExecSpec{
 			Root: root, Upper: filepath.Join(t.TempDir(), "u"), Args: []string{probeArg, "fds"}, Env: []string{"PATH=/bin"},
-			Egress: egress, Stdout: &stdout, Stderr: &stderr,
+			Egress: egress, Trace: tc.trace, Stdout: &stdout, Stderr: &stderr,
 		})
 		if err != nil {
 			t.Fatalf("Exec: %v\n%s", err, stderr.String())
@@ -311,7 +315,7 @@ func TestProgramGetsOnlyItsDescriptors(t *testing.T) {
 			}
 		}
 		if len(extra) > 0 {
-			t.Errorf("egress %v: the program holds descriptors beyond stdin, stdout and stderr: %v", egress != nil, extra)
+			t.Errorf("egress %v, traced %v: the program holds descriptors beyond stdin, stdout and stderr: %v", egress != nil, tc.trace != nil, extra)
 		}
 	}
 }

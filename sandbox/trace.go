@@ -19,7 +19,7 @@ type Trace struct {
 
 	mu    sync.Mutex
 	paths map[string]bool
-	named []string
+	named map[string]bool
 	// served is set once every traced process has gone with the trace served to the
 	// end; a trace never served is incomplete.
 	served bool
@@ -36,8 +36,12 @@ func (t *Trace) Paths() (paths, named []string) {
 	for p := range t.paths {
 		paths = append(paths, p)
 	}
+	for p := range t.named {
+		named = append(named, p)
+	}
 	sort.Strings(paths)
-	return paths, append([]string(nil), t.named...)
+	sort.Strings(named)
+	return paths, named
 }
 
 // Incomplete says why the trace may have missed a path the program reached, or "".
@@ -87,6 +91,9 @@ func (t *Trace) add(p string, names bool) {
 	}
 	t.paths[p] = true
 	if names {
-		t.named = append(t.named, p)
+		if t.named == nil {
+			t.named = map[string]bool{}
+		}
+		t.named[p] = true
 	}
 }

@@ -142,9 +142,11 @@ func traceFilter() ([]unix.SockFilter, error) {
 // program is executed: from here on, the thread's calls outside quietSyscalls wait for
 // pyship.
 func installTraceFilter(sock int) error {
-	if !kernelAtLeast(5, 5) {
-		// Without SECCOMP_USER_NOTIF_FLAG_CONTINUE pyship could not let a call go on.
-		return unix.Sendmsg(sock, []byte("untraced: the kernel is older than Linux 5.5"), nil, nil, 0)
+	defer unix.Close(sock)
+	if !kernelAtLeast(5, 8) {
+		// Before Linux 5.5 pyship could not let a call go on (SECCOMP_USER_NOTIF_FLAG_CONTINUE);
+		// before 5.8 the listener does not say when no process is left under its filter.
+		return unix.Sendmsg(sock, []byte("untraced: the kernel is older than Linux 5.8"), nil, nil, 0)
 	}
 	prog, err := traceFilter()
 	if err != nil {
@@ -214,6 +216,10 @@ func receiveTrace(sock *os.File, t *Trace) {
 	serveTrace(listener, t)
 }
 
+// traceWaitsInPoll makes the trace wait in poll on every kernel, as it does before Linux
+// 6.11 (for tests).
+var traceWaitsInPoll bool
+
 // serveTrace answers the listener's notifications until no process uses the filter.
 func serveTrace(listener int, t *Trace) {
 	// The program waits on every call it makes: this thread answers it and nothing else,
@@ -224,7 +230,7 @@ func serveTrace(listener int, t *Trace) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	_, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(listener), unix.SECCOMP_IOCTL_NOTIF_SET_FLAGS, unix.SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP)
-	direct := errno == 0 && kernelAtLeast(6, 11)
+	direct := errno == 0 && kernelAtLeast(6, 11) && !traceWaitsInPoll
 	known := pathSyscalls()
 	pfd := []unix.PollFd{{Fd: int32(listener), Events: unix.POLLIN}}
 	for {
@@ -312,9 +318,19 @@ func pathSyscalls() map[uintptr]pathArgs {
 // recordCall records the paths of one stopped call, read from the process that made it
 // while the call waits (listener's notification n).
 func recordCall(t *Trace, listener int, n *seccompNotif, a pathArgs) {
+	// valid says whether the call still waits: what was read is then its process's, not
+	// that of another process that took its pid after it went.
+	valid := func() bool {
+		err := ioctlPtr(listener, unix.SECCOMP_IOCTL_NOTIF_ID_VALID, unsafe.Pointer(&n.id))
+		if err != nil && !errors.Is(err, unix.ENOENT) {
+			t.miss("the trace could not check a call: " + err.Error())
+		}
+		return err == nil
+	}
 	if a.link {
 		t.miss("the program made a symbolic link")
 	}
+	exec := uintptr(n.nr) == unix.SYS_EXECVE || uintptr(n.nr) == unix.SYS_EXECVEAT
 	names2 := a.names && uintptr(n.nr) == unix.SYS_RENAMEAT2 && n.args[4]&unix.RENAME_EXCHANGE != 0
 	var found []string
 	var namedFound []bool
@@ -325,10 +341,12 @@ func recordCall(t *Trace, listener int, n *seccompNotif, a pathArgs) {
 		}
 		p, ok := readPath(int(n.pid), n.args[arg])
 		if !ok {
-			t.miss("a path the program named could not be read")
+			if valid() {
+				t.miss("a path the program named could not be read")
+			}
 			continue
 		}
-		if p == "" {
+		if p == "" && !exec {
 			// A call on a descriptor itself (AT_EMPTY_PATH), or one that fails.
 			continue
 		}
@@ -341,7 +359,7 @@ func recordCall(t *Trace, listener int, n *seccompNotif, a pathArgs) {
 			found = append(found, l)
 			namedFound = append(namedFound, l == looked[len(looked)-1] && (i == 0 && a.names || i == 1 && names2))
 		}
-		if (uintptr(n.nr) == unix.SYS_EXECVE || uintptr(n.nr) == unix.SYS_EXECVEAT) && len(looked) > 0 && t.under(looked[len(looked)-1]) {
+		if exec && len(looked) > 0 && t.under(looked[len(looked)-1]) {
 			t.miss("the program ran a file in " + t.Under + ", whose interpreter the kernel reads unseen")
 		}
 	}
@@ -349,9 +367,7 @@ func recordCall(t *Trace, listener int, n *seccompNotif, a pathArgs) {
 	for _, p := range found {
 		kept = kept || t.under(p)
 	}
-	// What was read must be the waiting call's: its process could have gone, and its
-	// pid been reused, meanwhile.
-	if !kept || ioctlPtr(listener, unix.SECCOMP_IOCTL_NOTIF_ID_VALID, unsafe.Pointer(&n.id)) != nil {
+	if !kept || !valid() {
 		return
 	}
 	for i, p := range found {
@@ -390,6 +406,7 @@ func readPath(pid int, addr uint64) (string, bool) {
 // too. Or it says why the lookup may reach a file the trace cannot name.
 func lookedUp(pid int, p string, dirfd int, args [6]uint64) ([]string, string) {
 	if !strings.HasPrefix(p, "/") {
+		// Relative, or empty: the directory (or, for execveat, the file) itself.
 		link := "/proc/" + strconv.Itoa(pid) + "/cwd"
 		if dirfd >= 0 && int32(args[dirfd]) != unix.AT_FDCWD {
 			link = "/proc/" + strconv.Itoa(pid) + "/fd/" + strconv.Itoa(int(int32(args[dirfd])))
@@ -409,12 +426,16 @@ func lookedUp(pid int, p string, dirfd int, args [6]uint64) ([]string, string) {
 	}
 	var looked []string
 	cur := []string{}
-	parts := strings.Split(p, "/")
-	for _, part := range parts {
-		switch part {
-		case "", ".":
+	for _, part := range strings.Split(p, "/") {
+		if part == "" || part == "." {
 			continue
-		case "..":
+		}
+		if why := throughProc("/" + strings.Join(cur, "/")); why != "" && len(cur) > 0 {
+			// A link of /proc's, or /dev's, to a file of some process's: what follows
+			// it, ".." too, is looked up from that file.
+			return nil, why
+		}
+		if part == ".." {
 			looked = append(looked, "/"+strings.Join(cur, "/"))
 			if len(cur) > 0 {
 				cur = cur[:len(cur)-1]
@@ -422,19 +443,27 @@ func lookedUp(pid int, p string, dirfd int, args [6]uint64) ([]string, string) {
 			continue
 		}
 		cur = append(cur, part)
-		if why := throughProc("/" + strings.Join(cur, "/")); why != "" {
-			return nil, why
-		}
 	}
-	return append(looked, "/"+strings.Join(cur, "/")), ""
+	last := "/" + strings.Join(cur, "/")
+	if why := throughProc(last); why != "" && processDir(last) {
+		return nil, why
+	}
+	return append(looked, last), ""
 }
 
-// throughProc says why a path may reach another file through /proc's links (a process's
-// cwd, root or descriptors), or "".
+// throughProc says why a path is a link to a process's file (its working directory,
+// root, executable or descriptors, under /proc or /dev), through which a lookup may
+// reach a file the trace cannot name; or "".
 func throughProc(p string) string {
 	parts := strings.Split(strings.TrimPrefix(p, "/"), "/")
-	if len(parts) >= 3 && parts[0] == "dev" && parts[1] == "fd" {
-		return "the program looked up a path below /dev/fd"
+	if parts[0] == "dev" && len(parts) >= 2 {
+		switch {
+		case parts[1] == "stdin" || parts[1] == "stdout" || parts[1] == "stderr":
+			return "the program looked up a path below /dev/" + parts[1]
+		case parts[1] == "fd" && len(parts) >= 3:
+			return "the program looked up a path below /dev/fd"
+		}
+		return ""
 	}
 	if len(parts) < 3 || parts[0] != "proc" {
 		return ""
@@ -447,12 +476,19 @@ func throughProc(p string) string {
 		return ""
 	}
 	switch rest[0] {
-	case "cwd", "root", "map_files":
+	case "cwd", "root", "exe", "map_files":
 		return "the program looked up a path through /proc/*/" + rest[0]
 	case "fd":
-		if len(rest) >= 3 {
-			return "the program looked up a path below /proc/*/fd"
+		if len(rest) >= 2 {
+			return "the program looked up a path through /proc/*/fd"
 		}
 	}
 	return ""
+}
+
+// processDir says whether p, a link of throughProc's, is one to a directory when it is
+// the whole path looked up (a process's working directory or root, which may be in the
+// traced directory); a descriptor opened again is one the trace saw opened.
+func processDir(p string) bool {
+	return strings.HasSuffix(p, "/cwd") || strings.HasSuffix(p, "/root")
 }

@@ -16,6 +16,16 @@ import (
 // nothing it did not name; a rename's source is marked, and a symbolic link it makes
 // leaves the trace incomplete.
 func TestTraceRecordsThePathsLookedUp(t *testing.T) {
+	for _, poll := range []bool{false, true} {
+		t.Run(map[bool]string{false: "waiting in NOTIF_RECV where the kernel can", true: "waiting in poll"}[poll], func(t *testing.T) {
+			traceWaitsInPoll = poll
+			defer func() { traceWaitsInPoll = false }()
+			testTrace(t)
+		})
+	}
+}
+
+func testTrace(t *testing.T) {
 	root := probeRoot(t)
 	data := t.TempDir()
 	for _, name := range []string{"read.txt", "unread.txt", "sub/listed.txt", "moved.txt"} {
@@ -67,8 +77,9 @@ func TestTraceRecordsThePathsLookedUp(t *testing.T) {
 	if why := run("symlink:/data/link").Incomplete(); !strings.Contains(why, "symbolic link") {
 		t.Errorf("a program that made a symbolic link left a complete trace (%q)", why)
 	}
-	for _, look := range []string{"read:/proc/self/cwd/read.txt", "read:/proc/self/cwd/../data/read.txt", "list:/proc/self/cwd"} {
-		if why := run(look).Incomplete(); !strings.Contains(why, "/proc") {
+	for _, look := range []string{"read:/proc/self/cwd/read.txt", "read:/proc/self/cwd/../data/read.txt", "list:/proc/self/cwd",
+		"stat:/proc/self/fd/0/../data/read.txt", "stat:/dev/stdin/x", "stat:/dev/fd/1/x"} {
+		if why := run(look).Incomplete(); !strings.Contains(why, "/proc") && !strings.Contains(why, "/dev") {
 			t.Errorf("%s left a complete trace (%q)", look, why)
 		}
 	}

@@ -120,7 +120,7 @@ func TestRegistryCacheSteps(t *testing.T) {
 	write(t, src, "mysite/asgi.py", string(mustRead(t, filepath.Join(src, "mysite", "asgi.py")))+"# edited\n")
 	fourth := pyship(t, runner(), "build", src, "--oci-layout", out)
 	unread := builtDigest(t, fourth)
-	if !strings.Contains(fourth.stderr, "build steps from the registry cache") || strings.Contains(fourth.stderr, "build steps run") {
+	if !strings.Contains(fourth.stderr, "build steps, by what they read, from the registry cache") || strings.Contains(fourth.stderr, "build steps run") {
 		t.Errorf("the fourth runner did not take the build steps' layer from the registry cache by what they read:\n%s", fourth.stderr)
 	}
 	notExtracted(t, fourth.stderr, cacheDir, fixtures.LayerDigests(t, layoutImage(t, out, unread)), 4)
