@@ -144,14 +144,6 @@ func keepStepsRead(layersDir, traceKey, key string, trace *sandbox.Trace, appTre
 			return nil, "a build step renamed or linked " + p + ", a file of the repository"
 		}
 	}
-	r := stepsRead{Key: key, Paths: map[string]string{}}
-	for _, p := range paths {
-		state, err := pathState(root, rel(p))
-		if err != nil {
-			return nil, fmt.Sprintf("%s: %v", p, err)
-		}
-		r.Paths[rel(p)] = state
-	}
 	for _, l := range lowers {
 		if link, err := linkIntoOnce(layersDir, l, appDir); err != nil || link != "" {
 			if err != nil {
@@ -159,6 +151,14 @@ func keepStepsRead(layersDir, traceKey, key string, trace *sandbox.Trace, appTre
 			}
 			return nil, "the symbolic link " + link + " may lead into " + appDir
 		}
+	}
+	r := stepsRead{Key: key, Paths: map[string]string{}}
+	for _, p := range paths {
+		state, err := pathState(root, rel(p))
+		if err != nil {
+			return nil, fmt.Sprintf("%s: %v", p, err)
+		}
+		r.Paths[rel(p)] = state
 	}
 	data, err := json.Marshal(r)
 	if err == nil && len(data) > maxStepsRead {
@@ -198,13 +198,18 @@ var errLinkMet = errors.New("a symbolic link on the path")
 // A symbolic link anywhere on the path is errLinkMet.
 func pathState(root *os.Root, rel string) (string, error) {
 	rel = path.Clean(rel)
+	info, err := root.Lstat(".")
+	if err != nil {
+		return "", err
+	}
 	if rel != "." {
+		// Component by component, so that a link on the way is seen, not followed.
 		parts := strings.Split(rel, "/")
 		for i := range parts {
 			if parts[i] == ".." {
 				return "", errLinkMet
 			}
-			info, err := root.Lstat(strings.Join(parts[:i+1], "/"))
+			info, err = root.Lstat(strings.Join(parts[:i+1], "/"))
 			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
 				return "-", nil
 			}
@@ -218,10 +223,6 @@ func pathState(root *os.Root, rel string) (string, error) {
 				return "-", nil
 			}
 		}
-	}
-	info, err := root.Lstat(rel)
-	if err != nil {
-		return "", err
 	}
 	h := sha256.New()
 	switch {

@@ -127,25 +127,17 @@ func spawn(ctx context.Context, ss spawnSpec) (p *initProcess, err error) {
 	}
 	defer errR.Close()
 	defer errW.Close()
-	var egressChild *os.File
+	var egressChild, traceChild *os.File
 	if ss.egress != nil {
-		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
-		if err != nil {
-			return p, fmt.Errorf("making the egress socket: %w", err)
+		if p.egress, egressChild, err = socketPair("egress"); err != nil {
+			return p, err
 		}
-		p.egress = os.NewFile(uintptr(fds[0]), "egress")
-		egressChild = os.NewFile(uintptr(fds[1]), "egress")
 		defer egressChild.Close()
 	}
-
-	var traceChild *os.File
 	if ss.trace != nil {
-		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
-		if err != nil {
-			return p, fmt.Errorf("making the trace's socket: %w", err)
+		if p.trace, traceChild, err = socketPair("trace"); err != nil {
+			return p, err
 		}
-		p.trace = os.NewFile(uintptr(fds[0]), "trace")
-		traceChild = os.NewFile(uintptr(fds[1]), "trace")
 		defer traceChild.Close()
 	}
 
@@ -213,6 +205,16 @@ func spawn(ctx context.Context, ss spawnSpec) (p *initProcess, err error) {
 	msg, _ := io.ReadAll(io.LimitReader(errR, 64<<10))
 	p.setup = string(msg)
 	return p, nil
+}
+
+// socketPair makes a connected pair of packet sockets, pyship's end and the sandbox's,
+// both close-on-exec (the sandbox's is passed by number).
+func socketPair(name string) (ours, theirs *os.File, err error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("making the %s socket: %w", name, err)
+	}
+	return os.NewFile(uintptr(fds[0]), name), os.NewFile(uintptr(fds[1]), name), nil
 }
 
 // extraFiles lays out files, keyed by the descriptor each is to be in the child, as

@@ -123,9 +123,6 @@ var commonQuietSyscalls = []uintptr{
 // traceFilter is the traced program's second filter: quiet calls pass, everything else
 // goes to pyship.
 func traceFilter() ([]unix.SockFilter, error) {
-	if auditArch == 0 {
-		return nil, fmt.Errorf("no trace filter for this architecture")
-	}
 	var f bpfProgram
 	f.load(seccompNr)
 	for _, nr := range append(append([]uintptr(nil), commonQuietSyscalls...), archQuietSyscalls...) {
@@ -332,8 +329,12 @@ func recordCall(t *Trace, listener int, n *seccompNotif, a pathArgs) {
 	}
 	exec := uintptr(n.nr) == unix.SYS_EXECVE || uintptr(n.nr) == unix.SYS_EXECVEAT
 	names2 := a.names && uintptr(n.nr) == unix.SYS_RENAMEAT2 && n.args[4]&unix.RENAME_EXCHANGE != 0
-	var found []string
-	var namedFound []bool
+	// Every path the call looks up, and whether it gets a second name.
+	type lookup struct {
+		path  string
+		named bool
+	}
+	var found []lookup
 	for i, spec := range [][2]int{{a.dirfd, a.path}, {a.dirfd2, a.path2}} {
 		dirfd, arg := spec[0], spec[1]
 		if arg < 0 {
@@ -355,23 +356,23 @@ func recordCall(t *Trace, listener int, n *seccompNotif, a pathArgs) {
 			t.miss(why)
 			continue
 		}
-		for _, l := range looked {
-			found = append(found, l)
-			namedFound = append(namedFound, l == looked[len(looked)-1] && (i == 0 && a.names || i == 1 && names2))
+		for j, l := range looked {
+			// The path itself is renamed; the directories its ".." left are not.
+			found = append(found, lookup{l, j == len(looked)-1 && (i == 0 && a.names || i == 1 && names2)})
 		}
 		if exec && len(looked) > 0 && t.under(looked[len(looked)-1]) {
 			t.miss("the program ran a file in " + t.Under + ", whose interpreter the kernel reads unseen")
 		}
 	}
 	kept := false
-	for _, p := range found {
-		kept = kept || t.under(p)
+	for _, l := range found {
+		kept = kept || t.under(l.path)
 	}
 	if !kept || !valid() {
 		return
 	}
-	for i, p := range found {
-		t.add(p, namedFound[i])
+	for _, l := range found {
+		t.add(l.path, l.named)
 	}
 }
 
@@ -430,10 +431,12 @@ func lookedUp(pid int, p string, dirfd int, args [6]uint64) ([]string, string) {
 		if part == "" || part == "." {
 			continue
 		}
-		if why := throughProc("/" + strings.Join(cur, "/")); why != "" && len(cur) > 0 {
-			// A link of /proc's, or /dev's, to a file of some process's: what follows
-			// it, ".." too, is looked up from that file.
-			return nil, why
+		if len(cur) > 0 && (cur[0] == "proc" || cur[0] == "dev") {
+			if why := throughProc("/" + strings.Join(cur, "/")); why != "" {
+				// A link of /proc's, or /dev's, to a file of some process's: what
+				// follows it, ".." too, is looked up from that file.
+				return nil, why
+			}
 		}
 		if part == ".." {
 			looked = append(looked, "/"+strings.Join(cur, "/"))
