@@ -322,6 +322,9 @@ func (pi *SandboxInstaller) Install(ctx context.Context, req InstallRequest) (st
 			Root: req.Root, Over: req.Over, Upper: upper, Args: st.Args, Env: env, Dir: req.AppDir,
 			Hostname: "pyship-build", Mounts: mounts, Egress: egress, Limits: pi.Limits, Stdout: w, Stderr: w,
 		})
+		if err := dropUVCache(upper); err != nil {
+			log.Debug("uv's cache of the install stays in scratch; the layer's tree copies the files it links", "error", err)
+		}
 		if err := stepFailure(err, st, req, out.String(), timeout, refused, log); err != nil {
 			return "", err
 		}
@@ -340,6 +343,23 @@ func (pi *SandboxInstaller) Install(ctx context.Context, req InstallRequest) (st
 		return "", err
 	}
 	return venv, nil
+}
+
+// dropUVCache removes the uv step's cache (uvCache) from the sandbox's writable layer
+// upper. The sandbox wrote upper: it is removed through an os.Root, so no link the step
+// put on the way (a /root that leads to the host's /etc) takes the removal elsewhere. A
+// cache it cannot remove is no failure: it stays in scratch, as do its files' second
+// names, and the layer's tree copies those files instead of moving them.
+func dropUVCache(upper string) error {
+	root, err := os.OpenRoot(upper)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	if err := root.RemoveAll(strings.TrimPrefix(uvCache, "/")); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
 }
 
 // dropUVState removes what uv leaves in a venv for itself: the .lock file it takes while
@@ -468,14 +488,22 @@ func uvCannotRead(out string) string {
 	return strings.TrimSpace(uvUnreadableRe.FindString(out))
 }
 
+// uvCache is where uv keeps what it downloads and unpacks during one install step: in the
+// sandbox's own writable layer, on the venv's file system, so uv hard-links the unpacked
+// files into the venv instead of copying them (0.2 to 0.4 s of a Django install, whose
+// 30 packages unpack to 82 MB). It is removed after each step (dropUVCache): no later
+// build reads it, so no build can poison another's, and no file of the venv keeps a
+// second name.
+const uvCache = "/root/.cache/pyship-uv"
+
 // uvEnv has uv install as pip would on this machine: from indexes, the ones pip uses (uv reads
 // neither PIP_* variables nor pip.conf), weighing every index for the best version as pip
-// does, trusting the CA bundle handed in (SSL_CERT_FILE), with no cache (a cache the next
-// build reads is one a hostile build could poison), no configuration file of the
-// repository's, plain output and never a Python of its own.
+// does, trusting the CA bundle handed in (SSL_CERT_FILE), with a cache of the step's own
+// (uvCache), no configuration file of the repository's, plain output and never a Python of
+// its own.
 func uvEnv(indexes []string, buildConstraints bool) []string {
 	env := []string{
-		"UV_NO_CACHE=1", "UV_LINK_MODE=copy", "UV_NO_PROGRESS=1", "NO_COLOR=1", "UV_NO_CONFIG=1",
+		"UV_CACHE_DIR=" + uvCache, "UV_LINK_MODE=hardlink", "UV_NO_PROGRESS=1", "NO_COLOR=1", "UV_NO_CONFIG=1",
 		"UV_PYTHON_DOWNLOADS=never", "UV_INDEX_STRATEGY=unsafe-best-match",
 		// The project's [tool.uv.sources] (git, paths, other indexes), which pip ignores.
 		"UV_NO_SOURCES=1",

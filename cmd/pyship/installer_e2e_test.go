@@ -23,14 +23,19 @@ import (
 // TestInstallersAgree builds one repository (Sanic: compiled extensions, entry points)
 // with uv and with pip: the venvs hold the same packages, file for file and byte for byte,
 // but for the record of which installer wrote them, and neither holds pip. Every other
-// layer is the same.
+// layer is the same. uv hard-links what it unpacked into the venv (its cache is on the
+// venv's file system), rather than falling back to copies.
 func TestInstallersAgree(t *testing.T) {
 	fixtures.Testbed(t)
 	src := copyFixture(t, "sanic")
 	out := t.TempDir()
 	env := []string{"PYSHIP_CACHE_DIR=" + filepath.Join(t.TempDir(), "cache")}
 
-	byUV := layoutImage(t, out, builtDigest(t, pyship(t, env, "build", src, "--oci-layout", out)))
+	r := pyship(t, env, "build", src, "--oci-layout", out, "-v")
+	if !strings.Contains(r.stderr, "Installed ") || strings.Contains(r.stderr, "Failed to hardlink") {
+		t.Errorf("uv did not hard-link the packages it installed into the venv:\n%s", r.stderr)
+	}
+	byUV := layoutImage(t, out, builtDigest(t, r))
 	byPip := layoutImage(t, out, builtDigest(t, pyship(t, env, "build", src, "--oci-layout", out, "--installer", "pip")))
 
 	uvFiles, pipFiles := venvFiles(t, byUV), venvFiles(t, byPip)
