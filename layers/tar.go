@@ -411,10 +411,17 @@ func writeLayer(dir, key string, modTime time.Time, rules []dirRule, trees strin
 			return nil, err
 		}
 		defer os.RemoveAll(tmp)
-		w.mirror = &treeMirror{root: tmp, asRoot: os.Geteuid() == 0}
+		w.mirror = newTreeMirror(tmp, os.Geteuid() == 0)
+		// Before the tree is removed, on every way out.
+		defer w.mirror.finish()
 	}
 	if err := fill(w); err != nil {
 		return nil, err
+	}
+	if m := w.mirror; m != nil {
+		if err := m.finish(); err != nil {
+			return nil, err
+		}
 	}
 	if err := tw.Close(); err != nil {
 		return nil, err
@@ -461,14 +468,64 @@ func writeLayer(dir, key string, modTime time.Time, rules []dirRule, trees strin
 // the owner, mode and time its tar header says, as extract gives them. Directories are
 // made afresh. Entries come in the walk's order, parents first, and a walk follows no
 // link, so no entry's path crosses one.
+//
+// A goroutine of its own makes the entries, in the order they came, beside the walk that
+// reads and tars the files: their six system calls an entry took a third of the time of
+// writing Django's dependency layer (0.33 s of 0.87 s) when the walk made them itself.
+// The walk has opened a file before its entry is queued, and has listed a directory
+// before any entry in it is, so moving a file never disturbs what the walk reads.
 type treeMirror struct {
 	root   string
 	asRoot bool
 	dirs   []dirMode
+	queue  chan mirrorEntry
+	done   chan struct{}
+	err    error // the first entry that could not be made; set before done closes
+	closed bool
 }
 
-// add makes the entry h, written from the host file src, in the tree.
+// mirrorEntry is an entry queued for the tree: its header, and the host file it is from.
+type mirrorEntry struct {
+	h   tar.Header
+	src string
+}
+
+// newTreeMirror starts a mirror making its tree at root.
+func newTreeMirror(root string, asRoot bool) *treeMirror {
+	m := &treeMirror{root: root, asRoot: asRoot, queue: make(chan mirrorEntry, 4096), done: make(chan struct{})}
+	go func() {
+		defer close(m.done)
+		for e := range m.queue {
+			if m.err != nil {
+				continue
+			}
+			if err := m.make(&e.h, e.src); err != nil {
+				m.err = err
+			}
+		}
+	}()
+	return m
+}
+
+// add queues the entry h, written from the host file src, for the tree.
 func (m *treeMirror) add(h *tar.Header, src string) error {
+	m.queue <- mirrorEntry{*h, src}
+	return nil
+}
+
+// finish waits for every queued entry to be made, and gives the first that could not be.
+// It may be called again.
+func (m *treeMirror) finish() error {
+	if !m.closed {
+		m.closed = true
+		close(m.queue)
+	}
+	<-m.done
+	return m.err
+}
+
+// make makes the entry h, written from the host file src, in the tree.
+func (m *treeMirror) make(h *tar.Header, src string) error {
 	rel := path.Clean("/" + h.Name)
 	if rel == "/" {
 		return nil

@@ -694,6 +694,14 @@ func TestLayerTreeIsTheExtraction(t *testing.T) {
 	if after, err := os.Stat(stamp); err != nil || !os.SameFile(before, after) {
 		t.Errorf("the tree made first was replaced (%v)", err)
 	}
+	// An entry the tree cannot take (its file is gone) fails the layer, though the walk
+	// that queued it went on.
+	if _, err := writeLayerTree(layersDir, "", DefaultEpoch, rules, cacheDir, nil, nil, func(w *normalisingWriter) error {
+		w.src = filepath.Join(t.TempDir(), "gone")
+		return w.file("opt/venv/gone.py", false, 0, strings.NewReader(""))
+	}); err == nil || !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a layer whose tree could not take an entry: error %v", err)
+	}
 	if left, _ := filepath.Glob(filepath.Join(cacheDir, treesDir, ".extract-*")); len(left) > 0 {
 		t.Errorf("temporary trees left: %v", left)
 	}
