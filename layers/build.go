@@ -72,6 +72,22 @@ type Options struct {
 	// layers as they are written.
 	Tap    func() TarTap
 	Logger hclog.Logger
+
+	// scrap, set by Build, removes scratch directories beside the rest of the build, which
+	// waits for it before it lets the cache go (removeScratch).
+	scrap *sync.WaitGroup
+}
+
+// removeScratch removes the scratch directory dir: beside the build when Build runs it,
+// at once otherwise. Its files are nothing the build reads again: uv's cache of an
+// install, whose 5,000 names took 0.09 s of a Django build to remove, goes while the
+// build steps run on one CPU.
+func removeScratch(opts Options, dir string) {
+	if opts.scrap == nil {
+		os.RemoveAll(dir)
+		return
+	}
+	opts.scrap.Go(func() { os.RemoveAll(dir) })
 }
 
 // A TarTap is handed a layer's tar as the build streams or writes it, for work that would
@@ -154,6 +170,8 @@ func Build(ctx context.Context, p *plan.Plan, opts Options) (*Result, error) {
 		return nil, err
 	}
 	defer unlock()
+	opts.scrap = &sync.WaitGroup{}
+	defer opts.scrap.Wait()
 	cleanScratch(opts.CacheDir, log)
 
 	b := &building{plan: p, opts: opts, rules: rules}
@@ -831,7 +849,7 @@ func dependencyLayer(ctx context.Context, p *plan.Plan, base v1.Image, rootFS fu
 	if err != nil {
 		return nil, false, nil, err
 	}
-	defer os.RemoveAll(tmp)
+	defer removeScratch(opts, tmp)
 	pd := p.Dependencies
 	req := InstallRequest{
 		Root: root, Over: system, Source: opts.Source, AppTree: appTree, AppDir: p.App.Dir,

@@ -322,9 +322,6 @@ func (pi *SandboxInstaller) Install(ctx context.Context, req InstallRequest) (st
 			Root: req.Root, Over: req.Over, Upper: upper, Args: st.Args, Env: env, Dir: req.AppDir,
 			Hostname: "pyship-build", Mounts: mounts, Egress: egress, Limits: pi.Limits, Stdout: w, Stderr: w,
 		})
-		if err := dropUVCache(upper); err != nil {
-			log.Debug("uv's cache of the install stays in scratch; the layer's tree copies the files it links", "error", err)
-		}
 		if err := stepFailure(err, st, req, out.String(), timeout, refused, log); err != nil {
 			return "", err
 		}
@@ -343,23 +340,6 @@ func (pi *SandboxInstaller) Install(ctx context.Context, req InstallRequest) (st
 		return "", err
 	}
 	return venv, nil
-}
-
-// dropUVCache removes the uv step's cache (uvCache) from the sandbox's writable layer
-// upper. The sandbox wrote upper: it is removed through an os.Root, so no link the step
-// put on the way (a /root that leads to the host's /etc) takes the removal elsewhere. A
-// cache it cannot remove is no failure: it stays in scratch, as do its files' second
-// names, and the layer's tree copies those files instead of moving them.
-func dropUVCache(upper string) error {
-	root, err := os.OpenRoot(upper)
-	if err != nil {
-		return err
-	}
-	defer root.Close()
-	if err := root.RemoveAll(strings.TrimPrefix(uvCache, "/")); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	return nil
 }
 
 // dropUVState removes what uv leaves in a venv for itself: the .lock file it takes while
@@ -488,12 +468,12 @@ func uvCannotRead(out string) string {
 	return strings.TrimSpace(uvUnreadableRe.FindString(out))
 }
 
-// uvCache is where uv keeps what it downloads and unpacks during one install step: in the
+// uvCache is where uv keeps what it downloads and unpacks during an install: in the
 // sandbox's own writable layer, on the venv's file system, so uv hard-links the unpacked
 // files into the venv instead of copying them (0.2 to 0.4 s of a Django install, whose
-// 30 packages unpack to 82 MB). It is removed after each step (dropUVCache): no later
-// build reads it, so no build can poison another's, and no file of the venv keeps a
-// second name.
+// 30 packages unpack to 82 MB). It goes with the install's scratch: no later build reads
+// it, so no build can poison another's. The layer's tree takes the venv's files by
+// moving them all the same (treeMirror.moveFile).
 const uvCache = "/root/.cache/pyship-uv"
 
 // uvEnv has uv install as pip would on this machine: from indexes, the ones pip uses (uv reads

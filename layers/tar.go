@@ -478,11 +478,16 @@ type treeMirror struct {
 	root   string
 	asRoot bool
 	dirs   []dirMode
+	// moved are the files with more than one name moved into the tree so far.
+	moved  map[inode]struct{}
 	queue  chan mirrorEntry
 	done   chan struct{}
 	err    error // the first entry that could not be made; set before done closes
 	closed bool
 }
+
+// inode tells files apart across their names.
+type inode struct{ dev, ino uint64 }
 
 // mirrorEntry is an entry queued for the tree: its header, and the host file it is from.
 type mirrorEntry struct {
@@ -492,7 +497,7 @@ type mirrorEntry struct {
 
 // newTreeMirror starts a mirror making its tree at root.
 func newTreeMirror(root string, asRoot bool) *treeMirror {
-	m := &treeMirror{root: root, asRoot: asRoot, queue: make(chan mirrorEntry, 4096), done: make(chan struct{})}
+	m := &treeMirror{root: root, asRoot: asRoot, moved: map[inode]struct{}{}, queue: make(chan mirrorEntry, 4096), done: make(chan struct{})}
 	go func() {
 		defer close(m.done)
 		for e := range m.queue {
@@ -549,7 +554,7 @@ func (m *treeMirror) make(h *tar.Header, src string) error {
 		if src == "" {
 			return fmt.Errorf("%s: written from no file to move into the layer's tree", h.Name)
 		}
-		if err := moveFile(src, target); err != nil {
+		if err := m.moveFile(src, target); err != nil {
 			return err
 		}
 		// What the sandbox set on the file beyond its bytes (file capabilities, ACLs,
@@ -574,16 +579,23 @@ func (m *treeMirror) make(h *tar.Header, src string) error {
 	return os.Chtimes(target, h.ModTime, h.ModTime)
 }
 
-// moveFile moves the file src to target. A regular file with more than one name is
-// copied instead: extraction gives each name a file of its own, which its header's owner
-// and mode are then set on.
-func moveFile(src, target string) error {
+// moveFile moves the file src to target. A regular file the tree has already taken under
+// another name (a hard link inside the tree the layer is made of) is copied instead:
+// extraction gives each name a file of its own, which its header's owner and mode are then
+// set on. A file whose other names are all outside that tree moves: they are scratch too,
+// like the cache uv hard-links a venv's files from, and go with it.
+func (m *treeMirror) moveFile(src, target string) error {
 	info, err := os.Lstat(src)
 	if err != nil {
 		return err
 	}
 	st, ok := info.Sys().(*syscall.Stat_t)
 	if !info.Mode().IsRegular() || !ok || st.Nlink <= 1 {
+		return os.Rename(src, target)
+	}
+	id := inode{uint64(st.Dev), st.Ino}
+	if _, taken := m.moved[id]; !taken {
+		m.moved[id] = struct{}{}
 		return os.Rename(src, target)
 	}
 	in, err := os.Open(src)

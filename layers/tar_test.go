@@ -625,6 +625,12 @@ func TestLayerTreeIsTheExtraction(t *testing.T) {
 		return src
 	}
 	src := scratch()
+	// A second name outside the tree, as uv's cache in the install's scratch gives the
+	// venv's files: the file moves all the same.
+	cached := filepath.Join(t.TempDir(), "cached.py")
+	if err := os.Link(filepath.Join(src, "lib/other/module.py"), cached); err != nil {
+		t.Fatal(err)
+	}
 	// What a sandboxed install may set beyond a file's bytes does not reach the tree.
 	xattrFile := filepath.Join(src, "lib/pkg/__init__.py")
 	if err := unix.Lsetxattr(xattrFile, "user.pyship-test", []byte("planted"), 0); err != nil {
@@ -646,6 +652,11 @@ func TestLayerTreeIsTheExtraction(t *testing.T) {
 	mirrored := filepath.Join(cacheDir, treesDir, d.Hex)
 	if _, err := os.Stat(filepath.Join(src, "lib/other/module.py")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("the scratch tree's file is still there (%v): it was copied, not moved", err)
+	}
+	if a, err := os.Stat(cached); err != nil {
+		t.Fatal(err)
+	} else if b, err := os.Stat(filepath.Join(mirrored, "opt/venv/lib/other/module.py")); err != nil || !os.SameFile(a, b) {
+		t.Errorf("a file with a second name outside the tree was copied, not moved (%v)", err)
 	}
 
 	// The same layer, extracted into another cache.
