@@ -83,11 +83,16 @@ type Options struct {
 // install, whose 5,000 names took 0.09 s of a Django build to remove, goes while the
 // build steps run on one CPU.
 func removeScratch(opts Options, dir string) {
+	remove := func() {
+		if err := os.RemoveAll(dir); err != nil {
+			opts.Logger.Warn("could not remove a build's scratch directory; the next build tries again", "path", dir, "error", err)
+		}
+	}
 	if opts.scrap == nil {
-		os.RemoveAll(dir)
+		remove()
 		return
 	}
-	opts.scrap.Go(func() { os.RemoveAll(dir) })
+	opts.scrap.Go(remove)
 }
 
 // A TarTap is handed a layer's tar as the build streams or writes it, for work that would

@@ -478,9 +478,9 @@ const uvCache = "/root/.cache/pyship-uv"
 
 // uvEnv has uv install as pip would on this machine: from indexes, the ones pip uses (uv reads
 // neither PIP_* variables nor pip.conf), weighing every index for the best version as pip
-// does, trusting the CA bundle handed in (SSL_CERT_FILE), with a cache of the step's own
-// (uvCache), no configuration file of the repository's, plain output and never a Python of
-// its own.
+// does, trusting the CA bundle handed in (SSL_CERT_FILE), with a cache of the install's
+// own (uvCache, shared by its steps and removed with its scratch), no configuration file
+// of the repository's, plain output and never a Python of its own.
 func uvEnv(indexes []string, buildConstraints bool) []string {
 	env := []string{
 		"UV_CACHE_DIR=" + uvCache, "UV_LINK_MODE=hardlink", "UV_NO_PROGRESS=1", "NO_COLOR=1", "UV_NO_CONFIG=1",

@@ -618,7 +618,11 @@ func TestLayerTreeIsTheExtraction(t *testing.T) {
 		if err := os.Chmod(filepath.Join(src, "bin/tool"), 0o700); err != nil {
 			t.Fatal(err)
 		}
-		// Two names of one file, which the rules give different owners and modes.
+		// Two names of one executable file, which the rules give different owners and
+		// modes: the database's rule makes it 0664.
+		if err := os.Chmod(filepath.Join(src, "lib/pkg/data/db.sqlite3"), 0o755); err != nil {
+			t.Fatal(err)
+		}
 		if err := os.Link(filepath.Join(src, "lib/pkg/data/db.sqlite3"), filepath.Join(src, "lib/pkg/linked.sqlite3")); err != nil {
 			t.Fatal(err)
 		}
@@ -682,6 +686,9 @@ func TestLayerTreeIsTheExtraction(t *testing.T) {
 	}
 	if !strings.Contains(describeTree(t, mirrored), "opt/venv/lib/pkg/data/db.sqlite3 file 664") {
 		t.Errorf("the rules were not applied to the tree:\n%s", describeTree(t, mirrored))
+	}
+	if !strings.Contains(describeTree(t, mirrored), "opt/venv/lib/pkg/linked.sqlite3 file 755") {
+		t.Errorf("the second name of an executable database lost its executable bit:\n%s", describeTree(t, mirrored))
 	}
 
 	// Written again from another scratch tree: the tree made first stays.
@@ -799,5 +806,62 @@ func TestLayerCompressionIgnoresWorkers(t *testing.T) {
 	}
 	if br.Len() != 0 {
 		t.Errorf("%d bytes after the first gzip stream", br.Len())
+	}
+}
+
+// TestMoveFile: the tree takes a file with other names by moving it, unless it took the
+// file under another name already, or the header changes whether it is executable, which
+// the walk still reads under the other names.
+func TestMoveFile(t *testing.T) {
+	for _, c := range []struct {
+		name       string
+		mode       os.FileMode
+		executable bool
+		taken      bool
+		moved      bool
+	}{
+		{"a second name outside the tree", 0o644, false, false, true},
+		{"executable, and so says the header", 0o755, true, false, true},
+		{"executable, and the header says not", 0o755, false, false, false},
+		{"not executable, and the header says it is", 0o644, true, false, false},
+		{"taken under another name already", 0o644, false, true, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			src, other, target := filepath.Join(dir, "src"), filepath.Join(dir, "other"), filepath.Join(dir, "target")
+			if err := os.WriteFile(src, []byte("data"), c.mode); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(src, c.mode); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Link(src, other); err != nil {
+				t.Fatal(err)
+			}
+			m := newTreeMirror(dir, false)
+			defer m.finish()
+			if c.taken {
+				if err := m.moveFile(other, filepath.Join(dir, "first"), c.executable); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := m.moveFile(src, target, c.executable); err != nil {
+				t.Fatal(err)
+			}
+			a, err := os.Stat(target)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := os.Stat(filepath.Join(dir, map[bool]string{false: "other", true: "first"}[c.taken]))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := os.SameFile(a, b); got != c.moved {
+				t.Errorf("moved (one file with the other name): %v, want %v", got, c.moved)
+			}
+			if data, err := os.ReadFile(target); err != nil || string(data) != "data" {
+				t.Errorf("target holds %q (%v)", data, err)
+			}
+		})
 	}
 }
