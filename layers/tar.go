@@ -94,9 +94,9 @@ func (w *normalisingWriter) writeHeader(h *tar.Header) error {
 	if w.mirror == nil {
 		return nil
 	}
-	src := w.src
+	w.mirror.add(h, w.src)
 	w.src = ""
-	return w.mirror.add(h, src)
+	return nil
 }
 
 // dirRule gives a directory of a layer, and with subdirs every directory below it, an
@@ -514,10 +514,10 @@ func newTreeMirror(root string, asRoot bool) *treeMirror {
 	return m
 }
 
-// add queues the entry h, written from the host file src, for the tree.
-func (m *treeMirror) add(h *tar.Header, src string) error {
+// add queues the entry h, written from the host file src, for the tree; an entry that
+// cannot be made is finish's error.
+func (m *treeMirror) add(h *tar.Header, src string) {
 	m.queue <- mirrorEntry{*h, src}
-	return nil
 }
 
 // finish waits for every queued entry to be made, and gives the first that could not be.
